@@ -1,0 +1,479 @@
+#!/usr/bin/env bash
+# Provision and run the real services the integration tests use:
+# FerretDB (MongoDB wire protocol on SQLite) and a Consul dev agent, plus the
+# Debian packages nginx, redis-server and wrk.
+#
+# Usage: scripts/test-services.sh COMMAND [ARGS]
+#   install                     build/install whatever is missing (idempotent)
+#   start   [ferretdb|consul|all]   start on free loopback ports, wait until ready,
+#                               write and print $RUN/env
+#   stop    [--keep] [ferretdb|consul|all]
+#                               stop; without --keep the service's files go, and the
+#                               run dir goes once nothing is left running. With
+#                               --keep, a later `start NAME` reuses port and data.
+#   restart [ferretdb|consul|all]   stop and start again on the same port and data dir
+#   status                      say what is running
+#   env                         print $RUN/env (source it: `. "$RUN/env"`)
+#
+# Environment:
+#   FILESTORAGE_CACHE  binaries and build dirs (default ~/.cache/filestorage)
+#   FILESTORAGE_RUN    pid files, logs, data dirs, env file (default /tmp/filestorage-services)
+#   FILESTORAGE_WAIT   seconds to wait for a service to answer (default 30)
+#
+# For each started service NAME, $RUN holds NAME.pid, NAME.log, NAME/ (data dir),
+# NAME.cmd (the exact command line, shell-quoted, one line) and NAME.argv.json (the
+# same as a JSON array, for spawn(argv[0], argv.slice(1)) in a test). A test that
+# restarts a service itself should run exactly that command, so that `stop` still
+# finds the process (it matches on the command line, not only on the pid file).
+set -euo pipefail
+
+readonly FERRETDB_VERSION=v1.24.2
+readonly CONSUL_VERSION=v1.14.11
+readonly SERVICES=(ferretdb consul)
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE_DIR=${FILESTORAGE_CACHE:-$HOME/.cache/filestorage}
+BIN_DIR=$CACHE_DIR/bin
+RUN_DIR=${FILESTORAGE_RUN:-/tmp/filestorage-services}
+WAIT_SECONDS=${FILESTORAGE_WAIT:-30}
+STOP_SECONDS=10
+
+log() { printf '%s\n' "test-services: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- install
+
+# True when $1 exists, runs, and its version output mentions $2.
+binary_answers() {
+  local bin=$1 want=$2; shift 2
+  [[ -x $bin ]] || return 1
+  local out
+  out=$("$bin" "$@" 2>/dev/null) || return 1
+  [[ $out == *"$want"* ]]
+}
+
+ferretdb_ok() { binary_answers "$BIN_DIR/ferretdb" "$FERRETDB_VERSION" --version; }
+consul_ok() { binary_answers "$BIN_DIR/consul" "Consul $CONSUL_VERSION" version; }
+
+need_go() { command -v go >/dev/null || die "go is needed to build $1 (not found on PATH)"; }
+
+# Fresh throwaway module dir under the cache for building one tool.
+new_build_dir() {
+  local dir=$CACHE_DIR/build/$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  printf '%s' "$dir"
+}
+
+install_ferretdb() {
+  if ferretdb_ok; then
+    log "ferretdb $FERRETDB_VERSION: already built at $BIN_DIR/ferretdb"
+    return
+  fi
+  need_go ferretdb
+  log "ferretdb $FERRETDB_VERSION: building (a minute or two) ..."
+  local dir
+  dir=$(new_build_dir ferretdb)
+  printf 'module filestorage.local/ferretbuild\n\ngo 1.22\n' >"$dir/go.mod"
+  printf '//go:build tools\n\npackage ferretbuild\n\nimport _ "github.com/FerretDB/FerretDB/cmd/ferretdb"\n' >"$dir/tools.go"
+  mkdir -p "$BIN_DIR"
+  (
+    cd "$dir"
+    go get "github.com/FerretDB/FerretDB@$FERRETDB_VERSION"
+    go mod tidy -e
+    # The module zip lacks build/version/version.txt, which FerretDB embeds and
+    # checks at start ("Invalid build/version/version.txt file content" panic);
+    # vendoring gives us a tree where we can put it back.
+    go mod vendor
+    echo "$FERRETDB_VERSION" >vendor/github.com/FerretDB/FerretDB/build/version/version.txt
+    go build -mod=vendor -o "$BIN_DIR/ferretdb.tmp" github.com/FerretDB/FerretDB/cmd/ferretdb
+  )
+  mv -f "$BIN_DIR/ferretdb.tmp" "$BIN_DIR/ferretdb"
+  ferretdb_ok || die "built $BIN_DIR/ferretdb but it does not print $FERRETDB_VERSION"
+  log "ferretdb $FERRETDB_VERSION: built $BIN_DIR/ferretdb"
+}
+
+install_consul() {
+  if consul_ok; then
+    log "consul $CONSUL_VERSION: already built at $BIN_DIR/consul"
+    return
+  fi
+  need_go consul
+  # 1.14.x is the newest line buildable here: 1.15+ need the envoyextensions and
+  # troubleshoot submodules, which the Go proxy here refuses; 1.17+ are BSL anyway.
+  log "consul $CONSUL_VERSION: building (about 4 minutes on 2 cores) ..."
+  local dir
+  dir=$(new_build_dir consul)
+  printf 'module filestorage.local/consulbuild\n\ngo 1.20\n' >"$dir/go.mod"
+  printf '//go:build tools\n\npackage consulbuild\n\nimport _ "github.com/hashicorp/consul"\n' >"$dir/tools.go"
+  mkdir -p "$BIN_DIR"
+  (
+    cd "$dir"
+    go get "github.com/hashicorp/consul@$CONSUL_VERSION"
+    go mod tidy -e || true # -e still exits non-zero on some unresolvable test-only imports
+    go build -o "$BIN_DIR/consul.tmp" github.com/hashicorp/consul
+  )
+  mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
+  consul_ok || die "built $BIN_DIR/consul but it does not print $CONSUL_VERSION"
+  log "consul $CONSUL_VERSION: built $BIN_DIR/consul"
+}
+
+have_command() { PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null; }
+
+# apt-get install, as root or through sudo; `apt-get update` only when needed.
+apt_install() {
+  local as_root=(env DEBIAN_FRONTEND=noninteractive)
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+  local install=("${as_root[@]}" apt-get install -q -y --no-install-recommends "$@")
+  "${install[@]}" >&2 && return
+  log "apt-get install failed; running apt-get update and trying again"
+  "${as_root[@]}" apt-get update -q >&2 && "${install[@]}" >&2
+}
+
+# Debian packages: nginx and redis-server are required, wrk (benchmarks) is optional.
+install_packages() {
+  local missing=() pair pkg bin
+  for pair in nginx:nginx redis-server:redis-server; do
+    pkg=${pair%%:*} bin=${pair##*:}
+    if have_command "$bin"; then log "$pkg: already installed"; else missing+=("$pkg"); fi
+  done
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}" || die "could not install ${missing[*]}"
+    log "installed ${missing[*]}"
+  fi
+  if have_command wrk; then
+    log "wrk: already installed"
+  elif apt_install wrk; then
+    log "installed wrk"
+  else
+    log "warning: could not install wrk (only the benchmarks need it)"
+  fi
+}
+
+cmd_install() {
+  install_ferretdb
+  install_consul
+  install_packages
+}
+
+# ---------------------------------------------------------------- ports and processes
+
+# Prints N distinct free loopback ports. Each is free for both TCP and UDP
+# (Consul's DNS and Serf ports use both), and all sockets stay bound until every
+# port is chosen, so the N ports differ from each other.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+want, held, ports = int(sys.argv[1]), [], []
+while len(ports) < want:
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        udp.bind(("127.0.0.1", port))
+    except OSError:
+        tcp.close()
+        continue
+    held += [tcp, udp]
+    ports.append(port)
+print(" ".join(map(str, ports)))
+EOF
+}
+
+pid_file() { printf '%s/%s.pid' "$RUN_DIR" "$1"; }
+cmd_file() { printf '%s/%s.cmd' "$RUN_DIR" "$1"; }
+log_file() { printf '%s/%s.log' "$RUN_DIR" "$1"; }
+
+# The processes running NAME's recorded command line: the pid file's process if
+# its command line matches, plus any other exact match (a test may have
+# restarted the service itself with the recorded command).
+service_pids() {
+  local name=$1 want file args arg candidates
+  [[ -f $(cmd_file "$name") ]] || return 0
+  want=$(<"$(cmd_file "$name")")
+  # One grep narrows /proc down to processes with our binary as an argument.
+  mapfile -t candidates < <(grep -lzxF -- "$BIN_DIR/$name" /proc/[0-9]*/cmdline 2>/dev/null)
+  for file in "${candidates[@]}"; do
+    args=()
+    while IFS= read -r -d '' arg; do args+=("$arg"); done 2>/dev/null <"$file" || continue
+    ((${#args[@]})) || continue
+    if [[ $(printf '%q ' "${args[@]}") == "$want " ]]; then
+      file=${file#/proc/}
+      printf '%s\n' "${file%/cmdline}"
+    fi
+  done
+  return 0
+}
+
+is_running() { [[ -n $(service_pids "$1") ]]; }
+
+# Runs the recorded command in its own session, detached from our stdio (so a
+# caller like execFileSync does not wait on it), appending to NAME.log.
+launch() {
+  local name=$1 pidf
+  pidf=$(pid_file "$name")
+  rm -f "$pidf"
+  # shellcheck disable=SC2016 # $$, $1 and $2 are for the inner shell
+  # `exec` makes the pid the wrapper shell writes the pid of the service itself.
+  setsid bash -c 'echo $$ >"$1"; eval "exec $2"' launch "$pidf" "$(<"$(cmd_file "$name")")" \
+    </dev/null >>"$(log_file "$name")" 2>&1 &
+  local deadline=$((SECONDS + 5))
+  until [[ -s $pidf ]]; do
+    ((SECONDS < deadline)) || die "$name: no pid file after 5 s"
+    sleep 0.1
+  done
+}
+
+# Polls `check_NAME` until it succeeds, the process dies, or WAIT_SECONDS pass.
+wait_ready() {
+  local name=$1 deadline=$((SECONDS + WAIT_SECONDS))
+  while ! "check_$name"; do
+    if ! is_running "$name"; then
+      log "$name exited during start-up; last lines of $(log_file "$name"):"
+      tail -n 20 "$(log_file "$name")" >&2
+      exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name did not answer within ${WAIT_SECONDS}s; last lines of $(log_file "$name"):"
+      tail -n 20 "$(log_file "$name")" >&2
+      stop_service "$name"
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+# Records the command line as NAME.cmd (shell-quoted) and NAME.argv.json.
+record_command() {
+  local name=$1; shift
+  { printf '%q ' "$@" | sed 's/ $//'; echo; } >"$(cmd_file "$name")"
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >"$RUN_DIR/$name.argv.json"
+}
+
+# ---------------------------------------------------------------- FerretDB
+
+check_ferretdb() {
+  local port
+  port=$(<"$RUN_DIR/ferretdb.port")
+  local driver=$REPO_DIR/node_modules/mongodb
+  if command -v node >/dev/null && [[ -d $driver ]]; then
+    # A real `ping` through the official driver: proves the backend is up too.
+    node -e '
+      const { MongoClient } = require(process.argv[1]);
+      const client = new MongoClient(process.argv[2], { serverSelectionTimeoutMS: 1000, connectTimeoutMS: 1000 });
+      client.db("admin").command({ ping: 1 })
+        .then((r) => r.ok === 1, () => false)
+        .then(async (ok) => { await client.close(); process.exit(ok ? 0 : 1); });
+    ' "$driver" "mongodb://127.0.0.1:$port/" 2>/dev/null
+  else
+    # No driver installed yet: a TCP connect is the best we can do.
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+  fi
+}
+
+# Chooses port and data dir (first start only) and records the command line.
+prepare_ferretdb() {
+  [[ -f $(cmd_file ferretdb) ]] && return
+  local port dir=$RUN_DIR/ferretdb
+  port=$(free_ports 1)
+  mkdir -p "$dir"
+  echo "$port" >"$RUN_DIR/ferretdb.port"
+  # --debug-addr=- turns off the metrics/pprof HTTP listener (default :8088);
+  # --state-dir keeps state.json out of the working directory.
+  record_command ferretdb "$BIN_DIR/ferretdb" \
+    --handler=sqlite --sqlite-url="file:$dir/" --state-dir="$dir" \
+    --listen-addr="127.0.0.1:$port" --debug-addr=- \
+    --telemetry=disable --log-level=warn
+  cat >"$RUN_DIR/ferretdb.env" <<EOF
+export MONGODB_URI=mongodb://127.0.0.1:$port/
+export FERRETDB_BIN=$BIN_DIR/ferretdb
+export FERRETDB_PORT=$port
+export FERRETDB_DATA_DIR=$dir
+export FERRETDB_CMD_FILE=$(cmd_file ferretdb)
+export FERRETDB_ARGV_FILE=$RUN_DIR/ferretdb.argv.json
+export FERRETDB_PID_FILE=$(pid_file ferretdb)
+export FERRETDB_LOG=$(log_file ferretdb)
+EOF
+}
+
+# ---------------------------------------------------------------- Consul
+
+check_consul() {
+  local leader
+  leader=$(curl -sf --max-time 2 "http://127.0.0.1:$(<"$RUN_DIR/consul.port")/v1/status/leader") || return 1
+  [[ -n $leader && $leader != '""' ]]
+}
+
+prepare_consul() {
+  [[ -f $(cmd_file consul) ]] && return
+  local dir=$RUN_DIR/consul http dns grpc server serf_lan serf_wan
+  read -r http dns grpc server serf_lan serf_wan <<<"$(free_ports 6)"
+  mkdir -p "$dir"
+  echo "$http" >"$RUN_DIR/consul.port"
+  # -dev keeps the catalog in memory: after a restart the agent is empty and
+  # services must register again. -dev would also open gRPC-TLS on the fixed
+  # port 8503 (-1 turns it off), and disable_update_check stops the agent from
+  # calling HashiCorp's checkpoint service.
+  record_command consul "$BIN_DIR/consul" agent -dev \
+    -bind=127.0.0.1 -client=127.0.0.1 -node=filestorage-test -data-dir="$dir" \
+    -http-port="$http" -dns-port="$dns" -grpc-port="$grpc" -grpc-tls-port=-1 \
+    -server-port="$server" -serf-lan-port="$serf_lan" -serf-wan-port="$serf_wan" \
+    -hcl="disable_update_check = true" -log-level=info
+  cat >"$RUN_DIR/consul.env" <<EOF
+export CONSUL_HTTP_ADDR=127.0.0.1:$http
+export CONSUL_DNS_PORT=$dns
+export CONSUL_BIN=$BIN_DIR/consul
+export CONSUL_DATA_DIR=$dir
+export CONSUL_CMD_FILE=$(cmd_file consul)
+export CONSUL_ARGV_FILE=$RUN_DIR/consul.argv.json
+export CONSUL_PID_FILE=$(pid_file consul)
+export CONSUL_LOG=$(log_file consul)
+EOF
+}
+
+# ---------------------------------------------------------------- start / stop
+
+# $RUN/env: the common part plus each prepared service's fragment.
+write_env() {
+  {
+    echo "# written by scripts/test-services.sh; source it"
+    echo "export FILESTORAGE_RUN=$RUN_DIR"
+    echo "export FILESTORAGE_CACHE=$CACHE_DIR"
+    local name
+    for name in "${SERVICES[@]}"; do
+      [[ -f $RUN_DIR/$name.env ]] && cat "$RUN_DIR/$name.env"
+    done
+  } >"$RUN_DIR/env"
+}
+
+start_service() {
+  local name=$1
+  command -v python3 >/dev/null || die "python3 is needed (free ports, argv.json)"
+  command -v curl >/dev/null || die "curl is needed (Consul readiness check)"
+  "${name}_ok" || "install_$name"
+  mkdir -p "$RUN_DIR"
+  if is_running "$name"; then
+    log "$name: already running (pid $(service_pids "$name" | head -n 1))"
+    return
+  fi
+  local reuse=""
+  [[ -f $(cmd_file "$name") ]] && reuse=" (same port and data dir as before)"
+  "prepare_$name"
+  launch "$name"
+  wait_ready "$name"
+  log "$name: ready, pid $(<"$(pid_file "$name")")$reuse"
+}
+
+# TERM, then KILL after STOP_SECONDS.
+stop_service() {
+  local name=$1 pids
+  mapfile -t pids < <(service_pids "$name")
+  if ((${#pids[@]} == 0)); then
+    log "$name: not running"
+  else
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_SECONDS))
+    while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
+    mapfile -t pids < <(service_pids "$name")
+    if ((${#pids[@]})); then
+      log "$name: still running after ${STOP_SECONDS}s, killing"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      sleep 0.2
+    fi
+    log "$name: stopped"
+  fi
+  rm -f "$(pid_file "$name")"
+}
+
+forget_service() {
+  local name=$1
+  rm -rf "${RUN_DIR:?}/$name" "$RUN_DIR/$name".{cmd,argv.json,pid,port,env,log}
+}
+
+# Expands "", "all" or a name into the array SELECTED.
+select_services() {
+  case ${1:-all} in
+    all) SELECTED=("${SERVICES[@]}") ;;
+    ferretdb | consul) SELECTED=("$1") ;;
+    *) die "unknown service '$1' (ferretdb, consul or all)" ;;
+  esac
+}
+
+cmd_start() {
+  local name
+  select_services "${1:-}"
+  for name in "${SELECTED[@]}"; do start_service "$name"; done
+  write_env
+  cat "$RUN_DIR/env"
+}
+
+cmd_stop() {
+  local keep=false
+  if [[ ${1:-} == --keep ]]; then keep=true; shift; fi
+  [[ -d $RUN_DIR ]] || { log "nothing to stop ($RUN_DIR does not exist)"; return; }
+  local name
+  select_services "${1:-}"
+  for name in "${SELECTED[@]}"; do
+    stop_service "$name"
+    $keep || forget_service "$name"
+  done
+  if $keep; then return; fi
+  for name in "${SERVICES[@]}"; do
+    if is_running "$name"; then
+      write_env
+      return
+    fi
+  done
+  rm -rf "$RUN_DIR"
+  log "removed $RUN_DIR"
+}
+
+cmd_restart() {
+  local name
+  select_services "${1:-}"
+  for name in "${SELECTED[@]}"; do
+    stop_service "$name"
+    start_service "$name"
+  done
+  write_env
+}
+
+cmd_status() {
+  local name
+  for name in "${SERVICES[@]}"; do
+    if is_running "$name"; then
+      echo "$name: running (pid $(service_pids "$name" | tr '\n' ' ' | sed 's/ $//'))"
+    elif [[ -f $(cmd_file "$name") ]]; then
+      echo "$name: stopped (port and data kept)"
+    else
+      echo "$name: not started"
+    fi
+  done
+}
+
+cmd_env() {
+  [[ -f $RUN_DIR/env ]] || die "no $RUN_DIR/env: run '$0 start' first"
+  cat "$RUN_DIR/env"
+}
+
+usage() {
+  sed -n '/^# Usage:/,/^# For each/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+main() {
+  local command=${1:-}
+  shift || true
+  case $command in
+    install) cmd_install ;;
+    start) cmd_start "$@" ;;
+    stop) cmd_stop "$@" ;;
+    restart) cmd_restart "$@" ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,73 @@
+/**
+ * The node adapter's service: stores, the composed app, the HTTP server and the sweeper, started
+ * and stopped together. `main.ts` runs it as a process; tests start it in-process.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { createFileStorageApp } from '../../handlers/index.js'
+import type { StoreRegistry } from '../../storage/index.js'
+import type { Config } from './config.js'
+import { accessLog } from './access-log.js'
+import { type RunningServer, serve } from './server.js'
+import { openStores } from './stores.js'
+
+/** The package version, from the nearest package.json above this module (in src/ or in dist/src/). */
+export const VERSION: string = (() => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'filestorage' && pkg.version) return pkg.version
+    } catch {
+      // not here: look one folder up
+    }
+  }
+  return 'unknown'
+})()
+
+export interface Service {
+  config: Config
+  stores: StoreRegistry
+  http: RunningServer
+  /** Graceful: stop accepting, finish requests in flight, stop the sweeper, close the stores. */
+  stop(): Promise<void>
+}
+
+export async function startService(config: Config, log: (line: string) => void = console.log): Promise<Service> {
+  const stores = await openStores(config)
+  const api = createFileStorageApp({
+    stores,
+    ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
+    service: { name: config.SERVICE_NAME, version: VERSION },
+  })
+  const app = new OpenAPIHono()
+  if (config.LOG_REQUESTS) app.use(accessLog(log))
+  app.route('/', api)
+
+  const http = await serve(app.fetch, { host: config.HOST, port: config.PORT })
+  const sweep = async () => {
+    for (const [name, driver] of stores.entries()) {
+      try {
+        const { removed } = await driver.sweep()
+        if (removed > 0) log(`[filestorage] sweeper: removed ${removed} leftovers from store "${name}"`)
+      } catch (e) {
+        log(`[filestorage] sweeper: store "${name}" failed: ${(e as Error).message}`)
+      }
+    }
+  }
+  void sweep() // leftovers of a crash go at start-up
+  const sweeper = setInterval(sweep, config.SWEEP_INTERVAL_SECONDS * 1000)
+  sweeper.unref()
+
+  return {
+    config,
+    stores,
+    http,
+    async stop() {
+      clearInterval(sweeper)
+      await http.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
+      await stores.close()
+    },
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * abortupload: `DELETE /{store}/abortupload/{uploadId}` discards an upload and its parts.
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { StoreParam, UploadIdParam } from './schemas.js'
+
+export const abortUploadRoute = createRoute({
+  method: 'delete',
+  path: '/{store}/abortupload/{uploadId}',
+  operationId: 'abortUpload',
+  tags: ['uploads in parts'],
+  summary: 'Discard an upload and its parts',
+  request: { params: z.object({ store: StoreParam, uploadId: UploadIdParam }) },
+  responses: { 204: { description: 'Discarded' }, ...errorResponses(404, 503) },
+})
+
+export function createAbortUploadHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+  app.openapi(abortUploadRoute, async (c) => {
+    const { store, uploadId } = c.req.valid('param')
+    await deps.stores.get(store).abortUpload(uploadId)
+    return c.body(null, 204)
+  })
+  return app
+}

@@ -1,0 +1,52 @@
+/**
+ * completeupload: `POST /{store}/completeupload/{uploadId}` assembles the parts, in order, into the
+ * file, atomically.
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { fileInfo, MAX_PART_NUMBER, parseSha256, type CompleteUploadOptions } from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { FileInfoSchema, StoreParam, UploadIdParam } from './schemas.js'
+
+const CompleteUploadBody = z
+  .object({
+    parts: z
+      .array(z.number().int().min(1).max(MAX_PART_NUMBER))
+      .max(MAX_PART_NUMBER)
+      .optional()
+      .openapi({ description: 'Parts to assemble, ascending; all received parts (1..N, no gap) when omitted.' }),
+    sha256: z.string().optional().openapi({ description: 'Hex sha256 the assembled file must have.' }),
+  })
+  .openapi('CompleteUploadRequest')
+
+export const completeUploadRoute = createRoute({
+  method: 'post',
+  path: '/{store}/completeupload/{uploadId}',
+  operationId: 'completeUpload',
+  tags: ['uploads in parts'],
+  summary: 'Assemble the parts into the file',
+  description: 'A missing part gives `409 upload_incomplete`; the upload stays open so it can be sent.',
+  request: {
+    params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
+    body: { content: { 'application/json': { schema: CompleteUploadBody } }, required: false },
+  },
+  responses: {
+    200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
+    201: { description: 'Created the file', content: { 'application/json': { schema: FileInfoSchema } } },
+    ...errorResponses(400, 404, 409, 412, 413, 503),
+  },
+})
+
+export function createCompleteUploadHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+  app.openapi(completeUploadRoute, async (c) => {
+    const { store, uploadId } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const options: CompleteUploadOptions = {}
+    if (body.parts) options.parts = body.parts
+    if (body.sha256) options.expectedSha256 = parseSha256(body.sha256)
+    const { file, created } = await deps.stores.get(store).completeUpload(uploadId, options)
+    return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
+  })
+  return app
+}

@@ -1,0 +1,59 @@
+/**
+ * createupload: `POST /{store}/createupload/{path}` starts a large upload in parts (SPEC 3.3).
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { parsePath, validateMetadata, type CreateUploadOptions } from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { metadataHeader, writePreconditions } from './request-options.js'
+import { MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
+
+const CreateUploadBody = z
+  .object({
+    contentType: z.string().optional().openapi({ description: 'Content type of the assembled file.' }),
+    metadata: MetadataSchema.optional(),
+  })
+  .openapi('CreateUploadRequest')
+
+export const createUploadRoute = createRoute({
+  method: 'post',
+  path: '/{store}/createupload/{path{.+}}',
+  operationId: 'createUpload',
+  tags: ['uploads in parts'],
+  summary: 'Start an upload in parts',
+  description:
+    'Parts are then sent with uploadpart (numbered from 1, any order, in parallel; re-sending replaces) and ' +
+    'assembled by completeupload. `If-None-Match: *` and `If-Match` are checked now and again at completion.',
+  request: {
+    params: z.object({ store: StoreParam, path: PathParam }),
+    headers: z.object({
+      'if-none-match': z.string().optional(),
+      'if-match': z.string().optional(),
+      'x-file-metadata': z.string().optional(),
+    }),
+    body: { content: { 'application/json': { schema: CreateUploadBody } }, required: false },
+  },
+  responses: {
+    201: { description: 'The upload', content: { 'application/json': { schema: UploadSessionSchema } } },
+    ...errorResponses(400, 403, 404, 409, 412, 503),
+  },
+})
+
+export function createCreateUploadHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+  app.openapi(createUploadRoute, async (c) => {
+    const { store, path: rawPath } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const driver = deps.stores.get(store)
+    const path = parsePath(rawPath)
+    const metadata = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
+    const options: CreateUploadOptions = {
+      ...writePreconditions(c),
+      ...(body.contentType ? { contentType: body.contentType } : {}),
+      ...(metadata ? { metadata } : {}),
+      ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+    }
+    return c.json(await driver.createUpload(path, options), 201)
+  })
+  return app
+}

@@ -1,0 +1,40 @@
+/**
+ * delete: `DELETE /{store}/delete/{path}` removes a file, or a folder (`recursive` when not empty).
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { parsePath } from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { ifMatchOf } from './request-options.js'
+import { BooleanQuery, PathParam, StoreParam } from './schemas.js'
+
+export const deleteRoute = createRoute({
+  method: 'delete',
+  path: '/{store}/delete/{path{.+}}',
+  operationId: 'delete',
+  tags: ['files'],
+  summary: 'Delete a file or folder',
+  request: {
+    params: z.object({ store: StoreParam, path: PathParam }),
+    query: z.object({
+      recursive: BooleanQuery.openapi({ description: 'Delete a folder with everything in it.' }),
+    }),
+    headers: z.object({ 'if-match': z.string().optional().openapi({ description: 'Delete only this version.' }) }),
+  },
+  responses: {
+    204: { description: 'Deleted' },
+    ...errorResponses(400, 403, 404, 409, 412, 503),
+  },
+})
+
+export function createDeleteHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+  app.openapi(deleteRoute, async (c) => {
+    const { store, path: rawPath } = c.req.valid('param')
+    const { recursive } = c.req.valid('query')
+    const driver = deps.stores.get(store)
+    await driver.delete(parsePath(rawPath), { recursive, ...ifMatchOf(c) })
+    return c.body(null, 204)
+  })
+  return app
+}

@@ -1,0 +1,47 @@
+/**
+ * docs: `GET /openapi.json` (OpenAPI 3.1, generated from the same route definitions the handlers
+ * validate with) and `GET /docs`, an interactive page (Swagger UI) over it.
+ */
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { swaggerUI } from '@hono/swagger-ui'
+import { createHandlerApp } from './handler-app.js'
+import { openApiPath } from './openapi-paths.js'
+
+export interface DocsOptions {
+  /** The composed app whose routes are documented. */
+  app: OpenAPIHono
+  /** Where the API is mounted, e.g. `/filestorage/v1`. */
+  basePath: string
+  service?: { name: string; version: string }
+}
+
+type Document = ReturnType<OpenAPIHono['getOpenAPI31Document']>
+
+export function buildOpenApiDocument(options: DocsOptions): Document {
+  const document = options.app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'filestorage',
+      version: options.service?.version ?? '1',
+      description:
+        'Stores files and hands them back over HTTP: upload, download, list, move, delete, and large uploads in parts. ' +
+        'Paths are UTF-8, NFC, segments joined by `/` (percent-encode as usual). Every error is JSON: ' +
+        '`{ "error": { "code", "message", "details"? } }`.',
+    },
+    tags: [
+      { name: 'files', description: 'Upload, download, list, move and delete' },
+      { name: 'uploads in parts', description: 'Large uploads: create, send parts (any order), complete' },
+      { name: 'service', description: 'Health, help and these docs' },
+    ],
+  })
+  document.paths = Object.fromEntries(Object.entries(document.paths ?? {}).map(([p, item]) => [openApiPath(p), item]))
+  return document
+}
+
+export function createDocsHandler(options: DocsOptions) {
+  const app = createHandlerApp()
+  let document: Document | undefined // built on first request: every route is registered by then
+  app.get('/openapi.json', (c) => c.json((document ??= buildOpenApiDocument(options))))
+  app.get('/docs', swaggerUI({ url: `${options.basePath}/openapi.json`, title: 'filestorage API' }))
+  return app
+}

@@ -1,0 +1,140 @@
+/**
+ * download: `GET` and `HEAD /{store}/download/{path}`, with Range, ETag and If-None-Match /
+ * If-Modified-Since, and `?disposition=attachment` for a save-as name (RFC 6266 / 5987).
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { create as contentDisposition } from 'content-disposition'
+import rangeParser from 'range-parser'
+import { type ByteRange, parsePath, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponse, errorResponses } from './http-errors.js'
+import { parseEtagList } from './request-options.js'
+import { PathParam, StoreParam } from './schemas.js'
+
+export const downloadRoute = createRoute({
+  method: 'get',
+  path: '/{store}/download/{path{.+}}',
+  operationId: 'download',
+  tags: ['files'],
+  summary: 'Download a file (also HEAD)',
+  description:
+    'Streams the file. A single `Range` gives `206`; several ranges are answered with the whole file. ' +
+    '`If-None-Match` (or `If-Modified-Since`) gives `304` when the client has it already. HEAD sends the same headers without opening the file.',
+  request: {
+    params: z.object({ store: StoreParam, path: PathParam }),
+    query: z.object({
+      disposition: z.enum(['attachment', 'inline']).optional().openapi({
+        description: 'Send `Content-Disposition` with the file name, to save (`attachment`) or show (`inline`).',
+      }),
+    }),
+    headers: z.object({
+      range: z.string().optional().openapi({ example: 'bytes=0-1023' }),
+      'if-none-match': z.string().optional(),
+      'if-modified-since': z.string().optional(),
+      'if-range': z.string().optional(),
+    }),
+  },
+  responses: {
+    200: { description: 'The file', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+    206: { description: 'The requested range', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+    304: { description: 'Not modified' },
+    ...errorResponses(400, 403, 404, 416, 503),
+  },
+})
+
+/** A file replaced between describing and opening it is described again, a bounded number of times. */
+const OPEN_ATTEMPTS = 3
+
+export function createDownloadHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+
+  app.openapi(downloadRoute, async (c) => {
+    const { store, path: rawPath } = c.req.valid('param')
+    const { disposition } = c.req.valid('query')
+    const driver = deps.stores.get(store)
+    const path = parsePath(rawPath)
+
+    for (let attempt = 1; ; attempt++) {
+      // HEAD (which Hono serves with this GET handler) never opens the file.
+      const file = await driver.stat(path)
+      const headers = representationHeaders(file, disposition)
+      if (notModified(c.req.header('if-none-match'), c.req.header('if-modified-since'), file)) {
+        return c.body(null, 304, headers)
+      }
+      const range = requestedRange(c.req.header('range'), c.req.header('if-range'), file)
+      if (range === 'unsatisfiable') {
+        return errorResponse(
+          c,
+          new StorageError('range_not_satisfiable', `the range is outside the file (${file.size} bytes)`),
+          { 'Content-Range': `bytes */${file.size}` },
+        )
+      }
+      const status = range ? 206 : 200
+      if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${file.size}`
+      headers['Content-Length'] = String(range ? range.end - range.start + 1 : file.size)
+      if (c.req.method === 'HEAD') return c.body(null, status, headers)
+
+      const opened = await open(driver, path, range, file)
+      if (opened) return c.body(opened, status, headers)
+      if (attempt >= OPEN_ATTEMPTS) throw new StorageError('store_unavailable', 'the file keeps changing; try again')
+    }
+  })
+
+  return app
+}
+
+/** Opens the file, or returns null when it is no longer the version `expected` describes. */
+async function open(driver: StorageDriver, path: string, range: ByteRange | undefined, expected: StoredFile) {
+  const { file, body } = await driver.read(path, range)
+  if (file.etag === expected.etag) return body
+  await body.cancel()
+  return null
+}
+
+function representationHeaders(file: StoredFile, disposition?: 'attachment' | 'inline'): Record<string, string> {
+  const headers: Record<string, string> = {
+    'Content-Type': file.contentType,
+    ETag: file.etag,
+    'Last-Modified': new Date(file.modified).toUTCString(),
+    'Accept-Ranges': 'bytes',
+    'X-Content-Type-Options': 'nosniff',
+    'X-Content-SHA256': file.sha256,
+  }
+  if (disposition) headers['Content-Disposition'] = contentDisposition(file.name, { type: disposition })
+  return headers
+}
+
+/** RFC 9110 13.1.2 and 13.1.3: If-None-Match wins over If-Modified-Since; weak comparison. */
+function notModified(ifNoneMatch: string | undefined, ifModifiedSince: string | undefined, file: StoredFile): boolean {
+  if (ifNoneMatch !== undefined) {
+    const tags = parseEtagList(ifNoneMatch) ?? []
+    const weak = (t: string) => t.replace(/^W\//, '')
+    return tags.some((t) => t === '*' || weak(t) === file.etag)
+  }
+  if (ifModifiedSince !== undefined) {
+    const since = Date.parse(ifModifiedSince)
+    return !Number.isNaN(since) && Math.floor(Date.parse(file.modified) / 1000) * 1000 <= since
+  }
+  return false
+}
+
+/**
+ * The one range to send, `undefined` for the whole file, or 'unsatisfiable'. Malformed headers and
+ * several ranges are answered with the whole file, as RFC 9110 allows; so is a stale `If-Range`.
+ */
+function requestedRange(
+  header: string | undefined,
+  ifRange: string | undefined,
+  file: StoredFile,
+): ByteRange | undefined | 'unsatisfiable' {
+  if (header === undefined) return undefined
+  if (ifRange !== undefined) {
+    const current = ifRange.startsWith('"') ? ifRange === file.etag : ifRange === new Date(file.modified).toUTCString()
+    if (!current) return undefined
+  }
+  const ranges = rangeParser(file.size, header, { combine: true })
+  if (ranges === -1) return 'unsatisfiable'
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined
+  const [range] = ranges
+  return range ? { start: range.start, end: range.end } : undefined
+}

@@ -1,0 +1,121 @@
+/**
+ * The JSON error shape of SPEC 3.5 and the mapping from storage error codes to HTTP statuses.
+ * Every handler app installs `onError` and `validationHook`, so a handler mounted alone answers
+ * errors exactly as the composed service does.
+ */
+import { z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { type ErrorCode, errorCodes, StorageError } from '../storage/index.js'
+
+export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
+  invalid_request: 400,
+  invalid_path: 400,
+  checksum_mismatch: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  unknown_store: 404,
+  already_exists: 409,
+  directory_not_empty: 409,
+  upload_incomplete: 409,
+  precondition_failed: 412,
+  payload_too_large: 413,
+  range_not_satisfiable: 416,
+  store_unavailable: 503,
+}
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(errorCodes).openapi({ example: 'not_found' }),
+      message: z.string().openapi({ example: '"reports/2024.pdf" does not exist' }),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi('Error')
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown }
+}
+
+export function errorBody(code: ErrorCode, message: string, details?: unknown): ErrorBody {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } }
+}
+
+export function errorResponse(c: Context, error: StorageError, headers?: Record<string, string>): Response {
+  return c.json(errorBody(error.code, error.message, error.details), statusOf[error.code], headers)
+}
+
+/** Statuses Hono or its middleware raise as HTTPException, mapped into our codes. */
+function fromHttpException(e: HTTPException): StorageError {
+  switch (e.status) {
+    case 401:
+      return new StorageError('unauthorized', e.message || 'authentication is required')
+    case 403:
+      return new StorageError('forbidden', e.message || 'forbidden')
+    case 404:
+      return new StorageError('not_found', e.message || 'not found')
+    case 413:
+      return new StorageError('payload_too_large', e.message || 'the body is too large')
+    case 415:
+      return new StorageError('invalid_request', 'this route takes a JSON body (Content-Type: application/json)')
+    default:
+      if (e.status >= 400 && e.status < 500) return new StorageError('invalid_request', e.message || 'bad request')
+      return new StorageError('store_unavailable', e.message || 'the service could not answer')
+  }
+}
+
+/** Errors a driver raises that are not StorageErrors but mean the backing service is unreachable. */
+const UNAVAILABLE_NAMES = new Set([
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoNotConnectedError',
+  'MongoTopologyClosedError',
+  'MongoPoolClearedError',
+])
+
+export function toStorageError(e: unknown): StorageError | null {
+  if (e instanceof StorageError) return e
+  if (e instanceof HTTPException) return fromHttpException(e)
+  if (e instanceof Error && UNAVAILABLE_NAMES.has(e.name)) {
+    return new StorageError('store_unavailable', 'the store is unavailable right now; try again shortly')
+  }
+  return null
+}
+
+/** `onError` for every handler app: known errors become SPEC 3.5 JSON; anything else is a bug (500). */
+export function onError(e: Error, c: Context): Response {
+  const known = toStorageError(e)
+  if (known) return errorResponse(c, known)
+  console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
+  return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
+}
+
+/** zod-openapi's hook: validation failures become `400 invalid_request` with the issues as details. */
+export function validationHook(
+  result: { success: true } | { success: false; error: z.ZodError },
+  c: Context,
+): Response | undefined {
+  if (result.success) return undefined
+  const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }))
+  const first = issues[0]
+  const message = first ? `${first.path ? `${first.path}: ` : ''}${first.message}` : 'invalid request'
+  return c.json(errorBody('invalid_request', message, { issues }), 400)
+}
+
+/** OpenAPI response entries for the error statuses a route can give. */
+export function errorResponses(...statuses: number[]) {
+  const descriptions: Record<number, string> = {}
+  for (const [code, status] of Object.entries(statusOf)) {
+    descriptions[status] = descriptions[status] ? `${descriptions[status]}, \`${code}\`` : `\`${code}\``
+  }
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: `Error: ${descriptions[s] ?? 'see message'}`, content: { 'application/json': { schema: ErrorSchema } } },
+    ]),
+  )
+}

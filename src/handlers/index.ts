@@ -1,0 +1,115 @@
+/**
+ * The file API: every handler, each usable alone (`createXHandler(deps)` returns a Hono app), and
+ * `createFileStorageApp`, which composes them under `/filestorage/v1` with the docs.
+ */
+import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
+import { abortUploadRoute, createAbortUploadHandler } from './abortupload.js'
+import { checkRoute, createCheckHandler } from './check.js'
+import { completeUploadRoute, createCompleteUploadHandler } from './completeupload.js'
+import { createCreateUploadHandler, createUploadRoute } from './createupload.js'
+import { createDeleteHandler, deleteRoute } from './delete.js'
+import { createDocsHandler } from './docs.js'
+import { createDownloadHandler, downloadRoute } from './download.js'
+import type { HandlerDeps } from './handler-app.js'
+import { createHelpHandler, helpRoute } from './help.js'
+import { errorBody, onError, validationHook } from './http-errors.js'
+import { createInfoHandler, infoRoute } from './info.js'
+import { createListHandler, listRootRoute, listRoute } from './list.js'
+import { createMoveHandler, moveRoute } from './move.js'
+import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
+import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
+import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
+
+export const DEFAULT_BASE_PATH = '/filestorage/v1'
+
+export interface FileStorageAppOptions extends HandlerDeps {
+  /** Where the API is mounted; `/filestorage/v1` by default. */
+  basePath?: string
+  service?: { name: string; version: string }
+  checkTimeoutMs?: number
+}
+
+/** Every route definition of the file API, in the order of SPEC section 3. */
+export const fileRoutes: RouteConfig[] = [
+  uploadRoute,
+  uploadFormRoute,
+  downloadRoute,
+  infoRoute,
+  listRoute,
+  listRootRoute,
+  moveRoute,
+  deleteRoute,
+  createUploadRoute,
+  uploadPartRoute,
+  uploadStatusRoute,
+  completeUploadRoute,
+  abortUploadRoute,
+  checkRoute,
+  helpRoute,
+]
+
+export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHono {
+  const basePath = options.basePath ?? DEFAULT_BASE_PATH
+  const app = new OpenAPIHono({ defaultHook: validationHook })
+  app.onError(onError)
+  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404))
+
+  const api = new OpenAPIHono({ defaultHook: validationHook })
+  for (const handler of [
+    createUploadHandler(options),
+    createDownloadHandler(options),
+    createInfoHandler(options),
+    createListHandler(options),
+    createMoveHandler(options),
+    createDeleteHandler(options),
+    createCreateUploadHandler(options),
+    createUploadPartHandler(options),
+    createUploadStatusHandler(options),
+    createCompleteUploadHandler(options),
+    createAbortUploadHandler(options),
+    createCheckHandler(options),
+    createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
+  ]) {
+    api.route('/', handler)
+  }
+  api.route('/', createDocsHandler({ app: api, basePath, ...(options.service ? { service: options.service } : {}) }))
+  app.route(basePath, api)
+  return app
+}
+
+export type { HandlerDeps } from './handler-app.js'
+export { createHandlerApp } from './handler-app.js'
+export { errorBody, ErrorSchema, onError, statusOf, validationHook } from './http-errors.js'
+export { buildOpenApiDocument, createDocsHandler } from './docs.js'
+export {
+  createUploadHandler,
+  createDownloadHandler,
+  createInfoHandler,
+  createListHandler,
+  createMoveHandler,
+  createDeleteHandler,
+  createCreateUploadHandler,
+  createUploadPartHandler,
+  createUploadStatusHandler,
+  createCompleteUploadHandler,
+  createAbortUploadHandler,
+  createCheckHandler,
+  createHelpHandler,
+}
+export {
+  uploadRoute,
+  uploadFormRoute,
+  downloadRoute,
+  infoRoute,
+  listRoute,
+  listRootRoute,
+  moveRoute,
+  deleteRoute,
+  createUploadRoute,
+  uploadPartRoute,
+  uploadStatusRoute,
+  completeUploadRoute,
+  abortUploadRoute,
+  checkRoute,
+  helpRoute,
+}

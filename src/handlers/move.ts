@@ -1,0 +1,59 @@
+/**
+ * move: `POST /{store}/move/{path}` with `{ to, toStore?, overwrite? }` moves or renames a file or a
+ * folder. Within a store it is the driver's own move (a rename, a catalog update); to another
+ * store it is a streamed copy, then a delete.
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { ifMatchOf } from './request-options.js'
+import { EntrySchema, PathParam, StoreParam } from './schemas.js'
+
+const MoveBody = z
+  .object({
+    to: z.string().min(1).openapi({ description: 'The new path.', example: 'archive/2024/summary.pdf' }),
+    toStore: z.string().optional().openapi({ description: 'Move into another store (streamed copy, then delete).' }),
+    overwrite: z.boolean().optional().openapi({ description: 'Replace what is at `to` (default false: `409`).' }),
+  })
+  .openapi('MoveRequest')
+
+export const moveRoute = createRoute({
+  method: 'post',
+  path: '/{store}/move/{path{.+}}',
+  operationId: 'move',
+  tags: ['files'],
+  summary: 'Move or rename a file or folder',
+  request: {
+    params: z.object({ store: StoreParam, path: PathParam }),
+    headers: z.object({ 'if-match': z.string().optional().openapi({ description: 'Move only this version.' }) }),
+    body: { content: { 'application/json': { schema: MoveBody } }, required: true },
+  },
+  responses: {
+    200: { description: 'What is now at the new place', content: { 'application/json': { schema: EntrySchema } } },
+    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+  },
+})
+
+export function createMoveHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+  app.openapi(moveRoute, async (c) => {
+    const { store, path: rawPath } = c.req.valid('param')
+    const body = c.req.valid('json')
+    const source = deps.stores.get(store)
+    const targetStore = body.toStore ?? store
+    const target = deps.stores.get(targetStore)
+    const from = parsePath(rawPath)
+    const to = parsePath(body.to)
+    const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c) }
+    const moved =
+      target === source
+        ? await source.move(from, to, options)
+        : await moveAcrossStores(source, from, target, to, {
+            ...options,
+            ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+          })
+    return c.json(entryInfo(targetStore, moved), 200)
+  })
+  return app
+}

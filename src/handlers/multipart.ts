@@ -1,0 +1,86 @@
+/**
+ * Streams the parts of a `multipart/form-data` body one at a time, with busboy: a file part's bytes
+ * are read by the consumer before the next part is parsed, so memory stays flat however large the
+ * files are (Hono's parseBody() would buffer the whole body).
+ */
+import { Readable } from 'node:stream'
+import busboy from 'busboy'
+import { StorageError } from '../storage/index.js'
+
+export type FormPart =
+  | { kind: 'field'; name: string; value: string }
+  | { kind: 'file'; name: string; filename: string; contentType: string; body: ReadableStream<Uint8Array> }
+
+export interface FormLimits {
+  fieldBytes: number
+  fields: number
+  files: number
+}
+
+type Event = { part: FormPart } | { error: unknown } | { done: true }
+
+export async function* formParts(
+  body: ReadableStream<Uint8Array>,
+  contentType: string,
+  limits: FormLimits,
+): AsyncGenerator<FormPart> {
+  let parser: busboy.Busboy
+  try {
+    parser = busboy({
+      headers: { 'content-type': contentType },
+      limits: { fieldSize: limits.fieldBytes, fields: limits.fields, files: limits.files },
+      defParamCharset: 'utf8', // browsers send UTF-8 file names without filename*
+    })
+  } catch (e) {
+    throw new StorageError('invalid_request', `not a multipart/form-data body: ${(e as Error).message}`)
+  }
+
+  // Busboy pushes events; this queue lets the consumer pull them, one part at a time.
+  const queue: Event[] = []
+  let wake: (() => void) | undefined
+  const push = (event: Event) => {
+    queue.push(event)
+    wake?.()
+  }
+  parser.on('field', (name, value, info) => {
+    if (info.valueTruncated) push({ error: new StorageError('invalid_request', `the form field "${name}" is too long`) })
+    else push({ part: { kind: 'field', name, value } })
+  })
+  parser.on('file', (name, stream, info) => {
+    const body = Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>
+    push({ part: { kind: 'file', name, filename: info.filename ?? '', contentType: info.mimeType, body } })
+  })
+  const tooMany = (what: string) => () => push({ error: new StorageError('invalid_request', `too many ${what} in the form`) })
+  parser.on('filesLimit', tooMany('files'))
+  parser.on('fieldsLimit', tooMany('fields'))
+  parser.on('partsLimit', tooMany('parts'))
+  parser.on('error', (e) =>
+    push({ error: new StorageError('invalid_request', `the form could not be read: ${(e as Error).message}`) }),
+  )
+  parser.on('close', () => push({ done: true }))
+
+  const source = Readable.fromWeb(body as never)
+  source.on('error', (e) =>
+    push({ error: new StorageError('invalid_request', 'the request body ended before it was complete', { cause: e }) }),
+  )
+  source.pipe(parser)
+  try {
+    for (;;) {
+      const event = queue.shift()
+      if (!event) {
+        await new Promise<void>((resolve) => (wake = resolve))
+        wake = undefined
+        continue
+      }
+      if ('error' in event) throw event.error
+      if ('done' in event) return
+      yield event.part
+    }
+  } finally {
+    source.unpipe(parser)
+    source.destroy()
+    parser.removeAllListeners()
+    parser.on('error', () => {})
+    parser.destroy()
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * upload: `PUT /{store}/upload/{path}` streams the raw body into one file; `POST /{store}/upload/{dir}`
+ * streams the `file` parts of a multipart form into that folder.
+ */
+import { createRoute, z } from '@hono/zod-openapi'
+import {
+  fileInfo,
+  joinPath,
+  parseMetadata,
+  parseName,
+  parsePath,
+  StorageError,
+  type FileInfo,
+  type PutResult,
+  type StorageDriver,
+} from '../storage/index.js'
+import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { errorResponses } from './http-errors.js'
+import { formParts } from './multipart.js'
+import { metadataHeader, putOptions, requestBody, writePreconditions } from './request-options.js'
+import { DirParam, FileInfoSchema, PathParam, StoreParam } from './schemas.js'
+
+const uploadHeaders = z.object({
+  'x-file-metadata': z.string().optional().openapi({
+    description: 'JSON object stored with the file as `metadata` (at most 16 KiB).',
+    example: '{"owner":"ana"}',
+  }),
+  'x-content-sha256': z.string().optional().openapi({
+    description: 'Hex sha256 the body must have; on mismatch nothing is stored (`400 checksum_mismatch`).',
+  }),
+  'if-none-match': z.string().optional().openapi({ description: '`*`: create only, never replace (`412` if it exists).' }),
+  'if-match': z.string().optional().openapi({ description: 'Replace only the version with this ETag (`412` otherwise).' }),
+})
+
+export const uploadRoute = createRoute({
+  method: 'put',
+  path: '/{store}/upload/{path{.+}}',
+  operationId: 'upload',
+  tags: ['files'],
+  summary: 'Upload a file (raw body, streamed)',
+  description:
+    'Streams the request body into the file at `path`, atomically: readers see the old file or the new one. ' +
+    'The `Content-Type` header becomes the file\'s content type (guessed from the name when absent or generic).',
+  request: {
+    params: z.object({ store: StoreParam, path: PathParam }),
+    headers: uploadHeaders,
+    body: { content: { '*/*': { schema: { type: 'string', format: 'binary' } } }, required: true },
+  },
+  responses: {
+    200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
+    201: { description: 'Created a new file', content: { 'application/json': { schema: FileInfoSchema } } },
+    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+  },
+})
+
+export const uploadFormRoute = createRoute({
+  method: 'post',
+  path: '/{store}/upload/{dir{.*}}',
+  operationId: 'uploadForm',
+  tags: ['files'],
+  summary: 'Upload files from a multipart form',
+  description:
+    'Each `file` part is stored in the folder `dir` under its file name, streamed. A `metadata` field (JSON) ' +
+    'applies to the file parts after it. If a part fails, the files this request created are removed.',
+  request: {
+    params: z.object({ store: StoreParam, dir: DirParam }),
+    headers: uploadHeaders.pick({ 'if-none-match': true, 'x-file-metadata': true }),
+    body: {
+      content: {
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            properties: {
+              metadata: { type: 'string', description: 'JSON object for the files that follow' },
+              file: { type: 'array', items: { type: 'string', format: 'binary' } },
+            },
+            required: ['file'],
+          },
+        },
+      },
+      required: true,
+    },
+  },
+  responses: {
+    201: {
+      description: 'The stored files, in form order',
+      content: { 'application/json': { schema: z.array(FileInfoSchema) } },
+    },
+    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+  },
+})
+
+const FORM_LIMITS = { fieldBytes: 64 * 1024, fields: 100, files: 1000 }
+
+export function createUploadHandler(deps: HandlerDeps) {
+  const app = createHandlerApp()
+
+  app.openapi(uploadRoute, async (c) => {
+    const { store, path: rawPath } = c.req.valid('param')
+    const driver = deps.stores.get(store)
+    const path = parsePath(rawPath)
+    const options = putOptions(c, deps.maxUploadBytes)
+    const { file, created } = await driver.put(path, requestBody(c), options)
+    return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
+  })
+
+  app.openapi(uploadFormRoute, async (c) => {
+    const { store, dir: rawDir } = c.req.valid('param')
+    const driver = deps.stores.get(store)
+    const dir = parsePath(rawDir, { folder: true })
+    const contentType = c.req.header('content-type') ?? ''
+    if (!/^multipart\/form-data\s*;/i.test(contentType)) {
+      throw new StorageError('invalid_request', 'this route takes a multipart/form-data body')
+    }
+    const conditions = writePreconditions(c)
+    let metadata = metadataHeader(c)
+    const stored: FileInfo[] = []
+    const created: string[] = []
+    try {
+      for await (const part of formParts(requestBody(c), contentType, FORM_LIMITS)) {
+        if (part.kind === 'field') {
+          if (part.name === 'metadata') metadata = parseMetadata(part.value)
+          continue
+        }
+        if (part.name !== 'file') {
+          throw new StorageError('invalid_request', `unexpected file field "${part.name}": file parts are named "file"`)
+        }
+        const result = await storePart(driver, dir, part, metadata, conditions, deps.maxUploadBytes)
+        stored.push(fileInfo(store, result.file))
+        if (result.created) created.push(result.file.path)
+      }
+    } catch (e) {
+      // All or nothing for what this request created; files it replaced stay replaced.
+      await Promise.allSettled(created.map((p) => driver.delete(p)))
+      throw e
+    }
+    if (stored.length === 0) throw new StorageError('invalid_request', 'the form has no "file" part')
+    return c.json(stored, 201)
+  })
+
+  return app
+}
+
+async function storePart(
+  driver: StorageDriver,
+  dir: string,
+  part: { filename: string; contentType: string; body: ReadableStream<Uint8Array> },
+  metadata: Record<string, unknown> | undefined,
+  conditions: ReturnType<typeof writePreconditions>,
+  maxBytes: number | undefined,
+): Promise<PutResult> {
+  if (part.filename === '') throw new StorageError('invalid_request', 'a file part has no file name')
+  const path = joinPath(dir, parseName(part.filename))
+  return driver.put(path, part.body, {
+    ...conditions,
+    contentType: part.contentType,
+    ...(metadata ? { metadata } : {}),
+    ...(maxBytes !== undefined ? { maxBytes } : {}),
+  })
+}

@@ -1,0 +1,56 @@
+/**
+ * Hashing and counting while streaming: every driver pipes uploads through a `DigestStream`, so the
+ * sha256 is known the moment the last byte is written, with no second read.
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { Transform, type TransformCallback } from 'node:stream'
+import { checksumMismatch, payloadTooLarge, StorageError } from './errors.js'
+
+export class DigestStream extends Transform {
+  #hash: Hash = createHash('sha256')
+  #size = 0
+  readonly #maxBytes: number
+
+  constructor(maxBytes = Number.POSITIVE_INFINITY) {
+    super()
+    this.#maxBytes = maxBytes
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#size += chunk.length
+    if (this.#size > this.#maxBytes) {
+      callback(payloadTooLarge(this.#maxBytes))
+      return
+    }
+    this.#hash.update(chunk)
+    callback(null, chunk)
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  /** Hex sha256 of everything that passed; call once, after the stream finished. */
+  digest(): string {
+    return this.#hash.digest('hex')
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+/** Normalizes a client-given sha256 (hex, any case); throws `invalid_request` when malformed. */
+export function parseSha256(value: string): string {
+  const hex = value.trim().toLowerCase()
+  if (!SHA256_HEX.test(hex)) {
+    throw new StorageError('invalid_request', 'a sha256 must be 64 hexadecimal characters')
+  }
+  return hex
+}
+
+/** Throws `checksum_mismatch` when an expected sha256 was given and differs. */
+export function verifySha256(expected: string | undefined, actual: string): void {
+  if (expected !== undefined && expected !== actual) throw checksumMismatch(expected, actual)
+}
+
+/** Hex sha256 of nothing: the digest of an empty file. */
+export const EMPTY_SHA256 = createHash('sha256').digest('hex')

@@ -1,0 +1,391 @@
+/**
+ * The `disk` driver: files are plain files under a root folder; what a plain file cannot carry is
+ * kept in a sidecar under the reserved `.filestorage/` folder (see layout.ts and sidecar.ts).
+ *
+ * Every write streams into a temporary file on the same file system, is checked (size, sha256),
+ * then renamed into place: readers see the old file or the new one, and a cut-off upload leaves
+ * only a temporary file, which is removed at once (or by the sweeper after a crash).
+ */
+import { createWriteStream, type Stats } from 'node:fs'
+import { link, mkdir, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { DigestStream, verifySha256 } from '../digest.js'
+import { alreadyExists, notFound, payloadTooLarge, preconditionFailed, StorageError } from '../errors.js'
+import { checkIfMatch, contentTypeFor } from '../file-attributes.js'
+import { KeyedLock } from '../keyed-lock.js'
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../ordering.js'
+import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
+import { ancestorsOf, baseName, invalidPathIfRoot, isWithin, ROOT } from '../paths.js'
+import { bodyChunks, toWebStream } from '../streams.js'
+import type {
+  ByteRange,
+  CompleteUploadOptions,
+  CreateUploadOptions,
+  DeleteOptions,
+  HealthReport,
+  ListOptions,
+  ListPage,
+  MoveOptions,
+  PartInfo,
+  PutOptions,
+  PutPartOptions,
+  PutResult,
+  ReadResult,
+  StorageDriver,
+  StoredEntry,
+  StoredFile,
+  UploadSession,
+  UploadStatus,
+  WritePreconditions,
+} from '../types.js'
+import { DiskLayout, fromFsError, isErrno } from './layout.js'
+import { DiskLister } from './listing.js'
+import {
+  commitSidecar,
+  describe,
+  moveSidecar,
+  readSidecar,
+  rebuildSidecar,
+  removeSidecar,
+  type Sidecar,
+  sidecarMatches,
+  stageSidecar,
+} from './sidecar.js'
+import { DiskUploads } from './uploads.js'
+
+export interface DiskDriverOptions {
+  /** Root folder of the store; created when missing. */
+  dir: string
+  uploads?: Partial<UploadPolicy>
+}
+
+/** What a finished temporary file becomes when it is committed to a path. */
+export interface CommitRequest extends WritePreconditions {
+  tmp: string
+  sha256: string
+  contentType?: string
+  metadata?: Record<string, unknown>
+}
+
+const READ_CHUNK = 1024 * 1024
+
+export class DiskDriver implements StorageDriver {
+  readonly kind = 'disk'
+  readonly #locks = new KeyedLock()
+  readonly #lister: DiskLister
+  readonly #uploads: DiskUploads
+
+  private constructor(readonly layout: DiskLayout, policy: UploadPolicy) {
+    this.#lister = new DiskLister(layout, (path) => this.#describe(path))
+    this.#uploads = new DiskUploads(layout, policy, this.#locks, {
+      precheck: (path, conditions) => this.#precheck(path, conditions),
+      commit: (path, request) => this.#commit(path, request),
+    })
+  }
+
+  static async open(options: DiskDriverOptions): Promise<DiskDriver> {
+    const layout = await DiskLayout.open(options.dir)
+    return new DiskDriver(layout, { ...defaultUploadPolicy, ...options.uploads })
+  }
+
+  async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    invalidPathIfRoot(path)
+    if (options.maxBytes !== undefined && (options.expectedSize ?? 0) > options.maxBytes) {
+      throw payloadTooLarge(options.maxBytes)
+    }
+    await this.#guard(path, () => this.#precheck(path, options))
+    const tmp = this.layout.tmpFile()
+    try {
+      const digest = new DigestStream(options.maxBytes)
+      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      const sha256 = digest.digest()
+      verifySha256(options.expectedSha256, sha256)
+      return await this.#commit(path, { ...options, tmp, sha256 })
+    } catch (e) {
+      throw fromFsError(e, path)
+    } finally {
+      await rm(tmp, { force: true }) // gone already when committed
+    }
+  }
+
+  async read(path: string, range?: ByteRange): Promise<ReadResult> {
+    invalidPathIfRoot(path)
+    return this.#guard(path, async () => {
+      await this.layout.confine(path)
+      const handle = await open(this.layout.data(path), 'r')
+      try {
+        const stats = await handle.stat()
+        if (!stats.isFile()) throw notFound(`a file at "${path}"`)
+        const file = await this.#describeOpen(path, handle.fd, stats)
+        // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
+        const stream = handle.createReadStream({
+          start: range?.start ?? 0,
+          ...(range ? { end: range.end } : {}),
+          highWaterMark: READ_CHUNK,
+        })
+        return { file, body: toWebStream(stream) }
+      } catch (e) {
+        await handle.close()
+        throw e
+      }
+    })
+  }
+
+  async stat(path: string): Promise<StoredFile> {
+    const entry = await this.lookup(path)
+    if (entry?.type !== 'file') throw notFound(`a file at "${path}"`)
+    return entry
+  }
+
+  async lookup(path: string): Promise<StoredEntry | null> {
+    if (path === ROOT) return { type: 'directory', path: ROOT, name: '' }
+    return this.#guard(path, async () => {
+      await this.layout.confine(path)
+      let stats: Stats
+      try {
+        stats = await stat(this.layout.data(path))
+      } catch (e) {
+        if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+        throw e
+      }
+      if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
+      if (!stats.isFile()) return null
+      return this.#describe(path)
+    })
+  }
+
+  async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
+    const limit = Math.min(Math.max(1, options.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT)
+    return this.#guard(dir, () =>
+      this.#lister.list(dir, { recursive: options.recursive ?? false, limit, cursor: options.cursor }),
+    )
+  }
+
+  async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
+    invalidPathIfRoot(from)
+    invalidPathIfRoot(to)
+    if (from !== to && isWithin(to, from)) {
+      throw new StorageError('invalid_request', 'a folder cannot be moved into itself')
+    }
+    const [first, second] = [from, to].sort()
+    return this.#guard(from, () =>
+      this.#locks.run(first!, () =>
+        this.#locks.run(second!, async () => {
+          await this.layout.confine(from)
+          await this.layout.confine(to)
+          const source = await this.lookup(from)
+          if (!source) throw notFound(`"${from}"`)
+          this.#checkIfMatchEntry(options.ifMatch, source)
+          if (from === to) return source
+          await this.#assertNoFileAbove(to)
+          const target = await this.lookup(to)
+          if (target) {
+            if (!options.overwrite) throw alreadyExists(`"${to}"`)
+            if (target.type !== source.type) {
+              throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
+            }
+            if (target.type === 'directory') {
+              await this.layout.discard(this.layout.data(to))
+              await this.layout.discard(this.layout.meta(to))
+            }
+          }
+          await this.#renameInto(this.layout.data(from), this.layout.data(to))
+          await moveSidecar(this.layout, from, to)
+          await this.layout.pruneEmptyParents(from)
+          const moved = await this.lookup(to)
+          if (!moved) throw notFound(`"${to}"`)
+          return moved
+        }),
+      ),
+    )
+  }
+
+  async delete(path: string, options: DeleteOptions = {}): Promise<void> {
+    invalidPathIfRoot(path)
+    await this.#guard(path, () =>
+      this.#locks.run(path, async () => {
+        await this.layout.confine(path)
+        const entry = await this.lookup(path)
+        if (!entry) throw notFound(`"${path}"`)
+        this.#checkIfMatchEntry(options.ifMatch, entry)
+        if (entry.type === 'file') {
+          await unlink(this.layout.data(path))
+          await removeSidecar(this.layout, path)
+        } else if (options.recursive) {
+          await this.layout.discard(this.layout.data(path))
+          await this.layout.discard(this.layout.meta(path))
+        } else {
+          try {
+            await rmdir(this.layout.data(path))
+          } catch (e) {
+            if (isErrno(e, 'ENOTEMPTY', 'EEXIST')) {
+              throw new StorageError('directory_not_empty', `the folder "${path}" is not empty; delete it with recursive`)
+            }
+            throw e
+          }
+          await rm(this.layout.meta(path), { recursive: true, force: true })
+        }
+        await this.layout.pruneEmptyParents(path)
+      }),
+    )
+  }
+
+  createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
+    invalidPathIfRoot(path)
+    return this.#guard(path, () => this.#uploads.create(path, options))
+  }
+
+  putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
+    return this.#guard(uploadId, () => this.#uploads.putPart(uploadId, part, body, options))
+  }
+
+  uploadStatus(uploadId: string): Promise<UploadStatus> {
+    return this.#guard(uploadId, () => this.#uploads.status(uploadId))
+  }
+
+  completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult> {
+    return this.#guard(uploadId, () => this.#uploads.complete(uploadId, options))
+  }
+
+  abortUpload(uploadId: string): Promise<void> {
+    return this.#guard(uploadId, () => this.#uploads.abort(uploadId))
+  }
+
+  sweep(now = new Date()): Promise<{ removed: number }> {
+    return this.#uploads.sweep(now)
+  }
+
+  async health(): Promise<HealthReport> {
+    const started = performance.now()
+    try {
+      // The root answers and the temporary folder is writable: what every upload needs.
+      const probe = this.layout.tmpFile()
+      await (await open(probe, 'wx')).close()
+      await unlink(probe)
+      return { ok: true, latencyMs: performance.now() - started }
+    } catch (e) {
+      return { ok: false, latencyMs: performance.now() - started, message: (e as Error).message }
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  /** Runs an operation, turning file-system errors into storage errors. */
+  async #guard<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (e) {
+      throw fromFsError(e, path)
+    }
+  }
+
+  #checkIfMatchEntry(ifMatch: string[] | undefined, entry: StoredEntry): void {
+    if (ifMatch === undefined) return
+    if (entry.type === 'directory') throw preconditionFailed('a folder has no ETag to match If-Match')
+    checkIfMatch(ifMatch, entry)
+  }
+
+  /** The checks a write makes before reading its body, and again atomically with its commit. */
+  async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
+    await this.layout.confine(path)
+    await this.#assertNoFileAbove(path)
+    const current = await this.lookup(path)
+    if (current?.type === 'directory') throw alreadyExists(`a folder at "${path}"`)
+    if (current && conditions.mustNotExist) throw preconditionFailed(`"${path}" already exists`)
+    checkIfMatch(conditions.ifMatch, current)
+    return current
+  }
+
+  async #assertNoFileAbove(path: string): Promise<void> {
+    for (const ancestor of ancestorsOf(path)) {
+      let stats: Stats
+      try {
+        stats = await stat(this.layout.data(ancestor))
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) return // nothing deeper exists either
+        throw e
+      }
+      if (!stats.isDirectory()) throw alreadyExists(`a file at "${ancestor}", so nothing can be stored under it`)
+    }
+  }
+
+  /** Puts a finished temporary file in place at `path`, with its sidecar. */
+  async #commit(path: string, request: CommitRequest): Promise<PutResult> {
+    return this.#locks.run(path, async () => {
+      const previous = await this.#precheck(path, request)
+      const stats = await stat(request.tmp)
+      const sidecar: Sidecar = {
+        v: 1,
+        sha256: request.sha256,
+        size: stats.size,
+        mtimeMs: stats.mtimeMs,
+        ino: stats.ino,
+        contentType: contentTypeFor(baseName(path), request.contentType),
+        metadata: request.metadata ?? {},
+        created: previous?.created ?? stats.mtime.toISOString(),
+      }
+      const staged = await stageSidecar(this.layout, sidecar)
+      try {
+        const target = this.layout.data(path)
+        if (request.mustNotExist) {
+          // link() fails when the target exists: create-if-absent in one step.
+          await this.#renameInto(request.tmp, target, link)
+          await unlink(request.tmp)
+        } else {
+          await this.#renameInto(request.tmp, target)
+        }
+        await commitSidecar(this.layout, path, staged)
+      } finally {
+        await rm(staged, { force: true })
+      }
+      return { file: describe(path, sidecar, stats), created: previous === null }
+    })
+  }
+
+  /**
+   * Renames (or links) into a path, making its folders. Retries when a concurrent delete pruned a
+   * folder between the mkdir and the rename.
+   */
+  async #renameInto(
+    from: string,
+    to: string,
+    place: (a: string, b: string) => Promise<void> = rename,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await mkdir(dirname(to), { recursive: true })
+      try {
+        await place(from, to)
+        return
+      } catch (e) {
+        if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
+        if (attempt >= 3 || !isErrno(e, 'ENOENT')) throw e
+      }
+    }
+  }
+
+  /** Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished. */
+  async #describe(path: string): Promise<StoredFile | null> {
+    try {
+      const stats = await stat(this.layout.data(path))
+      if (!stats.isFile()) return null
+      const sidecar = await readSidecar(this.layout, path)
+      if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
+      const handle = await open(this.layout.data(path), 'r')
+      try {
+        return await this.#describeOpen(path, handle.fd, await handle.stat())
+      } finally {
+        await handle.close()
+      }
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      throw e
+    }
+  }
+
+  async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile> {
+    const sidecar = await readSidecar(this.layout, path)
+    if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
+    return describe(path, await rebuildSidecar(this.layout, path, fd, stats, sidecar), stats)
+  }
+}

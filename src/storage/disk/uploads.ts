@@ -1,0 +1,244 @@
+/**
+ * Part uploads on disk (SPEC 3.3). Each upload is a folder under `.filestorage/uploads/<id>/`:
+ *
+ *   session.json         where the file goes and with what attributes
+ *   part-<n>             the bytes of part n (written to a temporary file, renamed here when complete)
+ *   part-<n>.json        its size and sha256
+ *
+ * Completing streams the parts in order into one temporary file, hashing as it goes, and commits it
+ * like any upload; then the folder is removed.
+ */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { DigestStream, verifySha256 } from '../digest.js'
+import { payloadTooLarge } from '../errors.js'
+import type { KeyedLock } from '../keyed-lock.js'
+import {
+  checkPartNumber,
+  checkUploadId,
+  isExpired,
+  newUploadId,
+  selectParts,
+  uploadNotFound,
+  type UploadPolicy,
+} from '../part-uploads.js'
+import { bodyChunks } from '../streams.js'
+import type {
+  CompleteUploadOptions,
+  CreateUploadOptions,
+  PartInfo,
+  PutPartOptions,
+  PutResult,
+  StoredFile,
+  UploadSession,
+  UploadStatus,
+  WritePreconditions,
+} from '../types.js'
+import type { CommitRequest } from './disk-driver.js'
+import { type DiskLayout, isErrno } from './layout.js'
+
+interface SessionFile extends UploadSession, WritePreconditions {
+  v: 1
+  contentType?: string
+  metadata: Record<string, unknown>
+  maxBytes?: number
+}
+
+export interface UploadCommitter {
+  precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null>
+  commit(path: string, request: CommitRequest): Promise<PutResult>
+}
+
+/** Temporary files untouched for this long belong to no live upload (a live one keeps writing). */
+const STALE_TMP_MS = 60 * 60 * 1000
+const READ_CHUNK = 1024 * 1024
+
+const partName = (n: number) => `part-${String(n).padStart(5, '0')}`
+
+export class DiskUploads {
+  constructor(
+    private readonly layout: DiskLayout,
+    private readonly policy: UploadPolicy,
+    private readonly locks: KeyedLock,
+    private readonly files: UploadCommitter,
+  ) {}
+
+  async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
+    await this.files.precheck(path, options)
+    const now = new Date()
+    const session: SessionFile = {
+      v: 1,
+      uploadId: newUploadId(),
+      path,
+      partSizeLimit: Math.min(this.policy.partSizeLimit, options.maxBytes ?? Number.POSITIVE_INFINITY),
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.policy.ttlMs).toISOString(),
+      metadata: options.metadata ?? {},
+      ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
+      ...(options.mustNotExist ? { mustNotExist: true } : {}),
+      ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
+      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    }
+    const dir = this.#dir(session.uploadId)
+    await mkdir(dir, { recursive: true })
+    const tmp = this.layout.tmpFile()
+    await writeFile(tmp, JSON.stringify(session))
+    await rename(tmp, join(dir, 'session.json'))
+    return publicSession(session)
+  }
+
+  async putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options: PutPartOptions = {}) {
+    checkPartNumber(part)
+    const session = await this.#session(uploadId)
+    if ((options.expectedSize ?? 0) > session.partSizeLimit) throw payloadTooLarge(session.partSizeLimit)
+    const tmp = this.layout.tmpFile()
+    try {
+      const digest = new DigestStream(session.partSizeLimit)
+      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      const info: PartInfo = { part, size: digest.size, sha256: digest.digest() }
+      verifySha256(options.expectedSha256, info.sha256)
+      return await this.locks.run(uploadId, async () => {
+        const current = await this.#session(uploadId) // completed or aborted meanwhile?
+        if (current.maxBytes !== undefined) {
+          const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
+          const total = others.reduce((sum, p) => sum + p.size, info.size)
+          if (total > current.maxBytes) throw payloadTooLarge(current.maxBytes)
+        }
+        const dir = this.#dir(uploadId)
+        await rename(tmp, join(dir, partName(part)))
+        await writeFile(join(dir, `${partName(part)}.json`), JSON.stringify(info))
+        return info
+      })
+    } finally {
+      await rm(tmp, { force: true })
+    }
+  }
+
+  async status(uploadId: string): Promise<UploadStatus> {
+    const session = await this.#session(uploadId)
+    return {
+      ...publicSession(session),
+      ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
+      metadata: session.metadata,
+      parts: await this.#parts(uploadId),
+    }
+  }
+
+  async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
+    return this.locks.run(uploadId, async () => {
+      const session = await this.#session(uploadId)
+      const parts = selectParts(await this.#parts(uploadId), options.parts)
+      await this.files.precheck(session.path, session) // fail before copying gigabytes
+      const dir = this.#dir(uploadId)
+      const tmp = this.layout.tmpFile()
+      try {
+        const digest = new DigestStream(session.maxBytes)
+        async function* concatenated() {
+          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
+        }
+        await pipeline(concatenated, digest, createWriteStream(tmp, { flags: 'wx' }))
+        const sha256 = digest.digest()
+        verifySha256(options.expectedSha256, sha256)
+        const result = await this.files.commit(session.path, {
+          tmp,
+          sha256,
+          metadata: session.metadata,
+          ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
+          ...(session.mustNotExist ? { mustNotExist: true } : {}),
+          ...(session.ifMatch ? { ifMatch: session.ifMatch } : {}),
+        })
+        await rm(dir, { recursive: true, force: true })
+        return result
+      } finally {
+        await rm(tmp, { force: true })
+      }
+    })
+  }
+
+  async abort(uploadId: string): Promise<void> {
+    await this.locks.run(uploadId, async () => {
+      await this.#session(uploadId)
+      await this.layout.discard(this.#dir(uploadId))
+    })
+  }
+
+  /** Removes expired uploads, temporary files no live write owns, and leftovers of deletions. */
+  async sweep(now: Date): Promise<{ removed: number }> {
+    let removed = 0
+    for (const id of await readdir(this.layout.uploadsDir).catch(() => [])) {
+      const session = await this.#readSession(id)
+      const abandoned = session
+        ? isExpired(session.expiresAt, now)
+        : await olderThan(join(this.layout.uploadsDir, id), this.policy.ttlMs, now)
+      if (abandoned) {
+        await this.locks.run(id, () => this.layout.discard(join(this.layout.uploadsDir, id)))
+        removed++
+      }
+    }
+    for (const name of await readdir(this.layout.tmpDir).catch(() => [])) {
+      const p = join(this.layout.tmpDir, name)
+      if (await olderThan(p, STALE_TMP_MS, now)) {
+        await rm(p, { force: true, recursive: true })
+        removed++
+      }
+    }
+    for (const name of await readdir(this.layout.trashDir).catch(() => [])) {
+      await rm(join(this.layout.trashDir, name), { recursive: true, force: true })
+      removed++
+    }
+    return { removed }
+  }
+
+  #dir(uploadId: string): string {
+    return join(this.layout.uploadsDir, uploadId)
+  }
+
+  async #readSession(uploadId: string): Promise<SessionFile | null> {
+    try {
+      const session = JSON.parse(await readFile(join(this.#dir(uploadId), 'session.json'), 'utf8')) as SessionFile
+      return session.v === 1 ? session : null
+    } catch {
+      return null
+    }
+  }
+
+  /** The live session, or `not_found` for an unknown, finished or expired one. */
+  async #session(uploadId: string): Promise<SessionFile> {
+    checkUploadId(uploadId)
+    const session = await this.#readSession(uploadId)
+    if (!session || isExpired(session.expiresAt)) throw uploadNotFound(uploadId)
+    return session
+  }
+
+  /** Received parts whose bytes match their record, by number. */
+  async #parts(uploadId: string): Promise<PartInfo[]> {
+    const dir = this.#dir(uploadId)
+    const parts: PartInfo[] = []
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.json') || !name.startsWith('part-')) continue
+      try {
+        const info = JSON.parse(await readFile(join(dir, name), 'utf8')) as PartInfo
+        const bytes = await stat(join(dir, partName(info.part)))
+        if (bytes.size === info.size) parts.push(info)
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT') && !(e instanceof SyntaxError)) throw e
+      }
+    }
+    return parts.sort((a, b) => a.part - b.part)
+  }
+}
+
+function publicSession(session: SessionFile): UploadSession {
+  const { uploadId, path, partSizeLimit, createdAt, expiresAt } = session
+  return { uploadId, path, partSizeLimit, createdAt, expiresAt }
+}
+
+async function olderThan(path: string, ms: number, now: Date): Promise<boolean> {
+  try {
+    return now.getTime() - (await stat(path)).mtimeMs > ms
+  } catch {
+    return false
+  }
+}

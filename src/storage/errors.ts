@@ -1,0 +1,56 @@
+/**
+ * Typed errors of the storage core. Each carries a stable code; the HTTP layer maps codes to
+ * statuses (SPEC 3.5). The core itself knows nothing of HTTP.
+ */
+export const errorCodes = [
+  'invalid_request',
+  'invalid_path',
+  'checksum_mismatch',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'unknown_store',
+  'already_exists',
+  'directory_not_empty',
+  'upload_incomplete',
+  'precondition_failed',
+  'payload_too_large',
+  'range_not_satisfiable',
+  'store_unavailable',
+] as const
+
+export type ErrorCode = (typeof errorCodes)[number]
+
+export class StorageError extends Error {
+  readonly code: ErrorCode
+  readonly details: unknown
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message, { cause: options.cause })
+    this.name = 'StorageError'
+    this.code = code
+    this.details = options.details
+  }
+}
+
+export const isStorageError = (e: unknown, code?: ErrorCode): e is StorageError =>
+  e instanceof StorageError && (code === undefined || e.code === code)
+
+export const invalidPath = (message: string, path?: string) =>
+  new StorageError('invalid_path', message, path === undefined ? {} : { details: { path } })
+
+export const notFound = (what: string) => new StorageError('not_found', `${what} does not exist`)
+
+export const alreadyExists = (what: string) => new StorageError('already_exists', `${what} already exists`)
+
+export const preconditionFailed = (message: string) => new StorageError('precondition_failed', message)
+
+export const payloadTooLarge = (limit: number) =>
+  new StorageError('payload_too_large', `the body is larger than the limit of ${limit} bytes`, {
+    details: { limit },
+  })
+
+export const checksumMismatch = (expected: string, actual: string) =>
+  new StorageError('checksum_mismatch', 'the content does not match the given sha256', {
+    details: { expected, actual },
+  })

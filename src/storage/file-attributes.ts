@@ -1,0 +1,58 @@
+/**
+ * What every driver derives the same way: ETags, content types, client metadata, timestamps.
+ */
+import { getMimeType } from 'hono/utils/mime'
+import { StorageError } from './errors.js'
+import { preconditionFailed } from './errors.js'
+import type { StoredFile } from './types.js'
+
+export const etagOf = (sha256: string): string => `"${sha256}"`
+
+/** `If-Match` semantics (RFC 9110 13.1.1, strong comparison): does the list admit this file? */
+export function matchesEtag(candidates: string[], file: StoredFile | null): boolean {
+  if (file === null) return false
+  return candidates.some((c) => c === '*' || c === file.etag)
+}
+
+/** Throws `precondition_failed` unless the `If-Match` list (when given) admits the current file. */
+export function checkIfMatch(ifMatch: string[] | undefined, current: StoredFile | null): void {
+  if (ifMatch !== undefined && !matchesEtag(ifMatch, current)) {
+    throw preconditionFailed('the file does not match If-Match')
+  }
+}
+
+const GENERIC_TYPES = new Set(['', 'application/octet-stream'])
+
+/** The client's content type when it gave a specific one, else a guess from the name. */
+export function contentTypeFor(name: string, given?: string): string {
+  const type = given?.trim() ?? ''
+  if (!GENERIC_TYPES.has(type.toLowerCase())) return type
+  return getMimeType(name) ?? 'application/octet-stream'
+}
+
+export const MAX_METADATA_BYTES = 16 * 1024
+
+/** Checks a client metadata object: a JSON object of at most 16 KiB. */
+export function validateMetadata(value: unknown): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new StorageError('invalid_request', 'metadata must be a JSON object')
+  }
+  const size = Buffer.byteLength(JSON.stringify(value))
+  if (size > MAX_METADATA_BYTES) {
+    throw new StorageError('invalid_request', `metadata is larger than ${MAX_METADATA_BYTES} bytes`, {
+      details: { size, limit: MAX_METADATA_BYTES },
+    })
+  }
+  return value as Record<string, unknown>
+}
+
+/** Parses metadata sent as JSON text (a header or a form field). */
+export function parseMetadata(text: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new StorageError('invalid_request', 'metadata is not valid JSON')
+  }
+  return validateMetadata(value)
+}

@@ -1,0 +1,11 @@
+/** The storage core: one driver interface, the drivers, path rules and typed errors. No HTTP here. */
+export * from './types.js'
+export * from './errors.js'
+export * from './paths.js'
+export * from './digest.js'
+export * from './file-attributes.js'
+export * from './ordering.js'
+export * from './part-uploads.js'
+export * from './registry.js'
+export * from './transfer.js'
+export { DiskDriver, type DiskDriverOptions } from './disk/disk-driver.js'

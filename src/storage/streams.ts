@@ -1,0 +1,39 @@
+/**
+ * Stream helpers shared by the drivers.
+ */
+import { Readable } from 'node:stream'
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web'
+import { StorageError } from './errors.js'
+
+/**
+ * Iterates an upload body. A body that fails mid-way (the client went away, a proxy cut it) is a
+ * client-side failure, reported as `invalid_request`, not as an error of the store.
+ */
+export async function* bodyChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      let result: Awaited<ReturnType<typeof reader.read>>
+      try {
+        result = await reader.read()
+      } catch (e) {
+        if (e instanceof StorageError) throw e
+        throw new StorageError('invalid_request', 'the request body ended before it was complete', { cause: e })
+      }
+      if (result.done) return
+      yield result.value
+    }
+  } finally {
+    // Stopped early (a limit or a checksum failed): let go of the body so the connection can be reused or closed.
+    reader.cancel().catch(() => {})
+    reader.releaseLock()
+  }
+}
+
+/** A Node readable as the web stream the driver interface hands out. */
+export const toWebStream = (readable: Readable): ReadableStream<Uint8Array> =>
+  Readable.toWeb(readable) as unknown as ReadableStream<Uint8Array>
+
+/** A web stream as a Node readable, for Node pipelines. */
+export const fromWebStream = (stream: ReadableStream<Uint8Array>): Readable =>
+  Readable.fromWeb(stream as unknown as NodeWebReadableStream<Uint8Array>)

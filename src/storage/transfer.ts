@@ -1,0 +1,74 @@
+/**
+ * Moves between two stores: a streamed copy, then the source is deleted. Within one store a move
+ * is the driver's own (a rename, or a catalog update), never a copy.
+ */
+import { StorageError } from './errors.js'
+import { checkIfMatch } from './file-attributes.js'
+import { joinPath } from './paths.js'
+import type { MoveOptions, StorageDriver, StoredEntry, StoredFile } from './types.js'
+
+export interface CrossStoreMoveOptions extends MoveOptions {
+  maxBytes?: number
+}
+
+export async function moveAcrossStores(
+  source: StorageDriver,
+  from: string,
+  target: StorageDriver,
+  to: string,
+  options: CrossStoreMoveOptions = {},
+): Promise<StoredEntry> {
+  const entry = await source.lookup(from)
+  if (!entry) throw new StorageError('not_found', `"${from}" does not exist`)
+  if (entry.type === 'file') {
+    const copied = await copyFile(source, entry, target, to, options)
+    // The copy is complete and visible before the source goes: a failure here loses nothing.
+    await source.delete(from, options.ifMatch ? { ifMatch: [entry.etag] } : {})
+    return copied
+  }
+  if (options.ifMatch) throw new StorageError('precondition_failed', 'a folder has no ETag to match If-Match')
+  const existing = await target.lookup(to)
+  if (existing && !options.overwrite) throw new StorageError('already_exists', `"${to}" already exists`)
+  if (existing && existing.type !== 'directory') {
+    throw new StorageError('already_exists', `a file at "${to}" (it cannot be replaced by a folder)`)
+  }
+  if (existing) await target.delete(to, { recursive: true })
+  // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
+  for (let cursor: string | undefined; ; ) {
+    const page = await source.list(from, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
+    for (const file of page.entries) {
+      if (file.type !== 'file') continue
+      await copyFile(source, file, target, joinPath(to, file.path.slice(from.length + 1)), {
+        overwrite: true,
+        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+      })
+    }
+    if (!page.nextCursor) break
+    cursor = page.nextCursor
+  }
+  await source.delete(from, { recursive: true })
+  const moved = await target.lookup(to)
+  if (!moved) throw new StorageError('not_found', `"${to}" does not exist`)
+  return moved
+}
+
+async function copyFile(
+  source: StorageDriver,
+  file: StoredFile,
+  target: StorageDriver,
+  to: string,
+  options: CrossStoreMoveOptions,
+): Promise<StoredFile> {
+  checkIfMatch(options.ifMatch, file)
+  if (!options.overwrite && (await target.lookup(to))) throw new StorageError('already_exists', `"${to}" already exists`)
+  const { file: current, body } = await source.read(file.path)
+  const { file: copied } = await target.put(to, body, {
+    contentType: current.contentType,
+    metadata: current.metadata,
+    expectedSha256: current.sha256,
+    expectedSize: current.size,
+    ...(options.overwrite ? {} : { mustNotExist: true }),
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+  })
+  return copied
+}

@@ -89,6 +89,7 @@ install_ferretdb() {
     go build -mod=vendor -o "$BIN_DIR/ferretdb.tmp" github.com/FerretDB/FerretDB/cmd/ferretdb
   )
   mv -f "$BIN_DIR/ferretdb.tmp" "$BIN_DIR/ferretdb"
+  rm -rf "$dir" # the vendor tree is ~240 MB
   ferretdb_ok || die "built $BIN_DIR/ferretdb but it does not print $FERRETDB_VERSION"
   log "ferretdb $FERRETDB_VERSION: built $BIN_DIR/ferretdb"
 }
@@ -114,6 +115,7 @@ install_consul() {
     go build -o "$BIN_DIR/consul.tmp" github.com/hashicorp/consul
   )
   mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
+  rm -rf "$dir"
   consul_ok || die "built $BIN_DIR/consul but it does not print $CONSUL_VERSION"
   log "consul $CONSUL_VERSION: built $BIN_DIR/consul"
 }

@@ -1,0 +1,123 @@
+/**
+ * The disk driver: the storage contract, then what only plain files on disk can show (files an
+ * operator can read, sidecars, symbolic links, crash leftovers).
+ */
+import { mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import { DiskDriver } from '../../src/storage/index.js'
+import { expectCode } from '../helpers/expect-error.js'
+import { sha256, streamOf, text } from '../helpers/streams.js'
+import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
+
+const roots: string[] = []
+const freshRoot = async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'filestorage-disk-'))
+  roots.push(dir)
+  return dir
+}
+afterAll(async () => {
+  await Promise.all(roots.map((r) => rm(r, { recursive: true, force: true })))
+})
+
+describeStorageContract('disk', {
+  open: async (policy) => DiskDriver.open({ dir: await freshRoot(), uploads: policy }),
+})
+
+describe('disk driver on its own', () => {
+  let root: string
+  let store: DiskDriver
+  beforeEach(async () => {
+    root = await freshRoot()
+    store = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+  })
+
+  it('keeps files as plain files an operator can read, and nothing else beside them', async () => {
+    await store.put('reports/q1.txt', streamOf('quarter one'))
+    expect(await readFile(join(root, 'reports/q1.txt'), 'utf8')).toBe('quarter one')
+    expect((await readdir(root)).sort()).toEqual(['.filestorage', 'reports'])
+    expect(await readdir(join(root, 'reports'))).toEqual(['q1.txt'])
+  })
+
+  it('adopts a file an operator put there by hand, hashing it once', async () => {
+    await mkdir(join(root, 'manual'))
+    await writeFile(join(root, 'manual/notes.txt'), '# by hand')
+    const file = await store.stat('manual/notes.txt')
+    expect(file).toMatchObject({ size: 9, sha256: sha256('# by hand'), contentType: 'text/plain; charset=utf-8' })
+    expect((await store.list('manual')).entries.map((e) => e.name)).toEqual(['notes.txt'])
+  })
+
+  it('notices a file replaced behind its back and describes the new bytes', async () => {
+    await store.put('changed.txt', streamOf('original'), { metadata: { a: 1 } })
+    await writeFile(join(root, 'changed.txt'), 'edited by an operator')
+    const file = await store.stat('changed.txt')
+    expect(file.sha256).toBe(sha256('edited by an operator'))
+    expect(file.size).toBe('edited by an operator'.length)
+  })
+
+  it('never lists or serves the reserved folder', async () => {
+    await store.put('a.txt', streamOf('a'))
+    expect((await store.list('')).entries.map((e) => e.name)).toEqual(['a.txt'])
+    expect((await store.list('', { recursive: true })).entries.map((e) => e.path)).toEqual(['a.txt'])
+  })
+
+  it('does not follow symbolic links out of the root, for reads, writes or listings', async () => {
+    const outside = await freshRoot()
+    await writeFile(join(outside, 'secret.txt'), 'secret')
+    await symlink(outside, join(root, 'escape'))
+    await symlink(join(outside, 'secret.txt'), join(root, 'secret-link.txt'))
+    await expectCode(store.read('escape/secret.txt'), 'forbidden')
+    await expectCode(store.read('secret-link.txt'), 'forbidden')
+    await expectCode(store.put('escape/new.txt', streamOf('x')), 'forbidden')
+    await expectCode(store.delete('escape/secret.txt'), 'forbidden')
+    await expectCode(store.list('escape'), 'forbidden')
+    await expectCode(store.move('escape/secret.txt', 'stolen.txt'), 'forbidden')
+    expect((await store.list('')).entries).toEqual([])
+    expect(await readdir(outside)).toEqual(['secret.txt'])
+    expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('secret')
+  })
+
+  it('follows symbolic links that stay inside the root', async () => {
+    await store.put('real/file.txt', streamOf('inside'))
+    await symlink(join(root, 'real'), join(root, 'alias'))
+    expect(await text((await store.read('alias/file.txt')).body)).toBe('inside')
+  })
+
+  it('a cut-off upload leaves no temporary file behind', async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(50_000))
+        c.error(new Error('cut'))
+      },
+    })
+    await expect(store.put('cut.bin', body)).rejects.toThrow()
+    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual([])
+  })
+
+  it('sweeps temporary files a crash left behind, but not fresh ones', async () => {
+    const stale = join(root, '.filestorage/tmp/stale-upload')
+    const fresh = join(root, '.filestorage/tmp/fresh-upload')
+    await writeFile(stale, 'half')
+    await writeFile(fresh, 'half')
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
+    await utimes(stale, twoHoursAgo, twoHoursAgo)
+    await store.sweep()
+    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual(['fresh-upload'])
+  })
+
+  it('keeps the parts of a part upload under the reserved folder until completed', async () => {
+    const { uploadId } = await store.createUpload('big.bin')
+    await store.putPart(uploadId, 1, streamOf('part one'))
+    expect(await readdir(join(root, '.filestorage/uploads', uploadId))).toContain('part-00001')
+    expect(await readdir(root)).toEqual(['.filestorage'])
+    await store.completeUpload(uploadId)
+    expect(await readdir(join(root, '.filestorage/uploads'))).toEqual([])
+    expect(await readFile(join(root, 'big.bin'), 'utf8')).toBe('part one')
+  })
+
+  it('reports itself down when its folder is gone', async () => {
+    await rm(root, { recursive: true, force: true })
+    expect((await store.health()).ok).toBe(false)
+  })
+})

@@ -17,7 +17,7 @@ const CreateUploadBody = z
 
 export const createUploadRoute = createRoute({
   method: 'post',
-  path: '/{store}/createupload/{path{.+}}',
+  path: '/{store}/createupload/{path{[\\s\\S]+}}',
   operationId: 'createUpload',
   tags: ['uploads in parts'],
   summary: 'Start an upload in parts',

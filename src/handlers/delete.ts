@@ -10,7 +10,7 @@ import { BooleanQuery, PathParam, StoreParam } from './schemas.js'
 
 export const deleteRoute = createRoute({
   method: 'delete',
-  path: '/{store}/delete/{path{.+}}',
+  path: '/{store}/delete/{path{[\\s\\S]+}}',
   operationId: 'delete',
   tags: ['files'],
   summary: 'Delete a file or folder',

@@ -13,7 +13,7 @@ import { PathParam, StoreParam } from './schemas.js'
 
 export const downloadRoute = createRoute({
   method: 'get',
-  path: '/{store}/download/{path{.+}}',
+  path: '/{store}/download/{path{[\\s\\S]+}}',
   operationId: 'download',
   tags: ['files'],
   summary: 'Download a file (also HEAD)',

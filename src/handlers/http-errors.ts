@@ -94,6 +94,11 @@ export function onError(e: Error, c: Context): Response {
   return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
 }
 
+/** `notFound` for apps composing the handlers: unknown routes answer JSON too. */
+export function notFoundHandler(c: Context): Response {
+  return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404)
+}
+
 /** zod-openapi's hook: validation failures become `400 invalid_request` with the issues as details. */
 export function validationHook(
   result: { success: true } | { success: false; error: z.ZodError },

@@ -12,7 +12,7 @@ import { createDocsHandler } from './docs.js'
 import { createDownloadHandler, downloadRoute } from './download.js'
 import type { HandlerDeps } from './handler-app.js'
 import { createHelpHandler, helpRoute } from './help.js'
-import { errorBody, onError, validationHook } from './http-errors.js'
+import { notFoundHandler, onError, validationHook } from './http-errors.js'
 import { createInfoHandler, infoRoute } from './info.js'
 import { createListHandler, listRootRoute, listRoute } from './list.js'
 import { createMoveHandler, moveRoute } from './move.js'
@@ -52,7 +52,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
   const basePath = options.basePath ?? DEFAULT_BASE_PATH
   const app = new OpenAPIHono({ defaultHook: validationHook })
   app.onError(onError)
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404))
+  app.notFound(notFoundHandler)
 
   const api = new OpenAPIHono({ defaultHook: validationHook })
   for (const handler of [
@@ -79,7 +79,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
 
 export type { HandlerDeps } from './handler-app.js'
 export { createHandlerApp } from './handler-app.js'
-export { errorBody, ErrorSchema, onError, statusOf, validationHook } from './http-errors.js'
+export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'
 export { buildOpenApiDocument, createDocsHandler } from './docs.js'
 export {
   createUploadHandler,

@@ -9,7 +9,7 @@ import { EntrySchema, PathParam, StoreParam } from './schemas.js'
 
 export const infoRoute = createRoute({
   method: 'get',
-  path: '/{store}/info/{path{.+}}',
+  path: '/{store}/info/{path{[\\s\\S]+}}',
   operationId: 'info',
   tags: ['files'],
   summary: 'Describe a file or folder',

@@ -22,7 +22,7 @@ const listResponses = {
 
 export const listRoute = createRoute({
   method: 'get',
-  path: '/{store}/list/{dir{.*}}',
+  path: '/{store}/list/{dir{[\\s\\S]*}}',
   operationId: 'list',
   tags: ['files'],
   summary: 'List a folder',

@@ -20,7 +20,7 @@ const MoveBody = z
 
 export const moveRoute = createRoute({
   method: 'post',
-  path: '/{store}/move/{path{.+}}',
+  path: '/{store}/move/{path{[\\s\\S]+}}',
   operationId: 'move',
   tags: ['files'],
   summary: 'Move or rename a file or folder',

@@ -30,6 +30,7 @@ export async function* formParts(
       headers: { 'content-type': contentType },
       limits: { fieldSize: limits.fieldBytes, fields: limits.fields, files: limits.files },
       defParamCharset: 'utf8', // browsers send UTF-8 file names without filename*
+      preservePath: true, // see the name as sent: "../x" is refused, not quietly cut to "x"
     })
   } catch (e) {
     throw new StorageError('invalid_request', `not a multipart/form-data body: ${(e as Error).message}`)

@@ -34,7 +34,7 @@ const uploadHeaders = z.object({
 
 export const uploadRoute = createRoute({
   method: 'put',
-  path: '/{store}/upload/{path{.+}}',
+  path: '/{store}/upload/{path{[\\s\\S]+}}',
   operationId: 'upload',
   tags: ['files'],
   summary: 'Upload a file (raw body, streamed)',
@@ -55,7 +55,7 @@ export const uploadRoute = createRoute({
 
 export const uploadFormRoute = createRoute({
   method: 'post',
-  path: '/{store}/upload/{dir{.*}}',
+  path: '/{store}/upload/{dir{[\\s\\S]*}}',
   operationId: 'uploadForm',
   tags: ['files'],
   summary: 'Upload files from a multipart form',

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { createFileStorageApp } from '../../handlers/index.js'
+import { createFileStorageApp, notFoundHandler, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessLog } from './access-log.js'
@@ -42,6 +42,8 @@ export async function startService(config: Config, log: (line: string) => void =
     service: { name: config.SERVICE_NAME, version: VERSION },
   })
   const app = new OpenAPIHono()
+  app.notFound(notFoundHandler)
+  app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
   app.route('/', api)
 

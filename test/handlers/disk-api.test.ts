@@ -1,0 +1,64 @@
+/** The file API over HTTP on the disk store. */
+import { readdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { rawRequest } from '../helpers/http.js'
+import { startTestService, type TestService } from '../helpers/test-service.js'
+import { API_LIMITS, describeFileApi } from './file-api.js'
+
+describeFileApi('disk', () => startTestService(API_LIMITS))
+
+describe('bad paths never reach outside the disk root', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService()
+  })
+  afterAll(async () => svc.stop())
+
+  it('leaves the folder around the root untouched after every traversal attempt', async () => {
+    const parent = dirname(svc.storageDir)
+    const before = (await readdir(parent)).sort()
+    for (const target of ['../escape.txt', '%2e%2e/escape.txt', '..%2fescape.txt', '%2e%2e%2fescape.txt', '..%5cescape.txt']) {
+      for (const verb of ['upload', 'createupload']) {
+        const res = await rawRequest(svc.origin, verb === 'upload' ? 'PUT' : 'POST', `/filestorage/v1/disk/${verb}/${target}`, { body: 'x' })
+        expect(res.status).toBe(400)
+      }
+      const move = await rawRequest(svc.origin, 'POST', '/filestorage/v1/disk/move/a.txt', {
+        body: JSON.stringify({ to: decodeURIComponent(target) }),
+        headers: { 'content-type': 'application/json' },
+      })
+      expect([400, 404]).toContain(move.status)
+    }
+    expect((await readdir(parent)).sort()).toEqual(before)
+    expect(await readdir(svc.storageDir)).toEqual(['.filestorage'])
+  })
+})
+
+describe('requests Node cannot parse', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService()
+  })
+  afterAll(async () => svc.stop())
+
+  it('answers headers over 64 KiB with a JSON 431', async () => {
+    const res = await rawRequest(svc.origin, 'GET', '/filestorage/v1/check', { headers: { 'x-big': 'x'.repeat(70 * 1024) } })
+    expect(res.status).toBe(431)
+    expect(res.json()).toMatchObject({ error: { code: 'invalid_request' } })
+  })
+
+  it('answers a malformed request line with a JSON 400', async () => {
+    const { connect } = await import('node:net')
+    const url = new URL(svc.origin)
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => socket.write('NOT HTTP AT ALL\r\n\r\n'))
+      let data = ''
+      socket.setTimeout(5000, () => socket.destroy(new Error('timeout')))
+      socket.on('data', (c) => (data += c))
+      socket.on('end', () => resolve(data))
+      socket.on('error', reject)
+    })
+    expect(reply).toMatch(/^HTTP\/1.1 400/)
+    expect(reply).toContain('"code":"invalid_request"')
+  })
+})

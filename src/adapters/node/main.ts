@@ -1,13 +1,12 @@
 /**
  * `npm start`: the whole service in one process, configured from the environment.
  */
-import { ConfigError, loadConfig } from './config.js'
-import { startService } from './service.js'
+import { ConfigError, type Config, loadConfig } from './config.js'
+import { type Service, startService } from './service.js'
 
-async function main(): Promise<void> {
-  let config
+function readConfig(): Config {
   try {
-    config = loadConfig()
+    return loadConfig()
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`[filestorage] ${e.message}`)
@@ -15,27 +14,35 @@ async function main(): Promise<void> {
     }
     throw e
   }
-  const service = await startService(config)
-  console.log(
-    `[filestorage] serving stores ${service.stores.names().join(', ')} on ${service.http.url}/filestorage/v1 ` +
-      `(docs: ${service.http.url}/filestorage/v1/docs)`,
-  )
+}
 
+async function main(): Promise<void> {
+  const config = readConfig()
+  // Signals are handled from the first moment, so one that arrives while starting is not lost.
   let stopping = false
   const shutdown = (signal: string) => {
     if (stopping) return
     stopping = true
     console.log(`[filestorage] ${signal}: finishing requests in flight, then exiting`)
-    service.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        console.error('[filestorage] shutdown failed:', e)
-        process.exit(1)
-      },
-    )
+    void starting
+      .then((service) => service.stop())
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          console.error('[filestorage] shutdown failed:', e)
+          process.exit(1)
+        },
+      )
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+
+  const starting: Promise<Service> = startService(config)
+  const service = await starting
+  console.log(
+    `[filestorage] serving stores ${service.stores.names().join(', ')} on ${service.http.url}/filestorage/v1 ` +
+      `(docs: ${service.http.url}/filestorage/v1/docs)`,
+  )
 }
 
 main().catch((e: unknown) => {

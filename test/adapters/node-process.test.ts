@@ -1,0 +1,115 @@
+/**
+ * The node adapter as a process: configuration errors, the embedded default, graceful shutdown.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/adapters/node/config.js'
+import { spawnService } from '../helpers/process-service.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'filestorage-proc-'))
+})
+afterAll(async () => rm(dir, { recursive: true, force: true }))
+
+describe('configuration', () => {
+  it('has the defaults of SPEC 4', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({
+      PORT: 8081,
+      HOST: '0.0.0.0',
+      STORAGE_DIR: './data',
+      MONGODB_DB: 'filestorage',
+      INLINE_MAX_BYTES: 1048576,
+      SERVICE_NAME: 'filestorage',
+      SERVICE_TAGS: [],
+    })
+    expect(config.MONGODB_URI).toBeUndefined()
+    expect(config.MAX_UPLOAD_BYTES).toBeUndefined()
+    expect(config.CONSUL_HTTP_ADDR).toBeUndefined()
+  })
+
+  it('reads sizes with units and lists of tags', () => {
+    const config = loadConfig({ MAX_UPLOAD_BYTES: '2GiB', INLINE_MAX_BYTES: '512KiB', SERVICE_TAGS: 'a, b,,c' })
+    expect(config.MAX_UPLOAD_BYTES).toBe(2 * 1024 ** 3)
+    expect(config.INLINE_MAX_BYTES).toBe(512 * 1024)
+    expect(config.SERVICE_TAGS).toEqual(['a', 'b', 'c'])
+  })
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['INLINE_MAX_BYTES', '16MiB'],
+    ['MAX_UPLOAD_BYTES', 'lots'],
+    ['MONGODB_URI', 'http://not-mongo'],
+    ['LOG_REQUESTS', 'perhaps'],
+  ])('refuses %s=%s, naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=`))
+  })
+
+  it('stops the process with a message naming the variable', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/adapters/node/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: 'not-a-port', INLINE_MAX_BYTES: '99GiB' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(/PORT="not-a-port"/)
+    expect(result.stderr).toMatch(/INLINE_MAX_BYTES="99GiB": must be at most 15 MiB/)
+  })
+})
+
+describe('the service process', () => {
+  it('serves the disk store with nothing else configured, then stops on SIGTERM with exit 0', async () => {
+    const storage = join(dir, 'default')
+    const svc = await spawnService({ STORAGE_DIR: storage })
+    const put = await fetch(`${svc.api}/disk/upload/hello.txt`, { method: 'PUT', body: 'hi' })
+    expect(put.status).toBe(201)
+    expect(await readFile(join(storage, 'hello.txt'), 'utf8')).toBe('hi')
+    const check = (await (await fetch(`${svc.api}/check`)).json()) as { stores: Record<string, unknown> }
+    expect(Object.keys(check.stores)).toEqual(['disk'])
+    expect(await svc.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+  })
+
+  it('finishes an upload in flight when told to stop, refuses new connections, and exits 0', async () => {
+    const storage = join(dir, 'graceful')
+    const svc = await spawnService({ STORAGE_DIR: storage, LOG_REQUESTS: 'true' })
+    const chunk = new Uint8Array(256 * 1024).fill(1)
+    let sent = 0
+    let signalled = false
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent >= 40) {
+          controller.close()
+          return
+        }
+        if (sent === 10 && !signalled) {
+          signalled = true
+          svc.child.kill('SIGTERM') // the upload is a quarter through
+          await new Promise((r) => setTimeout(r, 300))
+          await expect(fetch(`${svc.api}/check`)).rejects.toThrow() // no longer accepting
+        }
+        await new Promise((r) => setTimeout(r, 10))
+        sent++
+        controller.enqueue(chunk)
+      },
+    })
+    const res = await fetch(`${svc.api}/disk/upload/inflight.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+    expect(res.status).toBe(201)
+    expect(((await res.json()) as { size: number }).size).toBe(40 * chunk.length)
+    expect(await svc.exited).toEqual({ code: 0, signal: null })
+    expect(svc.output()).toMatch(/SIGTERM: finishing requests in flight/)
+    expect((await readFile(join(storage, 'inflight.bin'))).length).toBe(40 * chunk.length)
+  })
+
+  it('stops on SIGINT too', async () => {
+    const svc = await spawnService({ STORAGE_DIR: join(dir, 'sigint') })
+    expect(await svc.stop('SIGINT')).toEqual({ code: 0, signal: null })
+  })
+})

@@ -1,0 +1,103 @@
+/**
+ * Runs the service as its own process (the node adapter's main), for tests that need a real
+ * process: memory measurements, signals, restarts, several instances.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const MAIN = 'src/adapters/node/main.ts'
+
+export interface ProcessService {
+  child: ChildProcess
+  pid: number
+  /** `http://127.0.0.1:port` */
+  origin: string
+  /** `http://127.0.0.1:port/filestorage/v1` */
+  api: string
+  port: number
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string
+  /** Resident memory now, in bytes (from /proc). */
+  rss(): Promise<number>
+  /** Peak resident memory since start or the last `resetPeakRss`, in bytes. */
+  peakRss(): Promise<number>
+  resetPeakRss(): Promise<void>
+  /** Sends a signal and waits (bounded) for the exit. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]
+  if (!kib) throw new Error(`no ${field} for process ${pid}`)
+  return Number(kib) * 1024
+}
+
+/**
+ * Starts the service with `env` (PORT defaults to 0: the process reports the port it got) and
+ * waits until it serves, at most `startTimeoutMs`.
+ */
+export async function spawnService(
+  env: Record<string, string>,
+  options: { startTimeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<ProcessService> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the service did not start in time; output:\n${output}`))
+    }, options.startTimeoutMs ?? 20_000)
+    const onData = () => {
+      const m = /serving stores .* on http:\/\/[^:]+:(\d+)\//.exec(output)
+      if (m) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
+    }
+    child.stdout!.on('data', onData)
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer)
+      reject(new Error(`the service exited (${code ?? signal}) before serving; output:\n${output}`))
+    })
+  })
+
+  const origin = `http://127.0.0.1:${port}`
+  const pid = child.pid!
+  return {
+    child,
+    pid,
+    port,
+    origin,
+    api: `${origin}/filestorage/v1`,
+    output: () => output,
+    rss: () => procStatus(pid, 'VmRSS'),
+    peakRss: () => procStatus(pid, 'VmHWM'),
+    // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS (Linux 4.0+).
+    resetPeakRss: () => writeFile(`/proc/${pid}/clear_refs`, '5'),
+    exited,
+    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited
+      child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      try {
+        return await exited
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+  }
+}

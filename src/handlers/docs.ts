@@ -34,7 +34,10 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })
-  document.paths = Object.fromEntries(Object.entries(document.paths ?? {}).map(([p, item]) => [openApiPath(p), item]))
+  // Paths in full (the API is mounted under basePath), and in plain OpenAPI template syntax.
+  document.paths = Object.fromEntries(
+    Object.entries(document.paths ?? {}).map(([p, item]) => [options.basePath + openApiPath(p), item]),
+  )
   return document
 }
 

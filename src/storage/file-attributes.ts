@@ -21,12 +21,13 @@ export function checkIfMatch(ifMatch: string[] | undefined, current: StoredFile 
   }
 }
 
-const GENERIC_TYPES = new Set(['', 'application/octet-stream'])
+// curl -d and HTML forms label any body url-encoded; a stored file is never that, so it means "not said".
+const GENERIC_TYPES = new Set(['', 'application/octet-stream', 'application/x-www-form-urlencoded'])
 
 /** The client's content type when it gave a specific one, else a guess from the name. */
 export function contentTypeFor(name: string, given?: string): string {
   const type = given?.trim() ?? ''
-  if (!GENERIC_TYPES.has(type.toLowerCase())) return type
+  if (!GENERIC_TYPES.has(type.split(';')[0]!.trim().toLowerCase())) return type
   return getMimeType(name) ?? 'application/octet-stream'
 }
 

@@ -17,7 +17,7 @@ import { KeyedLock } from '../keyed-lock.js'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, invalidPathIfRoot, isWithin, ROOT } from '../paths.js'
-import { bodyChunks, toWebStream } from '../streams.js'
+import { bodyChunks } from '../streams.js'
 import type {
   ByteRange,
   CompleteUploadOptions,
@@ -39,6 +39,7 @@ import type {
   UploadStatus,
   WritePreconditions,
 } from '../types.js'
+import { fileRangeStream } from './file-stream.js'
 import { DiskLayout, fromFsError, isErrno } from './layout.js'
 import { DiskLister } from './listing.js'
 import {
@@ -119,12 +120,8 @@ export class DiskDriver implements StorageDriver {
         if (!stats.isFile()) throw notFound(`a file at "${path}"`)
         const file = await this.#describeOpen(path, handle.fd, stats)
         // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-        const stream = handle.createReadStream({
-          start: range?.start ?? 0,
-          ...(range ? { end: range.end } : {}),
-          highWaterMark: READ_CHUNK,
-        })
-        return { file, body: toWebStream(stream) }
+        const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+        return { file, body }
       } catch (e) {
         await handle.close()
         throw e

@@ -42,11 +42,12 @@ import type {
 import { fileRangeStream } from './file-stream.js'
 import { DiskLayout, fromFsError, isErrno } from './layout.js'
 import { DiskLister } from './listing.js'
+import { SidecarCache } from './sidecar-cache.js'
 import {
   commitSidecar,
   describe,
   moveSidecar,
-  readSidecar,
+  readSidecarText,
   rebuildSidecar,
   removeSidecar,
   type Sidecar,
@@ -74,6 +75,7 @@ const READ_CHUNK = 1024 * 1024
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
   readonly #locks = new KeyedLock()
+  readonly #sidecars = new SidecarCache()
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
 
@@ -148,7 +150,7 @@ export class DiskDriver implements StorageDriver {
       }
       if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
       if (!stats.isFile()) return null
-      return this.#describe(path)
+      return this.#describe(path, stats)
     })
   }
 
@@ -361,12 +363,15 @@ export class DiskDriver implements StorageDriver {
     }
   }
 
-  /** Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished. */
-  async #describe(path: string): Promise<StoredFile | null> {
+  /**
+   * Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished.
+   * `known`: the stats of the file, when the caller has just taken them.
+   */
+  async #describe(path: string, known?: Stats): Promise<StoredFile | null> {
     try {
-      const stats = await stat(this.layout.data(path))
+      const stats = known ?? (await stat(this.layout.data(path)))
       if (!stats.isFile()) return null
-      const sidecar = await readSidecar(this.layout, path)
+      const sidecar = await this.#sidecarOf(path, stats)
       if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
       const handle = await open(this.layout.data(path), 'r')
       try {
@@ -381,8 +386,18 @@ export class DiskDriver implements StorageDriver {
   }
 
   async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile> {
-    const sidecar = await readSidecar(this.layout, path)
+    const sidecar = await this.#sidecarOf(path, stats)
     if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
     return describe(path, await rebuildSidecar(this.layout, path, fd, stats, sidecar), stats)
+  }
+
+  /** The sidecar of `path` (maybe stale), from the cache while its data file is unchanged. */
+  async #sidecarOf(path: string, stats: Stats): Promise<Sidecar | null> {
+    const cached = this.#sidecars.get(path, stats)
+    if (cached) return cached
+    const read = await readSidecarText(this.layout, path)
+    if (!read) return null
+    if (sidecarMatches(read.sidecar, stats)) this.#sidecars.set(path, read.sidecar, stats, read.bytes)
+    return read.sidecar
   }
 }

@@ -46,9 +46,15 @@ export function describe(path: string, sidecar: Sidecar, stats: Stats): StoredFi
 }
 
 export async function readSidecar(layout: DiskLayout, path: string): Promise<Sidecar | null> {
+  return (await readSidecarText(layout, path))?.sidecar ?? null
+}
+
+/** The sidecar and the length of its JSON text (what keeping it in memory costs, roughly). */
+export async function readSidecarText(layout: DiskLayout, path: string): Promise<{ sidecar: Sidecar; bytes: number } | null> {
   try {
-    const value = JSON.parse(await readFile(layout.meta(path), 'utf8')) as Sidecar
-    return value.v === 1 ? value : null
+    const text = await readFile(layout.meta(path), 'utf8')
+    const value = JSON.parse(text) as Sidecar
+    return value.v === 1 ? { sidecar: value, bytes: text.length } : null
   } catch {
     return null // missing, unreadable or not ours: rebuilt from the bytes
   }

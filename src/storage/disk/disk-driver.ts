@@ -6,7 +6,7 @@
  * then renamed into place: readers see the old file or the new one, and a cut-off upload leaves
  * only a temporary file, which is removed at once (or by the sweeper after a crash).
  */
-import { createWriteStream, type Stats } from 'node:fs'
+import type { Stats } from 'node:fs'
 import { link, mkdir, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -40,7 +40,7 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import { fileRangeStream } from './file-stream.js'
-import { DiskLayout, fromFsError, isErrno } from './layout.js'
+import { DiskLayout, fromFsError, isErrno, tmpFileWriter } from './layout.js'
 import { DiskLister } from './listing.js'
 import { SidecarCache } from './sidecar-cache.js'
 import {
@@ -101,7 +101,7 @@ export class DiskDriver implements StorageDriver {
     const tmp = this.layout.tmpFile()
     try {
       const digest = new DigestStream(options.maxBytes)
-      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const sha256 = digest.digest()
       verifySha256(options.expectedSha256, sha256)
       return await this.#commit(path, { ...options, tmp, sha256 })

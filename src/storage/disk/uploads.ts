@@ -8,7 +8,7 @@
  * Completing streams the parts in order into one temporary file, hashing as it goes, and commits it
  * like any upload; then the folder is removed.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -37,7 +37,7 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import type { CommitRequest } from './disk-driver.js'
-import { type DiskLayout, isErrno } from './layout.js'
+import { type DiskLayout, isErrno, tmpFileWriter } from './layout.js'
 
 interface SessionFile extends UploadSession, WritePreconditions {
   v: 1
@@ -96,7 +96,7 @@ export class DiskUploads {
     const tmp = this.layout.tmpFile()
     try {
       const digest = new DigestStream(session.partSizeLimit)
-      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const info: PartInfo = { part, size: digest.size, sha256: digest.digest() }
       verifySha256(options.expectedSha256, info.sha256)
       return await this.locks.run(uploadId, async () => {
@@ -138,7 +138,7 @@ export class DiskUploads {
         async function* concatenated() {
           for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
         }
-        await pipeline(concatenated, digest, createWriteStream(tmp, { flags: 'wx' }))
+        await pipeline(concatenated, digest, tmpFileWriter(tmp))
         const sha256 = digest.digest()
         verifySha256(options.expectedSha256, sha256)
         const result = await this.files.commit(session.path, {

@@ -99,16 +99,19 @@ export class DiskDriver implements StorageDriver {
     }
     await this.#guard(path, () => this.#precheck(path, options))
     const tmp = this.layout.tmpFile()
+    let committed = false
     try {
       const digest = new DigestStream(options.maxBytes)
       await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const sha256 = digest.digest()
       verifySha256(options.expectedSha256, sha256)
-      return await this.#commit(path, { ...options, tmp, sha256 })
+      const result = await this.#commit(path, { ...options, tmp, sha256 })
+      committed = true
+      return result
     } catch (e) {
       throw fromFsError(e, path)
     } finally {
-      await rm(tmp, { force: true }) // gone already when committed
+      if (!committed) await rm(tmp, { force: true }) // once committed, it is the file
     }
   }
 
@@ -141,17 +144,22 @@ export class DiskDriver implements StorageDriver {
     if (path === ROOT) return { type: 'directory', path: ROOT, name: '' }
     return this.#guard(path, async () => {
       await this.layout.confine(path)
-      let stats: Stats
-      try {
-        stats = await stat(this.layout.data(path))
-      } catch (e) {
-        if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
-        throw e
-      }
-      if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
-      if (!stats.isFile()) return null
-      return this.#describe(path, stats)
+      return this.#lookupConfined(path)
     })
+  }
+
+  /** `lookup` of a path already confined to the root. */
+  async #lookupConfined(path: string): Promise<StoredEntry | null> {
+    let stats: Stats
+    try {
+      stats = await stat(this.layout.data(path))
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      throw e
+    }
+    if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
+    if (!stats.isFile()) return null
+    return this.#describe(path, stats)
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -289,7 +297,7 @@ export class DiskDriver implements StorageDriver {
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
-    const current = await this.lookup(path)
+    const current = await this.#lookupConfined(path)
     if (current?.type === 'directory') throw alreadyExists(`a folder at "${path}"`)
     if (current && conditions.mustNotExist) throw preconditionFailed(`"${path}" already exists`)
     checkIfMatch(conditions.ifMatch, current)
@@ -325,6 +333,7 @@ export class DiskDriver implements StorageDriver {
         created: previous?.created ?? stats.mtime.toISOString(),
       }
       const staged = await stageSidecar(this.layout, sidecar)
+      let placed = false
       try {
         const target = this.layout.data(path)
         if (request.mustNotExist) {
@@ -335,8 +344,9 @@ export class DiskDriver implements StorageDriver {
           await this.#renameInto(request.tmp, target)
         }
         await commitSidecar(this.layout, path, staged)
+        placed = true
       } finally {
-        await rm(staged, { force: true })
+        if (!placed) await rm(staged, { force: true })
       }
       return { file: describe(path, sidecar, stats), created: previous === null }
     })
@@ -351,6 +361,14 @@ export class DiskDriver implements StorageDriver {
     to: string,
     place: (a: string, b: string) => Promise<void> = rename,
   ): Promise<void> {
+    // Most of the time the folder is there already: one call, no mkdir.
+    try {
+      await place(from, to)
+      return
+    } catch (e) {
+      if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
+      if (!isErrno(e, 'ENOENT')) throw e
+    }
     for (let attempt = 0; ; attempt++) {
       await mkdir(dirname(to), { recursive: true })
       try {

@@ -73,13 +73,21 @@ export async function stageSidecar(layout: DiskLayout, sidecar: Sidecar): Promis
  */
 export async function commitSidecar(layout: DiskLayout, path: string, staged: string): Promise<void> {
   const target = layout.meta(path)
+  const inTheWay = ['EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT']
+  // Most of the time the folder is there already: one rename, no mkdir.
+  try {
+    await rename(staged, target)
+    return
+  } catch (e) {
+    if (!isErrno(e, ...inTheWay)) throw e
+  }
   for (let attempt = 0; ; attempt++) {
     try {
       await mkdir(dirname(target), { recursive: true })
       await rename(staged, target)
       return
     } catch (e) {
-      if (attempt >= 3 || !isErrno(e, 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT')) throw e
+      if (attempt >= 3 || !isErrno(e, ...inTheWay)) throw e
       await clearMetaPath(layout, path)
     }
   }

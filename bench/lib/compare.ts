@@ -3,6 +3,7 @@
  * both in turn (the order alternating, so that drifting machine noise falls on both alike), with
  * the peak RSS of each side's processes over the whole stretch.
  */
+import { cpuMs } from './cpu.js'
 import { figureOf, type Figure, type RunSample } from './results.js'
 import { PeakRssWatch } from './rss.js'
 
@@ -31,15 +32,23 @@ export async function compare(runs: number, ours: Contender, peer?: Contender): 
   const peerSamples: RunSample[] = []
   for (let i = 0; i < runs; i++) {
     if (i % 2 === 0 || !peer) {
-      oursSamples.push(await ours.measure())
-      if (peer) peerSamples.push(await peer.measure())
+      oursSamples.push(await measured(ours))
+      if (peer) peerSamples.push(await measured(peer))
     } else {
-      peerSamples.push(await peer.measure())
-      oursSamples.push(await ours.measure())
+      peerSamples.push(await measured(peer))
+      oursSamples.push(await measured(ours))
     }
   }
   const result: Comparison = { ours: figureOf(oursSamples), oursPeakRss: oursWatch.read() }
   if (peer) result.peer = figureOf(peerSamples)
   if (peerWatch) result.peerPeakRss = peerWatch.read()
   return result
+}
+
+/** One run, with the CPU time its side's processes used meanwhile. */
+async function measured(side: Contender): Promise<RunSample> {
+  if (side.pids.length === 0) return side.measure()
+  const before = cpuMs(side.pids)
+  const sample = await side.measure()
+  return { ...sample, cpuMs: cpuMs(side.pids) - before }
 }

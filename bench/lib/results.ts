@@ -13,6 +13,8 @@ export interface Figure {
   p99Ms?: number
   /** Requests that failed, over all runs (request-rate figures). */
   errors?: number
+  /** CPU time of the measured side's processes per unit of work (per GiB, or per 1000 requests), median. */
+  cpuMsPerUnit?: number
 }
 
 export interface Row {
@@ -37,6 +39,10 @@ export interface RunSample {
   p50Ms?: number
   p99Ms?: number
   errors?: number
+  /** Units of work done in the run (GiB moved, or thousands of requests), for CPU per unit. */
+  units?: number
+  /** CPU time the side's processes used during the run (set by compare()). */
+  cpuMs?: number
 }
 
 export function figureOf(samples: RunSample[]): Figure {
@@ -47,6 +53,8 @@ export function figureOf(samples: RunSample[]): Figure {
   if (p99.length) figure.p99Ms = median(p99)
   const errors = samples.flatMap((s) => (s.errors === undefined ? [] : [s.errors]))
   if (errors.length) figure.errors = errors.reduce((a, b) => a + b, 0)
+  const cpu = samples.flatMap((s) => (s.cpuMs === undefined || !s.units ? [] : [s.cpuMs / s.units]))
+  if (cpu.length) figure.cpuMsPerUnit = median(cpu)
   return figure
 }
 

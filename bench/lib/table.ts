@@ -17,6 +17,13 @@ function latency(figure: Figure | undefined): string {
   return `${figure.p50Ms.toFixed(2)} / ${figure.p99Ms.toFixed(2)} ms`
 }
 
+/** CPU per unit of work: per GiB for transfers, per 1000 requests for request rates. */
+function cpu(figure: Figure | undefined, unit: Row['unit']): string {
+  if (figure?.cpuMsPerUnit === undefined) return ''
+  const ms = Math.round(figure.cpuMsPerUnit).toLocaleString('en-US')
+  return unit === 'req/s' ? `${ms} ms/1k req` : `${ms} ms/GiB`
+}
+
 const rss = (bytes: number | undefined): string => (bytes === undefined ? '' : `${Math.round(bytes / MiB)} MiB`)
 
 function ratio(row: Row): string {
@@ -31,19 +38,20 @@ function measurement(row: Row): string {
 
 export function markdownTable(rows: Row[]): string {
   const lines = [
-    '| measurement | ours | peer | ours/peer | ours p50 / p99 | peer p50 / p99 | our peak RSS | peer peak RSS |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| measurement | ours | peer | ours/peer | ours p50 / p99 | peer p50 / p99 | our CPU | peer CPU | our peak RSS | peer peak RSS |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   let section = ''
   for (const row of rows) {
     if (row.section !== section) {
       section = row.section
-      lines.push(`| **${section}** | | | | | | | |`)
+      lines.push(`| **${section}** | | | | | | | | | |`)
     }
     const ours = row.notAvailable ? `not available: ${row.notAvailable}` : value(row.ours, row.unit)
     lines.push(
       `| ${measurement(row)} | ${ours} | ${value(row.peer, row.unit)} | ${ratio(row)} | ${latency(row.ours)} | ` +
-        `${latency(row.peer)} | ${rss(row.oursPeakRss)} | ${rss(row.peerPeakRss)} |`,
+        `${latency(row.peer)} | ${cpu(row.ours, row.unit)} | ${cpu(row.peer, row.unit)} | ` +
+        `${rss(row.oursPeakRss)} | ${rss(row.peerPeakRss)} |`,
     )
   }
   return lines.join('\n')

@@ -10,12 +10,13 @@ import type { BenchContext } from '../lib/context.js'
 import { download, upload, type Transfer } from '../lib/curl.js'
 import { startNginx } from '../lib/nginx.js'
 import { comparedRow, figureOf, type Row, type RunSample } from '../lib/results.js'
+import { transferSample } from '../lib/samples.js'
 import { startService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
 import { megabytesPerSecond } from '../lib/stats.js'
 
 const SECTION = '1. disk throughput'
-const rate = (t: Transfer): RunSample => ({ value: megabytesPerSecond(t.bytes, t.seconds) })
+const rate = (t: Transfer): RunSample => transferSample(t.bytes, t.seconds)
 
 export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
   const { runs, largeBytes } = ctx.settings

@@ -17,9 +17,9 @@ import type { BenchContext } from '../lib/context.js'
 import { download, upload, type Transfer } from '../lib/curl.js'
 import { mongodbServer } from '../lib/mongodb-server.js'
 import { comparedRow, figureOf, unavailable, type Row, type RunSample } from '../lib/results.js'
+import { loadSample, transferSample } from '../lib/samples.js'
 import { startService, type RunningService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
-import { megabytesPerSecond } from '../lib/stats.js'
 import { load } from '../lib/wrk.js'
 
 const SECTION = '4. MongoDB'
@@ -84,8 +84,7 @@ export async function mongo(ctx: BenchContext): Promise<Row[]> {
         pids: [service.pid],
         warmup: () => load({ ...options, seconds: settings.warmupSeconds }),
         measure: async () => {
-          const r = await load({ ...options, seconds: settings.loadSeconds })
-          return { value: r.requestsPerSecond, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors }
+          return loadSample(await load({ ...options, seconds: settings.loadSeconds }))
         },
       })
       rows.push({ section: SECTION, name: names.inline, unit: 'req/s', ...result })
@@ -125,7 +124,7 @@ async function row(
   return comparedRow({ ...base, ...(await compare(ctx.settings.runs, { pids: [pid], measure: ours }, { pids: [], measure: floor })) })
 }
 
-const rate = (t: Transfer): RunSample => ({ value: megabytesPerSecond(t.bytes, t.seconds) })
+const rate = (t: Transfer): RunSample => transferSample(t.bytes, t.seconds)
 
 /** Drops the floor's bucket, so each upload starts from an empty one. */
 async function emptyBucket(db: Db): Promise<GridFSBucket> {
@@ -138,7 +137,7 @@ async function timedFloorUpload(db: Db, source: string, bytes: number): Promise<
   const bucket = await emptyBucket(db)
   const started = performance.now()
   await pipeline(createReadStream(source, { highWaterMark: 1024 * 1024 }), bucket.openUploadStream('floor.bin'))
-  return { value: megabytesPerSecond(bytes, (performance.now() - started) / 1000) }
+  return transferSample(bytes, (performance.now() - started) / 1000)
 }
 
 async function floorUploadForRead(db: Db, source: string): Promise<ObjectId> {
@@ -157,5 +156,5 @@ async function timedFloorDownload(db: Db, id: ObjectId): Promise<RunSample> {
   })
   const started = performance.now()
   await pipeline(new GridFSBucket(db).openDownloadStream(id), sink)
-  return { value: megabytesPerSecond(bytes, (performance.now() - started) / 1000) }
+  return transferSample(bytes, (performance.now() - started) / 1000)
 }

@@ -9,6 +9,7 @@ import type { BenchContext } from '../lib/context.js'
 import { upload } from '../lib/curl.js'
 import { startNginx } from '../lib/nginx.js'
 import { comparedRow, type Row, type RunSample } from '../lib/results.js'
+import { loadSample } from '../lib/samples.js'
 import { startService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
 import { load, type LoadOptions } from '../lib/wrk.js'
@@ -32,8 +33,7 @@ export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
       pids: [pid],
       warmup: () => load({ ...base, ...options, seconds: settings.warmupSeconds }),
       measure: async (): Promise<RunSample> => {
-        const r = await load({ ...base, ...options, seconds: settings.loadSeconds })
-        return { value: r.requestsPerSecond, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors }
+        return loadSample(await load({ ...base, ...options, seconds: settings.loadSeconds }))
       },
     })
     const origin = (url: string) => `${new URL(url).origin}/`

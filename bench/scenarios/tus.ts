@@ -12,7 +12,7 @@ import { answers, startProcess, waitUntil } from '../lib/processes.js'
 import { comparedRow, unavailable, type Row } from '../lib/results.js'
 import { PROJECT_DIR, startService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
-import { megabytesPerSecond } from '../lib/stats.js'
+import { transferSample } from '../lib/samples.js'
 import { speaksTus, tusUpload } from '../lib/tus-client.js'
 
 const SECTION = '3. resumable upload (tus)'
@@ -55,7 +55,7 @@ export async function tus(ctx: BenchContext): Promise<Row[]> {
           metadata: { filename: `tus-${++n}.bin`, filetype: 'application/octet-stream' },
         })
         clean?.()
-        return { value: megabytesPerSecond(tusBytes, seconds) }
+        return transferSample(tusBytes, seconds)
       }
       const cleanPeer = () => {
         for (const f of readdirSync(peerDir)) rmSync(join(peerDir, f), { force: true })

@@ -53,7 +53,7 @@ const WORKLOADS: Record<string, Workload> = {
     const endpoint = `${s.api}/disk/tus/`
     if (!(await speaksTus(endpoint)).ok) throw new Error('our service has no tus endpoint yet')
     const file = source(settings.tusBytes)
-    await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata: { filename: 'p.bin' } }))
+    await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata: { path: 'bench/profile-tus.bin', filename: 'profile-tus.bin' } }))
   },
 }
 

@@ -52,7 +52,8 @@ export async function tus(ctx: BenchContext): Promise<Row[]> {
           endpoint,
           file: source,
           chunkBytes: tusChunkBytes,
-          metadata: { filename: `tus-${++n}.bin`, filetype: 'application/octet-stream' },
+          // `path` places the file in our store; @tus/server keeps metadata as it is.
+          metadata: { path: `bench/tus-${++n}.bin`, filename: `tus-${n}.bin`, filetype: 'application/octet-stream' },
         })
         clean?.()
         return transferSample(tusBytes, seconds)

@@ -15,7 +15,14 @@ import { ensureRandomFile } from './lib/files.js'
 import { speaksTus, tusUpload } from './lib/tus-client.js'
 import { load } from './lib/wrk.js'
 
-type Workload = (service: RunningService, work: string) => Promise<void>
+/**
+ * `setup` runs first against an unprofiled service on the same store, so that the profile holds
+ * the workload alone; `run` runs against the profiled one.
+ */
+interface Workload {
+  setup?: (service: RunningService, work: string) => Promise<unknown>
+  run: (service: RunningService, work: string) => Promise<unknown>
+}
 
 const settings = readSettings()
 const source = (bytes: number) => {
@@ -32,28 +39,41 @@ const small = (work: string) => {
   return file
 }
 const wrk = { connections: settings.connections, threads: settings.wrkThreads, seconds: settings.loadSeconds }
+const putLoad = (s: RunningService) =>
+  load({
+    ...wrk,
+    method: 'PUT',
+    url: `${new URL(s.api).origin}/`,
+    pathPrefix: '/filestorage/v1/disk/upload/small/put/',
+    names: 1024,
+    bodyBytes: settings.smallBytes,
+  })
 
 const WORKLOADS: Record<string, Workload> = {
-  async download(s) {
-    await upload(`${s.api}/disk/upload/bench/large.bin`, source(settings.largeBytes))
-    await repeat(3, () => download(`${s.api}/disk/download/bench/large.bin`))
+  download: {
+    setup: (s) => upload(`${s.api}/disk/upload/bench/large.bin`, source(settings.largeBytes)),
+    run: (s) => repeat(3, () => download(`${s.api}/disk/download/bench/large.bin`)),
   },
-  async upload(s) {
-    await repeat(3, () => upload(`${s.api}/disk/upload/bench/upload.bin`, source(settings.largeBytes)))
+  upload: {
+    run: (s) => repeat(3, () => upload(`${s.api}/disk/upload/bench/upload.bin`, source(settings.largeBytes))),
   },
-  async 'small-get'(s, work) {
-    await upload(`${s.api}/disk/upload/small/get.bin`, small(work))
-    await load({ ...wrk, method: 'GET', url: `${s.api}/disk/download/small/get.bin` })
+  'small-get': {
+    setup: (s, work) => upload(`${s.api}/disk/upload/small/get.bin`, small(work)),
+    run: (s) => load({ ...wrk, method: 'GET', url: `${s.api}/disk/download/small/get.bin` }),
   },
-  async 'small-put'(s) {
-    const origin = `${new URL(s.api).origin}/`
-    await load({ ...wrk, method: 'PUT', url: origin, pathPrefix: '/filestorage/v1/disk/upload/small/put/', names: 1024, bodyBytes: settings.smallBytes })
+  'small-put': {
+    // The same names as the profiled run, so that it replaces files as the benchmark does.
+    setup: (s) => putLoad(s),
+    run: (s) => putLoad(s),
   },
-  async tus(s) {
-    const endpoint = `${s.api}/disk/tus/`
-    if (!(await speaksTus(endpoint)).ok) throw new Error('our service has no tus endpoint yet')
-    const file = source(settings.tusBytes)
-    await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata: { path: 'bench/profile-tus.bin', filename: 'profile-tus.bin' } }))
+  tus: {
+    run: async (s) => {
+      const endpoint = `${s.api}/disk/tus/`
+      if (!(await speaksTus(endpoint)).ok) throw new Error('our service has no tus endpoint yet')
+      const file = source(settings.tusBytes)
+      const metadata = { path: 'bench/profile-tus.bin', filename: 'profile-tus.bin' }
+      await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata }))
+    },
   },
 }
 
@@ -70,13 +90,22 @@ async function main(): Promise<void> {
   const work = join(settings.dir, `profile-${stamp}`)
   mkdirSync(out, { recursive: true })
   mkdirSync(work, { recursive: true })
+  const storageDir = join(work, 'store')
+  if (workload.setup) {
+    const unprofiled = await startService({ storageDir, logFile: join(out, 'setup.log') })
+    try {
+      await workload.setup(unprofiled, work)
+    } finally {
+      await unprofiled.stop()
+    }
+  }
   const service = await startService({
-    storageDir: join(work, 'store'),
+    storageDir,
     logFile: join(out, 'service.log'),
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
   })
   try {
-    await workload(service, work)
+    await workload.run(service, work)
   } finally {
     await service.stop() // the profile is written as the process exits
   }

@@ -15,6 +15,7 @@ export interface Figure {
   errors?: number
   /** CPU time of the measured side's processes per unit of work (per GiB, or per 1000 requests), median. */
   cpuMsPerUnit?: number
+  cpuMsPerUnitRuns?: number[]
 }
 
 export interface Row {
@@ -54,7 +55,10 @@ export function figureOf(samples: RunSample[]): Figure {
   const errors = samples.flatMap((s) => (s.errors === undefined ? [] : [s.errors]))
   if (errors.length) figure.errors = errors.reduce((a, b) => a + b, 0)
   const cpu = samples.flatMap((s) => (s.cpuMs === undefined || !s.units ? [] : [s.cpuMs / s.units]))
-  if (cpu.length) figure.cpuMsPerUnit = median(cpu)
+  if (cpu.length) {
+    figure.cpuMsPerUnit = median(cpu)
+    figure.cpuMsPerUnitRuns = cpu
+  }
   return figure
 }
 

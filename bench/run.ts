@@ -7,6 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { scenarioContext, type BenchContext } from './lib/context.js'
 import { loadAverage, machineInfo } from './lib/machine.js'
+import { onInterrupt } from './lib/processes.js'
 import { idleMemory } from './scenarios/idle-memory.js'
 import type { Row } from './lib/results.js'
 import { buildService, PROJECT_DIR } from './lib/service.js'
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
       `large ${sizeLabel(settings.largeBytes)}, load ${settings.loadSeconds} s; working in ${runDir}`,
   )
   buildService()
+  if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(runDir, { recursive: true, force: true }))
   const loadBefore = loadAverage()
   const rows: Row[] = []
   for (const scenario of SCENARIOS) {
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
   const machine = machineInfo()
   const header =
     `Measured ${startedAt.toISOString()} on this machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryMiB} MiB, ` +
-    `Linux ${machine.kernel}, Node ${machine.node}, nginx ${machine.nginx}; loopback only. ` +
+    `Linux ${machine.kernel}, Node ${machine.node}, ${machine.nginx}, wrk ${machine.wrk.split(' ')[1]}, curl ${machine.curl.split(' ')[1]}; loopback only. ` +
     `Load average before: ${loadBefore}; after: ${loadAfter}. Medians of ${settings.runs} run(s).`
   console.log(`\n${header}\n\n${table}\n`)
 

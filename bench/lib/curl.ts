@@ -4,6 +4,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { track } from './processes.js'
 
 const run = promisify(execFile)
 
@@ -16,11 +17,13 @@ export interface Transfer {
 const WRITE_OUT = '%{http_code} %{size_download} %{size_upload} %{time_total}'
 
 async function curl(args: string[], timeoutSeconds: number): Promise<{ status: number; down: number; up: number; seconds: number }> {
-  const { stdout } = await run(
+  const running = run(
     'curl',
     ['-sS', '--max-time', String(timeoutSeconds), '-H', 'Expect:', '-w', WRITE_OUT, ...args],
     { timeout: (timeoutSeconds + 5) * 1000, maxBuffer: 1024 * 1024 },
   )
+  track(running.child)
+  const { stdout } = await running
   const [status, down, up, seconds] = stdout.trim().split(/\s+/).slice(-4).map(Number)
   return { status: status!, down: down!, up: up!, seconds: seconds! }
 }

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { onInterrupt } from './processes.js'
 import { PROJECT_DIR } from './service.js'
 
 const SCRIPT = join(PROJECT_DIR, 'scripts', 'test-services.sh')
@@ -26,7 +27,13 @@ export function mongodbServer(runDir: string): MongodbServer {
   execFileSync('bash', [SCRIPT, 'start', 'ferretdb'], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 })
   const vars = readFileSync(join(runDir, 'env'), 'utf8')
   const uri = /^export MONGODB_URI=(.+)$/m.exec(vars)?.[1]
-  const stop = () => execFileSync('bash', [SCRIPT, 'stop', 'ferretdb'], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 })
+  const stopFerretdb = () =>
+    execFileSync('bash', [SCRIPT, 'stop', 'ferretdb'], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 })
+  const forget = onInterrupt(stopFerretdb)
+  const stop = () => {
+    forget()
+    stopFerretdb()
+  }
   if (!uri) {
     stop()
     return { reason: 'scripts/test-services.sh started FerretDB but wrote no MONGODB_URI' }

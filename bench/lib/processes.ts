@@ -13,6 +13,47 @@ export interface StartedProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>
 }
 
+/**
+ * What must not outlive the bench if it is interrupted or fails: the processes it started (killed)
+ * and other clean-ups (FerretDB, started in its own session by scripts/test-services.sh).
+ */
+const running = new Set<ChildProcess>()
+const cleanups = new Set<() => void>()
+
+/** Registers a synchronous clean-up for an interrupted run; returns its removal. */
+export function onInterrupt(cleanup: () => void): () => void {
+  cleanups.add(cleanup)
+  return () => cleanups.delete(cleanup)
+}
+
+/** Tracks a child (a client run with execFile, say) until it exits. */
+export function track(child: ChildProcess): void {
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+}
+
+function cleanUp(): void {
+  // SIGTERM: nginx's master then stops its worker; our service stops at once when idle.
+  for (const child of running) child.kill('SIGTERM')
+  for (const cleanup of cleanups) {
+    try {
+      cleanup()
+    } catch {
+      // best effort: the run is ending anyway
+    }
+  }
+  cleanups.clear()
+}
+
+process.once('exit', cleanUp)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`[bench] ${signal}: stopping what the bench started`)
+    cleanUp()
+    process.exit(130)
+  })
+}
+
 export function startProcess(
   command: string,
   args: string[],
@@ -26,6 +67,7 @@ export function startProcess(
   })
   closeSync(log)
   if (child.pid === undefined) throw new Error(`${command} did not start`)
+  track(child)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   return {
     child,

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { track } from './processes.js'
 
 const run = promisify(execFile)
 const SCRIPT = join(import.meta.dirname, '..', 'wrk', 'bench.lua')
@@ -55,7 +56,9 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     SCRIPT,
     options.url,
   ]
-  const { stdout } = await run(WRK, args, { env, timeout: (options.seconds + 30) * 1000, maxBuffer: 1024 * 1024 })
+  const running = run(WRK, args, { env, timeout: (options.seconds + 30) * 1000, maxBuffer: 1024 * 1024 })
+  track(running.child)
+  const { stdout } = await running
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '))
   if (!line) throw new Error(`wrk printed no result:\n${stdout}`)
   const r = JSON.parse(line.slice('WRK_JSON '.length)) as WrkJson

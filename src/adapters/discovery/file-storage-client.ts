@@ -3,10 +3,16 @@
  * instance found by name in Consul (round robin through a ServiceResolver), or to a fixed origin
  * such as the nginx in front of the fleet.
  *
- * When an instance cannot be reached, the request goes to the next one, but only where that cannot
- * do anything twice: a refused connection means nothing was sent, so any request whose body can be
- * sent again is retried; a connection lost mid-request is retried for GET and HEAD only. A streamed
- * body cannot be sent twice and is never retried.
+ * When an instance cannot be reached, the request goes to the next one (with a fixed origin: again
+ * to it), but only where that cannot do anything twice: a refused connection means nothing was
+ * sent, so any request whose body can be sent again is retried; a connection lost before the answer
+ * is retried for GET and HEAD only, which also covers a kept-alive connection that the server (nginx
+ * reloading, say) closed just as the request went out (RFC 9112, 9.3.1). A streamed body cannot be
+ * sent twice and is never retried.
+ *
+ * A whole-file download whose body is cut (its instance died mid-stream) goes on where it stopped:
+ * the client asks for the rest (`Range`, with `If-Range` on the ETag, which every instance derives
+ * from the content) from whichever instance answers, so the caller reads one unbroken body.
  */
 import type { EntryInfo, FileInfo } from '../../storage/types.js'
 import { ServiceResolver, type ServiceResolverOptions } from './service-resolver.js'
@@ -21,9 +27,19 @@ export interface FileStorageClientOptions {
   target: ServiceResolver | ServiceResolverOptions | string
   /** Where the API is mounted on the instances; default `/filestorage/v1`. */
   basePath?: string
-  /** Instances one request may try when they cannot be reached; default 3. */
+  /** Attempts of one request when no answer comes back (see above); default 3. */
   attempts?: number
   fetch?: typeof fetch
+  /** Told of every attempt that failed and is being made again: for logs and metrics. */
+  onRetry?: (event: RetryEvent) => void
+}
+
+export interface RetryEvent {
+  /** `retry`: the request again; `resume`: the rest of a download whose body was cut. */
+  kind: 'retry' | 'resume'
+  method: string
+  route: string
+  error: unknown
 }
 
 /** A failed request: the API's JSON error (SPEC 3.5), or `store_unavailable` when no instance answered. */
@@ -101,6 +117,7 @@ export class FileStorageClient {
   readonly #basePath: string
   readonly #attempts: number
   readonly #fetch: typeof fetch
+  readonly #onRetry: (event: RetryEvent) => void
 
   constructor(options: FileStorageClientOptions) {
     const { target } = options
@@ -109,6 +126,7 @@ export class FileStorageClient {
     this.#basePath = options.basePath ?? DEFAULT_BASE_PATH
     this.#attempts = Math.max(1, options.attempts ?? 3)
     this.#fetch = options.fetch ?? globalThis.fetch
+    this.#onRetry = options.onRetry ?? (() => {})
   }
 
   /** Streams `body` into the file at `path`; `created` is false when it replaced a file. */
@@ -130,15 +148,24 @@ export class FileStorageClient {
     return { file: (await response.json()) as FileInfo, created: response.status === 201 }
   }
 
-  /** The download response (200, 206 for a range, 304 when `ifNoneMatch` matches); read its body as a stream. */
-  download(store: string, path: string, options: DownloadOptions = {}): Promise<Response> {
-    return this.#send({
+  /**
+   * The download response (200, 206 for a range, 304 when `ifNoneMatch` matches); read its body as a
+   * stream. A whole-file body that is cut resumes from another instance (see above).
+   */
+  async download(store: string, path: string, options: DownloadOptions = {}): Promise<Response> {
+    const route = `/${seg(store)}/download/${encodePath(path)}`
+    const response = await this.#send({
       method: 'GET',
-      route: `/${seg(store)}/download/${encodePath(path)}`,
+      route,
       headers: { Range: options.range, 'If-None-Match': options.ifNoneMatch },
       signal: options.signal,
       accept: [200, 206, 304],
     })
+    const etag = response.headers.get('etag')
+    const size = Number(response.headers.get('content-length'))
+    if (response.status !== 200 || !response.body || !etag?.startsWith('"') || !Number.isSafeInteger(size)) return response
+    const body = this.#resumable(response.body, { route, etag, size, signal: options.signal })
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
 
   async info(store: string, path: string): Promise<FileInfo> {
@@ -189,6 +216,44 @@ export class FileStorageClient {
     if (this.#ownsResolver) (this.#target as ServiceResolver).close()
   }
 
+  /** `first`, continued with ranged requests for the rest whenever it breaks off. */
+  #resumable(
+    first: ReadableStream<Uint8Array>,
+    file: { route: string; etag: string; size: number; signal: AbortSignal | undefined },
+  ): ReadableStream<Uint8Array> {
+    let reader = first.getReader()
+    let received = 0
+    let resumes = 0
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          try {
+            const { done, value } = await reader.read()
+            if (done) {
+              if (received < file.size) throw new Error(`the body ended after ${received} of ${file.size} bytes`)
+              return controller.close()
+            }
+            received += value.length
+            return controller.enqueue(value)
+          } catch (error) {
+            if (file.signal?.aborted || resumes++ >= this.#attempts) throw error
+            this.#onRetry({ kind: 'resume', method: 'GET', route: file.route, error })
+            const rest = await this.#send({
+              method: 'GET',
+              route: file.route,
+              // If the file changed meanwhile, If-Range makes the answer a whole 200, refused here.
+              headers: { Range: `bytes=${received}-`, 'If-Range': file.etag },
+              signal: file.signal,
+              accept: [206],
+            })
+            reader = rest.body!.getReader()
+          }
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    })
+  }
+
   async #send(spec: RequestSpec): Promise<Response> {
     const replayable = !(spec.body instanceof ReadableStream)
     const headers = Object.fromEntries(Object.entries(spec.headers ?? {}).filter((e): e is [string, string] => e[1] !== undefined))
@@ -196,9 +261,8 @@ export class FileStorageClient {
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) query.set(k, String(v))
     const suffix = `${this.#basePath}${spec.route}${query.size ? `?${query}` : ''}`
 
-    const attempts = typeof this.#target === 'string' ? 1 : this.#attempts
     let failure: unknown
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    for (let attempt = 1; attempt <= this.#attempts; attempt++) {
       const origin = typeof this.#target === 'string' ? this.#target.replace(/\/$/, '') : (await this.#target.pick()).origin
       let response: Response
       try {
@@ -211,10 +275,15 @@ export class FileStorageClient {
         } as RequestInit)
       } catch (e) {
         failure = e
-        if (spec.signal?.aborted || !mayRetry(e, spec.method, replayable)) break
+        if (spec.signal?.aborted || !mayRetry(e, spec.method, replayable) || attempt === this.#attempts) break
+        this.#onRetry({ kind: 'retry', method: spec.method, route: spec.route, error: e })
         continue
       }
       if (spec.accept.includes(response.status)) return response
+      if (response.status === 200 && spec.headers?.['If-Range']) {
+        await response.body?.cancel()
+        throw new FileStorageError(412, 'precondition_failed', 'the file changed while it was being downloaded')
+      }
       throw await errorOf(response)
     }
     if (spec.signal?.aborted) throw failure

@@ -19,6 +19,7 @@ export {
   type ListOptions,
   type ListPage,
   type MoveOptions,
+  type RetryEvent,
   type UploadBody,
   type UploadOptions,
 } from './file-storage-client.js'

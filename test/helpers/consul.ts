@@ -8,7 +8,7 @@ import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requireBinary } from './external.js'
 import { freePorts } from './ports.js'
-import { waitFor } from './wait.js'
+import { GiveUp, waitFor } from './wait.js'
 
 /** CONSUL_BIN, else the binary scripts/test-services.sh builds; undefined (suite skipped) when missing. */
 export function consulBinary(): string | undefined {
@@ -96,7 +96,7 @@ export class ConsulAgent {
     await waitFor(
       'the Consul agent to elect itself leader',
       async () => {
-        if (!this.running) throw new Error(`consul exited (${child.exitCode ?? child.signalCode}):\n${this.#output}`)
+        if (!this.running) throw new GiveUp(`consul exited (${child.exitCode ?? child.signalCode}):\n${this.#output}`)
         const leader = await this.get<string>('/v1/status/leader')
         return leader !== '' && leader
       },

@@ -5,14 +5,14 @@
  * so the test owns the process.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { requireBinary } from './external.js'
 import { freePorts } from './ports.js'
-import { waitFor } from './wait.js'
+import { GiveUp, waitFor } from './wait.js'
 
 const NGINX_CONF = fileURLToPath(new URL('../../deploy/nginx/nginx.conf', import.meta.url))
 
@@ -29,8 +29,10 @@ export interface NginxProcess {
   prefix: string
   upstreamsFile: string
   pidFile: string
-  /** What nginx wrote: its error log (stderr) and access log (stdout). */
+  /** What nginx wrote to stderr: its error log. */
   output(): string
+  /** Its access log: one line per request, with the instance that answered. */
+  accessLog(): Promise<string>
   /** Graceful stop (SIGQUIT: requests in flight finish), SIGKILL after 10 s; removes the prefix. */
   dispose(): Promise<void>
 }
@@ -39,6 +41,7 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
   const prefix = await mkdtemp(join(tmpdir(), 'filestorage-nginx-'))
   const confDir = join(prefix, 'conf')
   await mkdir(confDir)
+  await mkdir(join(prefix, 'logs'))
   const conf = join(confDir, 'nginx.conf')
   const upstreamsFile = join(confDir, 'upstreams.conf')
   const pidFile = join(prefix, 'nginx.pid')
@@ -55,10 +58,12 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
 
+  let failed: Error | undefined
+  void exited.then(() => (failed = new GiveUp(`nginx exited (${child.exitCode ?? child.signalCode}):\n${output}`)))
   await waitFor(
     'nginx to listen',
     () => {
-      if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}):\n${output}`)
+      if (failed) throw failed
       return new Promise<boolean>((resolve) => {
         const socket = connect(port!, '127.0.0.1')
         socket.once('connect', () => {
@@ -78,6 +83,7 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
     upstreamsFile,
     pidFile,
     output: () => output,
+    accessLog: () => readFile(join(prefix, 'logs', 'access.log'), 'utf8'),
     async dispose() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGQUIT')

@@ -1,4 +1,8 @@
 /** Waiting for a condition, with a deadline: the one way these tests wait on other processes. */
+
+/** Thrown by a probe when waiting longer is pointless (the process it waits on has exited). */
+export class GiveUp extends Error {}
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -12,6 +16,7 @@ export async function waitFor<T>(
       if (value !== undefined && value !== false) return value
       last = undefined
     } catch (e) {
+      if (e instanceof GiveUp) throw e
       last = e
     }
     if (Date.now() > deadline) {

@@ -1,0 +1,24 @@
+/**
+ * The upstream sync's configuration, from the environment like the service's (SPEC 4).
+ */
+import { z } from 'zod'
+import { DEFAULT_SERVER_PARAMS } from './upstream-servers.js'
+
+export const upstreamSyncSchema = z.object({
+  CONSUL_HTTP_ADDR: z.string().min(1, 'the Consul agent to watch, e.g. consul:8500'),
+  CONSUL_HTTP_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
+  SERVICE_NAME: z.string().regex(/^[a-zA-Z0-9-]+$/, 'letters, digits and dashes only').default('filestorage'),
+  NGINX_UPSTREAM_FILE: z.string().min(1, 'the file nginx.conf includes in its upstream block'),
+  NGINX_PID_FILE: z.string().min(1, "nginx's pid file, to reload it"),
+  NGINX_SERVER_PARAMS: z.string().default(DEFAULT_SERVER_PARAMS),
+})
+
+export type UpstreamSyncConfig = z.infer<typeof upstreamSyncSchema>
+
+export function loadUpstreamSyncConfig(env: Record<string, string | undefined> = process.env): UpstreamSyncConfig {
+  const known = Object.fromEntries(Object.keys(upstreamSyncSchema.shape).map((k) => [k, env[k]]))
+  const result = upstreamSyncSchema.safeParse(known)
+  if (result.success) return result.data
+  const lines = result.error.issues.map((i) => `  ${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])] ?? '')}: ${i.message}`)
+  throw new Error(`invalid configuration:\n${lines.join('\n')}`)
+}

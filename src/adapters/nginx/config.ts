@@ -4,12 +4,14 @@
 import { z } from 'zod'
 import { DEFAULT_SERVER_PARAMS } from './upstream-servers.js'
 
+const required = (what: string) => z.string({ error: `required: ${what}` }).min(1, `required: ${what}`)
+
 export const upstreamSyncSchema = z.object({
-  CONSUL_HTTP_ADDR: z.string().min(1, 'the Consul agent to watch, e.g. consul:8500'),
+  CONSUL_HTTP_ADDR: required('the Consul agent to watch, e.g. consul:8500'),
   CONSUL_HTTP_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
   SERVICE_NAME: z.string().regex(/^[a-zA-Z0-9-]+$/, 'letters, digits and dashes only').default('filestorage'),
-  NGINX_UPSTREAM_FILE: z.string().min(1, 'the file nginx.conf includes in its upstream block'),
-  NGINX_PID_FILE: z.string().min(1, "nginx's pid file, to reload it"),
+  NGINX_UPSTREAM_FILE: required('the file nginx.conf includes in its upstream block'),
+  NGINX_PID_FILE: required("nginx's pid file, to reload it"),
   NGINX_SERVER_PARAMS: z.string().default(DEFAULT_SERVER_PARAMS),
 })
 

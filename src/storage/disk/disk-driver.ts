@@ -103,7 +103,7 @@ export class DiskDriver implements StorageDriver {
       verifySha256(options.expectedSha256, sha256)
       return await this.#commit(path, { ...options, tmp, sha256 })
     } catch (e) {
-      throw fromFsError(e, path)
+      throw await this.#storageError(e, path)
     } finally {
       await rm(tmp, { force: true }) // gone already when committed
     }
@@ -276,8 +276,16 @@ export class DiskDriver implements StorageDriver {
     try {
       return await fn()
     } catch (e) {
-      throw fromFsError(e, path)
+      throw await this.#storageError(e, path)
     }
+  }
+
+  /** A missing file is `not_found`, unless the store's own folders are gone (an unmounted volume). */
+  async #storageError(e: unknown, path: string): Promise<unknown> {
+    if (isErrno(e, 'ENOENT') && !(await stat(this.layout.tmpDir).then(() => true, () => false))) {
+      return new StorageError('store_unavailable', 'the store\'s folder is missing', { cause: e })
+    }
+    return fromFsError(e, path)
   }
 
   #checkIfMatchEntry(ifMatch: string[] | undefined, entry: StoredEntry): void {

@@ -4,26 +4,15 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { FileInfo } from '../../src/storage/index.js'
 import { expectError, rawRequest } from '../helpers/http.js'
 import { sha256 } from '../helpers/streams.js'
 import type { TestService } from '../helpers/test-service.js'
 
 export const API_LIMITS = { MAX_UPLOAD_BYTES: String(8 * 1024 * 1024), PART_SIZE_LIMIT: String(1024 * 1024) }
 
-interface FileJson {
-  type: 'file'
-  store: string
-  path: string
-  name: string
-  size: number
-  contentType: string
-  sha256: string
-  etag: string
-  created: string
-  modified: string
-  metadata: Record<string, unknown>
-  driver: string
-}
+/** FileInfo as it arrives in JSON. */
+type FileJson = FileInfo
 
 export function describeFileApi(store: string, start: () => Promise<TestService>): void {
   describe(`file API over HTTP: ${store} store`, () => {

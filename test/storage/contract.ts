@@ -378,6 +378,14 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         expect(await contentOf('loop/a.txt')).toBe('a')
       })
 
+      it('moving a file or a folder onto itself changes nothing and blocks nothing', async () => {
+        const file = await put('self/f.txt', 'same')
+        expect(await store.move('self/f.txt', 'self/f.txt')).toEqual(file)
+        expect(await store.move('self', 'self', { overwrite: true })).toEqual({ type: 'directory', path: 'self', name: 'self' })
+        await put('self/f.txt', 'still writable') // the path is not left locked
+        expect(await contentOf('self/f.txt')).toBe('still writable')
+      })
+
       it('checks If-Match on the source', async () => {
         const f = await put('im.txt', 'x')
         await expectCode(store.move('im.txt', 'im2.txt', { ifMatch: ['"nope"'] }), 'precondition_failed')

@@ -168,36 +168,33 @@ export class DiskDriver implements StorageDriver {
     if (from !== to && isWithin(to, from)) {
       throw new StorageError('invalid_request', 'a folder cannot be moved into itself')
     }
-    const [first, second] = [from, to].sort()
     return this.#guard(from, () =>
-      this.#locks.run(first!, () =>
-        this.#locks.run(second!, async () => {
-          await this.layout.confine(from)
-          await this.layout.confine(to)
-          const source = await this.lookup(from)
-          if (!source) throw notFound(`"${from}"`)
-          this.#checkIfMatchEntry(options.ifMatch, source)
-          if (from === to) return source
-          await this.#assertNoFileAbove(to)
-          const target = await this.lookup(to)
-          if (target) {
-            if (!options.overwrite) throw alreadyExists(`"${to}"`)
-            if (target.type !== source.type) {
-              throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
-            }
-            if (target.type === 'directory') {
-              await this.layout.discard(this.layout.data(to))
-              await this.layout.discard(this.layout.meta(to))
-            }
+      this.#locks.run([from, to], async () => {
+        await this.layout.confine(from)
+        await this.layout.confine(to)
+        const source = await this.lookup(from)
+        if (!source) throw notFound(`"${from}"`)
+        this.#checkIfMatchEntry(options.ifMatch, source)
+        if (from === to) return source
+        await this.#assertNoFileAbove(to)
+        const target = await this.lookup(to)
+        if (target) {
+          if (!options.overwrite) throw alreadyExists(`"${to}"`)
+          if (target.type !== source.type) {
+            throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
           }
-          await this.#renameInto(this.layout.data(from), this.layout.data(to))
-          await moveSidecar(this.layout, from, to)
-          await this.layout.pruneEmptyParents(from)
-          const moved = await this.lookup(to)
-          if (!moved) throw notFound(`"${to}"`)
-          return moved
-        }),
-      ),
+          if (target.type === 'directory') {
+            await this.layout.discard(this.layout.data(to))
+            await this.layout.discard(this.layout.meta(to))
+          }
+        }
+        await this.#renameInto(this.layout.data(from), this.layout.data(to))
+        await moveSidecar(this.layout, from, to)
+        await this.layout.pruneEmptyParents(from)
+        const moved = await this.lookup(to)
+        if (!moved) throw notFound(`"${to}"`)
+        return moved
+      }),
     )
   }
 

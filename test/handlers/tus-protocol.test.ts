@@ -136,6 +136,23 @@ for (const store of tusStores()) {
         expect((await headTus(location)).status).toBe(404) // the upload is finished
       })
 
+      it('a completion that failed (412) is tried again by HEAD, which never answers 200 while the file is missing', async () => {
+        const path = `${folder()}/contested.txt`
+        const url = await create(path, 6, { 'If-None-Match': '*' })
+        expect((await patchTus(url, 0, 'abc')).status).toBe(204)
+        await fetch(`${svc.api}/${store}/upload/${path}`, { method: 'PUT', body: 'someone else' })
+        await expectError(await patchTus(url, 3, 'def'), 412, 'precondition_failed')
+        expect((await headTus(url)).status).toBe(412)
+        expect(await (await fetch(`${svc.api}/${store}/download/${path}`)).text()).toBe('someone else')
+        expect((await fetch(`${svc.api}/${store}/delete/${path}`, { method: 'DELETE' })).status).toBe(204)
+        const head = await headTus(url)
+        expect(head.status).toBe(200)
+        expect(head.headers.get('upload-offset')).toBe('6')
+        expect(head.headers.get('upload-length')).toBe('6')
+        expect(head.headers.get('x-content-sha256')).toBe(sha256('abcdef'))
+        expect(await (await fetch(`${svc.api}/${store}/download/${path}`)).text()).toBe('abcdef')
+      })
+
       it('PATCH 409 at a wrong offset, the bytes received kept as they were', async () => {
         const url = await create(`${folder()}/o.bin`, 6)
         expect((await patchTus(url, 0, 'abc')).status).toBe(204)

@@ -26,7 +26,6 @@ import {
   hasBody,
   METADATA_ATTRIBUTE,
   type Progress,
-  progressHeaders,
   uploadLength,
 } from './steps.js'
 import { uploadTarget } from './target.js'
@@ -80,13 +79,19 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   return c.body(null, 201, { ...headers, Location: uploadLocation(c.req.raw, session.uploadId), 'Content-Length': '0' })
 }
 
-/** HEAD: where the upload stands, once any write in flight on it has settled. */
+/**
+ * HEAD: where the upload stands, once any write in flight on it has settled. An upload with every
+ * byte but no file (its completion failed, or the answer to it was lost) is completed again first,
+ * so a client never takes it for done while the file is missing: the failure is the answer instead.
+ */
 export async function tusHead(deps: TusDeps, c: Context): Promise<Response> {
   checkTusResumable(c.req.header('tus-resumable'))
   const uploadId = uploadIdOf(c)
-  await deps.writes.settle(uploadId)
-  const status = await driverOf(deps, c).uploadStatus(uploadId)
-  return c.body(null, 200, { ...progressHeaders(status), 'Cache-Control': 'no-store' })
+  const driver = driverOf(deps, c)
+  return deps.writes.exclusive(uploadId, async () => {
+    const headers = await finishIfComplete(driver, await driver.uploadStatus(uploadId))
+    return c.body(null, 200, { ...headers, 'Cache-Control': 'no-store' })
+  })
 }
 
 /** PATCH: appends the body at `Upload-Offset`; completes the upload when it reaches its length. */
@@ -113,8 +118,8 @@ export async function tusPatch(deps: TusDeps, c: Context): Promise<Response> {
 export async function tusTerminate(deps: TusDeps, c: Context): Promise<Response> {
   checkTusResumable(c.req.header('tus-resumable'))
   const uploadId = uploadIdOf(c)
-  await deps.writes.settle(uploadId)
-  await driverOf(deps, c).abortUpload(uploadId)
+  const driver = driverOf(deps, c)
+  await deps.writes.exclusive(uploadId, () => driver.abortUpload(uploadId))
   return c.body(null, 204, { 'Tus-Resumable': TUS_VERSION })
 }
 

@@ -72,6 +72,7 @@ export async function finishIfComplete(driver: StorageDriver, progress: Progress
   return {
     'Tus-Resumable': TUS_VERSION,
     'Upload-Offset': String(progress.received),
+    'Upload-Length': String(progress.received),
     'X-File-Path': file.path.split('/').map(encodeURIComponent).join('/'),
     'X-Content-SHA256': file.sha256,
   }

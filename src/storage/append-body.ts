@@ -7,6 +7,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { checksumMismatch, StorageError } from './errors.js'
 import { checkTotal, sizeCap, type SizeRules } from './part-uploads.js'
+import { bodyChunks } from './streams.js'
 import type { AppendPartOptions, ChecksumAlgorithm } from './types.js'
 
 export interface ReceivedBody {
@@ -32,18 +33,18 @@ export async function receiveBody(
   const other: Hash | undefined = options.checksum && options.checksum !== 'sha256' ? createHash(options.checksum) : undefined
   let size = 0
   let broken: StorageError | undefined
-  const reader = body.getReader()
+  const chunks = bodyChunks(body)
   try {
     for (;;) {
-      let result: Awaited<ReturnType<typeof reader.read>>
+      let next: IteratorResult<Uint8Array>
       try {
-        result = await reader.read()
+        next = await chunks.next()
       } catch (e) {
-        broken = new StorageError('invalid_request', 'the request body ended before it was complete', { cause: e })
+        broken = e as StorageError // bodyChunks reports every failure of the body as a StorageError
         break
       }
-      if (result.done) break
-      const chunk = result.value
+      if (next.done) break
+      const chunk = next.value
       size += chunk.length
       if (size > options.maxBytes) {
         throw new StorageError('payload_too_large', `the body is larger than the ${options.maxBytes} bytes the upload has room for`, {
@@ -55,8 +56,7 @@ export async function receiveBody(
       await sink(chunk)
     }
   } finally {
-    reader.cancel().catch(() => {})
-    reader.releaseLock()
+    await chunks.return(undefined) // lets go of the body when a limit or the sink stopped early
   }
   const hex = sha256.digest('hex')
   return {

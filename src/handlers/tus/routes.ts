@@ -36,6 +36,13 @@ const requestHeaders = (shape: Record<string, string>) =>
 const json = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } })
 const missingVersion = { 412: json('`precondition_failed`: no or an unsupported `Tus-Resumable` (the answer carries `Tus-Version`)') }
 
+/** What a request carrying upload data can answer besides success. */
+const dataErrors = {
+  ...errorResponses(400, 403, 404, 409, 412, 413, 415, 503),
+  ...missingVersion,
+  460: json('`checksum_mismatch`: the body does not match `Upload-Checksum`; nothing of it is kept'),
+}
+
 const dataHeaders = {
   'content-type': '`application/offset+octet-stream` (else `415`).',
   'upload-checksum': '`sha1 <base64>` or `sha256 <base64>` of this request\'s body (checksum extension); `460` on a mismatch.',
@@ -85,9 +92,7 @@ export const tusCreateRoute = createRoute({
   },
   responses: {
     201: { description: 'Created; `Location` is the upload\'s URL', headers: { Location: header('URL of the upload.'), ...progress, ...finished } },
-    ...errorResponses(400, 403, 404, 409, 412, 413, 415, 503),
-    ...missingVersion,
-    460: json('`checksum_mismatch`: the body does not match `Upload-Checksum`; nothing of it is kept'),
+    ...dataErrors,
   },
 })
 
@@ -101,7 +106,13 @@ export const tusHeadRoute = createRoute({
   responses: {
     200: { description: 'The upload (no body)', headers: { ...progress, 'Cache-Control': header('`no-store`') } },
     404: { description: 'No such upload: unknown, completed, terminated or expired (no body)' },
-    412: { description: 'No or an unsupported `Tus-Resumable` (no body)' },
+    409: { description: 'Every byte arrived but the file cannot be stored there (no body); see 412' },
+    412: {
+      description:
+        'No or an unsupported `Tus-Resumable`; or every byte arrived and completing, tried again by this HEAD, ' +
+        'still fails its `If-None-Match: *` (no body)',
+    },
+    503: { description: 'The store is unavailable (no body)' },
   },
 })
 
@@ -128,9 +139,7 @@ export const tusPatchRoute = createRoute({
   },
   responses: {
     204: { description: 'Stored', headers: { ...progress, ...finished } },
-    ...errorResponses(400, 403, 404, 409, 412, 413, 415, 503),
-    ...missingVersion,
-    460: json('`checksum_mismatch`: the body does not match `Upload-Checksum`; nothing of it is kept'),
+    ...dataErrors,
   },
 })
 

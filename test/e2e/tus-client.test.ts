@@ -185,6 +185,42 @@ for (const store of tusStores()) {
       BIG_TEST_MS,
     )
 
+    it('works with the client\'s other modes: data sent with the creation, a stream of unknown length, POST for PATCH', async () => {
+      const svc = await spawnService({ STORAGE_DIR: join(dir, `modes-${store}`), ...storeEnv(store) })
+      try {
+        await expectStoreServed(svc.api, store)
+        const endpoint = `${svc.api}/${store}/tus/`
+        const source = await sourceFile(`modes-${store}.bin`, 5 * MiB + 3, 14)
+        const modes: [string, Partial<UploadOptions>][] = [
+          ['with-creation.bin', { uploadDataDuringCreation: true, chunkSize: 2 * MiB }],
+          ['override.bin', { overridePatchMethod: true, chunkSize: 2 * MiB }],
+        ]
+        for (const [name, options] of modes) {
+          const { requests } = await runUpload(source.path, { endpoint, ...options, metadata: { dir: 'modes', filename: name } })
+          expect(requests.every((r) => r.status !== undefined && r.status < 300), name).toBe(true)
+          if (options.overridePatchMethod) expect(requests.map((r) => r.method)).not.toContain('PATCH')
+          if (options.uploadDataDuringCreation) expect(requests.filter((r) => r.method === 'PATCH')).toHaveLength(2) // 2 of 3 chunks
+          expect(await fileInfo(svc, store, `modes/${name}`)).toMatchObject({ size: source.size, sha256: source.sha256 })
+        }
+        // A stream whose length the client learns only at its end (creation-defer-length).
+        const g = generated(3 * MiB + 5, 15)
+        const stream = Readable.fromWeb(g.stream as unknown as NodeWebReadableStream<Uint8Array>)
+        await new Promise<void>((resolve, reject) => {
+          new Upload(stream as unknown as Buffer, {
+            endpoint,
+            uploadLengthDeferred: true,
+            chunkSize: MiB,
+            metadata: { dir: 'modes', filename: 'deferred.bin' },
+            onSuccess: () => resolve(),
+            onError: reject,
+          }).start()
+        })
+        expect(await fileInfo(svc, store, 'modes/deferred.bin')).toMatchObject({ size: 3 * MiB + 5, sha256: g.digest() })
+      } finally {
+        await svc.stop()
+      }
+    })
+
     it(
       'two instances on one store share an upload: created on one, every HEAD and PATCH taken by the other',
       async () => {

@@ -309,9 +309,12 @@ for (const store of tusStores()) {
         expect((await info(whole)).body).toMatchObject({ size: 5, sha256: sha256('hello') })
       })
 
-      it('415 for bytes sent along without Content-Type: application/offset+octet-stream', async () => {
+      it('415 for bytes sent along without Content-Type: application/offset+octet-stream; 413 for more than Upload-Length', async () => {
         const { res } = await createTusUpload(collection, { 'Upload-Length': '5', 'Content-Type': 'text/plain' }, 'hello')
         await expectError(res, 415, 'unsupported_media_type')
+        const tooMuch = await createTusUpload(collection, { 'Upload-Length': '4', 'Content-Type': OFFSET_STREAM }, 'hello')
+        await expectError(tooMuch.res, 413, 'payload_too_large')
+        expect(tooMuch.location).toBe('')
       })
     })
 

@@ -4,7 +4,7 @@
  * context; `TusDeps` carries the stores and the one-write-per-upload coordinator.
  */
 import type { Context } from 'hono'
-import { type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
+import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
 import type { HandlerDeps } from '../handler-app.js'
 import { errorBody } from '../http-errors.js'
 import { requestBody, writePreconditions } from '../request-options.js'
@@ -63,6 +63,8 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   if (withData) requireOffsetStream(c.req.header('content-type'))
   const append = withData ? appendOptions(c, 0) : undefined
   const driver = driverOf(deps, c)
+  // Bytes sent along that cannot fit are refused before an upload exists for them.
+  if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes: deps.maxUploadBytes }, append.expectedSize)
   const options: CreateUploadOptions = {
     ...writePreconditions(c),
     metadata: target.metadata,

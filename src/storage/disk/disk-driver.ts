@@ -19,6 +19,8 @@ import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, invalidPathIfRoot, isWithin, ROOT } from '../paths.js'
 import { bodyChunks, toWebStream } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   ByteRange,
   CompleteUploadOptions,
   CreateUploadOptions,
@@ -235,6 +237,14 @@ export class DiskDriver implements StorageDriver {
 
   putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
     return this.#guard(uploadId, () => this.#uploads.putPart(uploadId, part, body, options))
+  }
+
+  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    return this.#guard(uploadId, () => this.#uploads.append(uploadId, body, options))
+  }
+
+  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    return this.#guard(uploadId, () => this.#uploads.declareSize(uploadId, totalSize))
   }
 
   uploadStatus(uploadId: string): Promise<UploadStatus> {

@@ -183,6 +183,26 @@ print(" ".join(map(str, ports)))
 EOF
 }
 
+# True when every given loopback port can be bound (TCP and UDP) right now.
+# SO_REUSEADDR as Go servers use it: connections of the stopped service left in
+# TIME_WAIT must not count as "taken".
+ports_free() {
+  python3 - "$@" <<'EOF'
+import socket, sys
+for port in map(int, sys.argv[1:]):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(1)
+        finally:
+            s.close()
+EOF
+}
+
 pid_file() { printf '%s/%s.pid' "$RUN_DIR" "$1"; }
 cmd_file() { printf '%s/%s.cmd' "$RUN_DIR" "$1"; }
 log_file() { printf '%s/%s.log' "$RUN_DIR" "$1"; }
@@ -257,7 +277,7 @@ record_command() {
 
 check_ferretdb() {
   local port
-  port=$(<"$RUN_DIR/ferretdb.port")
+  read -r port _ <"$RUN_DIR/ferretdb.ports"
   local driver=$REPO_DIR/node_modules/mongodb
   if command -v node >/dev/null && [[ -d $driver ]]; then
     # A real `ping` through the official driver: proves the backend is up too.
@@ -280,7 +300,7 @@ prepare_ferretdb() {
   local port dir=$RUN_DIR/ferretdb
   port=$(free_ports 1)
   mkdir -p "$dir"
-  echo "$port" >"$RUN_DIR/ferretdb.port"
+  echo "$port" >"$RUN_DIR/ferretdb.ports"
   # --debug-addr=- turns off the metrics/pprof HTTP listener (default :8088);
   # --state-dir keeps state.json out of the working directory.
   record_command ferretdb "$BIN_DIR/ferretdb" \
@@ -302,8 +322,9 @@ EOF
 # ---------------------------------------------------------------- Consul
 
 check_consul() {
-  local leader
-  leader=$(curl -sf --max-time 2 "http://127.0.0.1:$(<"$RUN_DIR/consul.port")/v1/status/leader") || return 1
+  local leader http
+  read -r http _ <"$RUN_DIR/consul.ports"
+  leader=$(curl -sf --max-time 2 "http://127.0.0.1:$http/v1/status/leader") || return 1
   [[ -n $leader && $leader != '""' ]]
 }
 
@@ -312,7 +333,7 @@ prepare_consul() {
   local dir=$RUN_DIR/consul http dns grpc server serf_lan serf_wan
   read -r http dns grpc server serf_lan serf_wan <<<"$(free_ports 6)"
   mkdir -p "$dir"
-  echo "$http" >"$RUN_DIR/consul.port"
+  echo "$http $dns $grpc $server $serf_lan $serf_wan" >"$RUN_DIR/consul.ports"
   # -dev keeps the catalog in memory: after a restart the agent is empty and
   # services must register again. -dev would also open gRPC-TLS on the fixed
   # port 8503 (-1 turns it off), and disable_update_check stops the agent from
@@ -344,7 +365,7 @@ write_env() {
     echo "export FILESTORAGE_CACHE=$CACHE_DIR"
     local name
     for name in "${SERVICES[@]}"; do
-      [[ -f $RUN_DIR/$name.env ]] && cat "$RUN_DIR/$name.env"
+      if [[ -f $RUN_DIR/$name.env ]]; then cat "$RUN_DIR/$name.env"; fi
     done
   } >"$RUN_DIR/env"
 }
@@ -360,7 +381,16 @@ start_service() {
     return
   fi
   local reuse=""
-  [[ -f $(cmd_file "$name") ]] && reuse=" (same port and data dir as before)"
+  if [[ -f $(cmd_file "$name") ]]; then
+    reuse=" (same port and data dir as before)"
+    # A leftover from an earlier run whose ports were taken since: start afresh.
+    # shellcheck disable=SC2046 # one word per port
+    if ! ports_free $(<"$RUN_DIR/$name.ports"); then
+      log "$name: its recorded ports are taken now; starting with new ports and an empty data dir"
+      forget_service "$name"
+      reuse=""
+    fi
+  fi
   "prepare_$name"
   launch "$name"
   wait_ready "$name"
@@ -390,7 +420,7 @@ stop_service() {
 
 forget_service() {
   local name=$1
-  rm -rf "${RUN_DIR:?}/$name" "$RUN_DIR/$name".{cmd,argv.json,pid,port,env,log}
+  rm -rf "${RUN_DIR:?}/$name" "$RUN_DIR/$name".{cmd,argv.json,pid,ports,env,log}
 }
 
 # Expands "", "all" or a name into the array SELECTED.
@@ -439,6 +469,7 @@ cmd_restart() {
     start_service "$name"
   done
   write_env
+  cat "$RUN_DIR/env"
 }
 
 cmd_status() {

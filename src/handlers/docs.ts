@@ -31,10 +31,17 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
     tags: [
       { name: 'files', description: 'Upload, download, list, move and delete' },
       { name: 'uploads in parts', description: 'Large uploads: create, send parts (any order), complete' },
+      {
+        name: 'resumable uploads (tus)',
+        description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
+      },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })
-  document.paths = Object.fromEntries(Object.entries(document.paths ?? {}).map(([p, item]) => [openApiPath(p), item]))
+  // Paths in full (the API is mounted under basePath), and in plain OpenAPI template syntax.
+  document.paths = Object.fromEntries(
+    Object.entries(document.paths ?? {}).map(([p, item]) => [options.basePath + openApiPath(p), item]),
+  )
   return document
 }
 

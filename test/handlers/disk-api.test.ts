@@ -1,8 +1,10 @@
 /** The file API over HTTP on the disk store. */
-import { readdir } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rawRequest } from '../helpers/http.js'
+import { expectError, rawRequest } from '../helpers/http.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { API_LIMITS, describeFileApi } from './file-api.js'
 
@@ -48,7 +50,6 @@ describe('requests Node cannot parse', () => {
   })
 
   it('answers a malformed request line with a JSON 400', async () => {
-    const { connect } = await import('node:net')
     const url = new URL(svc.origin)
     const reply = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(url.port), url.hostname, () => socket.write('NOT HTTP AT ALL\r\n\r\n'))
@@ -60,5 +61,31 @@ describe('requests Node cannot parse', () => {
     })
     expect(reply).toMatch(/^HTTP\/1.1 400/)
     expect(reply).toContain('"code":"invalid_request"')
+  })
+})
+
+describe('disk store errors only the disk can cause', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService()
+  })
+  afterAll(async () => svc.stop())
+
+  it('answers 403 forbidden for a symbolic link leading out of the root', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'filestorage-outside-'))
+    await writeFile(join(outside, 'secret'), 'secret')
+    await symlink(outside, join(svc.storageDir, 'link'))
+    await expectError(await fetch(`${svc.api}/disk/download/link/secret`), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/upload/link/new`, { method: 'PUT', body: 'x' }), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/delete/link/secret`, { method: 'DELETE' }), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/list/link`), 403, 'forbidden')
+  })
+
+  it('answers 503 store_unavailable when its folder disappears, and check reports it down', async () => {
+    await rm(svc.storageDir, { recursive: true, force: true })
+    await expectError(await fetch(`${svc.api}/disk/upload/a.txt`, { method: 'PUT', body: 'x' }), 503, 'store_unavailable')
+    const check = await fetch(`${svc.api}/check`)
+    expect(check.status).toBe(503)
+    expect(await check.json()).toMatchObject({ status: 'unavailable', stores: { disk: { status: 'down', driver: 'disk' } } })
   })
 })

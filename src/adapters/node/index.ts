@@ -1,9 +1,7 @@
-/**
- * The node adapter as a library (`filestorage/adapters/node`): configuration, the whole service,
- * the HTTP server and the Consul registration, for programs that run it their own way.
- */
-export { ConfigError, configSchema, loadConfig, type Config } from './config.js'
-export { startService, VERSION, type Service } from './service.js'
-export { serve, type RunningServer, type ServeOptions } from './server.js'
+/** The node adapter: configuration, the service (stores + handlers + HTTP server), serving any fetch app, and the Consul registration. */
+export { type Config, ConfigError, configSchema, loadConfig } from './config.js'
+export { type Service, startService, VERSION } from './service.js'
+export { type RunningServer, type ServeOptions, serve } from './server.js'
+export { openStores } from './stores.js'
 export { ConsulRegistration, type RegistrationOptions } from './consul-registration.js'
 export { serviceDefinition, type ServiceDefinition } from './service-definition.js'

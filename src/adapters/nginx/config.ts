@@ -2,6 +2,7 @@
  * The upstream sync's configuration, from the environment like the service's (SPEC 4).
  */
 import { z } from 'zod'
+import { parseEnvironment } from '../node/config.js'
 import { DEFAULT_SERVER_PARAMS } from './upstream-servers.js'
 
 const required = (what: string) => z.string({ error: `required: ${what}` }).min(1, `required: ${what}`)
@@ -18,9 +19,5 @@ export const upstreamSyncSchema = z.object({
 export type UpstreamSyncConfig = z.infer<typeof upstreamSyncSchema>
 
 export function loadUpstreamSyncConfig(env: Record<string, string | undefined> = process.env): UpstreamSyncConfig {
-  const known = Object.fromEntries(Object.keys(upstreamSyncSchema.shape).map((k) => [k, env[k]]))
-  const result = upstreamSyncSchema.safeParse(known)
-  if (result.success) return result.data
-  const lines = result.error.issues.map((i) => `  ${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])] ?? '')}: ${i.message}`)
-  throw new Error(`invalid configuration:\n${lines.join('\n')}`)
+  return parseEnvironment(upstreamSyncSchema, env)
 }

@@ -4,6 +4,7 @@
  * nginx is gone, so that the container stops with it; exits 0 on SIGTERM or SIGINT.
  */
 import { createServiceResolver } from '../discovery/service-resolver.js'
+import { ConfigError } from '../node/config.js'
 import { loadUpstreamSyncConfig, type UpstreamSyncConfig } from './config.js'
 import { nginxRunning, reloadNginx } from './nginx-process.js'
 import { UpstreamSync } from './upstream-sync.js'
@@ -14,7 +15,8 @@ function readConfig(): UpstreamSyncConfig {
   try {
     return loadUpstreamSyncConfig()
   } catch (e) {
-    console.error(`[upstreams] ${(e as Error).message}`)
+    if (!(e instanceof ConfigError)) throw e
+    console.error(`[upstreams] ${e.message}`)
     process.exit(2)
   }
 }

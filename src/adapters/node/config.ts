@@ -103,9 +103,18 @@ export class ConfigError extends Error {
 
 /** Reads the configuration; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const known = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k]]))
-  const result = configSchema.safeParse(known)
-  if (result.success) return { ...result.data, SERVICE_ADDRESS: result.data.SERVICE_ADDRESS ?? hostAddress(result.data.HOST) }
+  const config = parseEnvironment(configSchema, env)
+  return { ...config, SERVICE_ADDRESS: config.SERVICE_ADDRESS ?? hostAddress(config.HOST) }
+}
+
+/** Reads the variables `schema` names from `env`; throws a ConfigError naming every bad one. */
+export function parseEnvironment<Schema extends z.ZodObject>(
+  schema: Schema,
+  env: Record<string, string | undefined>,
+): z.output<Schema> {
+  const known = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k]]))
+  const result = schema.safeParse(known)
+  if (result.success) return result.data
   const lines = result.error.issues.map((i) => {
     const name = String(i.path[0])
     return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`

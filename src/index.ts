@@ -1,6 +1,7 @@
 /**
  * filestorage as a library: the storage core and its drivers, and the Hono handlers (each usable
- * alone, or all together with `createFileStorageApp`). The node adapter is `filestorage/node`.
+ * alone, or all together with `createFileStorageApp`). The node adapter is `filestorage/node`; finding
+ * and calling instances through Consul is `filestorage/discovery`.
  */
 export * from './storage/index.js'
 export * from './handlers/index.js'

@@ -38,7 +38,14 @@ export function validateMetadata(value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new StorageError('invalid_request', 'metadata must be a JSON object')
   }
-  const size = Buffer.byteLength(JSON.stringify(value))
+  // JSON numbers beyond a double (1e999) parse as Infinity and would be stored as null: refuse them.
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new StorageError('invalid_request', 'metadata has a number too large to store')
+    }
+    return v
+  })
+  const size = Buffer.byteLength(text)
   if (size > MAX_METADATA_BYTES) {
     throw new StorageError('invalid_request', `metadata is larger than ${MAX_METADATA_BYTES} bytes`, {
       details: { size, limit: MAX_METADATA_BYTES },

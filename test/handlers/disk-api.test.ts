@@ -1,8 +1,10 @@
 /** The file API over HTTP on the disk store. */
-import { readdir } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rawRequest } from '../helpers/http.js'
+import { expectError, rawRequest } from '../helpers/http.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { API_LIMITS, describeFileApi } from './file-api.js'
 
@@ -48,7 +50,6 @@ describe('requests Node cannot parse', () => {
   })
 
   it('answers a malformed request line with a JSON 400', async () => {
-    const { connect } = await import('node:net')
     const url = new URL(svc.origin)
     const reply = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(url.port), url.hostname, () => socket.write('NOT HTTP AT ALL\r\n\r\n'))
@@ -72,7 +73,6 @@ describe('an upload cut off by the client', () => {
 
   /** Sends the headers of a 1 MiB PUT and 64 KiB of its body, then drops the connection. */
   async function cutUpload(path: string): Promise<void> {
-    const { connect } = await import('node:net')
     const url = new URL(svc.origin)
     await new Promise<void>((resolve, reject) => {
       const socket = connect(Number(url.port), url.hostname, () => {
@@ -106,5 +106,31 @@ describe('an upload cut off by the client', () => {
     expect(await tmpWhenEmpty()).toEqual([])
     expect(await (await fetch(`${api}/disk/download/kept.bin`)).text()).toBe('old')
     expect((await fetch(`${api}/disk/info/never.bin`)).status).toBe(404)
+  })
+})
+
+describe('disk store errors only the disk can cause', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService()
+  })
+  afterAll(async () => svc.stop())
+
+  it('answers 403 forbidden for a symbolic link leading out of the root', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'filestorage-outside-'))
+    await writeFile(join(outside, 'secret'), 'secret')
+    await symlink(outside, join(svc.storageDir, 'link'))
+    await expectError(await fetch(`${svc.api}/disk/download/link/secret`), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/upload/link/new`, { method: 'PUT', body: 'x' }), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/delete/link/secret`, { method: 'DELETE' }), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/list/link`), 403, 'forbidden')
+  })
+
+  it('answers 503 store_unavailable when its folder disappears, and check reports it down', async () => {
+    await rm(svc.storageDir, { recursive: true, force: true })
+    await expectError(await fetch(`${svc.api}/disk/upload/a.txt`, { method: 'PUT', body: 'x' }), 503, 'store_unavailable')
+    const check = await fetch(`${svc.api}/check`)
+    expect(check.status).toBe(503)
+    expect(await check.json()).toMatchObject({ status: 'unavailable', stores: { disk: { status: 'down', driver: 'disk' } } })
   })
 })

@@ -46,7 +46,8 @@ export async function spawnService(
 ): Promise<ProcessService> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
+    // No Consul registration unless the test asks (the run's CONSUL_HTTP_ADDR is for suites that want it).
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', CONSUL_HTTP_ADDR: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

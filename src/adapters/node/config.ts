@@ -3,6 +3,7 @@
  * a message naming the variable.
  */
 import { z } from 'zod'
+import { hostAddress } from './host-address.js'
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -34,6 +35,21 @@ const bytes = z
   })
 
 const seconds = z.coerce.number().positive()
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/** A duration as Consul writes them (`10s`, `1m30s`, `500ms`), in milliseconds. */
+const duration = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)]
+    if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 1m30s)` })
+      return z.NEVER
+    }
+    return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0))
+  })
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes')
@@ -56,8 +72,15 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),
   LOG_REQUESTS: flag.default(true),
   CONSUL_HTTP_ADDR: z.preprocess(emptyAsUnset, z.string().optional()),
+  CONSUL_HTTP_TOKEN: z.preprocess(emptyAsUnset, z.string().optional()),
+  CONSUL_CHECK_INTERVAL: duration.default(10_000).pipe(z.number().min(1000, 'must be at least 1s (Consul runs checks at most once a second)')),
+  CONSUL_CHECK_TIMEOUT: duration.default(5000).pipe(z.number().positive()),
+  CONSUL_DEREGISTER_AFTER: duration.default(60_000).pipe(z.number().min(60_000, "must be at least 1m (Consul's minimum)")),
+  /** The URL Consul's HTTP check calls; by default SERVICE_ADDRESS, the bound port and /filestorage/v1/check. */
+  CONSUL_CHECK_URL: z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional()),
+  CONSUL_RESYNC_INTERVAL: duration.default(10_000).pipe(z.number().min(100)),
   SERVICE_NAME: z.string().regex(/^[a-zA-Z0-9-]+$/, 'letters, digits and dashes only').default('filestorage'),
-  SERVICE_ADDRESS: z.preprocess(emptyAsUnset, z.string().optional()),
+  SERVICE_ADDRESS: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
   SERVICE_TAGS: z
     .string()
     .default('')
@@ -69,7 +92,10 @@ export const configSchema = z.object({
     ),
 })
 
-export type Config = z.infer<typeof configSchema>
+type ParsedConfig = z.infer<typeof configSchema>
+
+/** The configuration, with SERVICE_ADDRESS resolved (SPEC 4: the host's address by default). */
+export type Config = ParsedConfig & { SERVICE_ADDRESS: string }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -77,8 +103,17 @@ export class ConfigError extends Error {
 
 /** Reads the configuration; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const known = Object.fromEntries(Object.keys(configSchema.shape).map((k) => [k, env[k]]))
-  const result = configSchema.safeParse(known)
+  const config = parseEnvironment(configSchema, env)
+  return { ...config, SERVICE_ADDRESS: config.SERVICE_ADDRESS ?? hostAddress(config.HOST) }
+}
+
+/** Reads the variables `schema` names from `env`; throws a ConfigError naming every bad one. */
+export function parseEnvironment<Schema extends z.ZodObject>(
+  schema: Schema,
+  env: Record<string, string | undefined>,
+): z.output<Schema> {
+  const known = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k]]))
+  const result = schema.safeParse(known)
   if (result.success) return result.data
   const lines = result.error.issues.map((i) => {
     const name = String(i.path[0])

@@ -1,16 +1,19 @@
 /**
- * The node adapter's service: stores, the composed app, the HTTP server and the sweeper, started
- * and stopped together. `main.ts` runs it as a process; tests start it in-process.
+ * The node adapter's service: stores, the composed app, the HTTP server, the sweeper and (with
+ * CONSUL_HTTP_ADDR) the Consul registration, started and stopped together. `main.ts` runs it as a
+ * process; tests start it in-process.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { createFileStorageApp, notFoundHandler, onError } from '../../handlers/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, notFoundHandler, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessLog } from './access-log.js'
+import { ConsulRegistration } from './consul-registration.js'
 import { type RunningServer, serve } from './server.js'
+import { serviceDefinition } from './service-definition.js'
 import { openStores } from './stores.js'
 
 /** The package version, from the nearest package.json above this module (in src/ or in dist/src/). */
@@ -30,7 +33,14 @@ export interface Service {
   config: Config
   stores: StoreRegistry
   http: RunningServer
-  /** Graceful: stop accepting, finish requests in flight, stop the sweeper, close the stores. */
+  /** Present when CONSUL_HTTP_ADDR is set. */
+  registration: ConsulRegistration | undefined
+  /**
+   * Graceful, in this order: deregister from Consul, stop accepting, finish the requests in flight
+   * (up to SHUTDOWN_TIMEOUT_SECONDS), close the stores. Deregistering first lets discovery watchers
+   * and the nginx upstream sync drop this instance while it still answers; stopping first would leave
+   * Consul advertising an instance that refuses connections until its next check fails.
+   */
   stop(): Promise<void>
 }
 
@@ -62,12 +72,32 @@ export async function startService(config: Config, log: (line: string) => void =
   const sweeper = setInterval(sweep, config.SWEEP_INTERVAL_SECONDS * 1000)
   sweeper.unref()
 
+  // Registered only once the server listens, so the check can pass at its first run.
+  const registration = config.CONSUL_HTTP_ADDR
+    ? new ConsulRegistration(
+        serviceDefinition(config, {
+          port: http.port,
+          stores: stores.names(),
+          version: VERSION,
+          checkPath: `${DEFAULT_BASE_PATH}/check`,
+        }),
+        {
+          consulAddr: config.CONSUL_HTTP_ADDR,
+          ...(config.CONSUL_HTTP_TOKEN ? { token: config.CONSUL_HTTP_TOKEN } : {}),
+          resyncMs: config.CONSUL_RESYNC_INTERVAL,
+          log,
+        },
+      ).start()
+    : undefined
+
   return {
     config,
     stores,
     http,
+    registration,
     async stop() {
       clearInterval(sweeper)
+      await registration?.stop()
       await http.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
       await stores.close()
     },

@@ -19,6 +19,8 @@ import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, invalidPathIfRoot, isWithin, ROOT } from '../paths.js'
 import { bodyChunks } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   ByteRange,
   CompleteUploadOptions,
   CreateUploadOptions,
@@ -109,7 +111,7 @@ export class DiskDriver implements StorageDriver {
       committed = true
       return result
     } catch (e) {
-      throw fromFsError(e, path)
+      throw await this.#storageError(e, path)
     } finally {
       if (!committed) await rm(tmp, { force: true }) // once committed, it is the file
     }
@@ -175,36 +177,33 @@ export class DiskDriver implements StorageDriver {
     if (from !== to && isWithin(to, from)) {
       throw new StorageError('invalid_request', 'a folder cannot be moved into itself')
     }
-    const [first, second] = [from, to].sort()
     return this.#guard(from, () =>
-      this.#locks.run(first!, () =>
-        this.#locks.run(second!, async () => {
-          await this.layout.confine(from)
-          await this.layout.confine(to)
-          const source = await this.lookup(from)
-          if (!source) throw notFound(`"${from}"`)
-          this.#checkIfMatchEntry(options.ifMatch, source)
-          if (from === to) return source
-          await this.#assertNoFileAbove(to)
-          const target = await this.lookup(to)
-          if (target) {
-            if (!options.overwrite) throw alreadyExists(`"${to}"`)
-            if (target.type !== source.type) {
-              throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
-            }
-            if (target.type === 'directory') {
-              await this.layout.discard(this.layout.data(to))
-              await this.layout.discard(this.layout.meta(to))
-            }
+      this.#locks.run([from, to], async () => {
+        await this.layout.confine(from)
+        await this.layout.confine(to)
+        const source = await this.lookup(from)
+        if (!source) throw notFound(`"${from}"`)
+        this.#checkIfMatchEntry(options.ifMatch, source)
+        if (from === to) return source
+        await this.#assertNoFileAbove(to)
+        const target = await this.lookup(to)
+        if (target) {
+          if (!options.overwrite) throw alreadyExists(`"${to}"`)
+          if (target.type !== source.type) {
+            throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
           }
-          await this.#renameInto(this.layout.data(from), this.layout.data(to))
-          await moveSidecar(this.layout, from, to)
-          await this.layout.pruneEmptyParents(from)
-          const moved = await this.lookup(to)
-          if (!moved) throw notFound(`"${to}"`)
-          return moved
-        }),
-      ),
+          if (target.type === 'directory') {
+            await this.layout.discard(this.layout.data(to))
+            await this.layout.discard(this.layout.meta(to))
+          }
+        }
+        await this.#renameInto(this.layout.data(from), this.layout.data(to))
+        await moveSidecar(this.layout, from, to)
+        await this.layout.pruneEmptyParents(from)
+        const moved = await this.lookup(to)
+        if (!moved) throw notFound(`"${to}"`)
+        return moved
+      }),
     )
   }
 
@@ -247,6 +246,14 @@ export class DiskDriver implements StorageDriver {
     return this.#guard(uploadId, () => this.#uploads.putPart(uploadId, part, body, options))
   }
 
+  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    return this.#guard(uploadId, () => this.#uploads.append(uploadId, body, options))
+  }
+
+  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    return this.#guard(uploadId, () => this.#uploads.declareSize(uploadId, totalSize))
+  }
+
   uploadStatus(uploadId: string): Promise<UploadStatus> {
     return this.#guard(uploadId, () => this.#uploads.status(uploadId))
   }
@@ -283,8 +290,16 @@ export class DiskDriver implements StorageDriver {
     try {
       return await fn()
     } catch (e) {
-      throw fromFsError(e, path)
+      throw await this.#storageError(e, path)
     }
+  }
+
+  /** A missing file is `not_found`, unless the store's own folders are gone (an unmounted volume). */
+  async #storageError(e: unknown, path: string): Promise<unknown> {
+    if (isErrno(e, 'ENOENT') && !(await stat(this.layout.tmpDir).then(() => true, () => false))) {
+      return new StorageError('store_unavailable', 'the store\'s folder is missing', { cause: e })
+    }
+    return fromFsError(e, path)
   }
 
   #checkIfMatchEntry(ifMatch: string[] | undefined, entry: StoredEntry): void {

@@ -12,7 +12,7 @@
  * like any upload; then the folder is removed.
  */
 import { createReadStream } from 'node:fs'
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
@@ -49,6 +49,7 @@ import type {
 } from '../types.js'
 import type { CommitRequest } from './disk-driver.js'
 import { type DiskLayout, isErrno, tmpFileWriter } from './layout.js'
+import { TmpFileSink } from './tmp-file-sink.js'
 
 interface SessionFile extends UploadSession, WritePreconditions {
   v: 1
@@ -131,10 +132,10 @@ export class DiskUploads {
     const maxBytes = appendRoom(session, options.offset, options.expectedSize)
     const tmp = this.layout.tmpFile()
     try {
-      const file = await open(tmp, 'wx')
+      const file = new TmpFileSink(tmp)
       let received: ReceivedBody
       try {
-        received = await receiveBody(body, (chunk) => writeAll(file, chunk), {
+        received = await receiveBody(body, (chunk) => file.write(chunk), {
           maxBytes,
           ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
         })
@@ -299,12 +300,6 @@ export class DiskUploads {
 function publicSession(session: SessionFile): UploadSession {
   const { uploadId, path, partSizeLimit, createdAt, expiresAt, totalSize } = session
   return { uploadId, path, partSizeLimit, createdAt, expiresAt, ...(totalSize !== undefined ? { totalSize } : {}) }
-}
-
-async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
-    done += (await file.write(chunk, done, chunk.length - done)).bytesWritten
-  }
 }
 
 async function olderThan(path: string, ms: number, now: Date): Promise<boolean> {

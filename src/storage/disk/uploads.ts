@@ -186,14 +186,7 @@ export class DiskUploads {
       const parts = partsToAssemble(session, await this.#parts(uploadId), options.parts)
       await this.files.precheck(session.path, session) // fail before copying gigabytes
       const dir = this.#dir(uploadId)
-      const tmp = this.layout.tmpFile()
-      try {
-        const digest = new DigestStream(session.maxBytes)
-        async function* concatenated() {
-          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
-        }
-        await pipeline(concatenated, digest, tmpFileWriter(tmp))
-        const sha256 = digest.digest()
+      const commit = async (tmp: string, sha256: string) => {
         verifySha256(options.expectedSha256, sha256)
         const result = await this.files.commit(session.path, {
           tmp,
@@ -205,6 +198,21 @@ export class DiskUploads {
         })
         await rm(dir, { recursive: true, force: true })
         return result
+      }
+      const [only] = parts
+      if (parts.length === 1 && only!.size <= (session.maxBytes ?? Number.POSITIVE_INFINITY)) {
+        // One part is the whole file, hashed as it arrived (a tus upload in one PATCH, the
+        // client's default): it becomes the file as it is, without copying or hashing it again.
+        return commit(join(dir, partName(only!.part)), only!.sha256)
+      }
+      const tmp = this.layout.tmpFile()
+      try {
+        const digest = new DigestStream(session.maxBytes)
+        async function* concatenated() {
+          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
+        }
+        await pipeline(concatenated, digest, tmpFileWriter(tmp))
+        return await commit(tmp, digest.digest())
       } finally {
         await rm(tmp, { force: true })
       }

@@ -12,17 +12,21 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { DigestStream, verifySha256 } from '../digest.js'
+import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { payloadTooLarge } from '../errors.js'
 import type { KeyedLock } from '../keyed-lock.js'
 import {
   checkPartNumber,
   checkUploadId,
   isExpired,
-  newUploadId,
+  newUploadRecord,
+  publicSession,
   selectParts,
+  uploadConditions,
   uploadNotFound,
   type UploadPolicy,
+  type UploadRecord,
+  uploadStatusOf,
 } from '../part-uploads.js'
 import { bodyChunks } from '../streams.js'
 import type {
@@ -39,11 +43,8 @@ import type {
 import type { CommitRequest } from './disk-driver.js'
 import { type DiskLayout, isErrno } from './layout.js'
 
-interface SessionFile extends UploadSession, WritePreconditions {
+interface SessionFile extends UploadRecord {
   v: 1
-  contentType?: string
-  metadata: Record<string, unknown>
-  maxBytes?: number
 }
 
 export interface UploadCommitter {
@@ -67,20 +68,7 @@ export class DiskUploads {
 
   async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
     await this.files.precheck(path, options)
-    const now = new Date()
-    const session: SessionFile = {
-      v: 1,
-      uploadId: newUploadId(),
-      path,
-      partSizeLimit: Math.min(this.policy.partSizeLimit, options.maxBytes ?? Number.POSITIVE_INFINITY),
-      createdAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + this.policy.ttlMs).toISOString(),
-      metadata: options.metadata ?? {},
-      ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
-      ...(options.mustNotExist ? { mustNotExist: true } : {}),
-      ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
-      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
-    }
+    const session: SessionFile = { v: 1, ...newUploadRecord(path, this.policy, options) }
     const dir = this.#dir(session.uploadId)
     await mkdir(dir, { recursive: true })
     const tmp = this.layout.tmpFile()
@@ -92,7 +80,7 @@ export class DiskUploads {
   async putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options: PutPartOptions = {}) {
     checkPartNumber(part)
     const session = await this.#session(uploadId)
-    if ((options.expectedSize ?? 0) > session.partSizeLimit) throw payloadTooLarge(session.partSizeLimit)
+    checkAnnouncedSize(options.expectedSize, session.partSizeLimit)
     const tmp = this.layout.tmpFile()
     try {
       const digest = new DigestStream(session.partSizeLimit)
@@ -118,12 +106,7 @@ export class DiskUploads {
 
   async status(uploadId: string): Promise<UploadStatus> {
     const session = await this.#session(uploadId)
-    return {
-      ...publicSession(session),
-      ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
-      metadata: session.metadata,
-      parts: await this.#parts(uploadId),
-    }
+    return uploadStatusOf(session, await this.#parts(uploadId))
   }
 
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
@@ -146,8 +129,7 @@ export class DiskUploads {
           sha256,
           metadata: session.metadata,
           ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
-          ...(session.mustNotExist ? { mustNotExist: true } : {}),
-          ...(session.ifMatch ? { ifMatch: session.ifMatch } : {}),
+          ...uploadConditions(session),
         })
         await rm(dir, { recursive: true, force: true })
         return result
@@ -228,11 +210,6 @@ export class DiskUploads {
     }
     return parts.sort((a, b) => a.part - b.part)
   }
-}
-
-function publicSession(session: SessionFile): UploadSession {
-  const { uploadId, path, partSizeLimit, createdAt, expiresAt } = session
-  return { uploadId, path, partSizeLimit, createdAt, expiresAt }
 }
 
 async function olderThan(path: string, ms: number, now: Date): Promise<boolean> {

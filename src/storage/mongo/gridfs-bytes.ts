@@ -8,7 +8,15 @@
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { type Db, GridFSBucket, type GridFSBucketWriteStream, MongoRuntimeError, ObjectId } from 'mongodb'
+import {
+  type Db,
+  FindCursor,
+  GridFSBucket,
+  type GridFSBucketReadStream,
+  type GridFSBucketWriteStream,
+  MongoRuntimeError,
+  ObjectId,
+} from 'mongodb'
 import type { ByteRange } from '../types.js'
 import { type ByteLeases, LEASE_RENEW_MS } from './byte-leases.js'
 import { BUCKET } from './schema.js'
@@ -36,8 +44,11 @@ export class GridFsBytes {
    */
   async open(id: ObjectId, size: number, range?: ByteRange): Promise<Readable | null> {
     if (size === 0) return Readable.from([]) // no chunks, and the bucket emits no 'file' event for it
-    // The bucket's `end` is exclusive, and it wants both ends or neither.
-    const stream = this.bucket.openDownloadStream(id, range ? { start: range.start, end: Math.min(range.end + 1, size) } : {})
+    // The bucket's `end` is exclusive. Both are always given: without them the bucket sets a limit
+    // of 0 on its chunk cursor, which the driver then mistakes for a finite one when batches are capped.
+    const [start, end] = range ? [range.start, Math.min(range.end + 1, size)] : [0, size]
+    const stream = this.bucket.openDownloadStream(id, { start, end })
+    stream.once('file', () => limitBatches(stream))
     const found = once(stream, 'file').then(
       () => true,
       (e: unknown) => {
@@ -101,6 +112,22 @@ export class GridFsWriter {
     this.stream.destroy()
     await this.store.delete(this.id)
   }
+}
+
+/** Chunks per cursor batch of a download: about 4 MiB with the default 255 KiB chunks. */
+const CHUNKS_PER_BATCH = 16
+
+/**
+ * Caps the batches of a download's chunk cursor. The bucket leaves the batch size to the server,
+ * which sends up to 16 MiB per batch (FerretDB v1: about 40 MB), and the driver holds a whole
+ * batch, plus its decoded copy, in memory: a 1 GiB download grew the service by 170 MiB. The
+ * bucket has no option for it, so this sets it on the cursor the bucket made, when the bucket
+ * announces the file and before it asks for the first chunk. Without that cursor (another driver
+ * version) reads still work, with the server's batches.
+ */
+function limitBatches(stream: GridFSBucketReadStream): void {
+  const cursor = (stream as unknown as { s?: { cursor?: unknown } }).s?.cursor
+  if (cursor instanceof FindCursor) cursor.batchSize(CHUNKS_PER_BATCH)
 }
 
 function isFileNotFound(e: unknown): boolean {

@@ -4,7 +4,7 @@
  * then what only MongoDB shows: where the bytes are, what a move or a range read touches, the
  * catalog's folder records, leftovers the sweeper reclaims, parts shared by instances.
  */
-import { GridFSBucket, ObjectId } from 'mongodb'
+import { type CommandStartedEvent, type Document, type Filter, GridFSBucket, ObjectId, type Sort } from 'mongodb'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   compareCodePoints,
@@ -202,6 +202,52 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       const recursive = (await store.list('o', { recursive: true })).entries.map((e) => e.path)
       expect(recursive).toEqual([...recursive].sort(compareCodePoints))
       expect(recursive).toHaveLength(names.length + 5)
+    })
+
+    it('lists with bounded queries on its indexes, never a scan of the collection', async () => {
+      for (const name of ['a', 'b', 'c']) await put(`ix/${name}.txt`, name)
+      for (const name of ['d1', 'd2']) await put(`ix/${name}/inner.txt`, name)
+      await put('elsewhere/other.txt', 'not listed')
+      const finds: { filter: unknown; sort: unknown; limit: unknown }[] = []
+      const onStarted = (e: CommandStartedEvent) => {
+        if (e.commandName === 'find' && e.command.find === 'catalog') {
+          const sort = e.command.sort instanceof Map ? Object.fromEntries(e.command.sort) : e.command.sort
+          finds.push({ filter: e.command.filter, sort, limit: e.command.limit })
+        }
+      }
+      database.client.on('commandStarted', onStarted)
+      try {
+        const page = await store.list('ix', { limit: 3 })
+        expect(page.entries.map((e) => e.name)).toEqual(['d1', 'd2', 'a.txt'])
+        await store.list('ix', { limit: 3, cursor: page.nextCursor! })
+        await store.list('ix', { recursive: true, limit: 2 })
+      } finally {
+        database.client.off('commandStarted', onStarted)
+      }
+      // One level: equality on (parent, type), a range on name, in name order, at most a page (and one more).
+      expect(finds).toEqual([
+        { filter: { parent: 'ix', type: 'directory' }, sort: { name: 1 }, limit: 4 },
+        { filter: { parent: 'ix', type: 'file' }, sort: { name: 1 }, limit: 2 },
+        { filter: { parent: 'ix', type: 'file', name: { $gt: 'a.txt' } }, sort: { name: 1 }, limit: 4 },
+        // Recursive: a range of the path index, in path order.
+        { filter: { type: 'file', path: { $gt: 'ix/', $lt: 'ix0' } }, sort: { path: 1 }, limit: 3 },
+      ])
+      // A MongoDB server shows its plan: index scans only. (FerretDB v1 on SQLite uses its indexes
+      // for uniqueness only and scans for every query; see the README.)
+      const info = await database.db.admin().command({ buildInfo: 1 })
+      if (info.ferretdbVersion === undefined) {
+        for (const find of finds) {
+          const plan = JSON.stringify(
+            await catalog()
+              .find(find.filter as Filter<Document>)
+              .sort(find.sort as Sort)
+              .limit(find.limit as number)
+              .explain('queryPlanner'),
+          )
+          expect(plan).toContain('IXSCAN')
+          expect(plan).not.toContain('COLLSCAN')
+        }
+      }
     })
 
     it('takes parts at any instance: they live in MongoDB, not on a local disk', async () => {

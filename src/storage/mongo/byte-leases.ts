@@ -4,8 +4,13 @@
  *
  * Whatever may leave a GridFS file unreferenced takes a lease on it first: an upload before its
  * first chunk (renewed while it writes), a replace or delete before it lets go of the old bytes.
- * The lease goes once the bytes are referenced (the write committed) or deleted. The sweeper
- * looks at leases older than an hour: bytes that no file record or part record names are deleted.
+ * The sweeper looks at leases older than an hour: bytes that no file record or part record names
+ * are deleted, and the leases of referenced bytes are dropped.
+ *
+ * A write keeps the lease of its new bytes after it commits, for the sweeper to check: on a server
+ * whose conditional updates are not atomic (FerretDB v1), two replaces of one file can both see
+ * their compare-and-swap succeed, and the bytes of the one overwritten must still be found.
+ * Deleted bytes lose their lease at once.
  */
 import type { Collection, ObjectId } from 'mongodb'
 import { isDuplicateKey } from './connection.js'

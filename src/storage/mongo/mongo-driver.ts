@@ -361,8 +361,8 @@ export class MongoDriver implements StorageDriver {
       await this.#discard(bytes)
       throw new StorageError('store_unavailable', `"${path}" keeps changing; try again`)
     }
-    // From here on the catalog points at the new bytes: they stay whatever happens next.
-    if (bytes.gridfsId) await this.#gridfs.leases.release(bytes.gridfsId).catch(() => {})
+    // From here on the catalog points at the new bytes: they stay whatever happens next. Their lease
+    // stays too, until the sweeper sees them referenced (see byte-leases.ts).
     if (committed.replaced?.gridfsId) await this.#gridfs.retire(committed.replaced.gridfsId).catch(() => {})
     return { file: toStoredFile(committed.doc), created: committed.replaced === null }
   }

@@ -105,7 +105,6 @@ export class MongoUploads {
     const previous = await this.parts.findOne({ _id: doc._id })
     if (previous) await this.gridfs.leases.take(previous.gridfsId)
     const replaced = await this.parts.findOneAndReplace({ _id: doc._id }, doc, { upsert: true, returnDocument: 'before' })
-    await this.gridfs.leases.release(doc.gridfsId)
     if (replaced) {
       if (!replaced.gridfsId.equals(previous?.gridfsId)) await this.gridfs.leases.take(replaced.gridfsId)
       await this.gridfs.retire(replaced.gridfsId)

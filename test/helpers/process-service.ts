@@ -37,6 +37,15 @@ async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number
 }
 
 /**
+ * The test process's environment, less the MongoDB variables: the test run sets MONGODB_URI for
+ * the suites that use MongoDB, and a service process gets the mongo store only when its test asks.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const { MONGODB_URI: _uri, MONGODB_DB: _db, ...env } = process.env
+  return env
+}
+
+/**
  * Starts the service with `env` (PORT defaults to 0: the process reports the port it got) and
  * waits until it serves, at most `startTimeoutMs`.
  */
@@ -46,7 +55,7 @@ export async function spawnService(
 ): Promise<ProcessService> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
+    env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

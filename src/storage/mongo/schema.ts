@@ -141,8 +141,8 @@ export class SetupOnce {
   start(attempt = 0): void {
     if (this.#done || this.#stopped) return
     this.ready().catch((e: unknown) => {
+      if (this.#stopped) return // closed meanwhile: nothing to report or retry
       this.onFailure(e)
-      if (this.#stopped) return
       this.#timer = setTimeout(() => this.start(attempt + 1), Math.min(30_000, 1000 * 2 ** attempt))
       this.#timer.unref()
     })

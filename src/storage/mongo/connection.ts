@@ -75,6 +75,8 @@ export class MongoConnection {
 
 // Server error codes that mean "no usable server right now", not "your request is wrong".
 const UNAVAILABLE_CODES = new Set([
+  13, // Unauthorized: the configured user may not do this (a deployment problem, not the client's)
+  18, // AuthenticationFailed: wrong credentials in MONGODB_URI
   6, // HostUnreachable
   7, // HostNotFound
   89, // NetworkTimeout

@@ -11,6 +11,7 @@ import { MongoClient } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FerretDb, ferretDb, ferretDbBinary } from '../helpers/ferretdb.js'
 import { expectError, rawRequest } from '../helpers/http.js'
+import { randomDbName } from '../helpers/mongo.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 
 const bin = ferretDbBinary()
@@ -48,7 +49,7 @@ describe.runIf(bin !== undefined)('the mongo store through MongoDB outages', () 
     server = await ferretDb(bin!)
     await server.start()
     dir = await mkdtemp(join(tmpdir(), 'filestorage-outage-'))
-    svc = await spawnService({ STORAGE_DIR: dir, MONGODB_URI: server.uri, MONGODB_DB: 'outage', INLINE_MAX_BYTES: '65536' })
+    svc = await spawnService({ STORAGE_DIR: dir, MONGODB_URI: server.uri, MONGODB_DB: randomDbName('outage'), INLINE_MAX_BYTES: '65536' })
     api = svc.api
   })
   afterAll(async () => {
@@ -132,6 +133,7 @@ describe.runIf(bin !== undefined)('the service starting while MongoDB is down', 
   let server: FerretDb
   let svc: ProcessService
   let dir: string
+  const db = randomDbName('late')
 
   beforeAll(async () => {
     server = await ferretDb(bin!) // prepared (port and data folder), not started
@@ -144,7 +146,7 @@ describe.runIf(bin !== undefined)('the service starting while MongoDB is down', 
   })
 
   it('starts and serves the disk store, then the mongo store once MongoDB is there, indexes made', { timeout: 180_000 }, async () => {
-    svc = await spawnService({ STORAGE_DIR: dir, MONGODB_URI: server.uri, MONGODB_DB: 'late', SWEEP_INTERVAL_SECONDS: '1' })
+    svc = await spawnService({ STORAGE_DIR: dir, MONGODB_URI: server.uri, MONGODB_DB: db, SWEEP_INTERVAL_SECONDS: '1' })
     const upload = (store: string, body: string) =>
       rawRequest(svc.origin, 'PUT', `/filestorage/v1/${store}/upload/early.txt`, { body, timeoutMs: 20_000 })
     expect((await upload('disk', 'disk works')).status).toBe(201)
@@ -159,7 +161,7 @@ describe.runIf(bin !== undefined)('the service starting while MongoDB is down', 
     expect((await rawRequest(svc.origin, 'GET', '/filestorage/v1/check')).status).toBe(200)
     const client = new MongoClient(server.uri, { serverSelectionTimeoutMS: 5000 })
     try {
-      const indexes = await client.db('late').collection('catalog').listIndexes().toArray()
+      const indexes = await client.db(db).collection('catalog').listIndexes().toArray()
       expect(indexes.find((i) => i.name === 'path')).toMatchObject({ unique: true })
     } finally {
       await client.close()

@@ -232,7 +232,8 @@ export class MongoDriver implements StorageDriver {
           if (!moved) throw notFound(`"${from}"`) // it held nothing (an empty record a crash left)
           return toEntry(moved)
         }
-        if (target && !(await this.#removeFile(target as FileDoc))) continue // the target changed meanwhile
+        // The file it replaces (overwrite) goes first; when it changed meanwhile, everything is checked again.
+        if (target?.type === 'file' && !(await this.#removeFile(target))) continue
         const moved = await this.#renameFile(source, to)
         if (moved) return toStoredFile(moved)
       }
@@ -352,7 +353,9 @@ export class MongoDriver implements StorageDriver {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
     try {
-      for (let attempt = 0; attempt < ATTEMPTS && !committed; attempt++) committed = await this.#place(path, bytes, attributes, conditions)
+      for (let attempt = 0; attempt < ATTEMPTS && !committed; attempt++) {
+        committed = await this.#place(path, bytes, attributes, conditions)
+      }
     } catch (e) {
       await this.#discard(bytes)
       throw e

@@ -2,7 +2,8 @@
  * createupload: `POST /{store}/createupload/{path}` starts a large upload in parts (SPEC 3.3).
  */
 import { createRoute, z } from '@hono/zod-openapi'
-import { parsePath, validateMetadata, type CreateUploadOptions } from '../storage/index.js'
+import { validateMetadata, type CreateUploadOptions } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
@@ -17,7 +18,7 @@ const CreateUploadBody = z
 
 export const createUploadRoute = createRoute({
   method: 'post',
-  path: '/{store}/createupload/{path{[\\s\\S]+}}',
+  path: '/{store}/createupload/{path{[\\s\\S]*}}',
   operationId: 'createUpload',
   tags: ['uploads in parts'],
   summary: 'Start an upload in parts',
@@ -45,7 +46,7 @@ export function createCreateUploadHandler(deps: HandlerDeps) {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     const driver = deps.stores.get(store)
-    const path = parsePath(rawPath)
+    const path = requestPath(c, rawPath)
     const metadata = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
     const options: CreateUploadOptions = {
       ...writePreconditions(c),

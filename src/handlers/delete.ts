@@ -2,7 +2,7 @@
  * delete: `DELETE /{store}/delete/{path}` removes a file, or a folder (`recursive` when not empty).
  */
 import { createRoute, z } from '@hono/zod-openapi'
-import { parsePath } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
@@ -10,7 +10,7 @@ import { BooleanQuery, PathParam, StoreParam } from './schemas.js'
 
 export const deleteRoute = createRoute({
   method: 'delete',
-  path: '/{store}/delete/{path{[\\s\\S]+}}',
+  path: '/{store}/delete/{path{[\\s\\S]*}}',
   operationId: 'delete',
   tags: ['files'],
   summary: 'Delete a file or folder',
@@ -33,7 +33,7 @@ export function createDeleteHandler(deps: HandlerDeps) {
     const { store, path: rawPath } = c.req.valid('param')
     const { recursive } = c.req.valid('query')
     const driver = deps.stores.get(store)
-    await driver.delete(parsePath(rawPath), { recursive, ...ifMatchOf(c) })
+    await driver.delete(requestPath(c, rawPath), { recursive, ...ifMatchOf(c) })
     return c.body(null, 204)
   })
   return app

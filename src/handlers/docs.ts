@@ -31,6 +31,10 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
     tags: [
       { name: 'files', description: 'Upload, download, list, move and delete' },
       { name: 'uploads in parts', description: 'Large uploads: create, send parts (any order), complete' },
+      {
+        name: 'resumable uploads (tus)',
+        description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
+      },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })

@@ -5,7 +5,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
 import rangeParser from 'range-parser'
-import { type ByteRange, parsePath, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { type ByteRange, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
 import { parseEtagList } from './request-options.js'
@@ -13,7 +14,7 @@ import { PathParam, StoreParam } from './schemas.js'
 
 export const downloadRoute = createRoute({
   method: 'get',
-  path: '/{store}/download/{path{[\\s\\S]+}}',
+  path: '/{store}/download/{path{[\\s\\S]*}}',
   operationId: 'download',
   tags: ['files'],
   summary: 'Download a file (also HEAD)',
@@ -52,7 +53,7 @@ export function createDownloadHandler(deps: HandlerDeps) {
     const { store, path: rawPath } = c.req.valid('param')
     const { disposition } = c.req.valid('query')
     const driver = deps.stores.get(store)
-    const path = parsePath(rawPath)
+    const path = requestPath(c, rawPath)
 
     for (let attempt = 1; ; attempt++) {
       // HEAD (which Hono serves with this GET handler) never opens the file.

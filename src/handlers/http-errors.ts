@@ -20,8 +20,10 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   already_exists: 409,
   directory_not_empty: 409,
   upload_incomplete: 409,
+  offset_mismatch: 409,
   precondition_failed: 412,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   range_not_satisfiable: 416,
   store_unavailable: 503,
 }

@@ -16,6 +16,7 @@ import { notFoundHandler, onError, validationHook } from './http-errors.js'
 import { createInfoHandler, infoRoute } from './info.js'
 import { createListHandler, listRootRoute, listRoute } from './list.js'
 import { createMoveHandler, moveRoute } from './move.js'
+import { createTusHandler, tusRoutes } from './tus.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
 import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
@@ -44,6 +45,7 @@ export const fileRoutes: RouteConfig[] = [
   uploadStatusRoute,
   completeUploadRoute,
   abortUploadRoute,
+  ...tusRoutes,
   checkRoute,
   helpRoute,
 ]
@@ -67,6 +69,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createUploadStatusHandler(options),
     createCompleteUploadHandler(options),
     createAbortUploadHandler(options),
+    createTusHandler(options),
     createCheckHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
@@ -93,6 +96,7 @@ export {
   createUploadStatusHandler,
   createCompleteUploadHandler,
   createAbortUploadHandler,
+  createTusHandler,
   createCheckHandler,
   createHelpHandler,
 }
@@ -110,6 +114,7 @@ export {
   uploadStatusRoute,
   completeUploadRoute,
   abortUploadRoute,
+  tusRoutes,
   checkRoute,
   helpRoute,
 }

@@ -2,14 +2,15 @@
  * info: `GET /{store}/info/{path}` describes a file (FileInfo), or a folder.
  */
 import { createRoute, z } from '@hono/zod-openapi'
-import { entryInfo, notFound, parsePath } from '../storage/index.js'
+import { entryInfo, notFound } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { EntrySchema, PathParam, StoreParam } from './schemas.js'
 
 export const infoRoute = createRoute({
   method: 'get',
-  path: '/{store}/info/{path{[\\s\\S]+}}',
+  path: '/{store}/info/{path{[\\s\\S]*}}',
   operationId: 'info',
   tags: ['files'],
   summary: 'Describe a file or folder',
@@ -25,7 +26,7 @@ export function createInfoHandler(deps: HandlerDeps) {
   app.openapi(infoRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const driver = deps.stores.get(store)
-    const path = parsePath(rawPath)
+    const path = requestPath(c, rawPath)
     const entry = await driver.lookup(path)
     if (!entry) throw notFound(`"${path}"`)
     return c.json(entryInfo(store, entry), 200, entry.type === 'file' ? { ETag: entry.etag } : {})

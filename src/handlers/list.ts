@@ -4,7 +4,8 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { entryInfo, MAX_LIST_LIMIT, notFound, parsePath, ROOT } from '../storage/index.js'
+import { entryInfo, MAX_LIST_LIMIT, notFound, ROOT } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { BooleanQuery, DirParam, ListPageSchema, StoreParam } from './schemas.js'
@@ -46,7 +47,7 @@ export function createListHandler(deps: HandlerDeps) {
   const app = createHandlerApp()
   const list = async (c: Context, store: string, rawDir: string, query: z.infer<typeof listQuery>) => {
     const driver = deps.stores.get(store)
-    const dir = parsePath(rawDir, { folder: true })
+    const dir = requestPath(c, rawDir, { folder: true })
     if (dir !== ROOT) {
       const entry = await driver.lookup(dir)
       if (entry?.type !== 'directory') throw notFound(`a folder at "${dir}"`)

@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
@@ -20,7 +21,7 @@ const MoveBody = z
 
 export const moveRoute = createRoute({
   method: 'post',
-  path: '/{store}/move/{path{[\\s\\S]+}}',
+  path: '/{store}/move/{path{[\\s\\S]*}}',
   operationId: 'move',
   tags: ['files'],
   summary: 'Move or rename a file or folder',
@@ -43,7 +44,7 @@ export function createMoveHandler(deps: HandlerDeps) {
     const source = deps.stores.get(store)
     const targetStore = body.toStore ?? store
     const target = deps.stores.get(targetStore)
-    const from = parsePath(rawPath)
+    const from = requestPath(c, rawPath)
     const to = parsePath(body.to)
     const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c) }
     const moved =

@@ -85,6 +85,9 @@ export const UploadSessionSchema = z
     partSizeLimit: z.number().int(),
     createdAt: z.string().openapi({ format: 'date-time' }),
     expiresAt: z.string().openapi({ format: 'date-time' }),
+    totalSize: z.number().int().optional().openapi({
+      description: 'Size of the whole, once known (uploads made with tus declare it).',
+    }),
   })
   .openapi('UploadSession')
 
@@ -95,7 +98,11 @@ export const PartInfoSchema = z
 export const UploadStatusSchema = UploadSessionSchema.extend({
   contentType: z.string().optional(),
   metadata: Metadata,
+  attributes: z.record(z.string(), z.string()).openapi({
+    description: 'What a protocol keeps with the upload (tus: `Upload-Metadata` as sent).',
+  }),
   parts: z.array(PartInfoSchema),
+  received: z.number().int().openapi({ description: 'Bytes received so far (the sum of the part sizes).' }),
 }).openapi('UploadStatus')
 
 export const MetadataSchema = Metadata

@@ -8,12 +8,12 @@ import {
   joinPath,
   parseMetadata,
   parseName,
-  parsePath,
   StorageError,
   type FileInfo,
   type PutResult,
   type StorageDriver,
 } from '../storage/index.js'
+import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { formParts } from './multipart.js'
@@ -34,7 +34,7 @@ const uploadHeaders = z.object({
 
 export const uploadRoute = createRoute({
   method: 'put',
-  path: '/{store}/upload/{path{[\\s\\S]+}}',
+  path: '/{store}/upload/{path{[\\s\\S]*}}',
   operationId: 'upload',
   tags: ['files'],
   summary: 'Upload a file (raw body, streamed)',
@@ -98,7 +98,7 @@ export function createUploadHandler(deps: HandlerDeps) {
   app.openapi(uploadRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const driver = deps.stores.get(store)
-    const path = parsePath(rawPath)
+    const path = requestPath(c, rawPath)
     const options = putOptions(c, deps.maxUploadBytes)
     const { file, created } = await driver.put(path, requestBody(c), options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
@@ -107,7 +107,7 @@ export function createUploadHandler(deps: HandlerDeps) {
   app.openapi(uploadFormRoute, async (c) => {
     const { store, dir: rawDir } = c.req.valid('param')
     const driver = deps.stores.get(store)
-    const dir = parsePath(rawDir, { folder: true })
+    const dir = requestPath(c, rawDir, { folder: true })
     const contentType = c.req.header('content-type') ?? ''
     if (!/^multipart\/form-data\s*;/i.test(contentType)) {
       throw new StorageError('invalid_request', 'this route takes a multipart/form-data body')

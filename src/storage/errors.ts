@@ -13,8 +13,10 @@ export const errorCodes = [
   'already_exists',
   'directory_not_empty',
   'upload_incomplete',
+  'offset_mismatch',
   'precondition_failed',
   'payload_too_large',
+  'unsupported_media_type',
   'range_not_satisfiable',
   'store_unavailable',
 ] as const
@@ -50,7 +52,13 @@ export const payloadTooLarge = (limit: number) =>
     details: { limit },
   })
 
-export const checksumMismatch = (expected: string, actual: string) =>
-  new StorageError('checksum_mismatch', 'the content does not match the given sha256', {
+export const checksumMismatch = (expected: string, actual: string, algorithm = 'sha256') =>
+  new StorageError('checksum_mismatch', `the content does not match the given ${algorithm}`, {
     details: { expected, actual },
+  })
+
+/** An append that does not continue where the upload stands (another write came first, or the client lost track). */
+export const offsetMismatch = (offset: number, received: number) =>
+  new StorageError('offset_mismatch', `the upload stands at byte ${received}, not ${offset}`, {
+    details: { offset: received },
   })

@@ -20,7 +20,6 @@ export function checkIfMatch(ifMatch: string[] | undefined, current: StoredFile 
   }
 }
 
-// curl -d and HTML forms label any body url-encoded; a stored file is never that, so it means "not said".
 /** `If-Match` on a move or delete, whose target may be a folder: a folder has no ETag, so it never matches. */
 export function checkEntryIfMatch(ifMatch: string[] | undefined, entry: StoredEntry): void {
   if (ifMatch === undefined) return
@@ -47,6 +46,7 @@ export function checkMoveTarget(source: StoredEntry, target: StoredEntry | null,
   }
 }
 
+// curl -d and HTML forms label any body url-encoded; a stored file is never that, so it means "not said".
 const GENERIC_TYPES = new Set(['', 'application/octet-stream', 'application/x-www-form-urlencoded'])
 
 /** The client's content type when it gave a specific one, else a guess from the name. */
@@ -63,7 +63,14 @@ export function validateMetadata(value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new StorageError('invalid_request', 'metadata must be a JSON object')
   }
-  const size = Buffer.byteLength(JSON.stringify(value))
+  // JSON numbers beyond a double (1e999) parse as Infinity and would be stored as null: refuse them.
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new StorageError('invalid_request', 'metadata has a number too large to store')
+    }
+    return v
+  })
+  const size = Buffer.byteLength(text)
   if (size > MAX_METADATA_BYTES) {
     throw new StorageError('invalid_request', `metadata is larger than ${MAX_METADATA_BYTES} bytes`, {
       details: { size, limit: MAX_METADATA_BYTES },

@@ -5,7 +5,18 @@
 export class KeyedLock {
   #tails = new Map<string, Promise<void>>()
 
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` holding every key. Several keys are taken in sorted order, each once, so two callers
+   * locking the same pair never wait on each other (and a key given twice is not a deadlock).
+   */
+  async run<T>(keys: string | string[], fn: () => Promise<T>): Promise<T> {
+    if (typeof keys === 'string') return this.#runOne(keys, fn)
+    const [first, ...rest] = [...new Set(keys)].sort()
+    if (first === undefined) return fn()
+    return this.#runOne(first, () => (rest.length > 0 ? this.run(rest, fn) : fn()))
+  }
+
+  async #runOne<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve()
     let release!: () => void
     const mine = new Promise<void>((resolve) => (release = resolve))

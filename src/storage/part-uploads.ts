@@ -3,7 +3,7 @@
  * parts a completion assembles.
  */
 import { randomBytes } from 'node:crypto'
-import { StorageError } from './errors.js'
+import { offsetMismatch, payloadTooLarge, StorageError } from './errors.js'
 import type { CreateUploadOptions, PartInfo, UploadSession, UploadStatus, WritePreconditions } from './types.js'
 
 export const MAX_PART_NUMBER = 10_000
@@ -28,9 +28,14 @@ export interface UploadRecord extends UploadSession, WritePreconditions {
   metadata: Record<string, unknown>
   /** Limit on the assembled file. */
   maxBytes?: number
+  /** Opaque strings of a protocol layer (tus `Upload-Metadata`). */
+  attributes?: Record<string, string>
 }
 
-/** A new upload's record: a fresh id, the part size limit (never over the file's), the expiry. */
+/**
+ * A new upload's record: a fresh id, the part size limit (never over the file's), the expiry, and the
+ * total size and attributes when given (checked beforehand with `checkCreateOptions`).
+ */
 export function newUploadRecord(
   path: string,
   policy: UploadPolicy,
@@ -48,21 +53,26 @@ export function newUploadRecord(
     ...(options.mustNotExist ? { mustNotExist: true } : {}),
     ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
     ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    ...(options.totalSize !== undefined ? { totalSize: options.totalSize } : {}),
+    ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
   }
 }
 
-/** The part of a record a client sees when it creates an upload. */
+/** The part of a record a client sees when it creates an upload (the total size once known). */
 export function publicSession(record: UploadSession): UploadSession {
-  const { uploadId, path, partSizeLimit, createdAt, expiresAt } = record
-  return { uploadId, path, partSizeLimit, createdAt, expiresAt }
+  const { uploadId, path, partSizeLimit, createdAt, expiresAt, totalSize } = record
+  return { uploadId, path, partSizeLimit, createdAt, expiresAt, ...(totalSize !== undefined ? { totalSize } : {}) }
 }
 
+/** An upload's status: its session, what the file will get, and the parts received so far. */
 export function uploadStatusOf(record: UploadRecord, parts: PartInfo[]): UploadStatus {
   return {
     ...publicSession(record),
     ...(record.contentType !== undefined ? { contentType: record.contentType } : {}),
     metadata: record.metadata,
+    attributes: record.attributes ?? {},
     parts,
+    received: receivedBytes(parts),
   }
 }
 
@@ -98,7 +108,8 @@ export const isExpired = (expiresAt: string, now = new Date()): boolean => Date.
 
 /**
  * The parts a completion assembles, in order. Without a list: every received part, which must run
- * 1..N without a gap. With a list: exactly those, ascending, each received.
+ * 1..N without a gap (appended parts may number past MAX_PART_NUMBER). With a list: exactly those,
+ * ascending, each received.
  */
 export function selectParts(received: PartInfo[], requested?: number[]): PartInfo[] {
   const byNumber = new Map(received.map((p) => [p.part, p]))
@@ -110,7 +121,7 @@ export function selectParts(received: PartInfo[], requested?: number[]): PartInf
   const selected: PartInfo[] = []
   let previous = 0
   for (const n of numbers) {
-    checkPartNumber(n)
+    if (requested) checkPartNumber(n)
     if (n <= previous) throw new StorageError('invalid_request', 'parts must be listed in ascending order, once each')
     previous = n
     const part = byNumber.get(n)
@@ -127,4 +138,84 @@ export function selectParts(received: PartInfo[], requested?: number[]): PartInf
     })
   }
   return selected
+}
+
+/** What a session records about its size: given at creation or declared later, and the total limit. */
+export interface SizeRules {
+  totalSize?: number
+  maxBytes?: number
+}
+
+export const receivedBytes = (parts: PartInfo[]): number => parts.reduce((sum, p) => sum + p.size, 0)
+
+/** The most bytes the parts of an upload may add up to (Infinity when unbounded). */
+export const sizeCap = (rules: SizeRules): number =>
+  Math.min(rules.totalSize ?? Number.POSITIVE_INFINITY, rules.maxBytes ?? Number.POSITIVE_INFINITY)
+
+/** Throws `payload_too_large` when parts adding up to `total` bytes would not fit the upload. */
+export function checkTotal(rules: SizeRules, total: number): void {
+  if (total <= sizeCap(rules)) return
+  throw rules.totalSize !== undefined && total > rules.totalSize
+    ? new StorageError('payload_too_large', `the upload is declared as ${rules.totalSize} bytes; this would make it ${total}`, {
+        details: { limit: rules.totalSize },
+      })
+    : payloadTooLarge(rules.maxBytes!)
+}
+
+/**
+ * The parts a completion assembles, given the session's rules: with a declared `totalSize` they must
+ * add up to exactly that, and an upload declared empty completes with no part at all.
+ */
+export function partsToAssemble(rules: SizeRules, received: PartInfo[], requested?: number[]): PartInfo[] {
+  if (rules.totalSize === 0 && received.length === 0 && requested === undefined) return []
+  const parts = selectParts(received, requested)
+  const total = receivedBytes(parts)
+  if (rules.totalSize !== undefined && total !== rules.totalSize) {
+    throw new StorageError('upload_incomplete', `${total} of the declared ${rules.totalSize} bytes have arrived`, {
+      details: { received: total, totalSize: rules.totalSize },
+    })
+  }
+  return parts
+}
+
+/** Checks an append before it is committed: it must continue at `received`, and fit. */
+export function checkAppend(rules: SizeRules, offset: number, received: number, size: number): void {
+  if (offset !== received) throw offsetMismatch(offset, received)
+  checkTotal(rules, received + size)
+}
+
+/** Checks a size declared later (tus creation-defer-length) against what the session already has. */
+export function checkDeclaredSize(rules: SizeRules, received: number, totalSize: number): void {
+  checkSize(totalSize, 'the upload size')
+  if (rules.totalSize !== undefined && rules.totalSize !== totalSize) {
+    throw new StorageError('invalid_request', `the upload size is already set to ${rules.totalSize} bytes`)
+  }
+  if (totalSize < received) {
+    throw new StorageError('invalid_request', `${received} bytes have already arrived, more than ${totalSize}`)
+  }
+  if (rules.maxBytes !== undefined && totalSize > rules.maxBytes) throw payloadTooLarge(rules.maxBytes)
+}
+
+const MAX_ATTRIBUTE_BYTES = 16 * 1024
+
+/** Checks what `createUpload` is given beyond a path: the declared size and the attributes. */
+export function checkCreateOptions(options: CreateUploadOptions): void {
+  if (options.totalSize !== undefined) {
+    checkSize(options.totalSize, 'the upload size')
+    if (options.maxBytes !== undefined && options.totalSize > options.maxBytes) throw payloadTooLarge(options.maxBytes)
+  }
+  if (options.attributes !== undefined) {
+    let bytes = 0
+    for (const [key, value] of Object.entries(options.attributes)) {
+      if (typeof value !== 'string') throw new StorageError('invalid_request', `the attribute "${key}" is not a string`)
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(value)
+    }
+    if (bytes > MAX_ATTRIBUTE_BYTES) {
+      throw new StorageError('invalid_request', `the upload's attributes are larger than ${MAX_ATTRIBUTE_BYTES} bytes`)
+    }
+  }
+}
+
+function checkSize(size: number, what: string): void {
+  if (!Number.isSafeInteger(size) || size < 0) throw new StorageError('invalid_request', `${what} must be a whole number of bytes`)
 }

@@ -100,6 +100,17 @@ export interface CreateUploadOptions extends WritePreconditions {
   contentType?: string
   metadata?: Record<string, unknown>
   maxBytes?: number
+  /**
+   * The size the assembled file will have, when known at creation (tus `Upload-Length`). The parts
+   * may never add up to more, and completion needs exactly this many bytes. Unset: declared later
+   * with `declareUploadSize`, or never.
+   */
+  totalSize?: number
+  /**
+   * Opaque strings a protocol layer keeps with the upload and reads back from `uploadStatus` (tus
+   * keeps the `Upload-Metadata` header as the client sent it). At most 16 KiB of keys and values.
+   */
+  attributes?: Record<string, string>
 }
 
 export interface UploadSession {
@@ -108,6 +119,8 @@ export interface UploadSession {
   partSizeLimit: number
   createdAt: string
   expiresAt: string
+  /** Present once the size of the whole is known (at creation or by `declareUploadSize`). */
+  totalSize?: number
 }
 
 export interface PartInfo {
@@ -119,7 +132,11 @@ export interface PartInfo {
 export interface UploadStatus extends UploadSession {
   contentType?: string
   metadata: Record<string, unknown>
+  /** As given at creation; `{}` when none were. */
+  attributes: Record<string, string>
   parts: PartInfo[]
+  /** Bytes received so far: the sum of the parts' sizes. */
+  received: number
 }
 
 export interface CompleteUploadOptions {
@@ -131,6 +148,32 @@ export interface CompleteUploadOptions {
 export interface PutPartOptions {
   expectedSha256?: string
   expectedSize?: number
+}
+
+export type ChecksumAlgorithm = 'sha1' | 'sha256'
+
+export interface AppendPartOptions {
+  /** Where the client believes the upload stands: the append is refused (`offset_mismatch`) unless it is `received`. */
+  offset: number
+  /** Size announced by the client (Content-Length): refused at once when it cannot fit. A hint otherwise. */
+  expectedSize?: number
+  /** Digest the appended bytes must have; on mismatch nothing of this append is kept (`checksum_mismatch`). */
+  expectedChecksum?: { algorithm: ChecksumAlgorithm; hex: string }
+  /**
+   * When the body fails part-way (the connection was cut), keep the bytes that arrived as a shorter
+   * part instead of discarding them, so a client can resume right after them. Ignored with an
+   * `expectedChecksum` (a cut body cannot be verified, so it is discarded).
+   */
+  keepPartial?: boolean
+}
+
+export interface AppendResult {
+  /** The part the bytes became (numbered one past the highest so far), or null when no byte was kept. */
+  part: PartInfo | null
+  /** Bytes received after this append: the upload's new `received`. */
+  offset: number
+  /** True when the body broke off and only what arrived was kept (`keepPartial`). */
+  partial: boolean
 }
 
 export interface HealthReport {
@@ -167,7 +210,22 @@ export interface StorageDriver {
     body: ReadableStream<Uint8Array>,
     options?: PutPartOptions,
   ): Promise<PartInfo>
+  /**
+   * Appends `body` as the next part of an upload (resumable protocols such as tus): it is stored as
+   * part number (highest so far + 1), only if the upload still has `offset` bytes when the part is
+   * committed, atomically with that check (across instances, for a shared store), else
+   * `offset_mismatch` and nothing is kept. Bounded by `totalSize` and `maxBytes` of the upload
+   * (`payload_too_large`, nothing kept), not by `partSizeLimit`. An empty append stores nothing.
+   */
+  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult>
+  /**
+   * Sets the size of the whole once it is known (tus `creation-defer-length`). Declaring the size it
+   * already has is a no-op; another size, or one below what was received, is `invalid_request`; over
+   * the upload's `maxBytes`, `payload_too_large`.
+   */
+  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus>
   uploadStatus(uploadId: string): Promise<UploadStatus>
+  /** Assembles the parts into the file. With a `totalSize`, the parts must add up to exactly that (`upload_incomplete`). */
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult>
   abortUpload(uploadId: string): Promise<void>
   /** Reclaims the space of expired uploads and of anything a crash left behind. */

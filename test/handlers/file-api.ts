@@ -89,6 +89,7 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await expectError(await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': '[1,2]' } }), 400, 'invalid_request')
         const big = JSON.stringify({ blob: 'x'.repeat(17 * 1024) })
         await expectError(await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': big } }), 400, 'invalid_request')
+        await expectError(await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': '{"n":1e999}' } }), 400, 'invalid_request')
         await expectError(await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-content-sha256': 'abc' } }), 400, 'invalid_request')
         const mismatch = await expectError(
           await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-content-sha256': sha256('y') } }),
@@ -525,6 +526,9 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         ['over-long path', Array.from({ length: 9 }, () => 'y'.repeat(120)).join('/')],
         ['reserved name', '.filestorage/meta'],
         ['encoded reserved name', '%2Efilestorage/tmp'],
+        ['percent-escape that is not UTF-8', 'a%ffb.txt'],
+        ['overlong UTF-8 dot', 'a/%c0%ae%c0%ae/b'],
+        ['malformed percent-escape', 'a%zzb.txt'],
       ]
       const routes: [string, string][] = [
         ['PUT', 'upload'],
@@ -536,16 +540,17 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         ['DELETE', 'delete'],
         ['POST', 'createupload'],
       ]
+      /** A body each route accepts, so that only the path can be wrong. */
+      const requestFor = (method: string, verb: string) =>
+        verb === 'move'
+          ? { body: '{"to":"elsewhere"}', headers: { 'content-type': 'application/json' } }
+          : method === 'PUT'
+            ? { body: 'x' }
+            : {}
       for (const [label, bad] of badPaths) {
         it(`refuses ${label}`, async () => {
           for (const [method, verb] of routes) {
-            const res = await rawRequest(svc.origin, method, `/filestorage/v1/${store}/${verb}/${bad}`, {
-              ...(method === 'POST' && verb === 'move'
-                ? { body: '{"to":"elsewhere"}', headers: { 'content-type': 'application/json' } }
-                : method === 'PUT'
-                  ? { body: 'x' }
-                  : {}),
-            })
+            const res = await rawRequest(svc.origin, method, `/filestorage/v1/${store}/${verb}/${bad}`, requestFor(method, verb))
             if (method === 'HEAD') {
               expect(res.status, `${method} ${verb}`).toBe(400)
               continue
@@ -554,6 +559,14 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
           }
         })
       }
+
+      it('refuses an empty path on every route but list (where it is the root)', async () => {
+        for (const [method, verb] of routes.filter(([, v]) => v !== 'list')) {
+          const res = await rawRequest(svc.origin, method, `/filestorage/v1/${store}/${verb}/`, requestFor(method, verb))
+          if (method === 'HEAD') expect(res.status).toBe(400)
+          else await expectError(res, 400, 'invalid_path')
+        }
+      })
 
       it('answers 400 for a raw backslash before Hono sees it', async () => {
         await expectError(await rawRequest(svc.origin, 'GET', `/filestorage/v1/${store}/download/..\\..\\etc\\passwd`), 400, 'invalid_path')

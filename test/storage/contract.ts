@@ -3,6 +3,7 @@
  * `describeStorageContract` with a way to open a fresh, empty store; nothing here knows which
  * driver it is testing.
  */
+import { createHash } from 'node:crypto'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   EMPTY_SHA256,
@@ -378,6 +379,14 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         expect(await contentOf('loop/a.txt')).toBe('a')
       })
 
+      it('moving a file or a folder onto itself changes nothing and blocks nothing', async () => {
+        const file = await put('self/f.txt', 'same')
+        expect(await store.move('self/f.txt', 'self/f.txt')).toEqual(file)
+        expect(await store.move('self', 'self', { overwrite: true })).toEqual({ type: 'directory', path: 'self', name: 'self' })
+        await put('self/f.txt', 'still writable') // the path is not left locked
+        expect(await contentOf('self/f.txt')).toBe('still writable')
+      })
+
       it('checks If-Match on the source', async () => {
         const f = await put('im.txt', 'x')
         await expectCode(store.move('im.txt', 'im2.txt', { ifMatch: ['"nope"'] }), 'precondition_failed')
@@ -560,6 +569,132 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         await store.putPart(uploadId, 1, streamOf('x'))
         await store.sweep(new Date())
         expect((await store.uploadStatus(uploadId)).parts).toHaveLength(1)
+      })
+    })
+
+    describe('appends (resumable uploads)', () => {
+      const bytes = (n: number, size: number) => Buffer.alloc(size, n)
+      const sha1 = (data: Uint8Array) => createHash('sha1').update(data).digest('hex')
+
+      it('appends consecutive parts at their offsets and completes like a put', async () => {
+        const { uploadId, totalSize } = await store.createUpload('appends/whole.bin', {
+          totalSize: 3500,
+          contentType: 'application/x-test',
+          metadata: { by: 'tus' },
+          attributes: { 'tus-metadata': 'filename d2hvbGUuYmlu' },
+        })
+        expect(totalSize).toBe(3500)
+        const first = await store.appendPart(uploadId, streamOf(bytes(1, 1000)), { offset: 0 })
+        expect(first).toEqual({ part: { part: 1, size: 1000, sha256: sha256(bytes(1, 1000)) }, offset: 1000, partial: false })
+        const second = await store.appendPart(uploadId, streamOf(bytes(2, 2500)), { offset: 1000 })
+        expect(second).toMatchObject({ part: { part: 2, size: 2500 }, offset: 3500, partial: false })
+        const status = await store.uploadStatus(uploadId)
+        expect(status).toMatchObject({ received: 3500, totalSize: 3500, attributes: { 'tus-metadata': 'filename d2hvbGUuYmlu' } })
+        const whole = Buffer.concat([bytes(1, 1000), bytes(2, 2500)])
+        const { file, created } = await store.completeUpload(uploadId)
+        expect(created).toBe(true)
+        expect(file).toMatchObject({ path: 'appends/whole.bin', size: 3500, sha256: sha256(whole), contentType: 'application/x-test', metadata: { by: 'tus' } })
+        expect(await store.stat('appends/whole.bin')).toEqual(file)
+        await expectCode(store.appendPart(uploadId, streamOf('late'), { offset: 3500 }), 'not_found')
+      })
+
+      it('refuses an append at another offset than the bytes received, keeping them', async () => {
+        const { uploadId } = await store.createUpload('appends/offset.bin')
+        await store.appendPart(uploadId, streamOf('abc'), { offset: 0 })
+        const error = await expectCode(store.appendPart(uploadId, streamOf('zzz'), { offset: 0 }), 'offset_mismatch')
+        expect(error.details).toEqual({ offset: 3 })
+        await expectCode(store.appendPart(uploadId, streamOf('zzz'), { offset: 5 }), 'offset_mismatch')
+        expect((await store.uploadStatus(uploadId)).received).toBe(3)
+        await store.appendPart(uploadId, streamOf('def'), { offset: 3 })
+        expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256('abcdef'))
+      })
+
+      it('lets exactly one of two appends at the same offset win', async () => {
+        const { uploadId } = await store.createUpload('appends/race.bin')
+        const results = await Promise.allSettled([
+          store.appendPart(uploadId, streamOf(bytes(1, 50_000)), { offset: 0 }),
+          store.appendPart(uploadId, streamOf(bytes(2, 50_000)), { offset: 0 }),
+        ])
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        expect(lost.reason).toMatchObject({ code: 'offset_mismatch' })
+        expect((await store.uploadStatus(uploadId)).parts).toHaveLength(1)
+      })
+
+      it('keeps the bytes of a body that broke off with keepPartial, and only then', async () => {
+        const { uploadId } = await store.createUpload('appends/cut.bin')
+        await store.appendPart(uploadId, streamOf(bytes(1, 100)), { offset: 0 })
+        const cut = await store.appendPart(uploadId, failingAfter(700), { offset: 100, keepPartial: true })
+        expect(cut).toEqual({ part: { part: 2, size: 700, sha256: sha256(Buffer.alloc(700, 7)) }, offset: 800, partial: true })
+        await expectCode(store.appendPart(uploadId, failingAfter(300), { offset: 800 }), 'invalid_request')
+        const checked = { algorithm: 'sha256' as const, hex: sha256(Buffer.alloc(300, 7)) }
+        await expectCode(store.appendPart(uploadId, failingAfter(300), { offset: 800, keepPartial: true, expectedChecksum: checked }), 'invalid_request')
+        expect((await store.uploadStatus(uploadId)).received).toBe(800)
+        const nothing = await store.appendPart(uploadId, failingAfter(0), { offset: 800, keepPartial: true })
+        expect(nothing).toEqual({ part: null, offset: 800, partial: true })
+        expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([bytes(1, 100), Buffer.alloc(700, 7)])))
+      })
+
+      it('checks a sha1 or sha256 of the appended bytes, keeping nothing on a mismatch', async () => {
+        const { uploadId } = await store.createUpload('appends/sums.bin')
+        const a = bytes(1, 999)
+        await store.appendPart(uploadId, streamOf(a), { offset: 0, expectedChecksum: { algorithm: 'sha1', hex: sha1(a) } })
+        await store.appendPart(uploadId, streamOf(a), { offset: 999, expectedChecksum: { algorithm: 'sha256', hex: sha256(a) } })
+        const wrong = await expectCode(
+          store.appendPart(uploadId, streamOf(a), { offset: 1998, keepPartial: true, expectedChecksum: { algorithm: 'sha1', hex: sha1(bytes(2, 999)) } }),
+          'checksum_mismatch',
+        )
+        expect(wrong.details).toEqual({ expected: sha1(bytes(2, 999)), actual: sha1(a) })
+        expect((await store.uploadStatus(uploadId)).received).toBe(1998)
+      })
+
+      it('bounds appends by the declared total size, not by the part size limit', async () => {
+        const size = CONTRACT_POLICY.partSizeLimit * 2 + 5
+        const { uploadId } = await store.createUpload('appends/big.bin', { totalSize: size })
+        const g = generated(size - 10, 3, 64 * 1024)
+        await store.appendPart(uploadId, g.stream, { offset: 0 })
+        await expectCode(store.completeUpload(uploadId), 'upload_incomplete')
+        await expectCode(store.appendPart(uploadId, streamOf(bytes(1, 11)), { offset: size - 10, expectedSize: 11 }), 'payload_too_large')
+        await expectCode(store.appendPart(uploadId, streamOf(bytes(1, 11)), { offset: size - 10 }), 'payload_too_large')
+        expect((await store.uploadStatus(uploadId)).received).toBe(size - 10)
+        await store.appendPart(uploadId, streamOf(bytes(1, 10)), { offset: size - 10 })
+        expect((await store.completeUpload(uploadId)).file.size).toBe(size)
+      })
+
+      it('takes the total size later, once, and only a size that fits', async () => {
+        const { uploadId, totalSize } = await store.createUpload('appends/deferred.bin', { maxBytes: 5000 })
+        expect(totalSize).toBeUndefined()
+        await store.appendPart(uploadId, streamOf(bytes(1, 1000)), { offset: 0 })
+        await expectCode(store.declareUploadSize(uploadId, 999), 'invalid_request')
+        await expectCode(store.declareUploadSize(uploadId, 5001), 'payload_too_large')
+        await expectCode(store.declareUploadSize(uploadId, -1), 'invalid_request')
+        expect((await store.declareUploadSize(uploadId, 1500)).totalSize).toBe(1500)
+        expect((await store.declareUploadSize(uploadId, 1500)).totalSize).toBe(1500)
+        await expectCode(store.declareUploadSize(uploadId, 1600), 'invalid_request')
+        await expectCode(store.appendPart(uploadId, streamOf(bytes(2, 501)), { offset: 1000 }), 'payload_too_large')
+        await store.appendPart(uploadId, streamOf(bytes(2, 500)), { offset: 1000 })
+        expect((await store.completeUpload(uploadId)).file.size).toBe(1500)
+      })
+
+      it('bounds appends by maxBytes when no total size is known', async () => {
+        const { uploadId } = await store.createUpload('appends/max.bin', { maxBytes: 1500 })
+        await store.appendPart(uploadId, streamOf(bytes(1, 1000)), { offset: 0 })
+        await expectCode(store.appendPart(uploadId, streamOf(bytes(1, 501)), { offset: 1000 }), 'payload_too_large')
+        await expectCode(store.createUpload('appends/over.bin', { maxBytes: 10, totalSize: 11 }), 'payload_too_large')
+      })
+
+      it('completes an upload declared empty with no part, and stores nothing for an empty append', async () => {
+        const { uploadId } = await store.createUpload('appends/empty.txt', { totalSize: 0 })
+        expect(await store.appendPart(uploadId, streamOf(), { offset: 0 })).toEqual({ part: null, offset: 0, partial: false })
+        const { file } = await store.completeUpload(uploadId)
+        expect(file).toMatchObject({ size: 0, sha256: EMPTY_SHA256 })
+      })
+
+      it('refuses a bad total size or oversized attributes at creation', async () => {
+        await expectCode(store.createUpload('appends/bad.bin', { totalSize: 1.5 }), 'invalid_request')
+        await expectCode(store.createUpload('appends/bad.bin', { attributes: { big: 'x'.repeat(17 * 1024) } }), 'invalid_request')
+        await expectCode(store.appendPart('0'.repeat(32), streamOf('x'), { offset: 0 }), 'not_found')
+        await expectCode(store.declareUploadSize('0'.repeat(32), 1), 'not_found')
       })
     })
 

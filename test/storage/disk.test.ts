@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { DiskDriver } from '../../src/storage/index.js'
 import { expectCode } from '../helpers/expect-error.js'
-import { sha256, streamOf, text } from '../helpers/streams.js'
+import { failingAfter, sha256, streamOf, text } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
 
 const roots: string[] = []
@@ -114,6 +114,18 @@ describe('disk driver on its own', () => {
     await store.completeUpload(uploadId)
     expect(await readdir(join(root, '.filestorage/uploads'))).toEqual([])
     expect(await readFile(join(root, 'big.bin'), 'utf8')).toBe('part one')
+  })
+
+  it('keeps appended bytes, a cut-off prefix included, across a restart of the driver', async () => {
+    const { uploadId } = await store.createUpload('resumed.bin', { totalSize: 1000, attributes: { a: 'b' } })
+    await store.appendPart(uploadId, streamOf(Buffer.alloc(100, 1)), { offset: 0 })
+    await store.appendPart(uploadId, failingAfter(300), { offset: 100, keepPartial: true })
+    const again = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+    expect(await again.uploadStatus(uploadId)).toMatchObject({ received: 400, totalSize: 1000, attributes: { a: 'b' } })
+    await again.appendPart(uploadId, streamOf(Buffer.alloc(600, 2)), { offset: 400 })
+    const whole = Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(300, 7), Buffer.alloc(600, 2)])
+    expect((await again.completeUpload(uploadId)).file.sha256).toBe(sha256(whole))
+    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual([])
   })
 
   it('reports itself down when its folder is gone', async () => {

@@ -19,6 +19,8 @@ import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
 import { bodyChunks, toWebStream } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   ByteRange,
   CompleteUploadOptions,
   CreateUploadOptions,
@@ -162,31 +164,28 @@ export class DiskDriver implements StorageDriver {
 
   async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
     checkMovePaths(from, to)
-    const [first, second] = [from, to].sort()
     return this.#guard(from, () =>
-      this.#locks.run(first!, () =>
-        this.#locks.run(second!, async () => {
-          await this.layout.confine(from)
-          await this.layout.confine(to)
-          const source = await this.lookup(from)
-          if (!source) throw notFound(`"${from}"`)
-          checkEntryIfMatch(options.ifMatch, source)
-          if (from === to) return source
-          await this.#assertNoFileAbove(to)
-          const target = await this.lookup(to)
-          checkMoveTarget(source, target, to, options.overwrite)
-          if (target?.type === 'directory') {
-            await this.layout.discard(this.layout.data(to))
-            await this.layout.discard(this.layout.meta(to))
-          }
-          await this.#renameInto(this.layout.data(from), this.layout.data(to))
-          await moveSidecar(this.layout, from, to)
-          await this.layout.pruneEmptyParents(from)
-          const moved = await this.lookup(to)
-          if (!moved) throw notFound(`"${to}"`)
-          return moved
-        }),
-      ),
+      this.#locks.run([from, to], async () => {
+        await this.layout.confine(from)
+        await this.layout.confine(to)
+        const source = await this.lookup(from)
+        if (!source) throw notFound(`"${from}"`)
+        checkEntryIfMatch(options.ifMatch, source)
+        if (from === to) return source
+        await this.#assertNoFileAbove(to)
+        const target = await this.lookup(to)
+        checkMoveTarget(source, target, to, options.overwrite)
+        if (target?.type === 'directory') {
+          await this.layout.discard(this.layout.data(to))
+          await this.layout.discard(this.layout.meta(to))
+        }
+        await this.#renameInto(this.layout.data(from), this.layout.data(to))
+        await moveSidecar(this.layout, from, to)
+        await this.layout.pruneEmptyParents(from)
+        const moved = await this.lookup(to)
+        if (!moved) throw notFound(`"${to}"`)
+        return moved
+      }),
     )
   }
 
@@ -227,6 +226,14 @@ export class DiskDriver implements StorageDriver {
 
   putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
     return this.#guard(uploadId, () => this.#uploads.putPart(uploadId, part, body, options))
+  }
+
+  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    return this.#guard(uploadId, () => this.#uploads.append(uploadId, body, options))
+  }
+
+  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    return this.#guard(uploadId, () => this.#uploads.declareSize(uploadId, totalSize))
   }
 
   uploadStatus(uploadId: string): Promise<UploadStatus> {

@@ -1,27 +1,35 @@
 /**
  * Part uploads on disk (SPEC 3.3). Each upload is a folder under `.filestorage/uploads/<id>/`:
  *
- *   session.json         where the file goes and with what attributes
+ *   session.json         where the file goes and with what attributes (rewritten whole when the size is declared)
  *   part-<n>             the bytes of part n (written to a temporary file, renamed here when complete)
- *   part-<n>.json        its size and sha256
+ *   part-<n>.json        its size and sha256, written last: a part counts once this exists
+ *
+ * Appends (tus) are parts too: the next number, committed under the upload's lock only if the
+ * upload still has the offset the client named. An append whose body broke off keeps what arrived.
  *
  * Completing streams the parts in order into one temporary file, hashing as it goes, and commits it
  * like any upload; then the folder is removed.
  */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
-import { payloadTooLarge } from '../errors.js'
 import type { KeyedLock } from '../keyed-lock.js'
 import {
+  checkAppend,
+  checkCreateOptions,
+  checkDeclaredSize,
   checkPartNumber,
+  checkTotal,
   checkUploadId,
   isExpired,
   newUploadRecord,
+  partsToAssemble,
   publicSession,
-  selectParts,
+  receivedBytes,
   uploadConditions,
   uploadNotFound,
   type UploadPolicy,
@@ -30,6 +38,8 @@ import {
 } from '../part-uploads.js'
 import { bodyChunks } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   CompleteUploadOptions,
   CreateUploadOptions,
   PartInfo,
@@ -67,13 +77,11 @@ export class DiskUploads {
   ) {}
 
   async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
+    checkCreateOptions(options)
     await this.files.precheck(path, options)
     const session: SessionFile = { v: 1, ...newUploadRecord(path, this.policy, options) }
-    const dir = this.#dir(session.uploadId)
-    await mkdir(dir, { recursive: true })
-    const tmp = this.layout.tmpFile()
-    await writeFile(tmp, JSON.stringify(session))
-    await rename(tmp, join(dir, 'session.json'))
+    await mkdir(this.#dir(session.uploadId), { recursive: true })
+    await this.#writeSession(session)
     return publicSession(session)
   }
 
@@ -89,19 +97,57 @@ export class DiskUploads {
       verifySha256(options.expectedSha256, info.sha256)
       return await this.locks.run(uploadId, async () => {
         const current = await this.#session(uploadId) // completed or aborted meanwhile?
-        if (current.maxBytes !== undefined) {
-          const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
-          const total = others.reduce((sum, p) => sum + p.size, info.size)
-          if (total > current.maxBytes) throw payloadTooLarge(current.maxBytes)
-        }
-        const dir = this.#dir(uploadId)
-        await rename(tmp, join(dir, partName(part)))
-        await writeFile(join(dir, `${partName(part)}.json`), JSON.stringify(info))
+        const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
+        checkTotal(current, receivedBytes(others) + info.size)
+        await this.#commitPart(uploadId, tmp, info)
         return info
       })
     } finally {
       await rm(tmp, { force: true })
     }
+  }
+
+  async append(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    const session = await this.#session(uploadId)
+    // Refuse a stale offset before reading a byte; checked again, atomically, at the commit.
+    const before = receivedBytes(await this.#parts(uploadId))
+    checkAppend(session, options.offset, before, 0)
+    const maxBytes = appendRoom(session, options.offset, options.expectedSize)
+    const tmp = this.layout.tmpFile()
+    try {
+      const file = await open(tmp, 'wx')
+      let received: ReceivedBody
+      try {
+        received = await receiveBody(body, (chunk) => writeAll(file, chunk), {
+          maxBytes,
+          ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
+        })
+      } finally {
+        await file.close()
+      }
+      const { partial } = acceptReceived(received, options)
+      return await this.locks.run(uploadId, async () => {
+        const current = await this.#session(uploadId)
+        const parts = await this.#parts(uploadId)
+        const offset = receivedBytes(parts)
+        checkAppend(current, options.offset, offset, received.size)
+        if (received.size === 0) return { part: null, offset, partial }
+        const info: PartInfo = { part: (parts.at(-1)?.part ?? 0) + 1, size: received.size, sha256: received.sha256 }
+        await this.#commitPart(uploadId, tmp, info)
+        return { part: info, offset: offset + info.size, partial }
+      })
+    } finally {
+      await rm(tmp, { force: true })
+    }
+  }
+
+  async declareSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    return this.locks.run(uploadId, async () => {
+      const session = await this.#session(uploadId)
+      checkDeclaredSize(session, receivedBytes(await this.#parts(uploadId)), totalSize)
+      if (session.totalSize === undefined) await this.#writeSession({ ...session, totalSize })
+      return this.status(uploadId)
+    })
   }
 
   async status(uploadId: string): Promise<UploadStatus> {
@@ -112,7 +158,7 @@ export class DiskUploads {
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
     return this.locks.run(uploadId, async () => {
       const session = await this.#session(uploadId)
-      const parts = selectParts(await this.#parts(uploadId), options.parts)
+      const parts = partsToAssemble(session, await this.#parts(uploadId), options.parts)
       await this.files.precheck(session.path, session) // fail before copying gigabytes
       const dir = this.#dir(uploadId)
       const tmp = this.layout.tmpFile()
@@ -177,6 +223,19 @@ export class DiskUploads {
     return join(this.layout.uploadsDir, uploadId)
   }
 
+  async #writeSession(session: SessionFile): Promise<void> {
+    const tmp = this.layout.tmpFile()
+    await writeFile(tmp, JSON.stringify(session))
+    await rename(tmp, join(this.#dir(session.uploadId), 'session.json'))
+  }
+
+  /** Moves a finished part into the upload, then its record: the part counts from that moment. */
+  async #commitPart(uploadId: string, tmp: string, info: PartInfo): Promise<void> {
+    const dir = this.#dir(uploadId)
+    await rename(tmp, join(dir, partName(info.part)))
+    await writeFile(join(dir, `${partName(info.part)}.json`), JSON.stringify(info))
+  }
+
   async #readSession(uploadId: string): Promise<SessionFile | null> {
     try {
       const session = JSON.parse(await readFile(join(this.#dir(uploadId), 'session.json'), 'utf8')) as SessionFile
@@ -209,6 +268,12 @@ export class DiskUploads {
       }
     }
     return parts.sort((a, b) => a.part - b.part)
+  }
+}
+
+async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let done = 0; done < chunk.length; ) {
+    done += (await file.write(chunk, done, chunk.length - done)).bytesWritten
   }
 }
 

@@ -1,0 +1,131 @@
+/**
+ * The tus operations: OPTIONS, POST (creation, creation-with-upload), HEAD, PATCH (with
+ * creation-defer-length's `Upload-Length`) and DELETE (termination). Each takes the request's
+ * context; `TusDeps` carries the stores and the one-write-per-upload coordinator.
+ */
+import type { Context } from 'hono'
+import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
+import type { HandlerDeps } from '../handler-app.js'
+import { errorBody } from '../http-errors.js'
+import { requestBody, writePreconditions } from '../request-options.js'
+import { uploadLocation } from './location.js'
+import {
+  CHECKSUM_ALGORITHMS,
+  checkTusResumable,
+  parseByteCount,
+  parseUploadMetadata,
+  requireOffsetStream,
+  TUS_EXTENSIONS,
+  TUS_VERSION,
+} from './protocol.js'
+import {
+  appendAndFinish,
+  appendOptions,
+  checkedLength,
+  finishIfComplete,
+  hasBody,
+  METADATA_ATTRIBUTE,
+  type Progress,
+  uploadLength,
+} from './steps.js'
+import { uploadTarget } from './target.js'
+import type { UploadWrites } from './writes.js'
+
+export interface TusDeps extends HandlerDeps {
+  writes: UploadWrites
+}
+
+const driverOf = (deps: TusDeps, c: Context): StorageDriver => deps.stores.get(c.req.param('store')!)
+const uploadIdOf = (c: Context): string => c.req.param('uploadId')!
+
+/** OPTIONS: what this server supports. */
+export function tusOptions(deps: TusDeps, c: Context): Response {
+  driverOf(deps, c)
+  return c.body(null, 204, {
+    'Tus-Resumable': TUS_VERSION,
+    'Tus-Version': TUS_VERSION,
+    'Tus-Extension': TUS_EXTENSIONS.join(','),
+    'Tus-Checksum-Algorithm': CHECKSUM_ALGORITHMS.join(','),
+    ...(deps.maxUploadBytes !== undefined ? { 'Tus-Max-Size': String(deps.maxUploadBytes) } : {}),
+  })
+}
+
+/** POST: creates an upload, with its first bytes when a body comes along (creation-with-upload). */
+export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
+  checkTusResumable(c.req.header('tus-resumable'))
+  if (c.req.header('upload-concat') !== undefined) {
+    throw new StorageError('invalid_request', 'the concatenation extension is not supported')
+  }
+  const totalSize = uploadLength(c, deps.maxUploadBytes)
+  const rawMetadata = c.req.header('upload-metadata') ?? ''
+  const target = uploadTarget(parseUploadMetadata(rawMetadata), newUploadId())
+  const withData = hasBody(c)
+  if (withData) requireOffsetStream(c.req.header('content-type'))
+  const append = withData ? appendOptions(c, 0) : undefined
+  const driver = driverOf(deps, c)
+  // Bytes sent along that cannot fit are refused before an upload exists for them.
+  if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes: deps.maxUploadBytes }, append.expectedSize)
+  const options: CreateUploadOptions = {
+    ...writePreconditions(c),
+    metadata: target.metadata,
+    ...(target.contentType ? { contentType: target.contentType } : {}),
+    ...(totalSize !== undefined ? { totalSize } : {}),
+    ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+    ...(rawMetadata ? { attributes: { [METADATA_ATTRIBUTE]: rawMetadata } } : {}),
+  }
+  const session = await driver.createUpload(target.path, options)
+  const progress: Progress = { ...session, received: 0, attributes: options.attributes ?? {} }
+  const headers = append
+    ? await deps.writes.run(session.uploadId, requestBody(c), (body) => appendAndFinish(driver, progress, body, append))
+    : await finishIfComplete(driver, progress)
+  return c.body(null, 201, { ...headers, Location: uploadLocation(c.req.raw, session.uploadId), 'Content-Length': '0' })
+}
+
+/**
+ * HEAD: where the upload stands, once any write in flight on it has settled. An upload with every
+ * byte but no file (its completion failed, or the answer to it was lost) is completed again first,
+ * so a client never takes it for done while the file is missing: the failure is the answer instead.
+ */
+export async function tusHead(deps: TusDeps, c: Context): Promise<Response> {
+  checkTusResumable(c.req.header('tus-resumable'))
+  const uploadId = uploadIdOf(c)
+  const driver = driverOf(deps, c)
+  return deps.writes.exclusive(uploadId, async () => {
+    const headers = await finishIfComplete(driver, await driver.uploadStatus(uploadId))
+    return c.body(null, 200, { ...headers, 'Cache-Control': 'no-store' })
+  })
+}
+
+/** PATCH: appends the body at `Upload-Offset`; completes the upload when it reaches its length. */
+export async function tusPatch(deps: TusDeps, c: Context): Promise<Response> {
+  checkTusResumable(c.req.header('tus-resumable'))
+  requireOffsetStream(c.req.header('content-type'))
+  const offsetHeader = c.req.header('upload-offset')
+  if (offsetHeader === undefined) throw new StorageError('invalid_request', 'Upload-Offset is required')
+  const offset = parseByteCount('Upload-Offset', offsetHeader)
+  const lengthHeader = c.req.header('upload-length')
+  const declared = lengthHeader === undefined ? undefined : checkedLength(lengthHeader, deps.maxUploadBytes)
+  const append = appendOptions(c, offset)
+  const driver = driverOf(deps, c)
+  const uploadId = uploadIdOf(c)
+  return deps.writes.run(uploadId, requestBody(c), async (body) => {
+    let status = await driver.uploadStatus(uploadId)
+    if (status.received !== offset) throw offsetMismatch(offset, status.received) // before reading a byte
+    if (declared !== undefined) status = await driver.declareUploadSize(uploadId, declared)
+    return c.body(null, 204, await appendAndFinish(driver, status, body, append))
+  })
+}
+
+/** DELETE: terminates the upload, discarding its bytes. */
+export async function tusTerminate(deps: TusDeps, c: Context): Promise<Response> {
+  checkTusResumable(c.req.header('tus-resumable'))
+  const uploadId = uploadIdOf(c)
+  const driver = driverOf(deps, c)
+  await deps.writes.exclusive(uploadId, () => driver.abortUpload(uploadId))
+  return c.body(null, 204, { 'Tus-Resumable': TUS_VERSION })
+}
+
+/** `405` for a method tus does not define on an upload URL. */
+export function notAllowed(c: Context, message: string): Response {
+  return c.json(errorBody('invalid_request', message), 405, { Allow: 'HEAD, PATCH, DELETE, OPTIONS', 'Tus-Resumable': TUS_VERSION })
+}

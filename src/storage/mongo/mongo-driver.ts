@@ -21,6 +21,8 @@ import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, parentOf, ROOT } from '../paths.js'
 import { bodyChunks, toWebStream } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   ByteRange,
   CompleteUploadOptions,
   CreateUploadOptions,
@@ -269,6 +271,14 @@ export class MongoDriver implements StorageDriver {
 
   putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
     return this.#run(() => this.#uploads.putPart(uploadId, part, body, options))
+  }
+
+  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    return this.#run(() => this.#uploads.append(uploadId, body, options))
+  }
+
+  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    return this.#run(() => this.#uploads.declareSize(uploadId, totalSize))
   }
 
   uploadStatus(uploadId: string): Promise<UploadStatus> {

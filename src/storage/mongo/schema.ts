@@ -5,7 +5,7 @@
  *                  per folder that holds something (see folders.ts)
  *   fs.files/.chunks  the GridFS bucket of larger files and of the parts of uploads in parts
  *   uploads        uploads in parts: where the file goes, with what, until when
- *   upload_parts   one record per received part, naming its GridFS file
+ *   upload_parts   one record per received part (sent by number, or appended), naming its GridFS file
  *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
  *
  * Only plain and unique indexes: the subset MongoDB and FerretDB v1 both build. Index creation is
@@ -64,6 +64,10 @@ export interface UploadDoc {
   mustNotExist?: boolean
   ifMatch?: string[]
   maxBytes?: number
+  /** The size of the whole, once known (given at creation, or declared later). */
+  totalSize?: number
+  /** A protocol layer's strings (tus `Upload-Metadata`), as JSON text: keys may hold `.` or `$`. */
+  attributesJson?: string
   /** Set while a completion assembles the parts, so that two completions do not run at once. */
   completingUntil?: Date
   /** Completed or aborted: its parts are being removed. */
@@ -71,7 +75,10 @@ export interface UploadDoc {
 }
 
 export interface PartDoc {
-  /** `<uploadId>:<part>`: one record per part number, found by `_id`. */
+  /**
+   * `<uploadId>:<part>`: one record per part number, found by `_id`. An append inserts the next
+   * number, so two appends at one offset collide on this key and only one is stored.
+   */
   _id: string
   uploadId: string
   part: number

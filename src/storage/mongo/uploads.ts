@@ -2,23 +2,34 @@
  * Uploads in parts on the MongoDB store (SPEC 3.3). Everything lives in MongoDB, never on the local
  * disk, so any instance behind the load balancer can take any part:
  *
- *   uploads        the upload: where the file goes, with what, until when
+ *   uploads        the upload: where the file goes, with what, until when, and its size once known
  *   upload_parts   one record per part number (`<uploadId>:<n>`), naming the part's GridFS file
  *
- * Re-sending a part replaces its record, then deletes the old bytes. Completing claims the upload
- * (so two completions do not run at once), streams the parts in order into an inline record or a
- * GridFS file like any upload, commits it, then removes the upload and its parts.
+ * Re-sending a part replaces its record, then deletes the old bytes. An append (tus) streams into a
+ * GridFS file, then inserts the record of part highest+1, only if the upload still stands at the
+ * client's offset: two appends at one offset compute the same number, and the unique `_id` lets
+ * one insert win, on every instance (the only write FerretDB v1 makes atomic under concurrency).
+ * Writes that may race an end or a size declared meanwhile look again after writing, and take back
+ * what they wrote. Completing claims the upload (so two completions do not run at once), streams
+ * the parts in order into an inline record or a GridFS file like any upload, commits it, then
+ * removes the upload and its parts.
  */
-import type { Collection } from 'mongodb'
+import type { Collection, ObjectId } from 'mongodb'
+import { appendRoom } from '../append-body.js'
 import { checkAnnouncedSize, verifySha256 } from '../digest.js'
-import { payloadTooLarge, StorageError } from '../errors.js'
+import { isStorageError, offsetMismatch, StorageError } from '../errors.js'
 import {
+  checkAppend,
+  checkCreateOptions,
+  checkDeclaredSize,
   checkPartNumber,
+  checkTotal,
   checkUploadId,
   isExpired,
   newUploadRecord,
+  partsToAssemble,
   publicSession,
-  selectParts,
+  receivedBytes,
   uploadConditions,
   uploadNotFound,
   type UploadPolicy,
@@ -27,6 +38,8 @@ import {
 } from '../part-uploads.js'
 import { bodyChunks } from '../streams.js'
 import type {
+  AppendPartOptions,
+  AppendResult,
   CompleteUploadOptions,
   CreateUploadOptions,
   PartInfo,
@@ -36,7 +49,9 @@ import type {
   UploadStatus,
   WritePreconditions,
 } from '../types.js'
+import { type AppendedBytes, receiveAppend } from './append-bytes.js'
 import type { FileAttributes } from './catalog.js'
+import { isDuplicateKey } from './connection.js'
 import type { GridFsBytes } from './gridfs-bytes.js'
 import { ALL_IN_GRIDFS, type WriteRequest, type WrittenBytes } from './placement.js'
 import type { PartDoc, UploadDoc } from './schema.js'
@@ -66,6 +81,7 @@ export class MongoUploads {
   ) {}
 
   async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
+    checkCreateOptions(options)
     await this.files.precheck(path, options)
     const record = newUploadRecord(path, this.policy, options)
     await this.uploads.insertOne(toDoc(record))
@@ -82,21 +98,13 @@ export class MongoUploads {
       ...(options.expectedSize !== undefined ? { expectedSize: options.expectedSize } : {}),
       filename: `upload ${uploadId} part ${part}`,
     })
-    const doc: PartDoc = {
-      _id: partKey(uploadId, part),
-      uploadId,
-      part,
-      size: bytes.size,
-      sha256: bytes.sha256,
-      gridfsId: bytes.gridfsId!,
-      received: new Date(),
-    }
+    const doc = partDoc(uploadId, part, { ...bytes, gridfsId: bytes.gridfsId! }) // parts always go to GridFS
+    let total: number
     try {
       verifySha256(options.expectedSha256, doc.sha256)
-      if (session.maxBytes !== undefined) {
-        const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
-        if (others.reduce((sum, p) => sum + p.size, doc.size) > session.maxBytes) throw payloadTooLarge(session.maxBytes)
-      }
+      const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
+      total = receivedBytes(others) + doc.size
+      checkTotal(fromDoc(session), total)
     } catch (e) {
       await this.files.discard(bytes)
       throw e
@@ -109,12 +117,96 @@ export class MongoUploads {
       if (!replaced.gridfsId.equals(previous?.gridfsId)) await this.gridfs.leases.take(replaced.gridfsId)
       await this.gridfs.retire(replaced.gridfsId)
     }
-    // Completed or aborted meanwhile: this part belongs to no upload any more.
-    if (!(await this.uploads.findOne({ _id: uploadId, finished: { $ne: true } }))) {
-      await this.#removeParts([doc])
-      throw uploadNotFound(uploadId)
-    }
+    await this.#confirmPart(doc, total)
     return partInfo(doc)
+  }
+
+  /**
+   * Appends a part at `options.offset` (see `StorageDriver.appendPart`): refused before any byte is
+   * read when the upload stands elsewhere, streamed into GridFS, then committed by the insert of
+   * part highest+1, which only one append at that offset wins.
+   */
+  async append(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    const session = fromDoc(await this.#live(uploadId))
+    checkAppend(session, options.offset, receivedBytes(await this.#parts(uploadId)), 0)
+    const maxBytes = appendRoom(session, options.offset, options.expectedSize)
+    const bytes = await receiveAppend(body, this.gridfs, options, {
+      maxBytes,
+      filename: `upload ${uploadId} at ${options.offset}`,
+    })
+    return this.#commitAppend(uploadId, options.offset, bytes)
+  }
+
+  async #commitAppend(uploadId: string, offset: number, bytes: AppendedBytes): Promise<AppendResult> {
+    const discard = () => (bytes.gridfsId ? this.gridfs.retire(bytes.gridfsId).catch(() => {}) : undefined)
+    let parts: PartDoc[]
+    try {
+      const current = fromDoc(await this.#live(uploadId))
+      parts = await this.#parts(uploadId)
+      checkAppend(current, offset, receivedBytes(parts), bytes.size)
+    } catch (e) {
+      await discard()
+      throw e
+    }
+    const received = receivedBytes(parts)
+    if (!bytes.gridfsId) return { part: null, offset: received, partial: bytes.partial }
+    const doc = partDoc(uploadId, (parts.at(-1)?.part ?? 0) + 1, { ...bytes, gridfsId: bytes.gridfsId })
+    if (!(await this.#insertPart(doc))) {
+      await discard()
+      throw offsetMismatch(offset, receivedBytes(await this.#parts(uploadId))) // another append at this offset came first
+    }
+    await this.#confirmPart(doc, received + doc.size)
+    return { part: partInfo(doc), offset: received + doc.size, partial: bytes.partial }
+  }
+
+  /**
+   * Inserts a new part's record; false when its number is taken. A network error is thrown as it
+   * is, with the bytes left to their lease: the insert may have happened, and the sweeper knows.
+   */
+  async #insertPart(doc: PartDoc): Promise<boolean> {
+    try {
+      await this.parts.insertOne(doc)
+      return true
+    } catch (e) {
+      if (!isDuplicateKey(e)) throw e
+      // Ours after all, when a retried insert finds the first attempt's record.
+      return (await this.parts.findOne({ _id: doc._id }))?.gridfsId.equals(doc.gridfsId) ?? false
+    }
+  }
+
+  /**
+   * Looks at the upload again once a part's record is in: when it ended meanwhile (completed,
+   * aborted, expired) or was given a size the parts now exceed, the part is taken back. The other
+   * side looks again after its own write too (`#finish`, `declareSize`), so one of the two sees the other.
+   */
+  async #confirmPart(doc: PartDoc, total: number): Promise<void> {
+    try {
+      checkTotal(fromDoc(await this.#live(doc.uploadId)), total)
+    } catch (e) {
+      if (isStorageError(e)) await this.#removeParts([doc]) // not when MongoDB did not answer: the part may well count
+      throw e
+    }
+  }
+
+  /** Sets the size of the whole (see `StorageDriver.declareUploadSize`). */
+  async declareSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
+    const session = fromDoc(await this.#live(uploadId))
+    checkDeclaredSize(session, receivedBytes(await this.#parts(uploadId)), totalSize)
+    if (session.totalSize === undefined) {
+      await this.uploads.updateOne({ _id: uploadId, totalSize: { $exists: false } }, { $set: { totalSize } })
+      // Looks again after writing: another size declared at the same time, or an append that went
+      // past this size meanwhile, makes this declaration fail (and undoes it when it was written).
+      const after = fromDoc(await this.#live(uploadId))
+      try {
+        checkDeclaredSize(after, receivedBytes(await this.#parts(uploadId)), totalSize)
+      } catch (e) {
+        if (after.totalSize === totalSize) {
+          await this.uploads.updateOne({ _id: uploadId, totalSize }, { $unset: { totalSize: '' } })
+        }
+        throw e
+      }
+    }
+    return this.status(uploadId)
   }
 
   async status(uploadId: string): Promise<UploadStatus> {
@@ -128,11 +220,11 @@ export class MongoUploads {
       const record = fromDoc(session)
       const received = await this.#parts(uploadId)
       const byNumber = new Map(received.map((p) => [p.part, p]))
-      const parts = selectParts(received.map(partInfo), options.parts).map((p) => byNumber.get(p.part)!)
+      const parts = partsToAssemble(record, received.map(partInfo), options.parts).map((p) => byNumber.get(p.part)!)
       const conditions = uploadConditions(record)
       await this.files.precheck(record.path, conditions) // fail before copying gigabytes
       const bytes = await this.files.write(this.#concatenated(parts), {
-        expectedSize: parts.reduce((sum, p) => sum + p.size, 0),
+        expectedSize: receivedBytes(parts),
         ...(record.maxBytes !== undefined ? { maxBytes: record.maxBytes } : {}),
         filename: record.path,
       })
@@ -243,6 +335,8 @@ function toDoc(record: UploadRecord): UploadDoc {
     ...(record.mustNotExist ? { mustNotExist: true } : {}),
     ...(record.ifMatch ? { ifMatch: record.ifMatch } : {}),
     ...(record.maxBytes !== undefined ? { maxBytes: record.maxBytes } : {}),
+    ...(record.totalSize !== undefined ? { totalSize: record.totalSize } : {}),
+    ...(record.attributes !== undefined ? { attributesJson: JSON.stringify(record.attributes) } : {}),
   }
 }
 
@@ -258,5 +352,12 @@ function fromDoc(doc: UploadDoc): UploadRecord {
     ...(doc.mustNotExist ? { mustNotExist: true } : {}),
     ...(doc.ifMatch ? { ifMatch: doc.ifMatch } : {}),
     ...(doc.maxBytes !== undefined ? { maxBytes: doc.maxBytes } : {}),
+    ...(doc.totalSize !== undefined ? { totalSize: doc.totalSize } : {}),
+    ...(doc.attributesJson !== undefined ? { attributes: JSON.parse(doc.attributesJson) as Record<string, string> } : {}),
   }
+}
+
+function partDoc(uploadId: string, part: number, bytes: { size: number; sha256: string; gridfsId: ObjectId }): PartDoc {
+  const { size, sha256, gridfsId } = bytes
+  return { _id: partKey(uploadId, part), uploadId, part, size, sha256, gridfsId, received: new Date() }
 }

@@ -18,7 +18,7 @@ import {
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
 import { type TestDatabase, testDatabase, watchChunkReads, watchChunkWrites } from '../helpers/mongo.js'
-import { failingAfter, generated, readAll, sha256, streamOf, text } from '../helpers/streams.js'
+import { failingAfter, generated, heldUntil, readAll, sha256, streamOf, text } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
 
 const uri = requireService('MONGODB_URI', 'MongoDB')
@@ -267,6 +267,69 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       } finally {
         await other.close()
       }
+    })
+
+    it('appends at any instance; of appends at one offset on two instances one is kept, and no other bytes stay', async () => {
+      const other = open()
+      try {
+        const { uploadId } = await store.createUpload('shared/appended.bin')
+        await store.appendPart(uploadId, streamOf('first-'), { offset: 0 })
+        expect(await other.declareUploadSize(uploadId, 6 + CHUNK + 10)).toMatchObject({ totalSize: 6 + CHUNK + 10, received: 6 })
+        // Four appends at offset 6, two on each instance, every one past the offset check before any body arrives.
+        let release!: () => void
+        const gate = new Promise<void>((resolve) => (release = resolve))
+        const bodies = [1, 2, 3, 4].map((n) => heldUntil(gate, Buffer.alloc(CHUNK + 10, n)))
+        const appends = Promise.allSettled(
+          bodies.map((body, i) => (i % 2 === 0 ? store : other).appendPart(uploadId, body.stream, { offset: 6 })),
+        )
+        await Promise.all(bodies.map((body) => body.reading))
+        release()
+        const results = await appends
+        const won = results.filter((r) => r.status === 'fulfilled')
+        expect(won).toHaveLength(1)
+        for (const lost of results.filter((r) => r.status === 'rejected')) {
+          expect(lost.reason).toMatchObject({ code: 'offset_mismatch', details: { offset: 6 + CHUNK + 10 } })
+        }
+        const { part } = (won[0] as PromiseFulfilledResult<{ part: { sha256: string } }>).value
+        const status = await store.uploadStatus(uploadId)
+        expect(status.parts.map((p) => p.part)).toEqual([1, 2])
+        expect(status.parts[1]!.sha256).toBe(part.sha256)
+        // The losers' GridFS files went at once: only the two parts' remain.
+        expect(await count('fs.files')).toBe(2)
+        const partFiles = (await database.db.collection('upload_parts').find().toArray()).map((p) => p.gridfsId as ObjectId)
+        expect(await count('fs.chunks', { files_id: { $nin: partFiles } })).toBe(0)
+
+        const { file } = await other.completeUpload(uploadId)
+        expect(file).toMatchObject({ size: 6 + CHUNK + 10, driver: 'gridfs' })
+        expect(await count('upload_parts')).toBe(0)
+        expect(await count('fs.files')).toBe(1) // the file's own; the parts' went with the upload
+      } finally {
+        await other.close()
+      }
+    })
+
+    it('keeps the prefix of a broken append in GridFS only with keepPartial; an append that outlives its upload keeps nothing', async () => {
+      const { uploadId } = await store.createUpload('cut/appended.bin')
+      await expectCode(store.appendPart(uploadId, failingAfter(CHUNK + 100), { offset: 0 }), 'invalid_request')
+      expect([await count('fs.files'), await count('fs.chunks')]).toEqual([0, 0])
+      const kept = await store.appendPart(uploadId, failingAfter(CHUNK + 100), { offset: 0, keepPartial: true })
+      expect(kept).toMatchObject({ part: { part: 1, size: CHUNK + 100 }, offset: CHUNK + 100, partial: true })
+      expect(await count('fs.files')).toBe(1)
+
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      const body = heldUntil(gate, Buffer.alloc(CHUNK, 2))
+      const late = store.appendPart(uploadId, body.stream, { offset: CHUNK + 100 })
+      await body.reading
+      const other = open()
+      try {
+        await other.abortUpload(uploadId)
+      } finally {
+        await other.close()
+      }
+      release()
+      await expectCode(late, 'not_found')
+      expect([await count('uploads'), await count('upload_parts'), await count('fs.files'), await count('fs.chunks')]).toEqual([0, 0, 0, 0])
     })
 
     it('assembles parts into a GridFS file when the whole is over the threshold', async () => {

@@ -37,6 +37,10 @@ export class ByteLeases {
     await this.leases.deleteOne({ _id: id })
   }
 
+  async releaseAll(ids: ObjectId[]): Promise<void> {
+    await this.leases.deleteMany({ _id: { $in: ids } })
+  }
+
   /** Leases taken before `before`, oldest first. */
   stale(before: Date, limit: number): Promise<LeaseDoc[]> {
     return this.leases.find({ since: { $lt: before } }).sort({ since: 1 }).limit(limit).toArray()

@@ -25,7 +25,7 @@ export class GridFsBytes {
   readonly bucket: GridFSBucket
 
   constructor(
-    db: Db,
+    private readonly db: Db,
     readonly leases: ByteLeases,
   ) {
     this.bucket = new GridFSBucket(db, { bucketName: BUCKET })
@@ -76,6 +76,17 @@ export class GridFsBytes {
   async retire(id: ObjectId): Promise<void> {
     await this.delete(id)
     await this.leases.release(id)
+  }
+
+  /**
+   * Deletes several leased files at once, then their leases: one query on the chunks for all of
+   * them (on FerretDB v1, which scans the collection for every query, one scan instead of one each).
+   */
+  async retireAll(ids: ObjectId[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.db.collection(`${BUCKET}.files`).deleteMany({ _id: { $in: ids } })
+    await this.db.collection(`${BUCKET}.chunks`).deleteMany({ files_id: { $in: ids } })
+    await this.leases.releaseAll(ids)
   }
 }
 

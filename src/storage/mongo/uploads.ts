@@ -314,12 +314,13 @@ export class MongoUploads {
     await this.uploads.deleteOne({ _id: uploadId })
   }
 
+  /** Removes parts' records, then their bytes (leased first, so a failure part-way leaves them to the sweeper). */
   async #removeParts(parts: PartDoc[]): Promise<void> {
-    for (const part of parts) {
-      await this.gridfs.leases.take(part.gridfsId)
-      await this.parts.deleteOne({ _id: part._id, gridfsId: part.gridfsId })
-      await this.gridfs.retire(part.gridfsId)
-    }
+    if (parts.length === 0) return
+    for (const part of parts) await this.gridfs.leases.take(part.gridfsId)
+    // A record re-sent meanwhile names other bytes, and stays.
+    await this.parts.deleteMany({ $or: parts.map((p) => ({ _id: p._id, gridfsId: p.gridfsId })) })
+    await this.gridfs.retireAll(parts.map((p) => p.gridfsId))
   }
 }
 

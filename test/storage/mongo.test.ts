@@ -332,6 +332,28 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       expect([await count('uploads'), await count('upload_parts'), await count('fs.files'), await count('fs.chunks')]).toEqual([0, 0, 0, 0])
     })
 
+    it('refuses whole an append held while another instance declares a size it would exceed', async () => {
+      const { uploadId } = await store.createUpload('declared/appended.bin')
+      await store.appendPart(uploadId, streamOf('0123456789'), { offset: 0 })
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      const body = heldUntil(gate, Buffer.alloc(CHUNK, 3))
+      const held = store.appendPart(uploadId, body.stream, { offset: 10 })
+      await body.reading
+      const other = open()
+      try {
+        expect(await other.declareUploadSize(uploadId, 60)).toMatchObject({ totalSize: 60, received: 10 })
+      } finally {
+        await other.close()
+      }
+      release()
+      await expectCode(held, 'payload_too_large')
+      expect(await store.uploadStatus(uploadId)).toMatchObject({ totalSize: 60, received: 10 })
+      expect(await count('fs.files')).toBe(1) // the first part's; the refused append's bytes went
+      await store.appendPart(uploadId, streamOf('x'.repeat(50)), { offset: 10 })
+      expect((await store.completeUpload(uploadId)).file.size).toBe(60)
+    })
+
     it('assembles parts into a GridFS file when the whole is over the threshold', async () => {
       const { uploadId } = await store.createUpload('parts/large.bin')
       await store.putPart(uploadId, 1, generated(INLINE_MAX, 1).stream)

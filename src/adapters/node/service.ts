@@ -45,7 +45,7 @@ export interface Service {
 }
 
 export async function startService(config: Config, log: (line: string) => void = console.log): Promise<Service> {
-  const stores = await openStores(config)
+  const stores = await openStores(config, log)
   const api = createFileStorageApp({
     stores,
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),

@@ -24,7 +24,7 @@ describe('package exports', () => {
 
   it('exports the storage core and every handler from the package root', () => {
     const names = exportsOf('filestorage')
-    for (const name of ['DiskDriver', 'StoreRegistry', 'StorageError', 'parsePath', 'createFileStorageApp', 'createUploadHandler', 'createDownloadHandler', 'createListHandler', 'uploadRoute']) {
+    for (const name of ['DiskDriver', 'MongoDriver', 'MongoConnection', 'StoreRegistry', 'StorageError', 'parsePath', 'createFileStorageApp', 'createUploadHandler', 'createDownloadHandler', 'createListHandler', 'uploadRoute']) {
       expect(names).toContain(name)
     }
   })

@@ -57,5 +57,10 @@ export function verifySha256(expected: string | undefined, actual: string): void
   if (expected !== undefined && expected !== actual) throw checksumMismatch(expected, actual)
 }
 
+/** Refuses at once a body whose announced size (Content-Length) is over the limit, before reading it. */
+export function checkAnnouncedSize(expectedSize: number | undefined, maxBytes: number | undefined): void {
+  if (maxBytes !== undefined && (expectedSize ?? 0) > maxBytes) throw payloadTooLarge(maxBytes)
+}
+
 /** Hex sha256 of nothing: the digest of an empty file. */
 export const EMPTY_SHA256 = createHash('sha256').digest('hex')

@@ -2,9 +2,8 @@
  * What every driver derives the same way: ETags, content types, client metadata, timestamps.
  */
 import { getMimeType } from 'hono/utils/mime'
-import { StorageError } from './errors.js'
-import { preconditionFailed } from './errors.js'
-import type { StoredFile } from './types.js'
+import { alreadyExists, preconditionFailed, StorageError } from './errors.js'
+import type { StoredEntry, StoredFile, WritePreconditions } from './types.js'
 
 export const etagOf = (sha256: string): string => `"${sha256}"`
 
@@ -18,6 +17,32 @@ export function matchesEtag(candidates: string[], file: StoredFile | null): bool
 export function checkIfMatch(ifMatch: string[] | undefined, current: StoredFile | null): void {
   if (ifMatch !== undefined && !matchesEtag(ifMatch, current)) {
     throw preconditionFailed('the file does not match If-Match')
+  }
+}
+
+/** `If-Match` on a move or delete, whose target may be a folder: a folder has no ETag, so it never matches. */
+export function checkEntryIfMatch(ifMatch: string[] | undefined, entry: StoredEntry): void {
+  if (ifMatch === undefined) return
+  if (entry.type === 'directory') throw preconditionFailed('a folder has no ETag to match If-Match')
+  checkIfMatch(ifMatch, entry)
+}
+
+/**
+ * The conditions of a write against what is at its path now: a folder is never replaced by a file,
+ * `mustNotExist` refuses any file, `ifMatch` must admit the current one.
+ */
+export function checkWriteConditions(path: string, current: StoredEntry | null, conditions: WritePreconditions): void {
+  if (current?.type === 'directory') throw alreadyExists(`a folder at "${path}"`)
+  if (current && conditions.mustNotExist) throw preconditionFailed(`"${path}" already exists`)
+  checkIfMatch(conditions.ifMatch, current)
+}
+
+/** What a move may find at its target: nothing, or (with `overwrite`) an entry of the same type. */
+export function checkMoveTarget(source: StoredEntry, target: StoredEntry | null, to: string, overwrite?: boolean): void {
+  if (!target) return
+  if (!overwrite) throw alreadyExists(`"${to}"`)
+  if (target.type !== source.type) {
+    throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
   }
 }
 

@@ -10,3 +10,11 @@ export * from './append-body.js'
 export * from './registry.js'
 export * from './transfer.js'
 export { DiskDriver, type DiskDriverOptions } from './disk/disk-driver.js'
+export {
+  DEFAULT_INLINE_MAX_BYTES,
+  MongoDriver,
+  type MongoDriverKind,
+  type MongoDriverOptions,
+} from './mongo/mongo-driver.js'
+export { MongoConnection, type MongoConnectionOptions } from './mongo/connection.js'
+export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'

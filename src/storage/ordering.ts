@@ -59,6 +59,9 @@ export function isAfter(entry: StoredEntry, position: ListPosition): boolean {
 export const DEFAULT_LIST_LIMIT = 1000
 export const MAX_LIST_LIMIT = 10000
 
+/** The page size a listing uses: the asked limit within 1..MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT when none. */
+export const listLimit = (limit?: number): number => Math.min(Math.max(1, limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT)
+
 /** Cuts a sorted run of entries into a page, with the cursor for the next one. */
 export function toPage(sorted: StoredEntry[], limit: number, recursive: boolean) {
   const entries = sorted.slice(0, limit)

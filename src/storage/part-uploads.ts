@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { offsetMismatch, payloadTooLarge, StorageError } from './errors.js'
-import type { CreateUploadOptions, PartInfo } from './types.js'
+import type { CreateUploadOptions, PartInfo, UploadSession, UploadStatus, WritePreconditions } from './types.js'
 
 export const MAX_PART_NUMBER = 10_000
 export const DEFAULT_PART_SIZE_LIMIT = 1024 ** 3
@@ -20,6 +20,68 @@ export interface UploadPolicy {
 export const defaultUploadPolicy: UploadPolicy = {
   partSizeLimit: DEFAULT_PART_SIZE_LIMIT,
   ttlMs: DEFAULT_UPLOAD_TTL_MS,
+}
+
+/** What an upload in parts keeps until it completes: where the file goes, with what, under which conditions. */
+export interface UploadRecord extends UploadSession, WritePreconditions {
+  contentType?: string
+  metadata: Record<string, unknown>
+  /** Limit on the assembled file. */
+  maxBytes?: number
+  /** Opaque strings of a protocol layer (tus `Upload-Metadata`). */
+  attributes?: Record<string, string>
+}
+
+/**
+ * A new upload's record: a fresh id, the part size limit (never over the file's), the expiry, and the
+ * total size and attributes when given (checked beforehand with `checkCreateOptions`).
+ */
+export function newUploadRecord(
+  path: string,
+  policy: UploadPolicy,
+  options: CreateUploadOptions,
+  now = new Date(),
+): UploadRecord {
+  return {
+    uploadId: newUploadId(),
+    path,
+    partSizeLimit: Math.min(policy.partSizeLimit, options.maxBytes ?? Number.POSITIVE_INFINITY),
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + policy.ttlMs).toISOString(),
+    metadata: options.metadata ?? {},
+    ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
+    ...(options.mustNotExist ? { mustNotExist: true } : {}),
+    ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    ...(options.totalSize !== undefined ? { totalSize: options.totalSize } : {}),
+    ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
+  }
+}
+
+/** The part of a record a client sees when it creates an upload (the total size once known). */
+export function publicSession(record: UploadSession): UploadSession {
+  const { uploadId, path, partSizeLimit, createdAt, expiresAt, totalSize } = record
+  return { uploadId, path, partSizeLimit, createdAt, expiresAt, ...(totalSize !== undefined ? { totalSize } : {}) }
+}
+
+/** An upload's status: its session, what the file will get, and the parts received so far. */
+export function uploadStatusOf(record: UploadRecord, parts: PartInfo[]): UploadStatus {
+  return {
+    ...publicSession(record),
+    ...(record.contentType !== undefined ? { contentType: record.contentType } : {}),
+    metadata: record.metadata,
+    attributes: record.attributes ?? {},
+    parts,
+    received: receivedBytes(parts),
+  }
+}
+
+/** The conditions a completion checks again, as they were given at creation. */
+export function uploadConditions(record: UploadRecord): WritePreconditions {
+  return {
+    ...(record.mustNotExist ? { mustNotExist: true } : {}),
+    ...(record.ifMatch ? { ifMatch: record.ifMatch } : {}),
+  }
 }
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/

@@ -2,7 +2,7 @@
  * The path rules of SPEC 3.2, in one place. Every driver receives only paths that went through
  * `parsePath`, so a driver never sees `..`, an empty segment or the reserved name.
  */
-import { invalidPath } from './errors.js'
+import { invalidPath, StorageError } from './errors.js'
 
 /** Top-level name kept for the service's own bookkeeping (the disk driver's sidecar data). */
 export const RESERVED_NAME = '.filestorage'
@@ -88,4 +88,13 @@ export function ancestorsOf(path: string): string[] {
 /** Operations on a single file or folder (not the whole store) refuse the root. */
 export function invalidPathIfRoot(path: string): void {
   if (path === ROOT) throw invalidPath('this operation needs a path inside the store')
+}
+
+/** A move needs two paths inside the store, and a folder cannot go into itself. */
+export function checkMovePaths(from: string, to: string): void {
+  invalidPathIfRoot(from)
+  invalidPathIfRoot(to)
+  if (from !== to && isWithin(to, from)) {
+    throw new StorageError('invalid_request', 'a folder cannot be moved into itself')
+  }
 }

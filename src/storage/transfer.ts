@@ -3,7 +3,7 @@
  * is the driver's own (a rename, or a catalog update), never a copy.
  */
 import { StorageError } from './errors.js'
-import { checkIfMatch } from './file-attributes.js'
+import { checkEntryIfMatch, checkIfMatch, checkMoveTarget } from './file-attributes.js'
 import { joinPath } from './paths.js'
 import type { MoveOptions, StorageDriver, StoredEntry, StoredFile } from './types.js'
 
@@ -26,12 +26,9 @@ export async function moveAcrossStores(
     await source.delete(from, options.ifMatch ? { ifMatch: [entry.etag] } : {})
     return copied
   }
-  if (options.ifMatch) throw new StorageError('precondition_failed', 'a folder has no ETag to match If-Match')
+  checkEntryIfMatch(options.ifMatch, entry)
   const existing = await target.lookup(to)
-  if (existing && !options.overwrite) throw new StorageError('already_exists', `"${to}" already exists`)
-  if (existing && existing.type !== 'directory') {
-    throw new StorageError('already_exists', `a file at "${to}" (it cannot be replaced by a folder)`)
-  }
+  checkMoveTarget(entry, existing, to, options.overwrite)
   if (existing) await target.delete(to, { recursive: true })
   // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
   for (let cursor: string | undefined; ; ) {

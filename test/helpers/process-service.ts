@@ -37,6 +37,16 @@ async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number
 }
 
 /**
+ * The test process's environment, less the variables of the run's shared services: the test run sets
+ * MONGODB_URI and CONSUL_HTTP_ADDR for the suites that use them, and a service process gets the mongo
+ * store or registers with Consul only when its test asks.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const { MONGODB_URI: _uri, MONGODB_DB: _db, CONSUL_HTTP_ADDR: _consul, ...env } = process.env
+  return env
+}
+
+/**
  * Starts the service with `env` (PORT defaults to 0: the process reports the port it got) and
  * waits until it serves, at most `startTimeoutMs`.
  */
@@ -46,8 +56,7 @@ export async function spawnService(
 ): Promise<ProcessService> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
     cwd: ROOT,
-    // No Consul registration unless the test asks (the run's CONSUL_HTTP_ADDR is for suites that want it).
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', CONSUL_HTTP_ADDR: '', ...env },
+    env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

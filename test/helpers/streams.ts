@@ -75,3 +75,25 @@ export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Buffe
 }
 
 export const text = async (stream: ReadableStream<Uint8Array>) => (await readAll(stream)).toString('utf8')
+
+/**
+ * A body that sends `content` only once `gate` settles. `reading` resolves when its reader first
+ * asks for bytes (not before: the stream does not read ahead), so a test knows the receiver got
+ * past everything it checks before reading the body.
+ */
+export function heldUntil(gate: Promise<void>, content: Uint8Array): { stream: ReadableStream<Uint8Array>; reading: Promise<void> } {
+  let started!: () => void
+  const reading = new Promise<void>((resolve) => (started = resolve))
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        started()
+        await gate
+        controller.enqueue(content)
+        controller.close()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return { stream, reading }
+}

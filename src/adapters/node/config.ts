@@ -71,6 +71,17 @@ export const configSchema = z.object({
   SWEEP_INTERVAL_SECONDS: seconds.default(10 * 60),
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),
   LOG_REQUESTS: flag.default(true),
+  /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
   CONSUL_HTTP_ADDR: z.preprocess(emptyAsUnset, z.string().optional()),
   CONSUL_HTTP_TOKEN: z.preprocess(emptyAsUnset, z.string().optional()),
   CONSUL_CHECK_INTERVAL: duration.default(10_000).pipe(z.number().min(1000, 'must be at least 1s (Consul runs checks at most once a second)')),

@@ -46,6 +46,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof ConfigError) {
+    // Found while opening the stores (a MONGODB_URI the driver cannot parse).
+    console.error(`[filestorage] ${e.message}`)
+    process.exit(2)
+  }
   console.error('[filestorage] failed to start:', e)
   process.exit(1)
 })

@@ -11,6 +11,7 @@ import { createFileStorageApp, DEFAULT_BASE_PATH, notFoundHandler, onError } fro
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessLog } from './access-log.js'
+import { browserAccess } from './browser-access.js'
 import { ConsulRegistration } from './consul-registration.js'
 import { type RunningServer, serve } from './server.js'
 import { serviceDefinition } from './service-definition.js'
@@ -45,7 +46,7 @@ export interface Service {
 }
 
 export async function startService(config: Config, log: (line: string) => void = console.log): Promise<Service> {
-  const stores = await openStores(config)
+  const stores = await openStores(config, log)
   const api = createFileStorageApp({
     stores,
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
@@ -55,6 +56,7 @@ export async function startService(config: Config, log: (line: string) => void =
   app.notFound(notFoundHandler)
   app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
+  if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   app.route('/', api)
 
   const http = await serve(app.fetch, { host: config.HOST, port: config.PORT })

@@ -10,13 +10,13 @@ import type { Stats } from 'node:fs'
 import { link, mkdir, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { DigestStream, verifySha256 } from '../digest.js'
-import { alreadyExists, notFound, payloadTooLarge, preconditionFailed, StorageError } from '../errors.js'
-import { checkIfMatch, contentTypeFor } from '../file-attributes.js'
+import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
+import { alreadyExists, notFound, preconditionFailed, StorageError } from '../errors.js'
+import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
 import { KeyedLock } from '../keyed-lock.js'
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../ordering.js'
+import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
-import { ancestorsOf, baseName, invalidPathIfRoot, isWithin, ROOT } from '../paths.js'
+import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
 import { bodyChunks } from '../streams.js'
 import type {
   AppendPartOptions,
@@ -96,9 +96,7 @@ export class DiskDriver implements StorageDriver {
 
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     invalidPathIfRoot(path)
-    if (options.maxBytes !== undefined && (options.expectedSize ?? 0) > options.maxBytes) {
-      throw payloadTooLarge(options.maxBytes)
-    }
+    checkAnnouncedSize(options.expectedSize, options.maxBytes)
     await this.#guard(path, () => this.#precheck(path, options))
     const tmp = this.layout.tmpFile()
     let committed = false
@@ -165,37 +163,28 @@ export class DiskDriver implements StorageDriver {
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
-    const limit = Math.min(Math.max(1, options.limit ?? DEFAULT_LIST_LIMIT), MAX_LIST_LIMIT)
+    const limit = listLimit(options.limit)
     return this.#guard(dir, () =>
       this.#lister.list(dir, { recursive: options.recursive ?? false, limit, cursor: options.cursor }),
     )
   }
 
   async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
-    invalidPathIfRoot(from)
-    invalidPathIfRoot(to)
-    if (from !== to && isWithin(to, from)) {
-      throw new StorageError('invalid_request', 'a folder cannot be moved into itself')
-    }
+    checkMovePaths(from, to)
     return this.#guard(from, () =>
       this.#locks.run([from, to], async () => {
         await this.layout.confine(from)
         await this.layout.confine(to)
         const source = await this.lookup(from)
         if (!source) throw notFound(`"${from}"`)
-        this.#checkIfMatchEntry(options.ifMatch, source)
+        checkEntryIfMatch(options.ifMatch, source)
         if (from === to) return source
         await this.#assertNoFileAbove(to)
         const target = await this.lookup(to)
-        if (target) {
-          if (!options.overwrite) throw alreadyExists(`"${to}"`)
-          if (target.type !== source.type) {
-            throw alreadyExists(`a ${target.type} at "${to}" (it cannot be replaced by a ${source.type})`)
-          }
-          if (target.type === 'directory') {
-            await this.layout.discard(this.layout.data(to))
-            await this.layout.discard(this.layout.meta(to))
-          }
+        checkMoveTarget(source, target, to, options.overwrite)
+        if (target?.type === 'directory') {
+          await this.layout.discard(this.layout.data(to))
+          await this.layout.discard(this.layout.meta(to))
         }
         await this.#renameInto(this.layout.data(from), this.layout.data(to))
         await moveSidecar(this.layout, from, to)
@@ -214,7 +203,7 @@ export class DiskDriver implements StorageDriver {
         await this.layout.confine(path)
         const entry = await this.lookup(path)
         if (!entry) throw notFound(`"${path}"`)
-        this.#checkIfMatchEntry(options.ifMatch, entry)
+        checkEntryIfMatch(options.ifMatch, entry)
         if (entry.type === 'file') {
           await unlink(this.layout.data(path))
           await removeSidecar(this.layout, path)
@@ -302,21 +291,13 @@ export class DiskDriver implements StorageDriver {
     return fromFsError(e, path)
   }
 
-  #checkIfMatchEntry(ifMatch: string[] | undefined, entry: StoredEntry): void {
-    if (ifMatch === undefined) return
-    if (entry.type === 'directory') throw preconditionFailed('a folder has no ETag to match If-Match')
-    checkIfMatch(ifMatch, entry)
-  }
-
   /** The checks a write makes before reading its body, and again atomically with its commit. */
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
     const current = await this.#lookupConfined(path)
-    if (current?.type === 'directory') throw alreadyExists(`a folder at "${path}"`)
-    if (current && conditions.mustNotExist) throw preconditionFailed(`"${path}" already exists`)
-    checkIfMatch(conditions.ifMatch, current)
-    return current
+    checkWriteConditions(path, current, conditions)
+    return current as StoredFile | null
   }
 
   async #assertNoFileAbove(path: string): Promise<void> {

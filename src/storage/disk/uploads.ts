@@ -16,8 +16,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
-import { DigestStream, verifySha256 } from '../digest.js'
-import { payloadTooLarge } from '../errors.js'
+import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import type { KeyedLock } from '../keyed-lock.js'
 import {
   checkAppend,
@@ -27,11 +26,15 @@ import {
   checkTotal,
   checkUploadId,
   isExpired,
-  newUploadId,
+  newUploadRecord,
   partsToAssemble,
+  publicSession,
   receivedBytes,
+  uploadConditions,
   uploadNotFound,
   type UploadPolicy,
+  type UploadRecord,
+  uploadStatusOf,
 } from '../part-uploads.js'
 import { bodyChunks } from '../streams.js'
 import type {
@@ -51,12 +54,8 @@ import type { CommitRequest } from './disk-driver.js'
 import { type DiskLayout, isErrno, tmpFileWriter } from './layout.js'
 import { TmpFileSink } from './tmp-file-sink.js'
 
-interface SessionFile extends UploadSession, WritePreconditions {
+interface SessionFile extends UploadRecord {
   v: 1
-  contentType?: string
-  metadata: Record<string, unknown>
-  attributes?: Record<string, string>
-  maxBytes?: number
 }
 
 export interface UploadCommitter {
@@ -81,22 +80,7 @@ export class DiskUploads {
   async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
     checkCreateOptions(options)
     await this.files.precheck(path, options)
-    const now = new Date()
-    const session: SessionFile = {
-      v: 1,
-      uploadId: newUploadId(),
-      path,
-      partSizeLimit: Math.min(this.policy.partSizeLimit, options.maxBytes ?? Number.POSITIVE_INFINITY),
-      createdAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + this.policy.ttlMs).toISOString(),
-      metadata: options.metadata ?? {},
-      ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
-      ...(options.mustNotExist ? { mustNotExist: true } : {}),
-      ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
-      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
-      ...(options.totalSize !== undefined ? { totalSize: options.totalSize } : {}),
-      ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
-    }
+    const session: SessionFile = { v: 1, ...newUploadRecord(path, this.policy, options) }
     await mkdir(this.#dir(session.uploadId), { recursive: true })
     await this.#writeSession(session)
     return publicSession(session)
@@ -105,7 +89,7 @@ export class DiskUploads {
   async putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options: PutPartOptions = {}) {
     checkPartNumber(part)
     const session = await this.#session(uploadId)
-    if ((options.expectedSize ?? 0) > session.partSizeLimit) throw payloadTooLarge(session.partSizeLimit)
+    checkAnnouncedSize(options.expectedSize, session.partSizeLimit)
     const tmp = this.layout.tmpFile()
     try {
       const digest = new DigestStream(session.partSizeLimit)
@@ -169,15 +153,7 @@ export class DiskUploads {
 
   async status(uploadId: string): Promise<UploadStatus> {
     const session = await this.#session(uploadId)
-    const parts = await this.#parts(uploadId)
-    return {
-      ...publicSession(session),
-      ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
-      metadata: session.metadata,
-      attributes: session.attributes ?? {},
-      parts,
-      received: receivedBytes(parts),
-    }
+    return uploadStatusOf(session, await this.#parts(uploadId))
   }
 
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
@@ -193,8 +169,7 @@ export class DiskUploads {
           sha256,
           metadata: session.metadata,
           ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
-          ...(session.mustNotExist ? { mustNotExist: true } : {}),
-          ...(session.ifMatch ? { ifMatch: session.ifMatch } : {}),
+          ...uploadConditions(session),
         })
         await rm(dir, { recursive: true, force: true })
         return result
@@ -303,11 +278,6 @@ export class DiskUploads {
     }
     return parts.sort((a, b) => a.part - b.part)
   }
-}
-
-function publicSession(session: SessionFile): UploadSession {
-  const { uploadId, path, partSizeLimit, createdAt, expiresAt, totalSize } = session
-  return { uploadId, path, partSizeLimit, createdAt, expiresAt, ...(totalSize !== undefined ? { totalSize } : {}) }
 }
 
 async function olderThan(path: string, ms: number, now: Date): Promise<boolean> {

@@ -1,0 +1,157 @@
+/**
+ * The catalog collection: file records and folder records, one per path (a unique index), so a
+ * file and a folder can never share a path and two creates of one path never both succeed.
+ *
+ * A file record is only ever changed by compare-and-swap on its `rev`: a write reads the record,
+ * checks its preconditions against it, and updates it only if it is still that version.
+ */
+import { type Binary, type Collection, type Filter, ObjectId } from 'mongodb'
+import { etagOf } from '../file-attributes.js'
+import { compareCodePoints } from '../ordering.js'
+import { baseName, parentOf, ROOT } from '../paths.js'
+import type { StoredEntry, StoredFile } from '../types.js'
+import type { CatalogDoc, FileDoc, FolderDoc } from './schema.js'
+
+/** Queries that describe files leave the inline bytes on the server. */
+export const WITHOUT_BYTES = { projection: { data: 0 } } as const
+
+/** The attributes a write gives a file, besides its bytes. */
+export interface FileAttributes {
+  contentType: string
+  metadata: Record<string, unknown>
+}
+
+/** Where the bytes of a new version are, and what they are. */
+export interface BytesRef {
+  size: number
+  sha256: string
+  data?: Binary
+  gridfsId?: ObjectId
+}
+
+/** Paths strictly under a folder, as a range of the path index (`0` is the character after `/`). */
+export function under(dir: string): Filter<CatalogDoc> {
+  return dir === ROOT ? {} : { path: { $gt: `${dir}/`, $lt: `${dir}0` } }
+}
+
+export class Catalog {
+  constructor(readonly records: Collection<CatalogDoc>) {}
+
+  /** Whatever is at `path`, without inline bytes. */
+  entry(path: string): Promise<CatalogDoc | null> {
+    return this.records.findOne({ path }, WITHOUT_BYTES)
+  }
+
+  /** The file at `path` with its inline bytes: a small file is read in one round trip. */
+  fileWithBytes(path: string): Promise<FileDoc | null> {
+    return this.records.findOne({ path, type: 'file' }) as Promise<FileDoc | null>
+  }
+
+  /** The records at `paths` (a path and its folders, say), without inline bytes. */
+  entries(paths: string[]): Promise<CatalogDoc[]> {
+    return this.records.find({ path: { $in: paths } }, WITHOUT_BYTES).toArray()
+  }
+
+  /** Creates a record; a duplicate-key error when something is at its path already. */
+  async insert(doc: FileDoc): Promise<void> {
+    await this.records.insertOne(doc)
+  }
+
+  /** Replaces `current` by `next` (same `_id`, new `rev`), unless it changed meanwhile. */
+  async swap(current: FileDoc, next: FileDoc): Promise<boolean> {
+    const { _id, data, gridfsId, ...fields } = next
+    const result = await this.records.updateOne(
+      { _id: current._id, rev: current.rev },
+      {
+        $set: { ...fields, ...(data ? { data } : { gridfsId }) },
+        $unset: data ? { gridfsId: '' } : { data: '' },
+      },
+    )
+    return result.matchedCount === 1
+  }
+
+  /** Removes the record of `current`, unless it changed meanwhile. */
+  async remove(current: CatalogDoc): Promise<boolean> {
+    const filter = current.type === 'file' ? { _id: current._id, rev: current.rev } : { _id: current._id }
+    return (await this.records.deleteOne(filter)).deletedCount === 1
+  }
+
+  /**
+   * Gives the record of `current` a new path, unless it changed meanwhile; null then. A
+   * duplicate-key error when something is at `to` already.
+   */
+  async rename(current: FileDoc, to: string): Promise<FileDoc | null> {
+    const moved = { path: to, parent: parentOf(to), name: baseName(to), rev: new ObjectId() }
+    const result = await this.records.updateOne({ _id: current._id, rev: current.rev }, { $set: moved })
+    return result.matchedCount === 1 ? { ...current, ...moved } : null
+  }
+
+  /** True when anything (file or folder) is directly in `folder`. */
+  async hasChildren(folder: string): Promise<boolean> {
+    return (await this.records.findOne({ parent: folder }, { projection: { _id: 1 } })) !== null
+  }
+
+  /** Files under a folder (at any depth) after `after`, by path: a batch of a walk over a subtree. */
+  filesUnder(dir: string, after: string | undefined, limit: number): Promise<FileDoc[]> {
+    const path: { $gt?: string; $lt?: string } = dir === ROOT ? {} : { $gt: `${dir}/`, $lt: `${dir}0` }
+    if (after !== undefined && (path.$gt === undefined || compareCodePoints(after, path.$gt) > 0)) path.$gt = after
+    return this.records
+      .find({ type: 'file', ...(path.$gt === undefined ? {} : { path }) }, WITHOUT_BYTES)
+      .sort({ path: 1 })
+      .limit(limit)
+      .toArray() as Promise<FileDoc[]>
+  }
+
+  /** The folder records of a subtree (the folder itself included), deepest first. */
+  foldersOf(dir: string): Promise<FolderDoc[]> {
+    return this.records
+      .find({ type: 'directory', $or: [{ path: dir }, under(dir)] })
+      .sort({ path: -1 })
+      .toArray() as Promise<FolderDoc[]>
+  }
+}
+
+/** A new version of the file at `path`: its bytes, attributes and times. */
+export function fileDoc(
+  path: string,
+  bytes: BytesRef,
+  attributes: FileAttributes,
+  times: { created: Date; modified: Date },
+  id = new ObjectId(),
+): FileDoc {
+  return {
+    _id: id,
+    type: 'file',
+    path,
+    parent: parentOf(path),
+    name: baseName(path),
+    rev: new ObjectId(),
+    size: bytes.size,
+    sha256: bytes.sha256,
+    contentType: attributes.contentType,
+    metadataJson: JSON.stringify(attributes.metadata),
+    created: times.created,
+    modified: times.modified,
+    ...(bytes.gridfsId ? { gridfsId: bytes.gridfsId } : { data: bytes.data! }),
+  }
+}
+
+export function toStoredFile(doc: FileDoc): StoredFile {
+  return {
+    type: 'file',
+    path: doc.path,
+    name: doc.name,
+    size: doc.size,
+    contentType: doc.contentType,
+    sha256: doc.sha256,
+    etag: etagOf(doc.sha256),
+    created: doc.created.toISOString(),
+    modified: doc.modified.toISOString(),
+    metadata: JSON.parse(doc.metadataJson) as Record<string, unknown>,
+    driver: doc.gridfsId ? 'gridfs' : 'mongo-inline',
+  }
+}
+
+export function toEntry(doc: CatalogDoc): StoredEntry {
+  return doc.type === 'file' ? toStoredFile(doc) : { type: 'directory', path: doc.path, name: doc.name }
+}

@@ -1,0 +1,162 @@
+/**
+ * What the MongoDB store keeps in its database, and the indexes it needs:
+ *
+ *   catalog        one record per file (with its bytes inline, or the id of its GridFS file) and one
+ *                  per folder that holds something (see folders.ts)
+ *   fs.files/.chunks  the GridFS bucket of larger files and of the parts of uploads in parts
+ *   uploads        uploads in parts: where the file goes, with what, until when
+ *   upload_parts   one record per received part (sent by number, or appended), naming its GridFS file
+ *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
+ *
+ * Only plain and unique indexes: the subset MongoDB and FerretDB v1 both build. Index creation is
+ * idempotent and runs at start-up; while MongoDB is down it is retried until it succeeds.
+ */
+import type { Binary, CreateIndexesOptions, Db, IndexSpecification, ObjectId } from 'mongodb'
+
+export const CATALOG = 'catalog'
+export const UPLOADS = 'uploads'
+export const PARTS = 'upload_parts'
+export const LEASES = 'byte_leases'
+export const BUCKET = 'fs'
+
+/** A file's record. */
+export interface FileDoc {
+  _id: ObjectId
+  type: 'file'
+  path: string
+  /** The folder it is in (`''` for the root), for one-level listings. */
+  parent: string
+  name: string
+  /** Changes with every write and move of the record: what compare-and-swap updates compare. */
+  rev: ObjectId
+  size: number
+  sha256: string
+  contentType: string
+  /** The client's metadata as JSON text: servers differ on keys with `.` or `$` (FerretDB refuses them). */
+  metadataJson: string
+  created: Date
+  modified: Date
+  /** The bytes, for a file stored inline. */
+  data?: Binary
+  /** The GridFS file holding the bytes, for a file stored in GridFS. */
+  gridfsId?: ObjectId
+}
+
+/** A folder's record: it exists while something is in the folder (see folders.ts). */
+export interface FolderDoc {
+  _id: ObjectId
+  type: 'directory'
+  path: string
+  parent: string
+  name: string
+}
+
+export type CatalogDoc = FileDoc | FolderDoc
+
+export interface UploadDoc {
+  _id: string
+  path: string
+  partSizeLimit: number
+  createdAt: Date
+  expiresAt: Date
+  contentType?: string
+  metadataJson: string
+  mustNotExist?: boolean
+  ifMatch?: string[]
+  maxBytes?: number
+  /** The size of the whole, once known (given at creation, or declared later). */
+  totalSize?: number
+  /** A protocol layer's strings (tus `Upload-Metadata`), as JSON text: keys may hold `.` or `$`. */
+  attributesJson?: string
+  /** Set while a completion assembles the parts, so that two completions do not run at once. */
+  completingUntil?: Date
+  /** Completed or aborted: its parts are being removed. */
+  finished?: boolean
+}
+
+export interface PartDoc {
+  /**
+   * `<uploadId>:<part>`: one record per part number, found by `_id`. An append inserts the next
+   * number, so two appends at one offset collide on this key and only one is stored.
+   */
+  _id: string
+  uploadId: string
+  part: number
+  size: number
+  sha256: string
+  gridfsId: ObjectId
+  received: Date
+}
+
+export interface LeaseDoc {
+  /** The GridFS file. */
+  _id: ObjectId
+  /** When the lease was taken or last renewed. */
+  since: Date
+}
+
+const INDEXES: [collection: string, key: IndexSpecification, options: CreateIndexesOptions][] = [
+  [CATALOG, { path: 1 }, { name: 'path', unique: true }],
+  // One-level listings: a folder's children of one type, in name order.
+  [CATALOG, { parent: 1, type: 1, name: 1 }, { name: 'listing' }],
+  [CATALOG, { gridfsId: 1 }, { name: 'gridfs', sparse: true }],
+  [UPLOADS, { expiresAt: 1 }, { name: 'expiry' }],
+  [PARTS, { uploadId: 1, part: 1 }, { name: 'upload' }],
+  [PARTS, { gridfsId: 1 }, { name: 'gridfs' }],
+  [LEASES, { since: 1 }, { name: 'since' }],
+  // The ones GridFSBucket creates itself, under the same names and options, so that either may come first.
+  [`${BUCKET}.files`, { filename: 1, uploadDate: 1 }, { name: 'filename_1_uploadDate_1' }],
+  [`${BUCKET}.chunks`, { files_id: 1, n: 1 }, { name: 'files_id_1_n_1', unique: true }],
+]
+
+export async function createIndexes(db: Db): Promise<void> {
+  for (const [collection, key, options] of INDEXES) await db.collection(collection).createIndex(key, options)
+}
+
+/**
+ * Runs a set-up step (index creation) once it succeeds: every operation waits for it, a failure
+ * is retried by the next operation and in the background, with backoff, until it succeeds.
+ */
+export class SetupOnce {
+  #done = false
+  #running: Promise<void> | null = null
+  #timer: NodeJS.Timeout | undefined
+  #stopped = false
+
+  constructor(
+    private readonly step: () => Promise<void>,
+    private readonly onFailure: (e: unknown) => void = () => {},
+  ) {}
+
+  /** Resolves once the step has succeeded; throws its error when this attempt fails. */
+  ready(): Promise<void> {
+    if (this.#done) return Promise.resolve()
+    this.#running ??= this.step().then(
+      () => {
+        this.#done = true
+        this.#running = null
+      },
+      (e: unknown) => {
+        this.#running = null
+        throw e
+      },
+    )
+    return this.#running
+  }
+
+  /** Starts trying in the background now, again after each failure (1 s, 2 s, ... up to 30 s). */
+  start(attempt = 0): void {
+    if (this.#done || this.#stopped) return
+    this.ready().catch((e: unknown) => {
+      if (this.#stopped) return // closed meanwhile: nothing to report or retry
+      this.onFailure(e)
+      this.#timer = setTimeout(() => this.start(attempt + 1), Math.min(30_000, 1000 * 2 ** attempt))
+      this.#timer.unref()
+    })
+  }
+
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+  }
+}

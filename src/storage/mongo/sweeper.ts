@@ -1,0 +1,87 @@
+/**
+ * The MongoDB store's sweeper: reclaims what expired or what a crash left behind. Run at start-up
+ * and periodically by the node adapter (the driver's `sweep()`).
+ *
+ * - uploads in parts past their expiry, with their parts;
+ * - GridFS files under a lease older than an hour that no file or part record names (writes that
+ *   never committed, old bytes a replace or delete did not get to delete);
+ * - folder records left empty (a crash between making a folder and storing its file), a bounded
+ *   batch per run, resuming where the previous run stopped.
+ */
+import type { Collection, ObjectId } from 'mongodb'
+import { type ByteLeases, LEASE_GRACE_MS } from './byte-leases.js'
+import type { Catalog } from './catalog.js'
+import type { Folders } from './folders.js'
+import type { GridFsBytes } from './gridfs-bytes.js'
+import type { PartDoc } from './schema.js'
+import type { MongoUploads } from './uploads.js'
+
+const LEASE_BATCH = 500
+const FOLDER_BATCH = 500
+
+export interface SweeperParts {
+  catalog: Catalog
+  folders: Folders
+  uploads: MongoUploads
+  parts: Collection<PartDoc>
+  gridfs: GridFsBytes
+  leases: ByteLeases
+}
+
+export class MongoSweeper {
+  /** Where the last run's pass over folder records stopped. */
+  #folderCursor = ''
+
+  constructor(private readonly store: SweeperParts) {}
+
+  async sweep(now: Date): Promise<{ removed: number }> {
+    let removed = await this.store.uploads.sweepExpired(now)
+    removed += await this.#sweepLeases(now)
+    removed += await this.#sweepEmptyFolders()
+    return { removed }
+  }
+
+  async #sweepLeases(now: Date): Promise<number> {
+    let removed = 0
+    const before = new Date(now.getTime() - LEASE_GRACE_MS)
+    for (let round = 0; round < 100; round++) {
+      const stale = await this.store.leases.stale(before, LEASE_BATCH)
+      const referenced = await this.#referenced(stale.map((l) => l._id))
+      for (const { _id: id } of stale) {
+        if (referenced.has(id.toHexString())) {
+          await this.store.leases.release(id)
+        } else {
+          await this.store.gridfs.retire(id)
+          removed++
+        }
+      }
+      if (stale.length < LEASE_BATCH) break
+    }
+    return removed
+  }
+
+  /** Which of these GridFS files a file record or a part record names. */
+  async #referenced(ids: ObjectId[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set()
+    const files = await this.store.catalog.records
+      .find({ gridfsId: { $in: ids } }, { projection: { gridfsId: 1 } })
+      .toArray()
+    const parts = await this.store.parts.find({ gridfsId: { $in: ids } }, { projection: { gridfsId: 1 } }).toArray()
+    return new Set([...files, ...parts].map((d) => (d as { gridfsId: ObjectId }).gridfsId.toHexString()))
+  }
+
+  async #sweepEmptyFolders(): Promise<number> {
+    let removed = 0
+    const batch = await this.store.catalog.records
+      .find({ type: 'directory', path: { $gt: this.#folderCursor } }, { projection: { path: 1 } })
+      .sort({ path: 1 })
+      .limit(FOLDER_BATCH)
+      .toArray()
+    // Deepest first, so that a chain of empty folders goes in one run.
+    for (const { path } of [...batch].reverse()) {
+      if (await this.store.folders.removeIfEmpty(path)) removed++
+    }
+    this.#folderCursor = batch.length < FOLDER_BATCH ? '' : batch.at(-1)!.path
+    return removed
+  }
+}

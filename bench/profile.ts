@@ -5,13 +5,14 @@
  * tus (when our service has the endpoint). The .cpuprofile and the summary stay in
  * bench/results/profiles/<timestamp>-<workload>/ (open the profile in Chrome DevTools for more).
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { formatSummary, summarizeProfile } from './lib/cpuprofile.js'
 import { download, upload } from './lib/curl.js'
 import { buildService, PROJECT_DIR, startService, type RunningService } from './lib/service.js'
 import { readSettings } from './lib/settings.js'
 import { ensureRandomFile } from './lib/files.js'
+import { onInterrupt } from './lib/processes.js'
 import { speaksTus, tusUpload } from './lib/tus-client.js'
 import { load } from './lib/wrk.js'
 
@@ -90,6 +91,8 @@ async function main(): Promise<void> {
   const work = join(settings.dir, `profile-${stamp}`)
   mkdirSync(out, { recursive: true })
   mkdirSync(work, { recursive: true })
+  // The store holds gigabytes after the large workloads: gone at the end, also after a failure.
+  if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(work, { recursive: true, force: true }))
   const storageDir = join(work, 'store')
   if (workload.setup) {
     const unprofiled = await startService({ storageDir, logFile: join(out, 'setup.log') })
@@ -109,6 +112,7 @@ async function main(): Promise<void> {
   } finally {
     await service.stop() // the profile is written as the process exits
   }
+  if (process.env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true })
   const profile = readdirSync(out).find((f) => f.endsWith('.cpuprofile'))
   if (!profile) throw new Error(`no .cpuprofile in ${out}`)
   const text = `workload ${name}\n${formatSummary(summarizeProfile(join(out, profile)))}\n`

@@ -43,6 +43,9 @@ export const downloadRoute = createRoute({
   },
 })
 
+/** Headers that make a GET depend on the file's description before it is opened. */
+const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
+
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
 
@@ -54,6 +57,14 @@ export function createDownloadHandler(deps: HandlerDeps) {
     const { disposition } = c.req.valid('query')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
+
+    if (c.req.method === 'GET' && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
+      // A plain GET opens the file once and describes it from what it opened.
+      const { file, body } = await driver.read(path)
+      const headers = representationHeaders(file, disposition)
+      headers['Content-Length'] = String(file.size)
+      return c.body(body, 200, headers)
+    }
 
     for (let attempt = 1; ; attempt++) {
       // HEAD (which Hono serves with this GET handler) never opens the file.

@@ -11,6 +11,7 @@ import {
   type PutOptions,
   type WritePreconditions,
 } from '../storage/index.js'
+import { incomingBody, nodeIncoming } from './node-request-body.js'
 
 /** Entity tags of an `If-Match`/`If-None-Match` header: `*` or a list of quoted tags. */
 export function parseEtagList(header: string | undefined): string[] | undefined {
@@ -91,8 +92,13 @@ export function putOptions(c: Context, maxBytes: number | undefined): PutOptions
 
 const EMPTY = new Uint8Array(0)
 
-/** The request body as a stream; an absent body is an empty one. */
+/**
+ * The request body as a stream; an absent body is an empty one. Under @hono/node-server it is read
+ * from the Node request directly (see node-request-body.ts).
+ */
 export function requestBody(c: Context): ReadableStream<Uint8Array> {
+  const incoming = nodeIncoming(c.env)
+  if (incoming) return incomingBody(incoming)
   return (
     c.req.raw.body ??
     new ReadableStream<Uint8Array>({

@@ -6,13 +6,18 @@ import { createHash, type Hash } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { checksumMismatch, payloadTooLarge, StorageError } from './errors.js'
 
+/** How much a stage of an upload pipeline buffers before it pushes back. */
+export const STREAM_BUFFER_BYTES = 1024 * 1024
+
 export class DigestStream extends Transform {
   #hash: Hash = createHash('sha256')
   #size = 0
   readonly #maxBytes: number
 
   constructor(maxBytes = Number.POSITIVE_INFINITY) {
-    super()
+    // Room for several socket-sized chunks on each side, so that receiving goes on while a chunk
+    // is hashed or written (the default, 16 KiB, holds less than one 64 KiB chunk).
+    super({ highWaterMark: STREAM_BUFFER_BYTES })
     this.#maxBytes = maxBytes
   }
 

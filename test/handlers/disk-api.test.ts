@@ -64,6 +64,51 @@ describe('requests Node cannot parse', () => {
   })
 })
 
+describe('an upload cut off by the client', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService()
+  })
+  afterAll(async () => svc.stop())
+
+  /** Sends the headers of a 1 MiB PUT and 64 KiB of its body, then drops the connection. */
+  async function cutUpload(path: string): Promise<void> {
+    const url = new URL(svc.origin)
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(`PUT /filestorage/v1/disk/upload/${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n`)
+        socket.write(Buffer.alloc(64 * 1024, 7), () => {
+          socket.destroy()
+          resolve()
+        })
+      })
+      socket.on('error', reject)
+    })
+  }
+
+  /** The store's temporary folder once empty, polled for up to 5 s (a hung upload keeps its file there). */
+  async function tmpWhenEmpty(): Promise<string[]> {
+    let left = await readdir(`${svc.storageDir}/.filestorage/tmp`)
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      left = await readdir(`${svc.storageDir}/.filestorage/tmp`)
+    }
+    return left
+  }
+
+  it('stores nothing, keeps the file it would have replaced, and leaves no temporary file', async () => {
+    const api = svc.api
+    expect((await fetch(`${api}/disk/upload/kept.bin`, { method: 'PUT', body: 'old' })).status).toBe(201)
+    await cutUpload('kept.bin')
+    await cutUpload('never.bin')
+    // The service goes on serving uploads.
+    expect((await fetch(`${api}/disk/upload/after.bin`, { method: 'PUT', body: 'new' })).status).toBe(201)
+    expect(await tmpWhenEmpty()).toEqual([])
+    expect(await (await fetch(`${api}/disk/download/kept.bin`)).text()).toBe('old')
+    expect((await fetch(`${api}/disk/info/never.bin`)).status).toBe(404)
+  })
+})
+
 describe('disk store errors only the disk can cause', () => {
   let svc: TestService
   beforeAll(async () => {

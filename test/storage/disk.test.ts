@@ -84,6 +84,18 @@ describe('disk driver on its own', () => {
     expect(await text((await store.read('alias/file.txt')).body)).toBe('inside')
   })
 
+  it('completes an upload of one part with that part itself: its bytes, its sha256, a wrong sha256 refused first', async () => {
+    const { uploadId } = await store.createUpload('one/part.bin')
+    const info = await store.putPart(uploadId, 1, streamOf('the whole file in one part'))
+    await expectCode(store.completeUpload(uploadId, { expectedSha256: sha256('something else') }), 'checksum_mismatch')
+    expect((await store.uploadStatus(uploadId)).parts).toHaveLength(1) // refused before anything moved
+    const { file } = await store.completeUpload(uploadId, { expectedSha256: info.sha256 })
+    expect(file.sha256).toBe(sha256('the whole file in one part'))
+    expect(await readFile(join(root, 'one/part.bin'), 'utf8')).toBe('the whole file in one part')
+    expect(await text((await store.read('one/part.bin')).body)).toBe('the whole file in one part')
+    expect(await readdir(join(root, '.filestorage/uploads'))).toEqual([])
+  })
+
   it('a cut-off upload leaves no temporary file behind', async () => {
     const body = new ReadableStream<Uint8Array>({
       start(c) {

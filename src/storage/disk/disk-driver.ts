@@ -6,7 +6,7 @@
  * then renamed into place: readers see the old file or the new one, and a cut-off upload leaves
  * only a temporary file, which is removed at once (or by the sweeper after a crash).
  */
-import { createWriteStream, type Stats } from 'node:fs'
+import type { Stats } from 'node:fs'
 import { link, mkdir, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -17,7 +17,7 @@ import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
-import { bodyChunks, toWebStream } from '../streams.js'
+import { bodyChunks } from '../streams.js'
 import type {
   AppendPartOptions,
   AppendResult,
@@ -41,13 +41,15 @@ import type {
   UploadStatus,
   WritePreconditions,
 } from '../types.js'
-import { DiskLayout, fromFsError, isErrno } from './layout.js'
+import { fileRangeStream } from './file-stream.js'
+import { DiskLayout, fromFsError, isErrno, tmpFileWriter } from './layout.js'
 import { DiskLister } from './listing.js'
+import { SidecarCache } from './sidecar-cache.js'
 import {
   commitSidecar,
   describe,
   moveSidecar,
-  readSidecar,
+  readSidecarText,
   rebuildSidecar,
   removeSidecar,
   type Sidecar,
@@ -75,6 +77,7 @@ const READ_CHUNK = 1024 * 1024
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
   readonly #locks = new KeyedLock()
+  readonly #sidecars = new SidecarCache()
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
 
@@ -96,16 +99,19 @@ export class DiskDriver implements StorageDriver {
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
     await this.#guard(path, () => this.#precheck(path, options))
     const tmp = this.layout.tmpFile()
+    let committed = false
     try {
       const digest = new DigestStream(options.maxBytes)
-      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const sha256 = digest.digest()
       verifySha256(options.expectedSha256, sha256)
-      return await this.#commit(path, { ...options, tmp, sha256 })
+      const result = await this.#commit(path, { ...options, tmp, sha256 })
+      committed = true
+      return result
     } catch (e) {
       throw await this.#storageError(e, path)
     } finally {
-      await rm(tmp, { force: true }) // gone already when committed
+      if (!committed) await rm(tmp, { force: true }) // once committed, it is the file
     }
   }
 
@@ -119,12 +125,8 @@ export class DiskDriver implements StorageDriver {
         if (!stats.isFile()) throw notFound(`a file at "${path}"`)
         const file = await this.#describeOpen(path, handle.fd, stats)
         // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-        const stream = handle.createReadStream({
-          start: range?.start ?? 0,
-          ...(range ? { end: range.end } : {}),
-          highWaterMark: READ_CHUNK,
-        })
-        return { file, body: toWebStream(stream) }
+        const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+        return { file, body }
       } catch (e) {
         await handle.close()
         throw e
@@ -142,17 +144,22 @@ export class DiskDriver implements StorageDriver {
     if (path === ROOT) return { type: 'directory', path: ROOT, name: '' }
     return this.#guard(path, async () => {
       await this.layout.confine(path)
-      let stats: Stats
-      try {
-        stats = await stat(this.layout.data(path))
-      } catch (e) {
-        if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
-        throw e
-      }
-      if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
-      if (!stats.isFile()) return null
-      return this.#describe(path)
+      return this.#lookupConfined(path)
     })
+  }
+
+  /** `lookup` of a path already confined to the root. */
+  async #lookupConfined(path: string): Promise<StoredEntry | null> {
+    let stats: Stats
+    try {
+      stats = await stat(this.layout.data(path))
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      throw e
+    }
+    if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
+    if (!stats.isFile()) return null
+    return this.#describe(path, stats)
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -288,7 +295,7 @@ export class DiskDriver implements StorageDriver {
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
-    const current = await this.lookup(path)
+    const current = await this.#lookupConfined(path)
     checkWriteConditions(path, current, conditions)
     return current as StoredFile | null
   }
@@ -322,6 +329,7 @@ export class DiskDriver implements StorageDriver {
         created: previous?.created ?? stats.mtime.toISOString(),
       }
       const staged = await stageSidecar(this.layout, sidecar)
+      let placed = false
       try {
         const target = this.layout.data(path)
         if (request.mustNotExist) {
@@ -332,8 +340,9 @@ export class DiskDriver implements StorageDriver {
           await this.#renameInto(request.tmp, target)
         }
         await commitSidecar(this.layout, path, staged)
+        placed = true
       } finally {
-        await rm(staged, { force: true })
+        if (!placed) await rm(staged, { force: true })
       }
       return { file: describe(path, sidecar, stats), created: previous === null }
     })
@@ -348,6 +357,14 @@ export class DiskDriver implements StorageDriver {
     to: string,
     place: (a: string, b: string) => Promise<void> = rename,
   ): Promise<void> {
+    // Most of the time the folder is there already: one call, no mkdir.
+    try {
+      await place(from, to)
+      return
+    } catch (e) {
+      if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
+      if (!isErrno(e, 'ENOENT')) throw e
+    }
     for (let attempt = 0; ; attempt++) {
       await mkdir(dirname(to), { recursive: true })
       try {
@@ -360,12 +377,15 @@ export class DiskDriver implements StorageDriver {
     }
   }
 
-  /** Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished. */
-  async #describe(path: string): Promise<StoredFile | null> {
+  /**
+   * Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished.
+   * `known`: the stats of the file, when the caller has just taken them.
+   */
+  async #describe(path: string, known?: Stats): Promise<StoredFile | null> {
     try {
-      const stats = await stat(this.layout.data(path))
+      const stats = known ?? (await stat(this.layout.data(path)))
       if (!stats.isFile()) return null
-      const sidecar = await readSidecar(this.layout, path)
+      const sidecar = await this.#sidecarOf(path, stats)
       if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
       const handle = await open(this.layout.data(path), 'r')
       try {
@@ -380,8 +400,18 @@ export class DiskDriver implements StorageDriver {
   }
 
   async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile> {
-    const sidecar = await readSidecar(this.layout, path)
+    const sidecar = await this.#sidecarOf(path, stats)
     if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
     return describe(path, await rebuildSidecar(this.layout, path, fd, stats, sidecar), stats)
+  }
+
+  /** The sidecar of `path` (maybe stale), from the cache while its data file is unchanged. */
+  async #sidecarOf(path: string, stats: Stats): Promise<Sidecar | null> {
+    const cached = this.#sidecars.get(path, stats)
+    if (cached) return cached
+    const read = await readSidecarText(this.layout, path)
+    if (!read) return null
+    if (sidecarMatches(read.sidecar, stats)) this.#sidecars.set(path, read.sidecar, stats, read.bytes)
+    return read.sidecar
   }
 }

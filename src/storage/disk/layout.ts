@@ -10,8 +10,10 @@
  * The meta tree mirrors the data tree exactly, so a folder's sidecars move with one rename.
  */
 import { randomUUID } from 'node:crypto'
+import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, realpath, rename, rm, rmdir } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
+import { STREAM_BUFFER_BYTES } from '../digest.js'
 import { StorageError } from '../errors.js'
 import { parentOf, RESERVED_NAME, ROOT } from '../paths.js'
 
@@ -105,6 +107,13 @@ export class DiskLayout {
     }
   }
 }
+
+/**
+ * A new temporary file to stream an upload into. Its buffer holds several chunks, which it writes
+ * with one writev while the next ones arrive.
+ */
+export const tmpFileWriter = (tmp: string): WriteStream =>
+  createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_BUFFER_BYTES })
 
 export function isErrno(e: unknown, ...codes: string[]): e is NodeJS.ErrnoException {
   return e instanceof Error && codes.includes((e as NodeJS.ErrnoException).code ?? '')

@@ -46,9 +46,15 @@ export function describe(path: string, sidecar: Sidecar, stats: Stats): StoredFi
 }
 
 export async function readSidecar(layout: DiskLayout, path: string): Promise<Sidecar | null> {
+  return (await readSidecarText(layout, path))?.sidecar ?? null
+}
+
+/** The sidecar and the length of its JSON text (what keeping it in memory costs, roughly). */
+export async function readSidecarText(layout: DiskLayout, path: string): Promise<{ sidecar: Sidecar; bytes: number } | null> {
   try {
-    const value = JSON.parse(await readFile(layout.meta(path), 'utf8')) as Sidecar
-    return value.v === 1 ? value : null
+    const text = await readFile(layout.meta(path), 'utf8')
+    const value = JSON.parse(text) as Sidecar
+    return value.v === 1 ? { sidecar: value, bytes: text.length } : null
   } catch {
     return null // missing, unreadable or not ours: rebuilt from the bytes
   }
@@ -67,13 +73,21 @@ export async function stageSidecar(layout: DiskLayout, sidecar: Sidecar): Promis
  */
 export async function commitSidecar(layout: DiskLayout, path: string, staged: string): Promise<void> {
   const target = layout.meta(path)
+  const inTheWay = ['EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT']
+  // Most of the time the folder is there already: one rename, no mkdir.
+  try {
+    await rename(staged, target)
+    return
+  } catch (e) {
+    if (!isErrno(e, ...inTheWay)) throw e
+  }
   for (let attempt = 0; ; attempt++) {
     try {
       await mkdir(dirname(target), { recursive: true })
       await rename(staged, target)
       return
     } catch (e) {
-      if (attempt >= 3 || !isErrno(e, 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT')) throw e
+      if (attempt >= 3 || !isErrno(e, ...inTheWay)) throw e
       await clearMetaPath(layout, path)
     }
   }

@@ -11,8 +11,8 @@
  * Completing streams the parts in order into one temporary file, hashing as it goes, and commits it
  * like any upload; then the folder is removed.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
@@ -51,7 +51,8 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import type { CommitRequest } from './disk-driver.js'
-import { type DiskLayout, isErrno } from './layout.js'
+import { type DiskLayout, isErrno, tmpFileWriter } from './layout.js'
+import { TmpFileSink } from './tmp-file-sink.js'
 
 interface SessionFile extends UploadRecord {
   v: 1
@@ -92,7 +93,7 @@ export class DiskUploads {
     const tmp = this.layout.tmpFile()
     try {
       const digest = new DigestStream(session.partSizeLimit)
-      await pipeline(bodyChunks(body), digest, createWriteStream(tmp, { flags: 'wx' }))
+      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const info: PartInfo = { part, size: digest.size, sha256: digest.digest() }
       verifySha256(options.expectedSha256, info.sha256)
       return await this.locks.run(uploadId, async () => {
@@ -115,10 +116,10 @@ export class DiskUploads {
     const maxBytes = appendRoom(session, options.offset, options.expectedSize)
     const tmp = this.layout.tmpFile()
     try {
-      const file = await open(tmp, 'wx')
+      const file = new TmpFileSink(tmp)
       let received: ReceivedBody
       try {
-        received = await receiveBody(body, (chunk) => writeAll(file, chunk), {
+        received = await receiveBody(body, (chunk) => file.write(chunk), {
           maxBytes,
           ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
         })
@@ -161,14 +162,7 @@ export class DiskUploads {
       const parts = partsToAssemble(session, await this.#parts(uploadId), options.parts)
       await this.files.precheck(session.path, session) // fail before copying gigabytes
       const dir = this.#dir(uploadId)
-      const tmp = this.layout.tmpFile()
-      try {
-        const digest = new DigestStream(session.maxBytes)
-        async function* concatenated() {
-          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
-        }
-        await pipeline(concatenated, digest, createWriteStream(tmp, { flags: 'wx' }))
-        const sha256 = digest.digest()
+      const commit = async (tmp: string, sha256: string) => {
         verifySha256(options.expectedSha256, sha256)
         const result = await this.files.commit(session.path, {
           tmp,
@@ -179,6 +173,21 @@ export class DiskUploads {
         })
         await rm(dir, { recursive: true, force: true })
         return result
+      }
+      const [only] = parts
+      if (parts.length === 1 && only!.size <= (session.maxBytes ?? Number.POSITIVE_INFINITY)) {
+        // One part is the whole file, hashed as it arrived (a tus upload in one PATCH, the
+        // client's default): it becomes the file as it is, without copying or hashing it again.
+        return commit(join(dir, partName(only!.part)), only!.sha256)
+      }
+      const tmp = this.layout.tmpFile()
+      try {
+        const digest = new DigestStream(session.maxBytes)
+        async function* concatenated() {
+          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
+        }
+        await pipeline(concatenated, digest, tmpFileWriter(tmp))
+        return await commit(tmp, digest.digest())
       } finally {
         await rm(tmp, { force: true })
       }
@@ -268,12 +277,6 @@ export class DiskUploads {
       }
     }
     return parts.sort((a, b) => a.part - b.part)
-  }
-}
-
-async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
-    done += (await file.write(chunk, done, chunk.length - done)).bytesWritten
   }
 }
 

@@ -1,0 +1,58 @@
+/**
+ * Our service as the production runs it: the built `dist/` entry point in its own Node process,
+ * on loopback, without request logging.
+ */
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { freePort } from './ports.js'
+import { answers, startProcess, waitUntil, type StartedProcess } from './processes.js'
+
+export const PROJECT_DIR = join(import.meta.dirname, '..', '..')
+const MAIN = join(PROJECT_DIR, 'dist', 'src', 'adapters', 'node', 'main.js')
+
+/** `npm run build`: the bench always measures the service built from the current sources. */
+export function buildService(): void {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: PROJECT_DIR, stdio: 'inherit' })
+}
+
+export interface ServiceOptions {
+  storageDir: string
+  logFile: string
+  mongodbUri?: string
+  mongodbDb?: string
+  /** Extra Node flags, e.g. `--cpu-prof`. */
+  nodeArgs?: string[]
+}
+
+export interface RunningService {
+  pid: number
+  /** `http://127.0.0.1:port/filestorage/v1` */
+  api: string
+  stop(): Promise<void>
+}
+
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const port = await freePort()
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    STORAGE_DIR: options.storageDir,
+    LOG_REQUESTS: 'false',
+    SHUTDOWN_TIMEOUT_SECONDS: '5',
+  }
+  if (options.mongodbUri) {
+    env.MONGODB_URI = options.mongodbUri
+    env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'
+  }
+  const started: StartedProcess = startProcess(process.execPath, [...(options.nodeArgs ?? []), MAIN], {
+    env,
+    cwd: PROJECT_DIR,
+    logFile: options.logFile,
+  })
+  const api = `http://127.0.0.1:${port}/filestorage/v1`
+  await waitUntil('the service', started, () => answers(`${api}/help`))
+  return { pid: started.pid, api, stop: () => started.stop('SIGTERM', 15_000) }
+}

@@ -1,0 +1,127 @@
+/**
+ * `npm run bench:profile -- <workload>`: runs one benchmark workload against our service started
+ * with `node --cpu-prof`, then prints where its CPU time went (self time per function and origin).
+ * Workloads: download, upload (the large transfer), small-get, small-put (wrk, 32 connections),
+ * tus (when our service has the endpoint). The .cpuprofile and the summary stay in
+ * bench/results/profiles/<timestamp>-<workload>/ (open the profile in Chrome DevTools for more).
+ */
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { formatSummary, summarizeProfile } from './lib/cpuprofile.js'
+import { download, upload } from './lib/curl.js'
+import { buildService, PROJECT_DIR, startService, type RunningService } from './lib/service.js'
+import { readSettings } from './lib/settings.js'
+import { ensureRandomFile } from './lib/files.js'
+import { onInterrupt } from './lib/processes.js'
+import { speaksTus, tusUpload } from './lib/tus-client.js'
+import { load } from './lib/wrk.js'
+
+/**
+ * `setup` runs first against an unprofiled service on the same store, so that the profile holds
+ * the workload alone; `run` runs against the profiled one.
+ */
+interface Workload {
+  setup?: (service: RunningService, work: string) => Promise<unknown>
+  run: (service: RunningService, work: string) => Promise<unknown>
+}
+
+const settings = readSettings()
+const source = (bytes: number) => {
+  const dir = join(settings.dir, 'sources')
+  mkdirSync(dir, { recursive: true })
+  return ensureRandomFile(join(dir, `random-${bytes}.bin`), bytes)
+}
+const repeat = async (times: number, fn: () => Promise<unknown>) => {
+  for (let i = 0; i < times; i++) await fn()
+}
+const small = (work: string) => {
+  const file = join(work, 'small.bin')
+  writeFileSync(file, Buffer.alloc(settings.smallBytes, 0x61))
+  return file
+}
+const wrk = { connections: settings.connections, threads: settings.wrkThreads, seconds: settings.loadSeconds }
+const putLoad = (s: RunningService) =>
+  load({
+    ...wrk,
+    method: 'PUT',
+    url: `${new URL(s.api).origin}/`,
+    pathPrefix: '/filestorage/v1/disk/upload/small/put/',
+    names: 1024,
+    bodyBytes: settings.smallBytes,
+  })
+
+const WORKLOADS: Record<string, Workload> = {
+  download: {
+    setup: (s) => upload(`${s.api}/disk/upload/bench/large.bin`, source(settings.largeBytes)),
+    run: (s) => repeat(3, () => download(`${s.api}/disk/download/bench/large.bin`)),
+  },
+  upload: {
+    run: (s) => repeat(3, () => upload(`${s.api}/disk/upload/bench/upload.bin`, source(settings.largeBytes))),
+  },
+  'small-get': {
+    setup: (s, work) => upload(`${s.api}/disk/upload/small/get.bin`, small(work)),
+    run: (s) => load({ ...wrk, method: 'GET', url: `${s.api}/disk/download/small/get.bin` }),
+  },
+  'small-put': {
+    // The same names as the profiled run, so that it replaces files as the benchmark does.
+    setup: (s) => putLoad(s),
+    run: (s) => putLoad(s),
+  },
+  tus: {
+    run: async (s) => {
+      const endpoint = `${s.api}/disk/tus/`
+      if (!(await speaksTus(endpoint)).ok) throw new Error('our service has no tus endpoint yet')
+      const file = source(settings.tusBytes)
+      const metadata = { path: 'bench/profile-tus.bin', filename: 'profile-tus.bin' }
+      await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata }))
+    },
+  },
+}
+
+async function main(): Promise<void> {
+  const name = process.argv[2] ?? ''
+  const workload = WORKLOADS[name]
+  if (!workload) {
+    console.error(`usage: npm run bench:profile -- <${Object.keys(WORKLOADS).join('|')}>`)
+    process.exit(2)
+  }
+  buildService()
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const out = join(PROJECT_DIR, 'bench', 'results', 'profiles', `${stamp}-${name}`)
+  const work = join(settings.dir, `profile-${stamp}`)
+  mkdirSync(out, { recursive: true })
+  mkdirSync(work, { recursive: true })
+  // The store holds gigabytes after the large workloads: gone at the end, also after a failure.
+  if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(work, { recursive: true, force: true }))
+  const storageDir = join(work, 'store')
+  if (workload.setup) {
+    const unprofiled = await startService({ storageDir, logFile: join(out, 'setup.log') })
+    try {
+      await workload.setup(unprofiled, work)
+    } finally {
+      await unprofiled.stop()
+    }
+  }
+  const service = await startService({
+    storageDir,
+    logFile: join(out, 'service.log'),
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
+  })
+  try {
+    await workload.run(service, work)
+  } finally {
+    await service.stop() // the profile is written as the process exits
+  }
+  if (process.env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true })
+  const profile = readdirSync(out).find((f) => f.endsWith('.cpuprofile'))
+  if (!profile) throw new Error(`no .cpuprofile in ${out}`)
+  const text = `workload ${name}\n${formatSummary(summarizeProfile(join(out, profile)))}\n`
+  writeFileSync(join(out, 'summary.txt'), text)
+  console.log(text)
+  console.error(`[bench:profile] ${join(out, profile)}`)
+}
+
+main().catch((e: unknown) => {
+  console.error('[bench:profile] failed:', e)
+  process.exit(1)
+})

@@ -1,0 +1,98 @@
+/**
+ * Section 1: a large download and a large upload through the `disk` store, against nginx on the
+ * same file (static GET with sendfile; WebDAV PUT), with curl as the client of both.
+ * Also the cost of the sha256 our uploads must compute while streaming (SPEC 3.4), measured alone.
+ */
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { compare } from '../lib/compare.js'
+import type { BenchContext } from '../lib/context.js'
+import { download, upload, type Transfer } from '../lib/curl.js'
+import { startNginx } from '../lib/nginx.js'
+import { comparedRow, figureOf, type Row, type RunSample } from '../lib/results.js'
+import { transferSample } from '../lib/samples.js'
+import { startService } from '../lib/service.js'
+import { sizeLabel } from '../lib/settings.js'
+import { megabytesPerSecond } from '../lib/stats.js'
+
+const SECTION = '1. disk throughput'
+const rate = (t: Transfer): RunSample => transferSample(t.bytes, t.seconds)
+
+export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
+  const { runs, largeBytes } = ctx.settings
+  const source = ctx.sourceFile(largeBytes)
+  const storageDir = join(ctx.workDir, 'store')
+  const service = await startService({ storageDir, logFile: join(ctx.workDir, 'service.log') })
+  const nginx = await startNginx({ staticRoot: storageDir, davRoot: join(ctx.workDir, 'dav'), prefix: join(ctx.workDir, 'nginx') })
+  try {
+    // The file both serve: stored through our API, served by nginx from our store's folder.
+    await upload(`${service.api}/disk/upload/bench/large.bin`, source)
+    const size = sizeLabel(largeBytes)
+    const rows: Row[] = []
+
+    ctx.log(`download ${size}`)
+    const get = {
+      ours: () => download(`${service.api}/disk/download/bench/large.bin`).then(rate),
+      peer: () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+    }
+    const downloads = await compare(
+      runs,
+      { pids: [service.pid], warmup: get.ours, measure: get.ours },
+      { pids: [nginx.workerPid], warmup: get.peer, measure: get.peer },
+    )
+    rows.push(
+      comparedRow({
+        section: SECTION,
+        name: `download ${size} (GET)`,
+        unit: 'MB/s',
+        peerName: 'nginx static GET (sendfile)',
+        ...downloads,
+      }),
+    )
+
+    ctx.log(`upload ${size}`)
+    const put = {
+      ours: () => upload(`${service.api}/disk/upload/bench/upload.bin`, source).then(rate),
+      peer: () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
+    }
+    const uploads = await compare(
+      runs,
+      { pids: [service.pid], warmup: put.ours, measure: put.ours },
+      { pids: [nginx.workerPid], warmup: put.peer, measure: put.peer },
+    )
+    rows.push(
+      comparedRow({
+        section: SECTION,
+        name: `upload ${size} (PUT)`,
+        unit: 'MB/s',
+        peerName: 'nginx WebDAV PUT',
+        note: 'ours computes the sha256 while streaming; nginx does not',
+        ...uploads,
+      }),
+    )
+
+    ctx.log('sha256 alone')
+    const hashing = Array.from({ length: runs }, () => ({ value: sha256Rate(largeBytes) }))
+    rows.push({
+      section: SECTION,
+      name: `sha256 of ${size} in Node, no I/O`,
+      unit: 'MB/s',
+      ours: figureOf(hashing),
+      note: 'the CPU floor of any upload that must hash (one core)',
+    })
+    return rows
+  } finally {
+    await nginx.stop()
+    await service.stop()
+  }
+}
+
+/** MB/s of node:crypto sha256 over `bytes` bytes, fed in 64 KiB chunks as a socket delivers them. */
+function sha256Rate(bytes: number): number {
+  const chunk = Buffer.alloc(64 * 1024, 1)
+  const hash = createHash('sha256')
+  const started = performance.now()
+  for (let done = 0; done < bytes; done += chunk.length) hash.update(chunk)
+  hash.digest()
+  return megabytesPerSecond(bytes, (performance.now() - started) / 1000)
+}

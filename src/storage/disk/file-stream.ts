@@ -1,0 +1,71 @@
+/**
+ * A byte range of an open file as the web stream the driver interface hands out.
+ *
+ * Read with positional reads straight into fresh buffers that become the stream's chunks:
+ * `Readable.toWeb` over an fs stream copies every chunk once more ("to detach it from the pool")
+ * and adds a Node stream in between, which costs a third of the throughput of a large download.
+ * A range that fits in one chunk is read at once and the file closed before the body is handed
+ * out, so that a small file is answered in one write.
+ */
+import type { FileHandle } from 'node:fs/promises'
+
+/**
+ * Streams bytes `start` to `end` (inclusive) of `handle` in chunks of at most `chunkSize`, one
+ * chunk read ahead; the handle is closed at the end, on cancel and on error. A file that turns out
+ * shorter than the range errors the stream, so that a response is cut rather than silently short.
+ */
+export async function fileRangeStream(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  chunkSize: number,
+): Promise<ReadableStream<Uint8Array>> {
+  let position = start
+  const close = () => handle.close().catch(() => {})
+
+  const readChunk = async (): Promise<Uint8Array | null> => {
+    const length = Math.min(chunkSize, end + 1 - position)
+    if (length <= 0) return null
+    const buffer = Buffer.allocUnsafeSlow(length)
+    let filled = 0
+    while (filled < length) {
+      const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled)
+      if (bytesRead === 0) throw new Error('the file became shorter while it was being read')
+      filled += bytesRead
+    }
+    position += length
+    return buffer
+  }
+
+  if (end + 1 - start <= chunkSize) {
+    let whole: Uint8Array | null
+    try {
+      whole = await readChunk()
+    } finally {
+      await close()
+    }
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        if (whole) controller.enqueue(whole)
+        controller.close()
+      },
+    })
+  }
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await readChunk()
+        if (chunk) controller.enqueue(chunk)
+        if (!chunk || position > end) {
+          await close()
+          controller.close()
+        }
+      } catch (e) {
+        await close()
+        throw e
+      }
+    },
+    cancel: close,
+  })
+}

@@ -11,7 +11,6 @@ import {
   type PutOptions,
   type WritePreconditions,
 } from '../storage/index.js'
-import { incomingBody, nodeIncoming } from './node-request-body.js'
 
 /** Entity tags of an `If-Match`/`If-None-Match` header: `*` or a list of quoted tags. */
 export function parseEtagList(header: string | undefined): string[] | undefined {
@@ -92,13 +91,20 @@ export function putOptions(c: Context, maxBytes: number | undefined): PutOptions
 
 const EMPTY = new Uint8Array(0)
 
-/**
- * The request body as a stream; an absent body is an empty one. Under @hono/node-server it is read
- * from the Node request directly (see node-request-body.ts).
- */
+declare module 'hono' {
+  interface ContextVariableMap {
+    /**
+     * Set by an adapter that can read the body more cheaply than `c.req.raw.body` (the node adapter
+     * reads Node's own request; see src/adapters/node/request-body.ts). Handlers stay web-standard.
+     */
+    requestBody?: () => ReadableStream<Uint8Array>
+  }
+}
+
+/** The request body as a stream (from the adapter's reader when it set one); an absent body is an empty one. */
 export function requestBody(c: Context): ReadableStream<Uint8Array> {
-  const incoming = nodeIncoming(c.env)
-  if (incoming) return incomingBody(incoming)
+  const fromAdapter = c.get('requestBody')
+  if (fromAdapter) return fromAdapter()
   return (
     c.req.raw.body ??
     new ReadableStream<Uint8Array>({

@@ -12,6 +12,7 @@ import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessLog } from './access-log.js'
 import { browserAccess } from './browser-access.js'
+import { nodeRequestBody } from './request-body.js'
 import { ConsulRegistration } from './consul-registration.js'
 import { type RunningServer, serve } from './server.js'
 import { serviceDefinition } from './service-definition.js'
@@ -56,6 +57,7 @@ export async function startService(config: Config, log: (line: string) => void =
   app.notFound(notFoundHandler)
   app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
+  app.use(nodeRequestBody())
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   app.route('/', api)
 

@@ -11,6 +11,7 @@
  */
 import { IncomingMessage } from 'node:http'
 import { finished } from 'node:stream'
+import type { MiddlewareHandler } from 'hono'
 
 const BUFFER_BYTES = 1024 * 1024
 
@@ -70,4 +71,13 @@ export function incomingBody(incoming: IncomingMessage): ReadableStream<Uint8Arr
     // queue holds, and the bytes that arrived before a cut must still be read.
     { highWaterMark: 0 },
   )
+}
+
+/** Middleware: handlers read request bodies through `incomingBody` when node-server serves the request. */
+export function nodeRequestBody(): MiddlewareHandler {
+  return async (c, next) => {
+    const incoming = nodeIncoming(c.env)
+    if (incoming) c.set('requestBody', () => incomingBody(incoming))
+    await next()
+  }
 }

@@ -29,7 +29,8 @@ const CHUNK = 255 * 1024 // GridFSBucket's default chunk size
 const HOUR = 60 * 60 * 1000
 
 describe.runIf(uri !== undefined)('MongoDB drivers', () => {
-  for (const kind of ['mongo-inline', 'gridfs', 'mongo'] as MongoDriverKind[]) {
+  // Without a server the suite is collected (and reported skipped) but opens nothing.
+  for (const kind of uri === undefined ? [] : (['mongo-inline', 'gridfs', 'mongo'] as MongoDriverKind[])) {
     const database = testDatabase(uri!, kind.replace('-', '_'))
     const connection = new MongoConnection(database.client)
     describeStorageContract(kind, {

@@ -2,7 +2,6 @@
  * Stream helpers shared by the drivers.
  */
 import { Readable } from 'node:stream'
-import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web'
 import { StorageError } from './errors.js'
 
 /**
@@ -33,7 +32,3 @@ export async function* bodyChunks(body: ReadableStream<Uint8Array>): AsyncGenera
 /** A Node readable as the web stream the driver interface hands out. */
 export const toWebStream = (readable: Readable): ReadableStream<Uint8Array> =>
   Readable.toWeb(readable) as unknown as ReadableStream<Uint8Array>
-
-/** A web stream as a Node readable, for Node pipelines. */
-export const fromWebStream = (stream: ReadableStream<Uint8Array>): Readable =>
-  Readable.fromWeb(stream as unknown as NodeWebReadableStream<Uint8Array>)

@@ -357,22 +357,15 @@ export class DiskDriver implements StorageDriver {
     to: string,
     place: (a: string, b: string) => Promise<void> = rename,
   ): Promise<void> {
-    // Most of the time the folder is there already: one call, no mkdir.
-    try {
-      await place(from, to)
-      return
-    } catch (e) {
-      if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
-      if (!isErrno(e, 'ENOENT')) throw e
-    }
+    // The first try makes no folder: most of the time it is there already.
     for (let attempt = 0; ; attempt++) {
-      await mkdir(dirname(to), { recursive: true })
+      if (attempt > 0) await mkdir(dirname(to), { recursive: true })
       try {
         await place(from, to)
         return
       } catch (e) {
         if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
-        if (attempt >= 3 || !isErrno(e, 'ENOENT')) throw e
+        if (attempt >= 4 || !isErrno(e, 'ENOENT')) throw e
       }
     }
   }

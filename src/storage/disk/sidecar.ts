@@ -45,10 +45,6 @@ export function describe(path: string, sidecar: Sidecar, stats: Stats): StoredFi
   }
 }
 
-export async function readSidecar(layout: DiskLayout, path: string): Promise<Sidecar | null> {
-  return (await readSidecarText(layout, path))?.sidecar ?? null
-}
-
 /** The sidecar and the length of its JSON text (what keeping it in memory costs, roughly). */
 export async function readSidecarText(layout: DiskLayout, path: string): Promise<{ sidecar: Sidecar; bytes: number } | null> {
   try {
@@ -74,21 +70,15 @@ export async function stageSidecar(layout: DiskLayout, sidecar: Sidecar): Promis
 export async function commitSidecar(layout: DiskLayout, path: string, staged: string): Promise<void> {
   const target = layout.meta(path)
   const inTheWay = ['EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT']
-  // Most of the time the folder is there already: one rename, no mkdir.
-  try {
-    await rename(staged, target)
-    return
-  } catch (e) {
-    if (!isErrno(e, ...inTheWay)) throw e
-  }
+  // The first try makes no folder: most of the time it is there already.
   for (let attempt = 0; ; attempt++) {
     try {
-      await mkdir(dirname(target), { recursive: true })
+      if (attempt > 0) await mkdir(dirname(target), { recursive: true })
       await rename(staged, target)
       return
     } catch (e) {
-      if (attempt >= 3 || !isErrno(e, ...inTheWay)) throw e
-      await clearMetaPath(layout, path)
+      if (attempt >= 4 || !isErrno(e, ...inTheWay)) throw e
+      if (attempt > 0) await clearMetaPath(layout, path)
     }
   }
 }

@@ -16,7 +16,7 @@
  */
 import type { Context } from 'hono'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
-import { errorBody, statusOf, toStorageError } from './http-errors.js'
+import { onError, toStorageError } from './http-errors.js'
 import { notAllowed, type TusDeps, tusCreate, tusHead, tusOptions, tusPatch, tusTerminate } from './tus/operations.js'
 import { CHECKSUM_MISMATCH_STATUS, TUS_VERSION, UnsupportedVersion } from './tus/protocol.js'
 import { tusRoutes } from './tus/routes.js'
@@ -53,16 +53,11 @@ export function createTusHandler(handlerDeps: HandlerDeps) {
   return app
 }
 
-/** Errors as SPEC 3.5 JSON, with tus's headers, and 460 for a checksum mismatch. */
+/** Errors as every handler answers them (SPEC 3.5), with tus's headers, and 460 for a checksum mismatch. */
 function tusError(e: Error, c: Context): Response {
-  const error = toStorageError(e)
-  const headers: Record<string, string> = { 'Tus-Resumable': TUS_VERSION, 'Content-Type': 'application/json' }
-  if (!error) {
-    console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
-    const body = { error: { code: 'internal_error', message: 'an unexpected error occurred' } }
-    return new Response(JSON.stringify(body), { status: 500, headers })
-  }
-  if (error instanceof UnsupportedVersion) headers['Tus-Version'] = TUS_VERSION
-  const status = error.code === 'checksum_mismatch' ? CHECKSUM_MISMATCH_STATUS : statusOf[error.code]
-  return new Response(JSON.stringify(errorBody(error.code, error.message, error.details)), { status, headers })
+  const response = onError(e, c)
+  response.headers.set('Tus-Resumable', TUS_VERSION)
+  if (e instanceof UnsupportedVersion) response.headers.set('Tus-Version', TUS_VERSION)
+  if (toStorageError(e)?.code !== 'checksum_mismatch') return response
+  return new Response(response.body, { status: CHECKSUM_MISMATCH_STATUS, headers: response.headers })
 }

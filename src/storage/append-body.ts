@@ -12,6 +12,7 @@ import type { AppendPartOptions, ChecksumAlgorithm } from './types.js'
 
 export interface ReceivedBody {
   size: number
+  /** Hex sha256 of the bytes received, after those already in `hash` when it was given. */
   sha256: string
   /** Hex digest in the algorithm of `expectedChecksum`, when one was asked for. */
   checksum?: string
@@ -23,14 +24,18 @@ export interface ReceivedBody {
  * Reads `body` to its end or until it breaks, passing every chunk to `sink`. More than `maxBytes`
  * throws `payload_too_large` (the sink has then received a prefix the caller must discard); errors
  * of the sink propagate as they are.
+ *
+ * `hash`, when given, is a sha256 to continue (a part being extended): it is updated with every
+ * chunk and stays usable, and `sha256` is its digest; the checksum is still of this body alone.
  */
 export async function receiveBody(
   body: ReadableStream<Uint8Array>,
   sink: (chunk: Uint8Array) => Promise<void>,
-  options: { maxBytes: number; checksum?: ChecksumAlgorithm },
+  options: { maxBytes: number; checksum?: ChecksumAlgorithm; hash?: Hash },
 ): Promise<ReceivedBody> {
-  const sha256 = createHash('sha256')
-  const other: Hash | undefined = options.checksum && options.checksum !== 'sha256' ? createHash(options.checksum) : undefined
+  const sha256 = options.hash ?? createHash('sha256')
+  const ownSha256 = options.checksum === 'sha256' && options.hash === undefined
+  const other: Hash | undefined = options.checksum && !ownSha256 ? createHash(options.checksum) : undefined
   let size = 0
   let broken: StorageError | undefined
   const chunks = bodyChunks(body)
@@ -58,7 +63,7 @@ export async function receiveBody(
   } finally {
     await chunks.return(undefined) // lets go of the body when a limit or the sink stopped early
   }
-  const hex = sha256.digest('hex')
+  const hex = (options.hash ? sha256.copy() : sha256).digest('hex')
   return {
     size,
     sha256: hex,

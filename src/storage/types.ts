@@ -168,7 +168,11 @@ export interface AppendPartOptions {
 }
 
 export interface AppendResult {
-  /** The part the bytes became (numbered one past the highest so far), or null when no byte was kept. */
+  /**
+   * The part that holds the bytes now, or null when no byte was kept: a new one, numbered one past
+   * the highest so far, or the last part extended by them (its new size and sha256), on a driver that
+   * extends the part the previous append left (disk).
+   */
   part: PartInfo | null
   /** Bytes received after this append: the upload's new `received`. */
   offset: number
@@ -211,9 +215,10 @@ export interface StorageDriver {
     options?: PutPartOptions,
   ): Promise<PartInfo>
   /**
-   * Appends `body` as the next part of an upload (resumable protocols such as tus): it is stored as
-   * part number (highest so far + 1), only if the upload still has `offset` bytes when the part is
-   * committed, atomically with that check (across instances, for a shared store), else
+   * Appends `body` to an upload (resumable protocols such as tus): it is stored as part number
+   * (highest so far + 1), or added to the part the previous append left (see `AppendResult.part`),
+   * only if the upload still has `offset` bytes when it is committed, atomically with that check
+   * (across instances, for a shared store), else
    * `offset_mismatch` and nothing is kept. Bounded by `totalSize` and `maxBytes` of the upload
    * (`payload_too_large`, nothing kept), not by `partSizeLimit`. An empty append stores nothing.
    */

@@ -587,10 +587,13 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         const first = await store.appendPart(uploadId, streamOf(bytes(1, 1000)), { offset: 0 })
         expect(first).toEqual({ part: { part: 1, size: 1000, sha256: sha256(bytes(1, 1000)) }, offset: 1000, partial: false })
         const second = await store.appendPart(uploadId, streamOf(bytes(2, 2500)), { offset: 1000 })
-        expect(second).toMatchObject({ part: { part: 2, size: 2500 }, offset: 3500, partial: false })
+        expect(second).toMatchObject({ offset: 3500, partial: false })
         const status = await store.uploadStatus(uploadId)
         expect(status).toMatchObject({ received: 3500, totalSize: 3500, attributes: { 'tus-metadata': 'filename d2hvbGUuYmlu' } })
         const whole = Buffer.concat([bytes(1, 1000), bytes(2, 2500)])
+        // A new part 2, or part 1 extended in place: either way the last part, with its own sha256.
+        expect(status.parts.at(-1)).toEqual(second.part)
+        expect([{ part: 2, size: 2500, sha256: sha256(bytes(2, 2500)) }, { part: 1, size: 3500, sha256: sha256(whole) }]).toContainEqual(second.part)
         const { file, created } = await store.completeUpload(uploadId)
         expect(created).toBe(true)
         expect(file).toMatchObject({ path: 'appends/whole.bin', size: 3500, sha256: sha256(whole), contentType: 'application/x-test', metadata: { by: 'tus' } })
@@ -621,11 +624,28 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         expect((await store.uploadStatus(uploadId)).parts).toHaveLength(1)
       })
 
+      it('lets exactly one of two appends at the same later offset win, keeping the bytes before', async () => {
+        const { uploadId } = await store.createUpload('appends/race-later.bin')
+        await store.appendPart(uploadId, streamOf(bytes(1, 30_000)), { offset: 0 })
+        const results = await Promise.allSettled([
+          store.appendPart(uploadId, streamOf(bytes(2, 50_000)), { offset: 30_000 }),
+          store.appendPart(uploadId, streamOf(bytes(3, 50_000)), { offset: 30_000 }),
+        ])
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        expect(lost.reason).toMatchObject({ code: 'offset_mismatch' })
+        const won = results.findIndex((r) => r.status === 'fulfilled') + 2
+        await store.appendPart(uploadId, streamOf(bytes(4, 10)), { offset: 80_000 })
+        const { file } = await store.completeUpload(uploadId)
+        expect(file).toMatchObject({ size: 80_010, sha256: sha256(Buffer.concat([bytes(1, 30_000), bytes(won, 50_000), bytes(4, 10)])) })
+      })
+
       it('keeps the bytes of a body that broke off with keepPartial, and only then', async () => {
         const { uploadId } = await store.createUpload('appends/cut.bin')
         await store.appendPart(uploadId, streamOf(bytes(1, 100)), { offset: 0 })
         const cut = await store.appendPart(uploadId, failingAfter(700), { offset: 100, keepPartial: true })
-        expect(cut).toEqual({ part: { part: 2, size: 700, sha256: sha256(Buffer.alloc(700, 7)) }, offset: 800, partial: true })
+        expect(cut).toMatchObject({ offset: 800, partial: true })
+        expect((await store.uploadStatus(uploadId)).parts.at(-1)).toEqual(cut.part)
         await expectCode(store.appendPart(uploadId, failingAfter(300), { offset: 800 }), 'invalid_request')
         const checked = { algorithm: 'sha256' as const, hex: sha256(Buffer.alloc(300, 7)) }
         await expectCode(store.appendPart(uploadId, failingAfter(300), { offset: 800, keepPartial: true, expectedChecksum: checked }), 'invalid_request')

@@ -2,7 +2,7 @@
  * The disk driver: the storage contract, then what only plain files on disk can show (files an
  * operator can read, sidecars, symbolic links, crash leftovers).
  */
-import { mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile, mkdir } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
@@ -135,9 +135,65 @@ describe('disk driver on its own', () => {
     const again = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
     expect(await again.uploadStatus(uploadId)).toMatchObject({ received: 400, totalSize: 1000, attributes: { a: 'b' } })
     await again.appendPart(uploadId, streamOf(Buffer.alloc(600, 2)), { offset: 400 })
+    // The restarted driver has no running sha256 of the first part, so it wrote a second one.
+    expect((await again.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([400, 600])
     const whole = Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(300, 7), Buffer.alloc(600, 2)])
     expect((await again.completeUpload(uploadId)).file.sha256).toBe(sha256(whole))
     expect(await readdir(join(root, '.filestorage/tmp'))).toEqual([])
+  })
+
+  describe('appends extending the part the previous append left', () => {
+    const uploadDir = (uploadId: string) => join(root, '.filestorage/uploads', uploadId)
+    const ones = (size: number, n: number) => Buffer.alloc(size, n)
+
+    it('ends an upload sent in several appends as one part, which becomes the file without a copy', async () => {
+      const { uploadId } = await store.createUpload('many/patches.bin', { totalSize: 3000 })
+      for (let i = 0; i < 3; i++) await store.appendPart(uploadId, streamOf(ones(1000, i)), { offset: i * 1000 })
+      const whole = Buffer.concat([ones(1000, 0), ones(1000, 1), ones(1000, 2)])
+      expect((await store.uploadStatus(uploadId)).parts).toEqual([{ part: 1, size: 3000, sha256: sha256(whole) }])
+      const { ino } = await stat(join(uploadDir(uploadId), 'part-00001'))
+      const { file } = await store.completeUpload(uploadId)
+      expect(file.sha256).toBe(sha256(whole))
+      expect((await stat(join(root, 'many/patches.bin'))).ino).toBe(ino) // renamed, not copied
+      expect(await readFile(join(root, 'many/patches.bin'))).toEqual(whole)
+    })
+
+    it('cuts the part back when an append is refused, and the next one goes on from there', async () => {
+      const { uploadId } = await store.createUpload('many/refused.bin')
+      await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
+      const wrong = { algorithm: 'sha256' as const, hex: sha256('something else') }
+      await expectCode(store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: 100, expectedChecksum: wrong }), 'checksum_mismatch')
+      await expectCode(store.appendPart(uploadId, failingAfter(300), { offset: 100 }), 'invalid_request')
+      expect(await readdir(uploadDir(uploadId))).toEqual(['part-00001', 'part-00001.json', 'session.json'])
+      expect((await stat(join(uploadDir(uploadId), 'part-00001'))).size).toBe(100)
+      const right = { algorithm: 'sha256' as const, hex: sha256(ones(50, 2)) } // of the appended bytes alone
+      await store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: 100, expectedChecksum: right })
+      expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(50, 2)])))
+    })
+
+    it('reads a part a dead writer left claimed, and appends after it as a new part', async () => {
+      const { uploadId } = await store.createUpload('many/claimed.bin')
+      await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
+      // A writer died holding the part, with bytes past its record that were never committed.
+      await rename(join(uploadDir(uploadId), 'part-00001'), join(uploadDir(uploadId), 'part-00001.wdead'))
+      await appendFile(join(uploadDir(uploadId), 'part-00001.wdead'), 'uncommitted')
+      expect((await store.uploadStatus(uploadId)).received).toBe(100)
+      await store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: 100 })
+      expect((await store.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([100, 50])
+      expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(50, 2)])))
+    })
+
+    it('lets two instances on one folder take turns: each extends only the part it left itself', async () => {
+      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      const { uploadId } = await store.createUpload('many/turns.bin')
+      await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
+      await other.appendPart(uploadId, streamOf(ones(100, 2)), { offset: 100 })
+      await store.appendPart(uploadId, streamOf(ones(100, 3)), { offset: 200 })
+      await store.appendPart(uploadId, streamOf(ones(100, 4)), { offset: 300 })
+      expect((await other.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([100, 100, 200])
+      const { file } = await other.completeUpload(uploadId)
+      expect(file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(100, 2), ones(100, 3), ones(100, 4)])))
+    })
   })
 
   it('reports itself down when its folder is gone', async () => {

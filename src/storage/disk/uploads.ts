@@ -2,21 +2,26 @@
  * Part uploads on disk (SPEC 3.3). Each upload is a folder under `.filestorage/uploads/<id>/`:
  *
  *   session.json         where the file goes and with what attributes (rewritten whole when the size is declared)
- *   part-<n>             the bytes of part n (written to a temporary file, renamed here when complete)
- *   part-<n>.json        its size and sha256, written last: a part counts once this exists
+ *   part-<n>, part-<n>.json   the parts (part-files.ts): written to a temporary file, renamed here
  *
- * Appends (tus) are parts too: the next number, committed under the upload's lock only if the
- * upload still has the offset the client named. An append whose body broke off keeps what arrived.
+ * Appends (tus) are parts too, committed under the upload's lock only if the upload still has the
+ * offset the client named; an append whose body broke off keeps what arrived. An append extends the
+ * part the previous append left, in place, when this process still has that part's running sha256
+ * (append-tails.ts); otherwise it writes the next part. So an upload sent in many PATCHes to one
+ * instance ends as one part, as one sent in one PATCH does.
  *
- * Completing streams the parts in order into one temporary file, hashing as it goes, and commits it
- * like any upload; then the folder is removed.
+ * Completing an upload of one part renames that part into place: no copy, no second hash. Several
+ * parts are streamed in order into one temporary file, hashed as they go, and committed like any
+ * upload; then the folder is removed.
  */
+import { createHash, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
+import { offsetMismatch } from '../errors.js'
 import type { KeyedLock } from '../keyed-lock.js'
 import {
   checkAppend,
@@ -51,8 +56,10 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import type { CommitRequest } from './disk-driver.js'
-import { type DiskLayout, isErrno, tmpFileWriter } from './layout.js'
-import { TmpFileSink } from './tmp-file-sink.js'
+import { AppendTails } from './append-tails.js'
+import { FileSink } from './file-sink.js'
+import { type DiskLayout, tmpFileWriter } from './layout.js'
+import { claimPart, type PartFile, partName, readPartFiles, releasePart, writePartRecord } from './part-files.js'
 
 interface SessionFile extends UploadRecord {
   v: 1
@@ -67,9 +74,9 @@ export interface UploadCommitter {
 const STALE_TMP_MS = 60 * 60 * 1000
 const READ_CHUNK = 1024 * 1024
 
-const partName = (n: number) => `part-${String(n).padStart(5, '0')}`
-
 export class DiskUploads {
+  readonly #tails = new AppendTails()
+
   constructor(
     private readonly layout: DiskLayout,
     private readonly policy: UploadPolicy,
@@ -111,23 +118,25 @@ export class DiskUploads {
   async append(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
     const session = await this.#session(uploadId)
     // Refuse a stale offset before reading a byte; checked again, atomically, at the commit.
-    const before = receivedBytes(await this.#parts(uploadId))
-    checkAppend(session, options.offset, before, 0)
+    const parts = await this.#parts(uploadId)
+    checkAppend(session, options.offset, receivedBytes(parts), 0)
+    const last = parts.at(-1)
     const maxBytes = appendRoom(session, options.offset, options.expectedSize)
+    const hash = this.#tails.hashOf(uploadId, last)
+    const claimed = last && hash ? await this.#claimTail(uploadId, last) : null
+    return claimed
+      ? this.#extend(uploadId, last!, claimed, hash!, body, options, maxBytes)
+      : this.#appendPart(uploadId, body, options, maxBytes)
+  }
+
+  /** Appends `body` as the next part. */
+  async #appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions, maxBytes: number) {
     const tmp = this.layout.tmpFile()
+    const hash = createHash('sha256')
     try {
-      const file = new TmpFileSink(tmp)
-      let received: ReceivedBody
-      try {
-        received = await receiveBody(body, (chunk) => file.write(chunk), {
-          maxBytes,
-          ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
-        })
-      } finally {
-        await file.close()
-      }
+      const received = await receiveInto(FileSink.create(tmp), body, options, maxBytes, hash)
       const { partial } = acceptReceived(received, options)
-      return await this.locks.run(uploadId, async () => {
+      return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
         const current = await this.#session(uploadId)
         const parts = await this.#parts(uploadId)
         const offset = receivedBytes(parts)
@@ -135,11 +144,62 @@ export class DiskUploads {
         if (received.size === 0) return { part: null, offset, partial }
         const info: PartInfo = { part: (parts.at(-1)?.part ?? 0) + 1, size: received.size, sha256: received.sha256 }
         await this.#commitPart(uploadId, tmp, info)
+        this.#tails.remember(uploadId, info, hash)
         return { part: info, offset: offset + info.size, partial }
       })
     } finally {
       await rm(tmp, { force: true })
     }
+  }
+
+  /** Appends `body` to `last`, the part the previous append left, which this writer has claimed. */
+  async #extend(
+    uploadId: string,
+    last: PartInfo,
+    claimed: string,
+    hash: Hash,
+    body: ReadableStream<Uint8Array>,
+    options: AppendPartOptions,
+    maxBytes: number,
+  ): Promise<AppendResult> {
+    const dir = this.#dir(uploadId)
+    let keep = last.size // what the part is given back with: more only once its new record is written
+    let released = false
+    const release = async () => {
+      if (!released) await releasePart(dir, last.part, claimed, keep)
+      released = true
+    }
+    try {
+      const received = await receiveInto(FileSink.continuing(claimed, last.size), body, options, maxBytes, hash)
+      const { partial } = acceptReceived(received, options)
+      return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
+        const current = await this.#session(uploadId)
+        const parts = await this.#parts(uploadId)
+        const offset = receivedBytes(parts)
+        checkAppend(current, options.offset, offset, received.size)
+        if (!samePart(parts.at(-1), last)) throw offsetMismatch(options.offset, offset) // the part was sent again meanwhile
+        if (received.size === 0) return { part: null, offset, partial }
+        const info: PartInfo = { part: last.part, size: last.size + received.size, sha256: received.sha256 }
+        await writePartRecord(dir, info, this.layout.tmpFile())
+        keep = info.size
+        this.#tails.remember(uploadId, info, hash)
+        await release() // under the lock, so a completion that follows finds the part under its name
+        return { part: info, offset: offset + received.size, partial }
+      })
+    } finally {
+      await release()
+    }
+  }
+
+  /** Claims `last` to extend it, if its record is still `last` once claimed (another instance may have extended it). */
+  async #claimTail(uploadId: string, last: PartInfo): Promise<string | null> {
+    const dir = this.#dir(uploadId)
+    const claimed = await claimPart(dir, last.part)
+    if (!claimed) return null
+    const record = (await readPartFiles(dir)).find((p) => p.info.part === last.part)?.info
+    if (samePart(record, last)) return claimed
+    await releasePart(dir, last.part, claimed, record?.size ?? last.size)
+    return null
   }
 
   async declareSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
@@ -159,7 +219,8 @@ export class DiskUploads {
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
     return this.locks.run(uploadId, async () => {
       const session = await this.#session(uploadId)
-      const parts = partsToAssemble(session, await this.#parts(uploadId), options.parts)
+      const files = await readPartFiles(this.#dir(uploadId))
+      const parts = partsToAssemble(session, files.map((p) => p.info), options.parts)
       await this.files.precheck(session.path, session) // fail before copying gigabytes
       const dir = this.#dir(uploadId)
       const commit = async (tmp: string, sha256: string) => {
@@ -172,19 +233,35 @@ export class DiskUploads {
           ...uploadConditions(session),
         })
         await rm(dir, { recursive: true, force: true })
+        this.#tails.forget(uploadId)
         return result
       }
       const [only] = parts
       if (parts.length === 1 && only!.size <= (session.maxBytes ?? Number.POSITIVE_INFINITY)) {
-        // One part is the whole file, hashed as it arrived (a tus upload in one PATCH, the
-        // client's default): it becomes the file as it is, without copying or hashing it again.
-        return commit(join(dir, partName(only!.part)), only!.sha256)
+        // One part is the whole file, hashed as it arrived (a tus upload in one PATCH, or in many
+        // to one instance): it becomes the file as it is, without copying or hashing it again.
+        // Claimed first, so no append writes into it once it is the file.
+        const whole = await claimPart(dir, only!.part)
+        if (whole) {
+          try {
+            await truncate(whole, only!.size)
+            return await commit(whole, only!.sha256)
+          } catch (e) {
+            await releasePart(dir, only!.part, whole, only!.size)
+            throw e
+          }
+        }
       }
+      const fileOf = new Map(files.map((p) => [p.info.part, p.file]))
       const tmp = this.layout.tmpFile()
       try {
         const digest = new DigestStream(session.maxBytes)
         async function* concatenated() {
-          for (const p of parts) yield* createReadStream(join(dir, partName(p.part)), { highWaterMark: READ_CHUNK })
+          for (const p of parts) {
+            if (p.size === 0) continue
+            // Only the part's recorded bytes: a claimed file may hold more that an append has not committed.
+            yield* createReadStream(fileOf.get(p.part)!, { start: 0, end: p.size - 1, highWaterMark: READ_CHUNK })
+          }
         }
         await pipeline(concatenated, digest, tmpFileWriter(tmp))
         return await commit(tmp, digest.digest())
@@ -198,6 +275,7 @@ export class DiskUploads {
     await this.locks.run(uploadId, async () => {
       await this.#session(uploadId)
       await this.layout.discard(this.#dir(uploadId))
+      this.#tails.forget(uploadId)
     })
   }
 
@@ -211,6 +289,7 @@ export class DiskUploads {
         : await olderThan(join(this.layout.uploadsDir, id), this.policy.ttlMs, now)
       if (abandoned) {
         await this.locks.run(id, () => this.layout.discard(join(this.layout.uploadsDir, id)))
+        this.#tails.forget(id)
         removed++
       }
     }
@@ -242,7 +321,7 @@ export class DiskUploads {
   async #commitPart(uploadId: string, tmp: string, info: PartInfo): Promise<void> {
     const dir = this.#dir(uploadId)
     await rename(tmp, join(dir, partName(info.part)))
-    await writeFile(join(dir, `${partName(info.part)}.json`), JSON.stringify(info))
+    await writePartRecord(dir, info, this.layout.tmpFile())
   }
 
   async #readSession(uploadId: string): Promise<SessionFile | null> {
@@ -262,21 +341,30 @@ export class DiskUploads {
     return session
   }
 
-  /** Received parts whose bytes match their record, by number. */
+  /** Received parts whose bytes are there for their record, by number. */
   async #parts(uploadId: string): Promise<PartInfo[]> {
-    const dir = this.#dir(uploadId)
-    const parts: PartInfo[] = []
-    for (const name of await readdir(dir)) {
-      if (!name.endsWith('.json') || !name.startsWith('part-')) continue
-      try {
-        const info = JSON.parse(await readFile(join(dir, name), 'utf8')) as PartInfo
-        const bytes = await stat(join(dir, partName(info.part)))
-        if (bytes.size === info.size) parts.push(info)
-      } catch (e) {
-        if (!isErrno(e, 'ENOENT') && !(e instanceof SyntaxError)) throw e
-      }
-    }
-    return parts.sort((a, b) => a.part - b.part)
+    return (await readPartFiles(this.#dir(uploadId))).map((p: PartFile) => p.info)
+  }
+}
+
+const samePart = (a: PartInfo | undefined, b: PartInfo) => a?.part === b.part && a.size === b.size && a.sha256 === b.sha256
+
+/** Streams `body` into `sink` (see `receiveBody`), hashing into `hash`; the sink is closed either way. */
+async function receiveInto(
+  sink: FileSink,
+  body: ReadableStream<Uint8Array>,
+  options: AppendPartOptions,
+  maxBytes: number,
+  hash: Hash,
+): Promise<ReceivedBody> {
+  try {
+    return await receiveBody(body, (chunk) => sink.write(chunk), {
+      maxBytes,
+      hash,
+      ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
+    })
+  } finally {
+    await sink.close()
   }
 }
 

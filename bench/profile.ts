@@ -2,7 +2,8 @@
  * `npm run bench:profile -- <workload>`: runs one benchmark workload against our service started
  * with `node --cpu-prof`, then prints where its CPU time went (self time per function and origin).
  * Workloads: download, upload (the large transfer), small-get, small-put (wrk, 32 connections),
- * tus (when our service has the endpoint). The .cpuprofile and the summary stay in
+ * tus (when our service has the endpoint), gridfs-get, gridfs-put (the `mongo` store, on MONGODB_URI or
+ * the FerretDB the benchmark starts). The .cpuprofile and the summary stay in
  * bench/results/profiles/<timestamp>-<workload>/ (open the profile in Chrome DevTools for more).
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,6 +13,7 @@ import { download, upload } from './lib/curl.js'
 import { buildService, PROJECT_DIR, startService, type RunningService } from './lib/service.js'
 import { readSettings } from './lib/settings.js'
 import { ensureRandomFile } from './lib/files.js'
+import { mongodbServer } from './lib/mongodb-server.js'
 import { onInterrupt } from './lib/processes.js'
 import { speaksTus, tusUpload } from './lib/tus-client.js'
 import { load } from './lib/wrk.js'
@@ -21,6 +23,8 @@ import { load } from './lib/wrk.js'
  * the workload alone; `run` runs against the profiled one.
  */
 interface Workload {
+  /** Needs a MongoDB-wire server: the service then has its `mongo` store. */
+  mongo?: boolean
   setup?: (service: RunningService, work: string) => Promise<unknown>
   run: (service: RunningService, work: string) => Promise<unknown>
 }
@@ -67,6 +71,15 @@ const WORKLOADS: Record<string, Workload> = {
     setup: (s) => putLoad(s),
     run: (s) => putLoad(s),
   },
+  'gridfs-get': {
+    mongo: true,
+    setup: (s) => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600),
+    run: (s) => repeat(3, () => download(`${s.api}/mongo/download/bench/gridfs.bin`, 600)),
+  },
+  'gridfs-put': {
+    mongo: true,
+    run: (s) => repeat(2, () => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600)),
+  },
   tus: {
     run: async (s) => {
       const endpoint = `${s.api}/disk/tus/`
@@ -94,8 +107,11 @@ async function main(): Promise<void> {
   // The store holds gigabytes after the large workloads: gone at the end, also after a failure.
   if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(work, { recursive: true, force: true }))
   const storageDir = join(work, 'store')
+  const mongo = workload.mongo ? mongodbServer(join(work, 'services')) : undefined
+  if (mongo && mongo.uri === undefined) throw new Error(mongo.reason)
+  const stores = { storageDir, ...(mongo ? { mongodbUri: mongo.uri, mongodbDb: `filestorage_profile_${Date.now()}` } : {}) }
   if (workload.setup) {
-    const unprofiled = await startService({ storageDir, logFile: join(out, 'setup.log') })
+    const unprofiled = await startService({ ...stores, logFile: join(out, 'setup.log') })
     try {
       await workload.setup(unprofiled, work)
     } finally {
@@ -103,7 +119,7 @@ async function main(): Promise<void> {
     }
   }
   const service = await startService({
-    storageDir,
+    ...stores,
     logFile: join(out, 'service.log'),
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
   })
@@ -111,6 +127,7 @@ async function main(): Promise<void> {
     await workload.run(service, work)
   } finally {
     await service.stop() // the profile is written as the process exits
+    if (mongo?.uri !== undefined) mongo.stop()
   }
   if (process.env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true })
   const profile = readdirSync(out).find((f) => f.endsWith('.cpuprofile'))

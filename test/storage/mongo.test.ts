@@ -391,6 +391,23 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       expect(sha256(await readAll((await store.read('kept.bin')).body))).toBe(kept.file.sha256)
     })
 
+    it('sweeps the parts of an upload that is gone, an hour after they arrived', async () => {
+      const { uploadId } = await store.createUpload('parts/orphan.bin')
+      await store.appendPart(uploadId, streamOf('x'.repeat(100)), { offset: 0 })
+      const live = await store.createUpload('parts/live.bin')
+      await store.appendPart(live.uploadId, streamOf('y'.repeat(100)), { offset: 0 })
+      // An append committed its part as the upload ended, and died before taking it back.
+      await database.db.collection('uploads').deleteOne({ _id: uploadId as never })
+      await store.sweep()
+      expect(await count('upload_parts', { uploadId })).toBe(1) // young: an append may still take it back
+      const twoHoursAgo = new Date(Date.now() - 2 * HOUR)
+      await database.db.collection('upload_parts').updateMany({}, { $set: { received: twoHoursAgo } })
+      await store.sweep()
+      expect(await count('upload_parts', { uploadId })).toBe(0)
+      expect(await count('fs.files')).toBe(1) // the live upload's part, which stays
+      expect((await store.uploadStatus(live.uploadId)).received).toBe(100)
+    })
+
     it('sweeps folder records a crash left empty', async () => {
       await put('real/file.txt', 'x')
       await catalog().insertMany([

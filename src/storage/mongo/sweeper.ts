@@ -2,7 +2,8 @@
  * The MongoDB store's sweeper: reclaims what expired or what a crash left behind. Run at start-up
  * and periodically by the node adapter (the driver's `sweep()`).
  *
- * - uploads in parts past their expiry, with their parts;
+ * - uploads in parts past their expiry, with their parts, and parts older than an hour whose upload
+ *   is gone (an append that crashed as its upload ended);
  * - GridFS files under a lease older than an hour that no file or part record names (writes that
  *   never committed, old bytes a replace or delete did not get to delete);
  * - folder records left empty (a crash between making a folder and storing its file), a bounded
@@ -36,6 +37,7 @@ export class MongoSweeper {
 
   async sweep(now: Date): Promise<{ removed: number }> {
     let removed = await this.store.uploads.sweepExpired(now)
+    removed += await this.store.uploads.sweepOrphanParts(new Date(now.getTime() - LEASE_GRACE_MS))
     removed += await this.#sweepLeases(now)
     removed += await this.#sweepEmptyFolders()
     return { removed }

@@ -67,11 +67,16 @@ export interface UploadFiles {
 
 /** How long a completion may hold its claim on an upload before another may try again. */
 const CLAIM_MS = 60 * 60 * 1000
+/** Part records looked at per sweep for an upload that is gone. */
+const ORPHAN_BATCH = 500
 
 const partKey = (uploadId: string, part: number) => `${uploadId}:${part}`
 const partInfo = (doc: PartDoc): PartInfo => ({ part: doc.part, size: doc.size, sha256: doc.sha256 })
 
 export class MongoUploads {
+  /** Where the last sweep's pass over part records stopped. */
+  #orphanCursor = ''
+
   constructor(
     private readonly uploads: Collection<UploadDoc>,
     private readonly parts: Collection<PartDoc>,
@@ -266,6 +271,26 @@ export class MongoUploads {
       if (expired.length < 100) break
     }
     return removed
+  }
+
+  /**
+   * Removes parts whose upload is gone: an append commits its part, finds the upload ended meanwhile
+   * and takes the part back, unless the process dies in between. Parts older than `before` only (a
+   * live append's are younger), a bounded batch per run, resuming where the last run stopped.
+   */
+  async sweepOrphanParts(before: Date): Promise<number> {
+    const batch = await this.parts
+      .find({ _id: { $gt: this.#orphanCursor }, received: { $lt: before } })
+      .sort({ _id: 1 })
+      .limit(ORPHAN_BATCH)
+      .toArray()
+    this.#orphanCursor = batch.length < ORPHAN_BATCH ? '' : batch.at(-1)!._id
+    const uploadIds = [...new Set(batch.map((p) => p.uploadId))]
+    const live = await this.uploads.find({ _id: { $in: uploadIds } }, { projection: { _id: 1 } }).toArray()
+    const liveIds = new Set(live.map((u) => u._id))
+    const orphans = batch.filter((p) => !liveIds.has(p.uploadId))
+    await this.#removeParts(orphans)
+    return orphans.length
   }
 
   /** The upload, or `not_found` for an unknown, finished or expired one. */

@@ -14,6 +14,8 @@ export interface ReceivedBody {
   size: number
   /** Hex sha256 of the bytes received, after those already in `hash` when it was given. */
   sha256: string
+  /** That sha256 still running, to continue with the bytes of a later body. */
+  hash: Hash
   /** Hex digest in the algorithm of `expectedChecksum`, when one was asked for. */
   checksum?: string
   /** Why the body broke off part-way; undefined when it ended normally. */
@@ -26,7 +28,7 @@ export interface ReceivedBody {
  * of the sink propagate as they are.
  *
  * `hash`, when given, is a sha256 to continue (a part being extended): it is updated with every
- * chunk and stays usable, and `sha256` is its digest; the checksum is still of this body alone.
+ * chunk, and `sha256` is its digest; the checksum is still of this body alone.
  */
 export async function receiveBody(
   body: ReadableStream<Uint8Array>,
@@ -63,10 +65,11 @@ export async function receiveBody(
   } finally {
     await chunks.return(undefined) // lets go of the body when a limit or the sink stopped early
   }
-  const hex = (options.hash ? sha256.copy() : sha256).digest('hex')
+  const hex = sha256.copy().digest('hex')
   return {
     size,
     sha256: hex,
+    hash: sha256,
     ...(options.checksum ? { checksum: other ? other.digest('hex') : hex } : {}),
     ...(broken ? { broken } : {}),
   }

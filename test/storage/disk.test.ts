@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { DiskDriver } from '../../src/storage/index.js'
 import { expectCode } from '../helpers/expect-error.js'
-import { failingAfter, sha256, streamOf, text } from '../helpers/streams.js'
+import { failingAfter, heldUntil, sha256, streamOf, text } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
 
 const roots: string[] = []
@@ -181,6 +181,21 @@ describe('disk driver on its own', () => {
       await store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: 100 })
       expect((await store.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([100, 50])
       expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(50, 2)])))
+    })
+
+    it('keeps a part sent again while an append was extending it, and refuses the append', async () => {
+      const { uploadId } = await store.createUpload('many/resent.bin')
+      await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
+      let release!: () => void
+      const held = heldUntil(new Promise<void>((resolve) => (release = resolve)), ones(50, 2))
+      const extending = store.appendPart(uploadId, held.stream, { offset: 100 })
+      await held.reading // the append holds part 1 now
+      await store.putPart(uploadId, 1, streamOf(ones(100, 1))) // the same bytes, sent again as part 1
+      release()
+      await expectCode(extending, 'offset_mismatch')
+      expect((await store.uploadStatus(uploadId)).parts).toEqual([{ part: 1, size: 100, sha256: sha256(ones(100, 1)) }])
+      expect(await readdir(uploadDir(uploadId))).toEqual(['part-00001', 'part-00001.json', 'session.json'])
+      expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(ones(100, 1)))
     })
 
     it('lets two instances on one folder take turns: each extends only the part it left itself', async () => {

@@ -14,7 +14,7 @@
  * parts are streamed in order into one temporary file, hashed as they go, and committed like any
  * upload; then the folder is removed.
  */
-import { createHash, type Hash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -132,9 +132,8 @@ export class DiskUploads {
   /** Appends `body` as the next part. */
   async #appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions, maxBytes: number) {
     const tmp = this.layout.tmpFile()
-    const hash = createHash('sha256')
     try {
-      const received = await receiveInto(FileSink.create(tmp), body, options, maxBytes, hash)
+      const received = await receiveInto(FileSink.create(tmp), body, options, maxBytes)
       const { partial } = acceptReceived(received, options)
       return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
         const current = await this.#session(uploadId)
@@ -144,7 +143,7 @@ export class DiskUploads {
         if (received.size === 0) return { part: null, offset, partial }
         const info: PartInfo = { part: (parts.at(-1)?.part ?? 0) + 1, size: received.size, sha256: received.sha256 }
         await this.#commitPart(uploadId, tmp, info)
-        this.#tails.remember(uploadId, info, hash)
+        this.#tails.remember(uploadId, info, received.hash)
         return { part: info, offset: offset + info.size, partial }
       })
     } finally {
@@ -174,15 +173,16 @@ export class DiskUploads {
       const { partial } = acceptReceived(received, options)
       return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
         const current = await this.#session(uploadId)
-        const parts = await this.#parts(uploadId)
-        const offset = receivedBytes(parts)
+        const parts = await readPartFiles(dir)
+        const offset = receivedBytes(parts.map((p) => p.info))
         checkAppend(current, options.offset, offset, received.size)
-        if (!samePart(parts.at(-1), last)) throw offsetMismatch(options.offset, offset) // the part was sent again meanwhile
+        // Still the part claimed, with the same record: not sent again (putPart) meanwhile.
+        if (!isClaimed(parts.at(-1), last, claimed)) throw offsetMismatch(options.offset, offset)
         if (received.size === 0) return { part: null, offset, partial }
         const info: PartInfo = { part: last.part, size: last.size + received.size, sha256: received.sha256 }
         await writePartRecord(dir, info, this.layout.tmpFile())
         keep = info.size
-        this.#tails.remember(uploadId, info, hash)
+        this.#tails.remember(uploadId, info, received.hash)
         await release() // under the lock, so a completion that follows finds the part under its name
         return { part: info, offset: offset + received.size, partial }
       })
@@ -196,9 +196,9 @@ export class DiskUploads {
     const dir = this.#dir(uploadId)
     const claimed = await claimPart(dir, last.part)
     if (!claimed) return null
-    const record = (await readPartFiles(dir)).find((p) => p.info.part === last.part)?.info
-    if (samePart(record, last)) return claimed
-    await releasePart(dir, last.part, claimed, record?.size ?? last.size)
+    const now = (await readPartFiles(dir)).find((p) => p.info.part === last.part)
+    if (isClaimed(now, last, claimed)) return claimed
+    await releasePart(dir, last.part, claimed, now?.info.size ?? last.size)
     return null
   }
 
@@ -347,20 +347,25 @@ export class DiskUploads {
   }
 }
 
-const samePart = (a: PartInfo | undefined, b: PartInfo) => a?.part === b.part && a.size === b.size && a.sha256 === b.sha256
+/** Whether `part` is `expected`, read from the file `claimed`. */
+const isClaimed = (part: PartFile | undefined, expected: PartInfo, claimed: string) =>
+  part?.file === claimed &&
+  part.info.part === expected.part &&
+  part.info.size === expected.size &&
+  part.info.sha256 === expected.sha256
 
-/** Streams `body` into `sink` (see `receiveBody`), hashing into `hash`; the sink is closed either way. */
+/** Streams `body` into `sink` (see `receiveBody`), continuing `hash` if given; the sink is closed either way. */
 async function receiveInto(
   sink: FileSink,
   body: ReadableStream<Uint8Array>,
   options: AppendPartOptions,
   maxBytes: number,
-  hash: Hash,
+  hash?: Hash,
 ): Promise<ReceivedBody> {
   try {
     return await receiveBody(body, (chunk) => sink.write(chunk), {
       maxBytes,
-      hash,
+      ...(hash ? { hash } : {}),
       ...(options.expectedChecksum ? { checksum: options.expectedChecksum.algorithm } : {}),
     })
   } finally {

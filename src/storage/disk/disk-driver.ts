@@ -7,8 +7,7 @@
  * only a temporary file, which is removed at once (or by the sweeper after a crash).
  */
 import type { Stats } from 'node:fs'
-import { link, mkdir, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { link, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { alreadyExists, notFound, preconditionFailed, StorageError } from '../errors.js'
@@ -42,7 +41,7 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import { fileRangeStream } from './file-stream.js'
-import { DiskLayout, fromFsError, isErrno, tmpFileWriter } from './layout.js'
+import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter } from './layout.js'
 import { DiskLister } from './listing.js'
 import { SidecarCache } from './sidecar-cache.js'
 import {
@@ -357,16 +356,11 @@ export class DiskDriver implements StorageDriver {
     to: string,
     place: (a: string, b: string) => Promise<void> = rename,
   ): Promise<void> {
-    // The first try makes no folder: most of the time it is there already.
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) await mkdir(dirname(to), { recursive: true })
-      try {
-        await place(from, to)
-        return
-      } catch (e) {
-        if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
-        if (attempt >= 4 || !isErrno(e, 'ENOENT')) throw e
-      }
+    try {
+      await placeMakingFolders(from, to, { place, retryOn: ['ENOENT'] })
+    } catch (e) {
+      if (isErrno(e, 'EEXIST') && place === link) throw preconditionFailed('the target was created meanwhile')
+      throw e
     }
   }
 

@@ -115,6 +115,34 @@ export class DiskLayout {
 export const tmpFileWriter = (tmp: string): WriteStream =>
   createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_BUFFER_BYTES })
 
+/**
+ * `place(from, to)` (a rename, or a link) into a folder that may not exist yet. The first try makes
+ * no folder: most of the time it is there already; every later one makes it first. A failure with
+ * one of the codes `retryOn` is tried again, five tries in all, after `beforeRetry` (which may clear
+ * the way); any other failure is thrown as it is.
+ */
+export async function placeMakingFolders(
+  from: string,
+  to: string,
+  options: {
+    place?: (from: string, to: string) => Promise<void>
+    retryOn: string[]
+    beforeRetry?: (attempt: number) => Promise<void>
+  },
+): Promise<void> {
+  const place = options.place ?? rename
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (attempt > 0) await mkdir(dirname(to), { recursive: true })
+      await place(from, to)
+      return
+    } catch (e) {
+      if (attempt >= 4 || !isErrno(e, ...options.retryOn)) throw e
+      await options.beforeRetry?.(attempt)
+    }
+  }
+}
+
 export function isErrno(e: unknown, ...codes: string[]): e is NodeJS.ErrnoException {
   return e instanceof Error && codes.includes((e as NodeJS.ErrnoException).code ?? '')
 }

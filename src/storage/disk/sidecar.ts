@@ -13,7 +13,7 @@ import { dirname } from 'node:path'
 import { contentTypeFor, etagOf } from '../file-attributes.js'
 import { baseName } from '../paths.js'
 import type { StoredFile } from '../types.js'
-import { type DiskLayout, isErrno } from './layout.js'
+import { type DiskLayout, isErrno, placeMakingFolders } from './layout.js'
 
 export interface Sidecar {
   v: 1
@@ -68,19 +68,11 @@ export async function stageSidecar(layout: DiskLayout, sidecar: Sidecar): Promis
  * way (a sidecar where a folder must go, or the other way round) is only cache and is removed.
  */
 export async function commitSidecar(layout: DiskLayout, path: string, staged: string): Promise<void> {
-  const target = layout.meta(path)
-  const inTheWay = ['EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT']
-  // The first try makes no folder: most of the time it is there already.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (attempt > 0) await mkdir(dirname(target), { recursive: true })
-      await rename(staged, target)
-      return
-    } catch (e) {
-      if (attempt >= 4 || !isErrno(e, ...inTheWay)) throw e
-      if (attempt > 0) await clearMetaPath(layout, path)
-    }
-  }
+  await placeMakingFolders(staged, layout.meta(path), {
+    retryOn: ['EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ENOENT'],
+    // A missing folder first; after that, whatever stands in the way.
+    beforeRetry: (attempt) => (attempt > 0 ? clearMetaPath(layout, path) : Promise.resolve()),
+  })
 }
 
 /** Removes whatever meta entries block `path`: a stale sidecar standing where a folder is needed, or a folder where a sidecar is. */

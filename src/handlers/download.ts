@@ -5,7 +5,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
 import rangeParser from 'range-parser'
-import { type ByteRange, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { type ByteRange, keepsChanging, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
@@ -88,7 +88,7 @@ export function createDownloadHandler(deps: HandlerDeps) {
 
       const opened = await open(driver, path, range, file)
       if (opened) return c.body(opened, status, headers)
-      if (attempt >= OPEN_ATTEMPTS) throw new StorageError('store_unavailable', 'the file keeps changing; try again')
+      if (attempt >= OPEN_ATTEMPTS) throw keepsChanging('the file')
     }
   })
 

@@ -47,6 +47,12 @@ export const alreadyExists = (what: string) => new StorageError('already_exists'
 
 export const preconditionFailed = (message: string) => new StorageError('precondition_failed', message)
 
+/** A write under `file`, which is a file, not a folder. */
+export const fileInTheWay = (file: string) => alreadyExists(`a file at "${file}", so nothing can be stored under it`)
+
+/** An operation that gave up after its target changed under it again and again (other writers racing it). */
+export const keepsChanging = (what: string) => new StorageError('store_unavailable', `${what} keeps changing; try again`)
+
 export const payloadTooLarge = (limit: number) =>
   new StorageError('payload_too_large', `the body is larger than the limit of ${limit} bytes`, {
     details: { limit },

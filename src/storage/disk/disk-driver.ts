@@ -10,7 +10,7 @@ import type { Stats } from 'node:fs'
 import { link, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
-import { alreadyExists, notFound, preconditionFailed, StorageError } from '../errors.js'
+import { fileInTheWay, notFound, preconditionFailed, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
 import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
@@ -308,7 +308,7 @@ export class DiskDriver implements StorageDriver {
         if (isErrno(e, 'ENOENT')) return // nothing deeper exists either
         throw e
       }
-      if (!stats.isDirectory()) throw alreadyExists(`a file at "${ancestor}", so nothing can be stored under it`)
+      if (!stats.isDirectory()) throw fileInTheWay(ancestor)
     }
   }
 

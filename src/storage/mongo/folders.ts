@@ -15,7 +15,7 @@
  * Between the two, a folder is never left without its record while it holds a file. A crash can
  * leave an empty folder's record behind; the sweeper removes those.
  */
-import { alreadyExists, StorageError } from '../errors.js'
+import { fileInTheWay, keepsChanging } from '../errors.js'
 import { ancestorsOf, baseName, parentOf, ROOT } from '../paths.js'
 import type { Catalog } from './catalog.js'
 import { isDuplicateKey } from './connection.js'
@@ -42,7 +42,7 @@ export class Folders {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const found = await this.catalog.entries(chain)
       const file = found.find((d) => d.type === 'file')
-      if (file) throw alreadyExists(`a file at "${file.path}", so nothing can be stored under it`)
+      if (file) throw fileInTheWay(file.path)
       const present = new Set(found.map((d) => d.path))
       const missing = chain.filter((f) => !present.has(f)).sort((a, b) => a.length - b.length)
       if (missing.length === 0) return
@@ -52,7 +52,7 @@ export class Folders {
         if (!isDuplicateKey(e)) throw e // made meanwhile by another write (a folder or a file): look again
       }
     }
-    throw new StorageError('store_unavailable', 'the folders keep changing; try again')
+    throw keepsChanging('the folder tree')
   }
 
   /** Removes the records of the folders above a removed entry that hold nothing now, deepest first. */

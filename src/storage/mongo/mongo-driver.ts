@@ -14,7 +14,7 @@
  */
 import type { Db } from 'mongodb'
 import { checkAnnouncedSize, verifySha256 } from '../digest.js'
-import { alreadyExists, isStorageError, notFound, StorageError } from '../errors.js'
+import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
@@ -188,7 +188,7 @@ export class MongoDriver implements StorageDriver {
         if (stream) return { file, body: toWebStream(stream) }
         // Replaced, and its old bytes deleted, between the two reads: read the new version.
       }
-      throw new StorageError('store_unavailable', `"${path}" keeps changing; try again`)
+      throw keepsChanging(`"${path}"`)
     })
   }
 
@@ -239,7 +239,7 @@ export class MongoDriver implements StorageDriver {
         const moved = await this.#renameFile(source, to)
         if (moved) return toStoredFile(moved)
       }
-      throw new StorageError('store_unavailable', `"${from}" or "${to}" keeps changing; try again`)
+      throw keepsChanging(`"${from}" or "${to}"`)
     })
   }
 
@@ -260,7 +260,7 @@ export class MongoDriver implements StorageDriver {
         await this.#folders.pruneAbove(path)
         return
       }
-      throw new StorageError('store_unavailable', `"${path}" keeps changing; try again`)
+      throw keepsChanging(`"${path}"`)
     })
   }
 
@@ -334,7 +334,7 @@ export class MongoDriver implements StorageDriver {
   async #precheck(path: string, conditions: WritePreconditions): Promise<FileDoc | null> {
     const found = await this.#catalog.entries([...ancestorsOf(path), path])
     const fileAbove = found.find((d) => d.path !== path && d.type === 'file')
-    if (fileAbove) throw alreadyExists(`a file at "${fileAbove.path}", so nothing can be stored under it`)
+    if (fileAbove) throw fileInTheWay(fileAbove.path)
     const current = found.find((d) => d.path === path) ?? null
     checkWriteConditions(path, current && toEntry(current), conditions)
     return current as FileDoc | null
@@ -372,7 +372,7 @@ export class MongoDriver implements StorageDriver {
     }
     if (!committed) {
       await this.#discard(bytes)
-      throw new StorageError('store_unavailable', `"${path}" keeps changing; try again`)
+      throw keepsChanging(`"${path}"`)
     }
     // From here on the catalog points at the new bytes: they stay whatever happens next. Their lease
     // stays too, until the sweeper sees them referenced (see byte-leases.ts).

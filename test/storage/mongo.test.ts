@@ -391,6 +391,18 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       expect(sha256(await readAll((await store.read('kept.bin')).body))).toBe(kept.file.sha256)
     })
 
+    it('deletes the GridFS bytes of a write whose sha256 does not match, at once', async () => {
+      const wrong = { expectedSha256: sha256('something else') }
+      await expectCode(store.put('wrong.bin', generated(2 * INLINE_MAX).stream, wrong), 'checksum_mismatch')
+      const { uploadId } = await store.createUpload('parts/wrong.bin')
+      await expectCode(store.putPart(uploadId, 1, generated(2 * INLINE_MAX).stream, wrong), 'checksum_mismatch')
+      expect(await count('fs.files')).toBe(0)
+      await store.putPart(uploadId, 1, generated(2 * INLINE_MAX).stream)
+      await expectCode(store.completeUpload(uploadId, wrong), 'checksum_mismatch')
+      expect(await count('fs.files')).toBe(1) // the part's, kept for another try
+      expect(await count('byte_leases', { _id: { $nin: (await database.db.collection('upload_parts').find().toArray()).map((p) => p.gridfsId) } })).toBe(0)
+    })
+
     it('sweeps the parts of an upload that is gone, an hour after they arrived', async () => {
       const { uploadId } = await store.createUpload('parts/orphan.bin')
       await store.appendPart(uploadId, streamOf('x'.repeat(100)), { offset: 0 })

@@ -5,11 +5,12 @@
  * A file record is only ever changed by compare-and-swap on its `rev`: a write reads the record,
  * checks its preconditions against it, and updates it only if it is still that version.
  */
-import { type Binary, type Collection, type Filter, ObjectId } from 'mongodb'
+import { type Collection, type Filter, ObjectId } from 'mongodb'
 import { etagOf } from '../file-attributes.js'
 import { compareCodePoints } from '../ordering.js'
 import { baseName, parentOf, ROOT } from '../paths.js'
 import type { StoredEntry, StoredFile } from '../types.js'
+import type { WrittenBytes } from './placement.js'
 import type { CatalogDoc, FileDoc, FolderDoc } from './schema.js'
 
 /** Queries that describe files leave the inline bytes on the server. */
@@ -21,17 +22,12 @@ export interface FileAttributes {
   metadata: Record<string, unknown>
 }
 
-/** Where the bytes of a new version are, and what they are. */
-export interface BytesRef {
-  size: number
-  sha256: string
-  data?: Binary
-  gridfsId?: ObjectId
-}
+/** Paths strictly under a folder, as a range of the path index (`0` is the character after `/`); none for the root. */
+const pathsUnder = (dir: string): { $gt?: string; $lt?: string } => (dir === ROOT ? {} : { $gt: `${dir}/`, $lt: `${dir}0` })
 
-/** Paths strictly under a folder, as a range of the path index (`0` is the character after `/`). */
+/** A filter for the records strictly under a folder. */
 export function under(dir: string): Filter<CatalogDoc> {
-  return dir === ROOT ? {} : { path: { $gt: `${dir}/`, $lt: `${dir}0` } }
+  return dir === ROOT ? {} : { path: pathsUnder(dir) }
 }
 
 export class Catalog {
@@ -93,7 +89,7 @@ export class Catalog {
 
   /** Files under a folder (at any depth) after `after`, by path: a batch of a walk over a subtree. */
   filesUnder(dir: string, after: string | undefined, limit: number): Promise<FileDoc[]> {
-    const path: { $gt?: string; $lt?: string } = dir === ROOT ? {} : { $gt: `${dir}/`, $lt: `${dir}0` }
+    const path = pathsUnder(dir)
     if (after !== undefined && (path.$gt === undefined || compareCodePoints(after, path.$gt) > 0)) path.$gt = after
     return this.records
       .find({ type: 'file', ...(path.$gt === undefined ? {} : { path }) }, WITHOUT_BYTES)
@@ -114,7 +110,7 @@ export class Catalog {
 /** A new version of the file at `path`: its bytes, attributes and times. */
 export function fileDoc(
   path: string,
-  bytes: BytesRef,
+  bytes: WrittenBytes,
   attributes: FileAttributes,
   times: { created: Date; modified: Date },
   id = new ObjectId(),

@@ -13,7 +13,7 @@
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
 import type { Db } from 'mongodb'
-import { checkAnnouncedSize, verifySha256 } from '../digest.js'
+import { checkAnnouncedSize } from '../digest.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
 import { listLimit } from '../ordering.js'
@@ -50,7 +50,7 @@ import { Folders } from './folders.js'
 import { GridFsBytes } from './gridfs-bytes.js'
 import { inlineBody, MAX_INLINE_BYTES } from './inline-bytes.js'
 import { listFolder } from './listing.js'
-import { type Placement, type WriteRequest, writeBytes, type WrittenBytes } from './placement.js'
+import { discardBytes, type Placement, type WriteRequest, writeBytes, type WrittenBytes } from './placement.js'
 import {
   type CatalogDoc,
   CATALOG,
@@ -164,14 +164,9 @@ export class MongoDriver implements StorageDriver {
       const bytes = await this.#write(bodyChunks(body), {
         ...(options.expectedSize !== undefined ? { expectedSize: options.expectedSize } : {}),
         ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        ...(options.expectedSha256 !== undefined ? { expectedSha256: options.expectedSha256 } : {}),
         filename: path,
       })
-      try {
-        verifySha256(options.expectedSha256, bytes.sha256)
-      } catch (e) {
-        await this.#discard(bytes)
-        throw e
-      }
       return this.#commit(path, bytes, options, options)
     })
   }
@@ -344,9 +339,8 @@ export class MongoDriver implements StorageDriver {
     return writeBytes(source, this.#gridfs, { placement: this.#placement, ...request })
   }
 
-  /** Deletes bytes no record points at (a failed write's). */
-  async #discard(bytes: WrittenBytes): Promise<void> {
-    if (bytes.gridfsId) await this.#gridfs.retire(bytes.gridfsId).catch(() => {}) // else its lease brings the sweeper
+  #discard(bytes: WrittenBytes): Promise<void> {
+    return discardBytes(this.#gridfs, bytes)
   }
 
   /**
@@ -460,7 +454,8 @@ export class MongoDriver implements StorageDriver {
       const batch = await this.#catalog.filesUnder(from, after, TREE_BATCH)
       if (batch.length === 0) break
       const targets = batch.map((doc) => `${to}${doc.path.slice(from.length)}`)
-      await this.#folders.ensure([...new Set(targets.map(parentOf))])
+      const folders = [...new Set(targets.map(parentOf))]
+      await this.#folders.ensure(folders)
       await forEachLimited(batch, TREE_CONCURRENCY, async (doc, i) => {
         try {
           if (!(await this.#catalog.rename(doc, targets[i]!))) conflicts.push(doc.path) // changed meanwhile: stays
@@ -469,7 +464,7 @@ export class MongoDriver implements StorageDriver {
           conflicts.push(doc.path)
         }
       })
-      await this.#folders.ensure([...new Set(targets.map(parentOf))]) // a prune may have raced the renames
+      await this.#folders.ensure(folders) // a prune may have raced the renames
       after = batch.at(-1)!.path
     }
     await this.#removeEmptyFolders(from)

@@ -11,7 +11,7 @@
  */
 import { pipeline } from 'node:stream/promises'
 import type { Binary, ObjectId } from 'mongodb'
-import { DigestStream } from '../digest.js'
+import { DigestStream, verifySha256 } from '../digest.js'
 import { payloadTooLarge } from '../errors.js'
 import type { GridFsBytes, GridFsWriter } from './gridfs-bytes.js'
 import { toBinary } from './inline-bytes.js'
@@ -31,6 +31,8 @@ export interface WriteRequest {
   /** The announced size, when known: the choice is made up front. */
   expectedSize?: number
   maxBytes?: number
+  /** Hex sha256 the bytes must have; on a mismatch they are deleted and `checksum_mismatch` thrown. */
+  expectedSha256?: string
   /** Informative name of a GridFS file (the path it is written for). */
   filename: string
 }
@@ -81,5 +83,17 @@ export async function writeBytes(
     throw e
   }
   const written = { size: digest.size, sha256: digest.digest() }
-  return spilled.writer ? { ...written, gridfsId: spilled.writer.id } : { ...written, data: toBinary(buffered) }
+  const bytes: WrittenBytes = spilled.writer ? { ...written, gridfsId: spilled.writer.id } : { ...written, data: toBinary(buffered) }
+  try {
+    verifySha256(request.expectedSha256, bytes.sha256)
+  } catch (e) {
+    await discardBytes(gridfs, bytes)
+    throw e
+  }
+  return bytes
+}
+
+/** Deletes bytes no record points at (a failed write's); inline ones simply go with the request. */
+export async function discardBytes(gridfs: GridFsBytes, bytes: WrittenBytes): Promise<void> {
+  if (bytes.gridfsId) await gridfs.retire(bytes.gridfsId).catch(() => {}) // else its lease brings the sweeper
 }

@@ -16,7 +16,7 @@
  */
 import type { Collection, ObjectId } from 'mongodb'
 import { appendRoom } from '../append-body.js'
-import { checkAnnouncedSize, verifySha256 } from '../digest.js'
+import { checkAnnouncedSize } from '../digest.js'
 import { isStorageError, offsetMismatch, StorageError } from '../errors.js'
 import {
   checkAppend,
@@ -101,12 +101,12 @@ export class MongoUploads {
       placement: ALL_IN_GRIDFS,
       maxBytes: session.partSizeLimit,
       ...(options.expectedSize !== undefined ? { expectedSize: options.expectedSize } : {}),
+      ...(options.expectedSha256 !== undefined ? { expectedSha256: options.expectedSha256 } : {}),
       filename: `upload ${uploadId} part ${part}`,
     })
     const doc = partDoc(uploadId, part, { ...bytes, gridfsId: bytes.gridfsId! }) // parts always go to GridFS
     let total: number
     try {
-      verifySha256(options.expectedSha256, doc.sha256)
       const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
       total = receivedBytes(others) + doc.size
       checkTotal(fromDoc(session), total)
@@ -231,14 +231,9 @@ export class MongoUploads {
       const bytes = await this.files.write(this.#concatenated(parts), {
         expectedSize: receivedBytes(parts),
         ...(record.maxBytes !== undefined ? { maxBytes: record.maxBytes } : {}),
+        ...(options.expectedSha256 !== undefined ? { expectedSha256: options.expectedSha256 } : {}),
         filename: record.path,
       })
-      try {
-        verifySha256(options.expectedSha256, bytes.sha256)
-      } catch (e) {
-        await this.files.discard(bytes)
-        throw e
-      }
       const result = await this.files.commit(
         record.path,
         bytes,

@@ -3,6 +3,7 @@
  * `createFileStorageApp`, which composes them under `/filestorage/v1` with the docs.
  */
 import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
+import { DEFAULT_BASE_PATH } from './base-path.js'
 import { abortUploadRoute, createAbortUploadHandler } from './abortupload.js'
 import { checkRoute, createCheckHandler } from './check.js'
 import { completeUploadRoute, createCompleteUploadHandler } from './completeupload.js'
@@ -21,7 +22,7 @@ import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
 import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
 
-export const DEFAULT_BASE_PATH = '/filestorage/v1'
+export { DEFAULT_BASE_PATH }
 
 export interface FileStorageAppOptions extends HandlerDeps {
   /** Where the API is mounted; `/filestorage/v1` by default. */

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises'
+
 /**
  * Waits between retries against Consul: doubling from `baseMs` up to `maxMs`, with jitter so that a
  * fleet restarted together does not retry in step.
@@ -7,17 +9,6 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. The timer does not keep the process alive. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    timer.unref()
-    signal?.addEventListener('abort', done, { once: true })
-    function done() {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-  })
-}
+/** Resolves after `ms`, or at once when `signal` aborts (no rejection). The timer does not keep the process alive. */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  delay(ms, undefined, { ref: false, ...(signal ? { signal } : {}) }).catch(() => {})

@@ -14,10 +14,9 @@
  * the client asks for the rest (`Range`, with `If-Range` on the ETag, which every instance derives
  * from the content) from whichever instance answers, so the caller reads one unbroken body.
  */
+import { DEFAULT_BASE_PATH } from '../../handlers/base-path.js'
 import type { EntryInfo, FileInfo } from '../../storage/types.js'
 import { ServiceResolver, type ServiceResolverOptions } from './service-resolver.js'
-
-export const DEFAULT_BASE_PATH = '/filestorage/v1'
 
 export interface FileStorageClientOptions {
   /**

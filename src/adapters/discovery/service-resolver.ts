@@ -10,6 +10,7 @@
  */
 import { consulBaseUrl } from '../consul/agent-address.js'
 import { backoffDelay, sleep } from '../consul/backoff.js'
+import { hostPort } from '../host-port.js'
 
 export interface ServiceInstance {
   /** Consul's service id, e.g. `filestorage-10.0.0.5:8081`. */
@@ -233,14 +234,13 @@ export function createServiceResolver(options: ServiceResolverOptions): ServiceR
 
 function instanceOf(entry: HealthEntry): ServiceInstance {
   const address = entry.Service.Address || entry.Node.Address
-  const host = address.includes(':') ? `[${address}]` : address
   return {
     id: entry.Service.ID,
     name: entry.Service.Service,
     node: entry.Node.Node,
     address,
     port: entry.Service.Port,
-    origin: `http://${host}:${entry.Service.Port}`,
+    origin: `http://${hostPort(address, entry.Service.Port)}`,
     tags: entry.Service.Tags ?? [],
     meta: entry.Service.Meta ?? {},
   }

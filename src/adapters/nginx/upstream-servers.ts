@@ -4,6 +4,7 @@
  * unchanged file and no reload.
  */
 import type { ServiceInstance } from '../discovery/service-resolver.js'
+import { hostPort } from '../host-port.js'
 
 /** Passive health on top of Consul's: an instance that fails a request rests for 10 s. */
 export const DEFAULT_SERVER_PARAMS = 'max_fails=1 fail_timeout=10s'
@@ -15,7 +16,7 @@ export function upstreamServers(service: string, instances: ServiceInstance[], p
     return `${header}# None pass right now.\nserver 127.0.0.1:9 down;\n`
   }
   const lines = instances
-    .map((i) => `server ${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port}${params ? ` ${params}` : ''};`)
+    .map((i) => `server ${hostPort(i.address, i.port)}${params ? ` ${params}` : ''};`)
     .sort()
   return `${header}${[...new Set(lines)].join('\n')}\n`
 }

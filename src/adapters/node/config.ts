@@ -56,6 +56,23 @@ const flag = z
 
 const emptyAsUnset = (v: unknown) => (v === '' ? undefined : v)
 
+/** An optional string variable: unset or empty mean the same. */
+export const optionalString = z.preprocess(emptyAsUnset, z.string().optional())
+
+/** SERVICE_NAME, as Consul takes service names here. */
+export const serviceName = z.string().regex(/^[a-zA-Z0-9-]+$/, 'letters, digits and dashes only').default('filestorage')
+
+/** A comma-separated list; blanks around the items and empty items dropped. */
+const commaList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  )
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -72,35 +89,18 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),
   LOG_REQUESTS: flag.default(true),
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
-  CORS_ORIGINS: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
-  CONSUL_HTTP_ADDR: z.preprocess(emptyAsUnset, z.string().optional()),
-  CONSUL_HTTP_TOKEN: z.preprocess(emptyAsUnset, z.string().optional()),
+  CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
+  CONSUL_HTTP_ADDR: optionalString,
+  CONSUL_HTTP_TOKEN: optionalString,
   CONSUL_CHECK_INTERVAL: duration.default(10_000).pipe(z.number().min(1000, 'must be at least 1s (Consul runs checks at most once a second)')),
   CONSUL_CHECK_TIMEOUT: duration.default(5000).pipe(z.number().positive()),
   CONSUL_DEREGISTER_AFTER: duration.default(60_000).pipe(z.number().min(60_000, "must be at least 1m (Consul's minimum)")),
   /** The URL Consul's HTTP check calls; by default SERVICE_ADDRESS, the bound port and /filestorage/v1/check. */
   CONSUL_CHECK_URL: z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional()),
   CONSUL_RESYNC_INTERVAL: duration.default(10_000).pipe(z.number().min(100)),
-  SERVICE_NAME: z.string().regex(/^[a-zA-Z0-9-]+$/, 'letters, digits and dashes only').default('filestorage'),
-  SERVICE_ADDRESS: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
-  SERVICE_TAGS: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean),
-    ),
+  SERVICE_NAME: serviceName,
+  SERVICE_ADDRESS: optionalString,
+  SERVICE_TAGS: commaList,
 })
 
 type ParsedConfig = z.infer<typeof configSchema>

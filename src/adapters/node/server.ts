@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { getRequestListener } from '@hono/node-server'
 import { errorBody } from '../../handlers/index.js'
+import { hostPort } from '../host-port.js'
 import { rawTargetProblem } from './request-target.js'
 
 export interface ServeOptions {
@@ -55,12 +56,12 @@ export async function serve(fetch: Fetch, options: ServeOptions): Promise<Runnin
   })
   const { port } = server.address() as AddressInfo
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
-  return { server, port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, stop: (ms) => stop(server, ms) }
+  return { server, port, url: `http://${hostPort(host, port)}`, stop: (ms) => stop(server, ms) }
 }
 
 /** Requests Node cannot even parse get a JSON error too, not an empty 400. */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (error.code !== 'HPE_HEADER_OVERFLOW' && !error.code?.startsWith('HPE_'))) {
+  if (!socket.writable || !error.code?.startsWith('HPE_')) {
     socket.destroy()
     return
   }

@@ -2,6 +2,7 @@
  * What an instance registers in Consul (SPEC 5): `{ name, id: name-address:port, address, port,
  * tags, meta: { version, stores } }` with an HTTP check on the check endpoint.
  */
+import { hostPort } from '../host-port.js'
 import type { Config } from './config.js'
 
 export interface ServiceDefinition {
@@ -19,7 +20,6 @@ export function serviceDefinition(
   instance: { port: number; stores: string[]; version: string; checkPath: string },
 ): ServiceDefinition {
   const address = config.SERVICE_ADDRESS
-  const host = address.includes(':') ? `[${address}]` : address
   return {
     id: `${config.SERVICE_NAME}-${address}:${instance.port}`,
     name: config.SERVICE_NAME,
@@ -28,7 +28,7 @@ export function serviceDefinition(
     tags: config.SERVICE_TAGS,
     meta: { version: instance.version, stores: instance.stores.join(',') },
     check: {
-      http: config.CONSUL_CHECK_URL ?? `http://${host}:${instance.port}${instance.checkPath}`,
+      http: config.CONSUL_CHECK_URL ?? `http://${hostPort(address, instance.port)}${instance.checkPath}`,
       intervalMs: config.CONSUL_CHECK_INTERVAL,
       timeoutMs: config.CONSUL_CHECK_TIMEOUT,
       deregisterAfterMs: config.CONSUL_DEREGISTER_AFTER,

@@ -3,7 +3,7 @@
  * (HEAD, PATCH, OPTIONS) and the extensions creation, creation-with-upload, creation-defer-length,
  * termination, checksum (sha1, sha256) and expiration.
  *
- * A tus upload is a part upload of the storage core: each PATCH appends one part at the offset the
+ * A tus upload is a part upload of the storage core: each PATCH is appended at the offset the
  * client names (`appendPart`), the upload's size and `Upload-Metadata` are kept with it, and when
  * the offset reaches `Upload-Length` the parts are assembled (`completeUpload`) into the file, with
  * its sha256, exactly as a PUT would store it. So the state lives in the store, survives restarts,

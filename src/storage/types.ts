@@ -218,9 +218,9 @@ export interface StorageDriver {
    * Appends `body` to an upload (resumable protocols such as tus): it is stored as part number
    * (highest so far + 1), or added to the part the previous append left (see `AppendResult.part`),
    * only if the upload still has `offset` bytes when it is committed, atomically with that check
-   * (across instances, for a shared store), else
-   * `offset_mismatch` and nothing is kept. Bounded by `totalSize` and `maxBytes` of the upload
-   * (`payload_too_large`, nothing kept), not by `partSizeLimit`. An empty append stores nothing.
+   * (across instances, for a shared store), else `offset_mismatch` and nothing is kept. Bounded by
+   * `totalSize` and `maxBytes` of the upload (`payload_too_large`, nothing kept), not by
+   * `partSizeLimit`. An empty append stores nothing.
    */
   appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult>
   /**

@@ -575,6 +575,14 @@ export function describeStorageContract(label: string, target: ContractTarget): 
     describe('appends (resumable uploads)', () => {
       const bytes = (n: number, size: number) => Buffer.alloc(size, n)
       const sha1 = (data: Uint8Array) => createHash('sha1').update(data).digest('hex')
+      /** Asserts that exactly one of two racing appends went through and the other got `offset_mismatch`; the winner's index. */
+      const oneOfTwoWins = async (appends: Promise<unknown>[]): Promise<number> => {
+        const results = await Promise.allSettled(appends)
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        expect(lost.reason).toMatchObject({ code: 'offset_mismatch' })
+        return results.findIndex((r) => r.status === 'fulfilled')
+      }
 
       it('appends consecutive parts at their offsets and completes like a put', async () => {
         const { uploadId, totalSize } = await store.createUpload('appends/whole.bin', {
@@ -614,27 +622,21 @@ export function describeStorageContract(label: string, target: ContractTarget): 
 
       it('lets exactly one of two appends at the same offset win', async () => {
         const { uploadId } = await store.createUpload('appends/race.bin')
-        const results = await Promise.allSettled([
+        await oneOfTwoWins([
           store.appendPart(uploadId, streamOf(bytes(1, 50_000)), { offset: 0 }),
           store.appendPart(uploadId, streamOf(bytes(2, 50_000)), { offset: 0 }),
         ])
-        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
-        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
-        expect(lost.reason).toMatchObject({ code: 'offset_mismatch' })
         expect((await store.uploadStatus(uploadId)).parts).toHaveLength(1)
       })
 
       it('lets exactly one of two appends at the same later offset win, keeping the bytes before', async () => {
         const { uploadId } = await store.createUpload('appends/race-later.bin')
         await store.appendPart(uploadId, streamOf(bytes(1, 30_000)), { offset: 0 })
-        const results = await Promise.allSettled([
-          store.appendPart(uploadId, streamOf(bytes(2, 50_000)), { offset: 30_000 }),
-          store.appendPart(uploadId, streamOf(bytes(3, 50_000)), { offset: 30_000 }),
-        ])
-        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
-        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
-        expect(lost.reason).toMatchObject({ code: 'offset_mismatch' })
-        const won = results.findIndex((r) => r.status === 'fulfilled') + 2
+        const won =
+          (await oneOfTwoWins([
+            store.appendPart(uploadId, streamOf(bytes(2, 50_000)), { offset: 30_000 }),
+            store.appendPart(uploadId, streamOf(bytes(3, 50_000)), { offset: 30_000 }),
+          ])) + 2
         await store.appendPart(uploadId, streamOf(bytes(4, 10)), { offset: 80_000 })
         const { file } = await store.completeUpload(uploadId)
         expect(file).toMatchObject({ size: 80_010, sha256: sha256(Buffer.concat([bytes(1, 30_000), bytes(won, 50_000), bytes(4, 10)])) })

@@ -2,10 +2,10 @@
  * A real Consul agent (`consul agent -dev`) that a suite runs itself, on loopback ports of its own,
  * so that it can stop, restart or hold it back.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { spawnChild, type TestChild } from './child-process.js'
 import { requireBinary } from './external.js'
 import { freePorts } from './ports.js'
 import { GiveUp, waitFor } from './wait.js'
@@ -49,8 +49,7 @@ export interface HealthCheck {
 }
 
 export class ConsulAgent {
-  #child: ChildProcess | undefined
-  #output = ''
+  #process: TestChild | undefined
 
   private constructor(
     readonly bin: string,
@@ -71,16 +70,16 @@ export class ConsulAgent {
   }
 
   get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null
+    return this.#process?.running() ?? false
   }
 
   output(): string {
-    return this.#output
+    return this.#process?.output() ?? ''
   }
 
   async start(): Promise<void> {
     const p = this.ports
-    const child = spawn(
+    const agent = spawnChild(
       this.bin,
       [
         'agent', '-dev', '-bind=127.0.0.1', '-client=127.0.0.1', '-node=filestorage-test', `-data-dir=${this.dataDir}`,
@@ -88,15 +87,14 @@ export class ConsulAgent {
         `-server-port=${p.server}`, `-serf-lan-port=${p.serfLan}`, `-serf-wan-port=${p.serfWan}`,
         '-hcl=disable_update_check = true', '-log-level=warn',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
     )
-    this.#child = child
-    child.stdout!.on('data', (c: Buffer) => (this.#output += c.toString()))
-    child.stderr!.on('data', (c: Buffer) => (this.#output += c.toString()))
+    this.#process = agent
     await waitFor(
       'the Consul agent to elect itself leader',
       async () => {
-        if (!this.running) throw new GiveUp(`consul exited (${child.exitCode ?? child.signalCode}):\n${this.#output}`)
+        if (!agent.running()) {
+          throw new GiveUp(`consul exited (${agent.child.exitCode ?? agent.child.signalCode}):\n${agent.output()}`)
+        }
         const leader = await this.get<string>('/v1/status/leader')
         return leader !== '' && leader
       },
@@ -106,13 +104,7 @@ export class ConsulAgent {
 
   /** Stops the agent (SIGTERM, SIGKILL after 10 s). */
   async stop(): Promise<void> {
-    const child = this.#child
-    if (!child || !this.running) return
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
+    await this.#process?.stop('SIGTERM', 10_000)
   }
 
   /**

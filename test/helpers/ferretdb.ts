@@ -5,14 +5,15 @@
  * The binary comes from FERRETDB_BIN, else from the cache `scripts/test-services.sh install`
  * builds into (~/.cache/filestorage/bin/ferretdb, or $FILESTORAGE_CACHE/bin/ferretdb).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MongoClient } from 'mongodb'
+import { spawnChild, type TestChild } from './child-process.js'
 import { requireService } from './external.js'
+import { freePorts } from './ports.js'
+import { GiveUp, waitFor } from './wait.js'
 
 export const DEFAULT_FERRETDB_BIN = join(process.env.FILESTORAGE_CACHE ?? join(homedir(), '.cache/filestorage'), 'bin/ferretdb')
 
@@ -36,24 +37,14 @@ export interface FerretDb {
   dispose(): Promise<void>
 }
 
-/** A free loopback port (free when asked; the server binds it right after). */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => server.listen(0, '127.0.0.1', resolve).on('error', reject))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 /** Prepares a FerretDB on a free port; `start()` runs it. */
 export async function ferretDb(bin: string): Promise<FerretDb> {
-  const port = await freePort()
+  const [port] = (await freePorts(1)) as [number]
   const dataDir = await mkdtemp(join(tmpdir(), 'filestorage-ferretdb-'))
   const uri = `mongodb://127.0.0.1:${port}/`
-  let child: ChildProcess | undefined
-  let output = ''
+  let current: TestChild | undefined
 
-  const running = () => child !== undefined && child.exitCode === null && child.signalCode === null
+  const running = () => current?.running() ?? false
 
   const answers = async () => {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 500, connectTimeoutMS: 500 })
@@ -73,8 +64,7 @@ export async function ferretDb(bin: string): Promise<FerretDb> {
     running,
     async start() {
       if (running()) return
-      output = ''
-      child = spawn(
+      const started = spawnChild(
         bin,
         [
           '--handler=sqlite',
@@ -85,30 +75,24 @@ export async function ferretDb(bin: string): Promise<FerretDb> {
           '--telemetry=disable',
           '--log-level=error',
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
       )
-      child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
-      child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
-      const deadline = Date.now() + 30_000
-      while (!(await answers())) {
-        if (!running()) throw new Error(`FerretDB exited during start-up:\n${output}`)
-        if (Date.now() > deadline) {
-          await server.stop()
-          throw new Error(`FerretDB did not answer within 30 s:\n${output}`)
-        }
-        await new Promise((r) => setTimeout(r, 200))
+      current = started
+      try {
+        await waitFor(
+          'FerretDB to answer a ping',
+          async () => {
+            if (!started.running()) throw new GiveUp(`FerretDB exited during start-up:\n${started.output()}`)
+            return answers()
+          },
+          { timeoutMs: 30_000, intervalMs: 200 },
+        )
+      } catch (e) {
+        await server.stop()
+        throw e
       }
     },
     async stop(timeoutMs = 15_000) {
-      if (!child || !running()) return
-      const exited = new Promise((resolve) => child!.once('exit', resolve))
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child?.kill('SIGKILL'), timeoutMs)
-      try {
-        await exited
-      } finally {
-        clearTimeout(timer)
-      }
+      await current?.stop('SIGTERM', timeoutMs)
     },
     async dispose() {
       await server.stop()

@@ -4,12 +4,13 @@
  * differ. Started the way deploy/nginx/gateway.sh starts it, but in the foreground (`daemon off`)
  * so the test owns the process.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { spawnChild } from './child-process.js'
 import { requireBinary } from './external.js'
 import { freePorts } from './ports.js'
 import { GiveUp, waitFor } from './wait.js'
@@ -50,16 +51,11 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
   await writeFile(join(confDir, 'listen.conf'), `listen 127.0.0.1:${port};\n`)
   await writeFile(upstreamsFile, upstreams)
 
-  const child = spawn(bin, ['-p', `${prefix}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${pidFile};`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const nginx = spawnChild(bin, ['-p', `${prefix}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${pidFile};`])
+  const { child, output } = nginx
 
   let failed: Error | undefined
-  void exited.then(() => (failed = new GiveUp(`nginx exited (${child.exitCode ?? child.signalCode}):\n${output}`)))
+  void nginx.exited.then(({ code, signal }) => (failed = new GiveUp(`nginx exited (${code ?? signal}):\n${output()}`)))
   await waitFor(
     'nginx to listen',
     () => {
@@ -82,15 +78,10 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
     prefix,
     upstreamsFile,
     pidFile,
-    output: () => output,
+    output,
     accessLog: () => readFile(join(prefix, 'logs', 'access.log'), 'utf8'),
     async dispose() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGQUIT')
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-        await exited
-        clearTimeout(timer)
-      }
+      await nginx.stop('SIGQUIT', 10_000) // graceful: requests in flight finish
       await rm(prefix, { recursive: true, force: true })
     },
   }

@@ -2,9 +2,10 @@
  * Runs the service as its own process (the node adapter's main), for tests that need a real
  * process: memory measurements, signals, restarts, several instances.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { type Exit, spawnChild } from './child-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const MAIN = 'src/adapters/node/main.ts'
@@ -25,8 +26,8 @@ export interface ProcessService {
   peakRss(): Promise<number>
   resetPeakRss(): Promise<void>
   /** Sends a signal and waits (bounded) for the exit. */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>
+  exited: Promise<Exit>
 }
 
 async function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
@@ -54,25 +55,19 @@ export async function spawnService(
   env: Record<string, string>,
   options: { startTimeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<ProcessService> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
+  const service = spawnChild(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
     cwd: ROOT,
     env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let output = ''
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()))
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  )
+  const { child, exited, output } = service
 
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`the service did not start in time; output:\n${output}`))
+      reject(new Error(`the service did not start in time; output:\n${output()}`))
     }, options.startTimeoutMs ?? 20_000)
     const onData = () => {
-      const m = /serving stores .* on http:\/\/[^:]+:(\d+)\//.exec(output)
+      const m = /serving stores .* on http:\/\/[^:]+:(\d+)\//.exec(output())
       if (m) {
         clearTimeout(timer)
         resolve(Number(m[1]))
@@ -81,7 +76,7 @@ export async function spawnService(
     child.stdout!.on('data', onData)
     void exited.then(({ code, signal }) => {
       clearTimeout(timer)
-      reject(new Error(`the service exited (${code ?? signal}) before serving; output:\n${output}`))
+      reject(new Error(`the service exited (${code ?? signal}) before serving; output:\n${output()}`))
     })
   })
 
@@ -93,21 +88,12 @@ export async function spawnService(
     port,
     origin,
     api: `${origin}/filestorage/v1`,
-    output: () => output,
+    output,
     rss: () => procStatus(pid, 'VmRSS'),
     peakRss: () => procStatus(pid, 'VmHWM'),
     // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS (Linux 4.0+).
     resetPeakRss: () => writeFile(`/proc/${pid}/clear_refs`, '5'),
     exited,
-    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exited
-      child.kill(signal)
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-      try {
-        return await exited
-      } finally {
-        clearTimeout(timer)
-      }
-    },
+    stop: (signal = 'SIGTERM', timeoutMs = 15_000) => service.stop(signal, timeoutMs),
   }
 }

@@ -5,9 +5,9 @@
  * (requireService: under CI=true a missing one fails the run). The service must then report a
  * `mongo` store on /check; a suite asserts that before it starts.
  */
-import { randomUUID } from 'node:crypto'
 import { expect } from 'vitest'
 import { requireService } from './external.js'
+import { randomDbName } from './mongo.js'
 
 export const TUS_HEADERS = { 'Tus-Resumable': '1.0.0' }
 export const OFFSET_STREAM = 'application/offset+octet-stream'
@@ -18,7 +18,7 @@ export function tusStores(): string[] {
 }
 
 /** Environment for a service serving `store`: the MongoDB settings for `mongo` (one database per suite). */
-export function storeEnv(store: string, database = `filestorage-tus-${randomUUID().slice(0, 8)}`): Record<string, string> {
+export function storeEnv(store: string, database = randomDbName('tus')): Record<string, string> {
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
 }
 

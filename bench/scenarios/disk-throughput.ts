@@ -30,45 +30,29 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     const size = sizeLabel(largeBytes)
     const rows: Row[] = []
 
-    ctx.log(`download ${size}`)
-    const get = {
-      ours: () => download(`${service.api}/disk/download/bench/large.bin`).then(rate),
-      peer: () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+    /** Our transfer against nginx's, warmed up and measured in turns, as a row of the table. */
+    const versusNginx = async (name: string, peerName: string, ours: () => Promise<RunSample>, peer: () => Promise<RunSample>, note?: string) => {
+      ctx.log(name)
+      const figures = await compare(
+        runs,
+        { pids: [service.pid], warmup: ours, measure: ours },
+        { pids: [nginx.workerPid], warmup: peer, measure: peer },
+      )
+      rows.push(comparedRow({ section: SECTION, name, unit: 'MB/s', peerName, ...(note ? { note } : {}), ...figures }))
     }
-    const downloads = await compare(
-      runs,
-      { pids: [service.pid], warmup: get.ours, measure: get.ours },
-      { pids: [nginx.workerPid], warmup: get.peer, measure: get.peer },
-    )
-    rows.push(
-      comparedRow({
-        section: SECTION,
-        name: `download ${size} (GET)`,
-        unit: 'MB/s',
-        peerName: 'nginx static GET (sendfile)',
-        ...downloads,
-      }),
-    )
 
-    ctx.log(`upload ${size}`)
-    const put = {
-      ours: () => upload(`${service.api}/disk/upload/bench/upload.bin`, source).then(rate),
-      peer: () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
-    }
-    const uploads = await compare(
-      runs,
-      { pids: [service.pid], warmup: put.ours, measure: put.ours },
-      { pids: [nginx.workerPid], warmup: put.peer, measure: put.peer },
+    await versusNginx(
+      `download ${size} (GET)`,
+      'nginx static GET (sendfile)',
+      () => download(`${service.api}/disk/download/bench/large.bin`).then(rate),
+      () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
     )
-    rows.push(
-      comparedRow({
-        section: SECTION,
-        name: `upload ${size} (PUT)`,
-        unit: 'MB/s',
-        peerName: 'nginx WebDAV PUT',
-        note: 'ours computes the sha256 while streaming; nginx does not',
-        ...uploads,
-      }),
+    await versusNginx(
+      `upload ${size} (PUT)`,
+      'nginx WebDAV PUT',
+      () => upload(`${service.api}/disk/upload/bench/upload.bin`, source).then(rate),
+      () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
+      'ours computes the sha256 while streaming; nginx does not',
     )
 
     ctx.log('sha256 alone')

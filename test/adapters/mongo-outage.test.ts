@@ -13,18 +13,14 @@ import { type FerretDb, ferretDb, ferretDbBinary } from '../helpers/ferretdb.js'
 import { expectError, rawRequest } from '../helpers/http.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
+import { waitFor } from '../helpers/wait.js'
 
 const bin = ferretDbBinary()
 const MiB = 1024 * 1024
 
-/** Polls `ok` every 250 ms until it holds, for at most `ms`. */
-async function eventually(ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await ok().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`not so after ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
+/** Polls `ok` every 250 ms until it holds, for at most `ms` (a failing probe counts as not yet). */
+const eventually = (ok: () => Promise<boolean>, ms = 30_000): Promise<true> =>
+  waitFor('the condition', ok, { timeoutMs: ms, intervalMs: 250 })
 
 interface CheckJson {
   status: string

@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tmpFiles } from '../helpers/disk-store.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { generated } from '../helpers/streams.js'
 
@@ -101,10 +102,9 @@ describe('1 GiB through HTTP on the disk store', () => {
       pump()
     })
 
-    const tmp = join(dir, '.filestorage/tmp')
     const deadline = Date.now() + 30_000
-    while ((await readdir(tmp)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-    expect(await readdir(tmp)).toEqual([])
+    while ((await tmpFiles(dir)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect(await tmpFiles(dir)).toEqual([])
     expect(await (await fetch(`${svc.api}/disk/download/cut/target.bin`)).text()).toBe('the previous version')
     expect(await readFile(join(dir, 'cut/target.bin'), 'utf8')).toBe('the previous version')
     expect(await readdir(join(dir, 'cut'))).toEqual(['target.bin'])

@@ -4,6 +4,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tmpFiles } from '../helpers/disk-store.js'
 import { expectError, rawRequest } from '../helpers/http.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { API_LIMITS, describeFileApi } from './file-api.js'
@@ -88,10 +89,10 @@ describe('an upload cut off by the client', () => {
 
   /** The store's temporary folder once empty, polled for up to 5 s (a hung upload keeps its file there). */
   async function tmpWhenEmpty(): Promise<string[]> {
-    let left = await readdir(`${svc.storageDir}/.filestorage/tmp`)
+    let left = await tmpFiles(svc.storageDir)
     for (let i = 0; i < 100 && left.length > 0; i++) {
       await new Promise((r) => setTimeout(r, 50))
-      left = await readdir(`${svc.storageDir}/.filestorage/tmp`)
+      left = await tmpFiles(svc.storageDir)
     }
     return left
   }

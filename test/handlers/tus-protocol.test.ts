@@ -4,10 +4,9 @@
  * names the statuses it proves. Raw requests (fetch, or a socket where a connection must be cut).
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { readdir, stat } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { uploadFiles } from '../helpers/disk-store.js'
 import { expectError } from '../helpers/http.js'
 import { sha256, streamOf } from '../helpers/streams.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
@@ -457,8 +456,7 @@ describe('tus on one instance: a newer request for an upload takes over from a s
     const { location: url } = await createTusUpload(`${svc.api}/disk/tus/`, { 'Upload-Length': String(whole.length) })
     const stale = openPatch(url, 0, whole.length)
     await stale.write(whole.subarray(0, 20_000)) // and then nothing more: a half-dead connection
-    const tmp = join(svc.storageDir, '.filestorage/tmp')
-    await until(async () => (await Promise.all((await readdir(tmp)).map((f) => stat(join(tmp, f))))).some((s) => s.size === 20_000))
+    await until(async () => (await uploadFiles(svc.storageDir)).some((f) => f.size === 20_000)) // the claimed part
     expect(await tusOffset(url)).toBe(20_000)
     expect(await stale.closed).toBe(true)
     const rest = await patchTus(url, 20_000, whole.subarray(20_000))

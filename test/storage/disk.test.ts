@@ -2,7 +2,7 @@
  * The disk driver: the storage contract, then what only plain files on disk can show (files an
  * operator can read, sidecars, symbolic links, crash leftovers).
  */
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
@@ -40,20 +40,84 @@ describe('disk driver on its own', () => {
     expect(await readdir(join(root, 'reports'))).toEqual(['q1.txt'])
   })
 
-  it('adopts a file an operator put there by hand, hashing it once', async () => {
+  it('adopts a file an operator put there by hand: described from its bytes, recorded once in the background', async () => {
     await mkdir(join(root, 'manual'))
     await writeFile(join(root, 'manual/notes.txt'), '# by hand')
     const file = await store.stat('manual/notes.txt')
     expect(file).toMatchObject({ size: 9, sha256: sha256('# by hand'), contentType: 'text/plain; charset=utf-8' })
     expect((await store.list('manual')).entries.map((e) => e.name)).toEqual(['notes.txt'])
+    await store.idle()
+    // Recorded: the file now has its holder (a second link), and a new instance reads the record.
+    expect((await stat(join(root, 'manual/notes.txt'))).nlink).toBe(2)
+    const again = await DiskDriver.open({ dir: root })
+    expect(await again.stat('manual/notes.txt')).toEqual(file)
   })
 
-  it('notices a file replaced behind its back and describes the new bytes', async () => {
-    await store.put('changed.txt', streamOf('original'), { metadata: { a: 1 } })
-    await writeFile(join(root, 'changed.txt'), 'edited by an operator')
+  it('describes a file edited in place from its new bytes, keeping its content type and metadata', async () => {
+    await store.put('changed.txt', streamOf('original'), { contentType: 'text/markdown', metadata: { a: 1 } })
+    await writeFile(join(root, 'changed.txt'), 'edited by an operator') // the same inode, new bytes
     const file = await store.stat('changed.txt')
-    expect(file.sha256).toBe(sha256('edited by an operator'))
-    expect(file.size).toBe('edited by an operator'.length)
+    expect(file).toMatchObject({ sha256: sha256('edited by an operator'), size: 21, contentType: 'text/markdown', metadata: { a: 1 } })
+    await store.idle()
+    expect(await (await DiskDriver.open({ dir: root })).stat('changed.txt')).toEqual(file)
+  })
+
+  it('describes a file replaced by hand (a new inode) as a new file', async () => {
+    await store.put('replaced.txt', streamOf('original'), { contentType: 'text/markdown', metadata: { a: 1 } })
+    await writeFile(join(root, 'other.txt.new'), 'dropped in by an operator')
+    await rename(join(root, 'other.txt.new'), join(root, 'replaced.txt'))
+    const file = await store.stat('replaced.txt')
+    expect(file).toMatchObject({ sha256: sha256('dropped in by an operator'), contentType: 'text/plain; charset=utf-8', metadata: {} })
+  })
+
+  it('takes over the sidecars of a store written by an earlier version, then removes them', async () => {
+    await writeFile(join(root, 'old.txt'), 'written by 0.1')
+    const { ino, size, mtimeMs } = await stat(join(root, 'old.txt'))
+    await mkdir(join(root, '.filestorage/meta'), { recursive: true })
+    const sidecar = { v: 1, sha256: sha256('written by 0.1'), size, mtimeMs, ino, contentType: 'text/x-old', metadata: { kept: true }, created: '2024-01-02T03:04:05.000Z' }
+    await writeFile(join(root, '.filestorage/meta/old.txt'), JSON.stringify(sidecar))
+    const upgraded = await DiskDriver.open({ dir: root })
+    expect(await upgraded.stat('old.txt')).toMatchObject({ contentType: 'text/x-old', metadata: { kept: true }, created: sidecar.created })
+    expect(await readdir(join(root, '.filestorage'))).not.toContain('meta')
+  })
+
+  describe('two instances on one folder', () => {
+    it('let exactly one of two creations with If-None-Match: * win, every time', async () => {
+      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      for (let round = 0; round < 20; round++) {
+        const results = await Promise.allSettled([
+          store.put(`once/${round}`, streamOf('from one'), { mustNotExist: true, metadata: { by: 1 } }),
+          other.put(`once/${round}`, streamOf('from two'), { mustNotExist: true, metadata: { by: 2 } }),
+        ])
+        const won = results.filter((r) => r.status === 'fulfilled')
+        expect(won).toHaveLength(1)
+        const loser = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        expect(loser.reason).toMatchObject({ code: 'precondition_failed' })
+        const stored = await store.stat(`once/${round}`)
+        expect(stored.metadata).toEqual({ by: stored.sha256 === sha256('from one') ? 1 : 2 })
+      }
+    })
+
+    it('lose no update to If-Match read-modify-write cycles racing from both', async () => {
+      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      await store.put('counter', streamOf('0'))
+      let succeeded = 0
+      const cycle = async (driver: DiskDriver) => {
+        for (let i = 0; i < 25; i++) {
+          const { file, body } = await driver.read('counter')
+          const next = String(Number(await text(body)) + 1)
+          try {
+            await driver.put('counter', streamOf(next), { ifMatch: [file.etag] })
+            succeeded++
+          } catch (e) {
+            expect(e).toMatchObject({ code: 'precondition_failed' })
+          }
+        }
+      }
+      await Promise.all([cycle(store), cycle(other), cycle(store), cycle(other)])
+      expect(succeeded).toBeGreaterThan(0)
+      expect(await text((await store.read('counter')).body)).toBe(String(succeeded))
+    })
   })
 
   it('never lists or serves the reserved folder', async () => {
@@ -93,7 +157,9 @@ describe('disk driver on its own', () => {
     expect(file.sha256).toBe(sha256('the whole file in one part'))
     expect(await readFile(join(root, 'one/part.bin'), 'utf8')).toBe('the whole file in one part')
     expect(await text((await store.read('one/part.bin')).body)).toBe('the whole file in one part')
-    expect(await readdir(join(root, '.filestorage/uploads'))).toEqual([])
+    // Until it expires, the upload keeps its session and journal only: completing again answers the file.
+    expect(await readdir(join(root, '.filestorage/uploads', uploadId))).toEqual(['complete.json', 'session.json'])
+    expect((await store.completeUpload(uploadId)).file).toEqual(file)
   })
 
   it('a cut-off upload leaves no temporary file behind', async () => {
@@ -104,18 +170,7 @@ describe('disk driver on its own', () => {
       },
     })
     await expect(store.put('cut.bin', body)).rejects.toThrow()
-    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual([])
-  })
-
-  it('sweeps temporary files a crash left behind, but not fresh ones', async () => {
-    const stale = join(root, '.filestorage/tmp/stale-upload')
-    const fresh = join(root, '.filestorage/tmp/fresh-upload')
-    await writeFile(stale, 'half')
-    await writeFile(fresh, 'half')
-    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
-    await utimes(stale, twoHoursAgo, twoHoursAgo)
-    await store.sweep()
-    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual(['fresh-upload'])
+    expect(await readdir(join(root, '.filestorage/tmp', store.instanceId))).toEqual([])
   })
 
   it('keeps the parts of a part upload under the reserved folder until completed', async () => {
@@ -124,7 +179,7 @@ describe('disk driver on its own', () => {
     expect(await readdir(join(root, '.filestorage/uploads', uploadId))).toContain('part-00001')
     expect(await readdir(root)).toEqual(['.filestorage'])
     await store.completeUpload(uploadId)
-    expect(await readdir(join(root, '.filestorage/uploads'))).toEqual([])
+    expect(await readdir(join(root, '.filestorage/uploads', uploadId))).toEqual(['complete.json', 'session.json'])
     expect(await readFile(join(root, 'big.bin'), 'utf8')).toBe('part one')
   })
 
@@ -139,7 +194,7 @@ describe('disk driver on its own', () => {
     expect((await again.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([400, 600])
     const whole = Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(300, 7), Buffer.alloc(600, 2)])
     expect((await again.completeUpload(uploadId)).file.sha256).toBe(sha256(whole))
-    expect(await readdir(join(root, '.filestorage/tmp'))).toEqual([])
+    expect(await readdir(join(root, '.filestorage/tmp', again.instanceId))).toEqual([])
   })
 
   describe('appends extending the part the previous append left', () => {
@@ -171,17 +226,21 @@ describe('disk driver on its own', () => {
       expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(50, 2)])))
     })
 
-    it('reads a part a dead writer left claimed, and appends after it as a new part', async () => {
-      const { uploadId } = await store.createUpload('many/claimed.bin')
-      await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
-      // A writer died holding the part, with bytes past its record that were never committed.
-      await rename(join(uploadDir(uploadId), 'part-00001'), join(uploadDir(uploadId), 'part-00001.wdead'))
-      await appendFile(join(uploadDir(uploadId), 'part-00001.wdead'), 'uncommitted')
-      expect((await store.uploadStatus(uploadId)).received).toBe(100)
-      await store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: 100 })
-      expect((await store.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([100, 50])
-      expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([ones(100, 1), ones(50, 2)])))
-    })
+    for (const [flag, kept] of [['k', true], ['d', false]] as const) {
+      it(`recovers a part a dead writer left claimed, ${kept ? 'keeping' : 'dropping'} the bytes it had not committed`, async () => {
+        const { uploadId } = await store.createUpload('many/claimed.bin')
+        await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
+        // A writer (an instance that is not alive) died extending part 1, with 11 bytes past its record.
+        const claim = join(uploadDir(uploadId), `part-00001.w.dead-0123456789ab.100.100.${flag}.00ff00ff`)
+        await rename(join(uploadDir(uploadId), 'part-00001'), claim)
+        await appendFile(claim, 'uncommitted')
+        expect((await store.uploadStatus(uploadId)).received).toBe(kept ? 111 : 100)
+        expect(await readdir(uploadDir(uploadId))).toEqual(['part-00001', 'part-00001.json', 'session.json'])
+        await store.appendPart(uploadId, streamOf(ones(50, 2)), { offset: kept ? 111 : 100 })
+        const first = kept ? Buffer.concat([ones(100, 1), Buffer.from('uncommitted')]) : ones(100, 1)
+        expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(Buffer.concat([first, ones(50, 2)])))
+      })
+    }
 
     it('keeps a part sent again while an append was extending it, and refuses the append', async () => {
       const { uploadId } = await store.createUpload('many/resent.bin')

@@ -1,18 +1,38 @@
 /**
  * The `disk` driver: files are plain files under a root folder; what a plain file cannot carry is
- * kept in a sidecar under the reserved `.filestorage/` folder (see layout.ts and sidecar.ts).
+ * kept in a record by inode under the reserved `.filestorage/` folder (see layout.ts).
  *
- * Every write streams into a temporary file on the same file system, is checked (size, sha256),
- * then renamed into place: readers see the old file or the new one, and a cut-off upload leaves
- * only a temporary file, which is removed at once (or by the sweeper after a crash).
+ * The commit protocol (how a write becomes visible, and what a crash at each step leaves):
+ *
+ *   1. the body streams into a temporary file in this process's own `tmp/<instance>/` folder, is
+ *      checked (size, sha256) and closed;                    crash: the temporary file, reclaimed
+ *                                                             as soon as the instance is known dead
+ *   2. under the path's lock (across processes, store-locks.ts) the preconditions are checked
+ *      against what is at the path now;
+ *   3. the temporary file gets its record (holder link, then record; file-records.ts);
+ *                                                             crash: a record of a file with no name,
+ *                                                             reclaimed by the sweeper (link count 1)
+ *   4. one rename (or link, for If-None-Match: *) gives it its path: bytes and attributes become
+ *      visible together, atomically, to every reader in every process;
+ *   5. the record of the file it replaced is released.       crash: that record, reclaimed by the
+ *                                                             sweeper (its holder is its last link)
+ *
+ * Readers never write: they open the file, then read the record of the inode they opened, which
+ * can only describe those bytes. A reader that finds no record for its inode and sees the path now
+ * names another file was overtaken by a write, and simply reads again. Uploads in parts and tus
+ * uploads commit through the same steps (uploads.ts adds a journal, so a completion interrupted at
+ * any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
-import { link, open, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { link, lstat, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
-import { fileInTheWay, notFound, preconditionFailed, StorageError } from '../errors.js'
-import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
-import { KeyedLock } from '../keyed-lock.js'
+import { fileInTheWay, keepsChanging, notFound, preconditionFailed, StorageError } from '../errors.js'
+import { failpoint } from '../failpoints.js'
+import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor, etagOf } from '../file-attributes.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
@@ -40,21 +60,15 @@ import type {
   UploadStatus,
   WritePreconditions,
 } from '../types.js'
+import { Adoptions } from './adoptions.js'
+import { type FileRecord, FileRecords, recordMatches } from './file-records.js'
 import { fileRangeStream } from './file-stream.js'
+import { Instances } from './instances.js'
 import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter } from './layout.js'
+import { migrateLegacySidecars } from './legacy-sidecars.js'
 import { DiskLister } from './listing.js'
-import { SidecarCache } from './sidecar-cache.js'
-import {
-  commitSidecar,
-  describe,
-  moveSidecar,
-  readSidecarText,
-  rebuildSidecar,
-  removeSidecar,
-  type Sidecar,
-  sidecarMatches,
-  stageSidecar,
-} from './sidecar.js'
+import { RecordCache } from './record-cache.js'
+import { StoreLocks } from './store-locks.js'
 import { DiskUploads } from './uploads.js'
 
 export interface DiskDriverOptions {
@@ -63,40 +77,73 @@ export interface DiskDriverOptions {
   uploads?: Partial<UploadPolicy>
 }
 
-/** What a finished temporary file becomes when it is committed to a path. */
+/** What a finished file (temporary, or an upload's) becomes when it is committed to a path. */
 export interface CommitRequest extends WritePreconditions {
+  /** The file to commit; only the caller can reach it. Left in place if the commit fails. */
   tmp: string
   sha256: string
   contentType?: string
   metadata?: Record<string, unknown>
+  /** Runs once the file has its record, just before it gets its path (an upload's journal). */
+  beforePlace?: (result: PutResult, ino: number) => Promise<void>
 }
 
 const READ_CHUNK = 1024 * 1024
+/** Reads overtaken by writes this many times in a row give up (`store_unavailable`). */
+const READ_ATTEMPTS = 5
+
+const pathLock = (path: string) => `path:${path}`
 
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
-  readonly #locks = new KeyedLock()
-  readonly #sidecars = new SidecarCache()
+  readonly #cache = new RecordCache()
+  readonly #adoptions: Adoptions
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
+  readonly #locks: StoreLocks
 
-  private constructor(readonly layout: DiskLayout, policy: UploadPolicy) {
+  private constructor(
+    readonly layout: DiskLayout,
+    private readonly instances: Instances,
+    private readonly records: FileRecords,
+    policy: UploadPolicy,
+  ) {
+    this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
+    this.#adoptions = new Adoptions(records)
     this.#lister = new DiskLister(layout, (path) => this.#describe(path))
-    this.#uploads = new DiskUploads(layout, policy, this.#locks, {
-      precheck: (path, conditions) => this.#precheck(path, conditions),
-      commit: (path, request) => this.#commit(path, request),
-    })
+    this.#uploads = new DiskUploads(
+      layout,
+      policy,
+      this.#locks,
+      {
+        precheck: (path, conditions) => this.#precheck(path, conditions),
+        commit: (path, request) => this.#commit(path, request),
+        describeInode: (path, ino) => this.#describeInode(path, ino),
+      },
+      instances,
+    )
   }
 
   static async open(options: DiskDriverOptions): Promise<DiskDriver> {
     const layout = await DiskLayout.open(options.dir)
-    return new DiskDriver(layout, { ...defaultUploadPolicy, ...options.uploads })
+    const instances = await Instances.register(layout.instancesDir)
+    await layout.useInstance(instances.id)
+    const records = new FileRecords(layout.inodesDir, () => layout.tmpFile())
+    await migrateLegacySidecars(layout, records)
+    const driver = new DiskDriver(layout, instances, records, { ...defaultUploadPolicy, ...options.uploads })
+    await driver.#reapDead() // what a crashed process left goes at once, its locks first
+    return driver
+  }
+
+  /** This driver's instance id among the processes sharing the folder (instances.ts). */
+  get instanceId(): string {
+    return this.instances.id
   }
 
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     invalidPathIfRoot(path)
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
-    await this.#guard(path, () => this.#precheck(path, options))
+    await this.#guard(path, () => this.#precheck(path, options)) // before reading a byte; again at the commit
     const tmp = this.layout.tmpFile()
     let committed = false
     try {
@@ -104,13 +151,14 @@ export class DiskDriver implements StorageDriver {
       await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const sha256 = digest.digest()
       verifySha256(options.expectedSha256, sha256)
+      failpoint('disk.put.written')
       const result = await this.#commit(path, { ...options, tmp, sha256 })
       committed = true
       return result
     } catch (e) {
       throw await this.#storageError(e, path)
     } finally {
-      if (!committed) await rm(tmp, { force: true }) // once committed, it is the file
+      if (!committed) await this.#removeUncommitted(tmp)
     }
   }
 
@@ -118,18 +166,25 @@ export class DiskDriver implements StorageDriver {
     invalidPathIfRoot(path)
     return this.#guard(path, async () => {
       await this.layout.confine(path)
-      const handle = await open(this.layout.data(path), 'r')
-      try {
-        const stats = await handle.stat()
-        if (!stats.isFile()) throw notFound(`a file at "${path}"`)
-        const file = await this.#describeOpen(path, handle.fd, stats)
-        // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-        const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
-        return { file, body }
-      } catch (e) {
-        await handle.close()
-        throw e
+      for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+        const handle = await open(this.layout.data(path), 'r')
+        try {
+          const stats = await handle.stat()
+          if (!stats.isFile()) throw notFound(`a file at "${path}"`)
+          const file = await this.#describeOpen(path, handle.fd, stats)
+          if (!file) {
+            await handle.close()
+            continue // overtaken by a write: read the new file
+          }
+          // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
+          const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+          return { file, body }
+        } catch (e) {
+          await handle.close().catch(() => {})
+          throw e
+        }
       }
+      throw keepsChanging(`"${path}"`)
     })
   }
 
@@ -171,24 +226,23 @@ export class DiskDriver implements StorageDriver {
   async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
     checkMovePaths(from, to)
     return this.#guard(from, () =>
-      this.#locks.run([from, to], async () => {
+      this.#locks.run([pathLock(from), pathLock(to)], async () => {
         await this.layout.confine(from)
         await this.layout.confine(to)
-        const source = await this.lookup(from)
+        const source = await this.#lookupConfined(from)
         if (!source) throw notFound(`"${from}"`)
         checkEntryIfMatch(options.ifMatch, source)
         if (from === to) return source
         await this.#assertNoFileAbove(to)
-        const target = await this.lookup(to)
+        const target = await this.#lookupConfined(to)
         checkMoveTarget(source, target, to, options.overwrite)
-        if (target?.type === 'directory') {
-          await this.layout.discard(this.layout.data(to))
-          await this.layout.discard(this.layout.meta(to))
-        }
+        if (target?.type === 'directory') await this.#discardTree(this.layout.data(to))
+        const replaced = target?.type === 'file' ? await lstat(this.layout.data(to)).catch(() => null) : null
+        // Records go by inode: the one rename moves a file, or a whole folder, with its attributes.
         await this.#renameInto(this.layout.data(from), this.layout.data(to))
-        await moveSidecar(this.layout, from, to)
+        if (replaced) await this.records.release(replaced.ino)
         await this.layout.pruneEmptyParents(from)
-        const moved = await this.lookup(to)
+        const moved = await this.#lookupConfined(to)
         if (!moved) throw notFound(`"${to}"`)
         return moved
       }),
@@ -198,17 +252,18 @@ export class DiskDriver implements StorageDriver {
   async delete(path: string, options: DeleteOptions = {}): Promise<void> {
     invalidPathIfRoot(path)
     await this.#guard(path, () =>
-      this.#locks.run(path, async () => {
+      this.#locks.run(pathLock(path), async () => {
         await this.layout.confine(path)
-        const entry = await this.lookup(path)
+        const entry = await this.#lookupConfined(path)
         if (!entry) throw notFound(`"${path}"`)
         checkEntryIfMatch(options.ifMatch, entry)
         if (entry.type === 'file') {
+          const { ino } = await lstat(this.layout.data(path))
           await unlink(this.layout.data(path))
-          await removeSidecar(this.layout, path)
+          failpoint('disk.delete.unlinked')
+          await this.records.release(ino)
         } else if (options.recursive) {
-          await this.layout.discard(this.layout.data(path))
-          await this.layout.discard(this.layout.meta(path))
+          await this.#discardTree(this.layout.data(path))
         } else {
           try {
             await rmdir(this.layout.data(path))
@@ -218,7 +273,6 @@ export class DiskDriver implements StorageDriver {
             }
             throw e
           }
-          await rm(this.layout.meta(path), { recursive: true, force: true })
         }
         await this.layout.pruneEmptyParents(path)
       }),
@@ -254,8 +308,16 @@ export class DiskDriver implements StorageDriver {
     return this.#guard(uploadId, () => this.#uploads.abort(uploadId))
   }
 
-  sweep(now = new Date()): Promise<{ removed: number }> {
-    return this.#uploads.sweep(now)
+  /**
+   * Reclaims what is provably abandoned: everything of processes known dead (temporary files,
+   * trash, locks), expired uploads, appends cut by a crash (their bytes kept), and the records of
+   * files that have no name any more.
+   */
+  async sweep(now = new Date()): Promise<{ removed: number }> {
+    const reaped = await this.#reapDead()
+    const uploads = await this.#uploads.sweep(now)
+    const records = await this.records.sweep()
+    return { removed: reaped + uploads + records }
   }
 
   async health(): Promise<HealthReport> {
@@ -271,7 +333,17 @@ export class DiskDriver implements StorageDriver {
     }
   }
 
-  async close(): Promise<void> {}
+  /** Waits for background work (adoptions of files put there by hand); for tests and shutdown. */
+  async idle(): Promise<void> {
+    await this.#adoptions.idle()
+  }
+
+  async close(): Promise<void> {
+    await this.#adoptions.idle()
+    await this.instances.close()
+    await rm(this.layout.tmpDir, { recursive: true, force: true })
+    await rm(join(this.layout.trashRoot, this.instances.id), { recursive: true, force: true })
+  }
 
   /** Runs an operation, turning file-system errors into storage errors. */
   async #guard<T>(path: string, fn: () => Promise<T>): Promise<T> {
@@ -290,7 +362,7 @@ export class DiskDriver implements StorageDriver {
     return fromFsError(e, path)
   }
 
-  /** The checks a write makes before reading its body, and again atomically with its commit. */
+  /** The checks a write makes before reading its body, and again under the lock of its commit. */
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
@@ -312,39 +384,44 @@ export class DiskDriver implements StorageDriver {
     }
   }
 
-  /** Puts a finished temporary file in place at `path`, with its sidecar. */
+  /** Steps 2 to 5 of the commit protocol (top of this file): `request.tmp` becomes the file at `path`. */
   async #commit(path: string, request: CommitRequest): Promise<PutResult> {
-    return this.#locks.run(path, async () => {
+    return this.#locks.run(pathLock(path), async () => {
       const previous = await this.#precheck(path, request)
+      const replaced = previous ? await lstat(this.layout.data(path)).catch(() => null) : null
       const stats = await stat(request.tmp)
-      const sidecar: Sidecar = {
-        v: 1,
+      const record: FileRecord = {
+        v: 2,
         sha256: request.sha256,
         size: stats.size,
         mtimeMs: stats.mtimeMs,
-        ino: stats.ino,
         contentType: contentTypeFor(baseName(path), request.contentType),
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
       }
-      const staged = await stageSidecar(this.layout, sidecar)
-      let placed = false
-      try {
-        const target = this.layout.data(path)
-        if (request.mustNotExist) {
-          // link() fails when the target exists: create-if-absent in one step.
-          await this.#renameInto(request.tmp, target, link)
-          await unlink(request.tmp)
-        } else {
-          await this.#renameInto(request.tmp, target)
-        }
-        await commitSidecar(this.layout, path, staged)
-        placed = true
-      } finally {
-        if (!placed) await rm(staged, { force: true })
+      await this.records.attach(request.tmp, stats, record)
+      failpoint('disk.commit.attached')
+      const result: PutResult = { file: describe(path, record, stats), created: previous === null }
+      await request.beforePlace?.(result, stats.ino)
+      const target = this.layout.data(path)
+      if (request.mustNotExist) {
+        // link() fails when the target exists: create-if-absent in one step.
+        await this.#renameInto(request.tmp, target, link)
+        await unlink(request.tmp)
+      } else {
+        await this.#renameInto(request.tmp, target)
       }
-      return { file: describe(path, sidecar, stats), created: previous === null }
+      failpoint('disk.commit.placed')
+      if (replaced && replaced.ino !== stats.ino) await this.records.release(replaced.ino)
+      return result
     })
+  }
+
+  /** Removes a temporary file that was not committed, and the record it may have been given. */
+  async #removeUncommitted(tmp: string): Promise<void> {
+    const stats = await lstat(tmp).catch(() => null)
+    await rm(tmp, { force: true })
+    if (stats) await this.records.release(stats.ino).catch(() => false)
   }
 
   /**
@@ -365,40 +442,144 @@ export class DiskDriver implements StorageDriver {
   }
 
   /**
-   * Describes a file from its sidecar (rebuilt when missing or stale); null when it vanished.
-   * `known`: the stats of the file, when the caller has just taken them.
+   * Moves a folder out of sight at once (into this process's trash), then removes it, releasing
+   * the records of its files. A crash part way leaves the trash to the sweeper.
    */
+  async #discardTree(abs: string): Promise<void> {
+    const trash = this.layout.trashFile()
+    try {
+      await rename(abs, trash)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return
+      throw e
+    }
+    failpoint('disk.discard.moved')
+    const empty = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const p = join(dir, entry.name)
+        if (entry.isDirectory()) {
+          await empty(p)
+          await rmdir(p)
+        } else {
+          const { ino } = await lstat(p)
+          await unlink(p)
+          if (entry.isFile()) await this.records.release(ino)
+        }
+      }
+    }
+    await empty(trash)
+    await rmdir(trash)
+  }
+
+  /** Describes a file from its record (from its bytes when it has none); null when it vanished. */
   async #describe(path: string, known?: Stats): Promise<StoredFile | null> {
     try {
       const stats = known ?? (await stat(this.layout.data(path)))
       if (!stats.isFile()) return null
-      const sidecar = await this.#sidecarOf(path, stats)
-      if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
-      const handle = await open(this.layout.data(path), 'r')
-      try {
-        return await this.#describeOpen(path, handle.fd, await handle.stat())
-      } finally {
-        await handle.close()
+      const record = await this.#recordOf(stats)
+      if (record) return describe(path, record, stats)
+      for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+        const handle = await open(this.layout.data(path), 'r')
+        try {
+          const opened = await handle.stat()
+          if (!opened.isFile()) return null
+          const file = await this.#describeOpen(path, handle.fd, opened)
+          if (file) return file
+        } finally {
+          await handle.close()
+        }
       }
+      throw keepsChanging(`"${path}"`)
     } catch (e) {
       if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
       throw e
     }
   }
 
-  async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile> {
-    const sidecar = await this.#sidecarOf(path, stats)
-    if (sidecar && sidecarMatches(sidecar, stats)) return describe(path, sidecar, stats)
-    return describe(path, await rebuildSidecar(this.layout, path, fd, stats, sidecar), stats)
+  /**
+   * Describes the file open as `fd` (with `stats`), opened at `path`. Null when the path names
+   * another file by now: the one opened was replaced, and its record may be gone with it.
+   */
+  async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile | null> {
+    const record = await this.#recordOf(stats)
+    if (record) return describe(path, record, stats)
+    const now = await stat(this.layout.data(path)).catch(() => null)
+    if (now?.ino !== stats.ino) return null
+    return this.#describeFromBytes(path, fd, stats)
   }
 
-  /** The sidecar of `path` (maybe stale), from the cache while its data file is unchanged. */
-  async #sidecarOf(path: string, stats: Stats): Promise<Sidecar | null> {
-    const cached = this.#sidecars.get(path, stats)
+  /**
+   * A file without a record for its bytes (put there or edited by hand): hashed from `fd`, with
+   * the content type and metadata of its earlier record if it had one; recorded in the background.
+   */
+  async #describeFromBytes(path: string, fd: number, stats: Stats): Promise<StoredFile | null> {
+    const hash = createHash('sha256')
+    for await (const chunk of createReadStream('', { fd, start: 0, autoClose: false, highWaterMark: READ_CHUNK })) {
+      hash.update(chunk as Buffer)
+    }
+    const after = await stat(this.layout.data(path)).catch(() => null)
+    if (!after || after.ino !== stats.ino || after.size !== stats.size || after.mtimeMs !== stats.mtimeMs) return null
+    const earlier = (await this.records.read(stats.ino))?.record
+    const record: FileRecord = {
+      v: 2,
+      sha256: hash.digest('hex'),
+      size: stats.size,
+      mtimeMs: stats.mtimeMs,
+      contentType: earlier?.contentType ?? contentTypeFor(baseName(path)),
+      metadata: earlier?.metadata ?? {},
+      created: earlier?.created ?? (stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime).toISOString(),
+    }
+    this.#adoptions.add(this.layout.data(path), stats, record)
+    return describe(path, record, stats)
+  }
+
+  /** The record of the file with `stats` if it matches its bytes, from the cache while unchanged. */
+  async #recordOf(stats: Stats): Promise<FileRecord | null> {
+    const cached = this.#cache.get(stats)
     if (cached) return cached
-    const read = await readSidecarText(this.layout, path)
-    if (!read) return null
-    if (sidecarMatches(read.sidecar, stats)) this.#sidecars.set(path, read.sidecar, stats, read.bytes)
-    return read.sidecar
+    if (stats.nlink < 2) return null // no holder: the store never recorded this file
+    const read = await this.records.read(stats.ino)
+    if (!read || !recordMatches(read.record, stats)) return null
+    this.#cache.set(stats, read.record, read.bytes)
+    return read.record
+  }
+
+  /** The file at `path` if it is inode `ino`, described; null otherwise. */
+  async #describeInode(path: string, ino: number): Promise<StoredFile | null> {
+    const stats = await stat(this.layout.data(path)).catch(() => null)
+    return stats?.ino === ino ? this.#describe(path, stats) : null
+  }
+
+  /** Reaps every instance known dead; returns how many. */
+  async #reapDead(): Promise<number> {
+    let reaped = 0
+    for (const id of await this.instances.dead()) if (await this.#reap(id)) reaped++
+    return reaped
+  }
+
+  /** Reclaims what the dead instance `id` left: its locks, temporary files and trash. */
+  #reap(id: string): Promise<boolean> {
+    return this.instances.reap(id, async (_id, record) => {
+      await this.#locks.removeLocksOf(record)
+      await rm(join(this.layout.tmpRoot, id), { recursive: true, force: true })
+      await rm(join(this.layout.trashRoot, id), { recursive: true, force: true })
+    })
+  }
+}
+
+/** A file as the API describes it, from its record and its stats. */
+function describe(path: string, record: FileRecord, stats: Stats): StoredFile {
+  return {
+    type: 'file',
+    path,
+    name: baseName(path),
+    size: stats.size,
+    contentType: record.contentType,
+    sha256: record.sha256,
+    etag: etagOf(record.sha256),
+    created: record.created,
+    modified: stats.mtime.toISOString(),
+    metadata: record.metadata,
+    driver: 'disk',
   }
 }

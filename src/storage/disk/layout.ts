@@ -1,13 +1,16 @@
 /**
  * Where the disk driver keeps things under its root, and the file-system steps it repeats:
  *
- *   STORAGE_DIR/<path>                      the files themselves, readable as-is by an operator
- *   STORAGE_DIR/.filestorage/meta/<path>    a JSON sidecar per file (content type, sha256, metadata)
- *   STORAGE_DIR/.filestorage/tmp/           uploads in flight, renamed into place when complete
- *   STORAGE_DIR/.filestorage/uploads/<id>/  parts of part uploads
- *   STORAGE_DIR/.filestorage/trash/         folders being deleted (renamed here first, so they vanish at once)
+ *   STORAGE_DIR/<path>                             the files themselves, readable as-is by an operator
+ *   STORAGE_DIR/.filestorage/inodes/<shard>/       each file's attributes, by inode (file-records.ts)
+ *   STORAGE_DIR/.filestorage/instances/            the processes using the store (instances.ts)
+ *   STORAGE_DIR/.filestorage/locks/                locks across those processes (store-locks.ts)
+ *   STORAGE_DIR/.filestorage/tmp/<instance>/       uploads in flight, renamed into place when complete
+ *   STORAGE_DIR/.filestorage/trash/<instance>/     what is being deleted (renamed here first, so it vanishes at once)
+ *   STORAGE_DIR/.filestorage/uploads/<id>/         part uploads and tus uploads (uploads.ts)
  *
- * The meta tree mirrors the data tree exactly, so a folder's sidecars move with one rename.
+ * Temporary files and trash are kept per instance, so what a dead process left is known to be
+ * abandoned the moment it is known dead, not after some hours.
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream, type WriteStream } from 'node:fs'
@@ -19,35 +22,56 @@ import { parentOf, RESERVED_NAME, ROOT } from '../paths.js'
 
 export class DiskLayout {
   readonly internal: string
-  readonly tmpDir: string
+  readonly inodesDir: string
+  readonly instancesDir: string
+  readonly locksDir: string
+  readonly tmpRoot: string
+  readonly trashRoot: string
   readonly uploadsDir: string
-  readonly trashDir: string
-  readonly metaRoot: string
+  /** Where an earlier version kept sidecars by path; migrated at start-up (legacy-sidecars.ts). */
+  readonly legacyMetaDir: string
+  #instance: string | undefined
 
   /** `root` must already be the real (symlink-free) absolute path; see `DiskLayout.open`. */
   private constructor(readonly root: string) {
     this.internal = join(root, RESERVED_NAME)
-    this.metaRoot = join(this.internal, 'meta')
-    this.tmpDir = join(this.internal, 'tmp')
+    this.inodesDir = join(this.internal, 'inodes')
+    this.instancesDir = join(this.internal, 'instances')
+    this.locksDir = join(this.internal, 'locks')
+    this.tmpRoot = join(this.internal, 'tmp')
+    this.trashRoot = join(this.internal, 'trash')
     this.uploadsDir = join(this.internal, 'uploads')
-    this.trashDir = join(this.internal, 'trash')
+    this.legacyMetaDir = join(this.internal, 'meta')
   }
 
   static async open(dir: string): Promise<DiskLayout> {
     await mkdir(dir, { recursive: true })
     const layout = new DiskLayout(await realpath(dir))
-    for (const d of [layout.metaRoot, layout.tmpDir, layout.uploadsDir, layout.trashDir]) {
+    for (const d of [layout.inodesDir, layout.instancesDir, layout.locksDir, layout.tmpRoot, layout.trashRoot, layout.uploadsDir]) {
       await mkdir(d, { recursive: true })
     }
     return layout
   }
 
-  data(path: string): string {
-    return path === ROOT ? this.root : join(this.root, path)
+  /** Makes this process's own temporary and trash folders, once it is registered as `instance`. */
+  async useInstance(instance: string): Promise<void> {
+    await mkdir(join(this.tmpRoot, instance), { recursive: true })
+    await mkdir(join(this.trashRoot, instance), { recursive: true })
+    this.#instance = instance
   }
 
-  meta(path: string): string {
-    return path === ROOT ? this.metaRoot : join(this.metaRoot, path)
+  get instance(): string {
+    if (this.#instance === undefined) throw new Error('the layout has no instance yet')
+    return this.#instance
+  }
+
+  /** This process's temporary folder. */
+  get tmpDir(): string {
+    return join(this.tmpRoot, this.instance)
+  }
+
+  data(path: string): string {
+    return path === ROOT ? this.root : join(this.root, path)
   }
 
   tmpFile(): string {
@@ -80,9 +104,14 @@ export class DiskLayout {
     }
   }
 
+  /** A fresh name in this process's trash folder. */
+  trashFile(): string {
+    return join(this.trashRoot, this.instance, randomUUID())
+  }
+
   /** Moves a file or folder out of sight at once, then removes it. */
   async discard(abs: string): Promise<void> {
-    const trash = join(this.trashDir, randomUUID())
+    const trash = this.trashFile()
     try {
       await rename(abs, trash)
     } catch (e) {
@@ -103,7 +132,6 @@ export class DiskLayout {
       } catch {
         return // not empty, gone already, or not ours to remove: stop there
       }
-      await rmdir(this.meta(p)).catch(() => {})
     }
   }
 }

@@ -1,25 +1,58 @@
 /**
  * The parts of one upload on disk, in the upload's folder:
  *
- *   part-<n>           the bytes of part n
- *   part-<n>.json      its record (size, sha256), written last: a part counts once this exists
- *   part-<n>.w<id>     part n while a writer extends it in place (tus appends), claimed by renaming
+ *   part-<n>            the bytes of part n
+ *   part-<n>.json       its record (size, sha256, and the inode of its bytes): a part counts once its
+ *                       record names the bytes there, so bytes replaced without their record (a crash
+ *                       between the two renames of `putPart`) are never taken for the part
+ *   part-<n>.w.<claim>  part n while one writer appends to it ("claimed"), see `Claim`
  *
  * A part is the first `size` bytes of its file. Under its own name the file holds exactly those;
- * while claimed, the writer adds bytes past them, and a writer that died leaves it claimed for good
- * (it is still read from there, and the next append writes a new part instead).
- *
- * Claiming is a rename, which succeeds for one writer only, in this process or in another sharing
- * the folder, so two writers never write into one file. Releasing links the file back under its own
- * name, which never replaces a part sent again meanwhile (`putPart` renames a new file there).
+ * while claimed, the writer adds bytes past them. Claiming is a rename (of an existing part) or an
+ * exclusive create (of a new one), which succeeds for one writer only, in this process or in another
+ * sharing the folder. Releasing links the file back under its own name, which never replaces a part
+ * sent again meanwhile.
  */
-import { link, readdir, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises'
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { link, lstat, open, readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PartInfo } from '../types.js'
 import { isErrno } from './layout.js'
 
 export const partName = (n: number) => `part-${String(n).padStart(5, '0')}`
+
+/**
+ * What a claim's name says, so that whoever finds it after its writer died knows what to do with
+ * the bytes the writer had received: the writer's instance, the upload's offset and the part's size
+ * when it claimed it, and whether bytes it received may be kept (an append without a checksum) or
+ * must go (a checksum cannot be verified on a cut body).
+ */
+export interface Claim {
+  file: string
+  part: number
+  instance: string
+  offset: number
+  base: number
+  keepOnCrash: boolean
+}
+
+const CLAIM = /^part-(\d+)\.w\.([0-9a-z]+-[0-9a-f]+)\.(\d+)\.(\d+)\.([kd])\.[0-9a-f]+$/
+
+export function parseClaim(dir: string, name: string): Claim | null {
+  const m = CLAIM.exec(name)
+  if (!m) return null
+  return {
+    file: join(dir, name),
+    part: Number(m[1]),
+    instance: m[2]!,
+    offset: Number(m[3]),
+    base: Number(m[4]),
+    keepOnCrash: m[5] === 'k',
+  }
+}
+
+const claimName = (part: number, claim: Omit<Claim, 'file' | 'part'>) =>
+  `${partName(part)}.w.${claim.instance}.${claim.offset}.${claim.base}.${claim.keepOnCrash ? 'k' : 'd'}.${randomBytes(4).toString('hex')}`
 
 export interface PartFile {
   info: PartInfo
@@ -27,42 +60,56 @@ export interface PartFile {
   file: string
 }
 
-/** Received parts whose bytes are there for their record, by number. */
-export async function readPartFiles(dir: string): Promise<PartFile[]> {
-  const names = new Set(await readdir(dir))
-  const claims = new Map<string, string>() // part name -> its claimed name
-  for (const name of names) {
-    const at = name.indexOf('.w')
-    if (name.startsWith('part-') && at > 0) claims.set(name.slice(0, at), name)
-  }
+interface PartRecord extends PartInfo {
+  /** Inode of the part's bytes (absent in records of earlier versions: then the size alone is checked). */
+  ino?: number
+}
+
+/** Received parts whose bytes are there for their record, by number; and the claims found. */
+export async function readPartFiles(dir: string): Promise<{ parts: PartFile[]; claims: Claim[] }> {
+  const names = await readdir(dir)
+  const claims = names.map((n) => parseClaim(dir, n)).filter((c): c is Claim => c !== null)
   const parts: PartFile[] = []
   for (const name of names) {
     if (!name.endsWith('.json') || !name.startsWith('part-')) continue
+    let record: PartRecord
     try {
-      const info = JSON.parse(await readFile(join(dir, name), 'utf8')) as PartInfo
-      const own = partName(info.part)
-      const claimed = claims.get(own)
-      if (names.has(own) && (await stat(join(dir, own))).size === info.size) {
-        parts.push({ info, file: join(dir, own) })
-      } else if (claimed && (await stat(join(dir, claimed))).size >= info.size) {
-        parts.push({ info, file: join(dir, claimed) })
-      }
+      record = JSON.parse(await readFile(join(dir, name), 'utf8')) as PartRecord
     } catch (e) {
-      if (!isErrno(e, 'ENOENT') && !(e instanceof SyntaxError)) throw e
+      if (isErrno(e, 'ENOENT') || e instanceof SyntaxError) continue
+      throw e
     }
+    const file = await bytesOf(dir, record, claims)
+    if (file) parts.push({ info: { part: record.part, size: record.size, sha256: record.sha256 }, file })
   }
-  return parts.sort((a, b) => a.info.part - b.info.part)
+  return { parts: parts.sort((a, b) => a.info.part - b.info.part), claims }
+}
+
+/** The file holding `record`'s bytes: under the part's own name, or claimed (holding at least them). */
+async function bytesOf(dir: string, record: PartRecord, claims: Claim[]): Promise<string | null> {
+  const candidates = [join(dir, partName(record.part)), ...claims.filter((c) => c.part === record.part).map((c) => c.file)]
+  for (const [i, file] of candidates.entries()) {
+    const stats = await lstat(file).catch(() => null)
+    if (!stats || (record.ino !== undefined && stats.ino !== record.ino)) continue
+    if (i === 0 ? stats.size === record.size : stats.size >= record.size) return file
+  }
+  return null
 }
 
 /** Writes a part's record through `tmp` and a rename, so a crash never leaves half of one. */
-export async function writePartRecord(dir: string, info: PartInfo, tmp: string): Promise<void> {
-  await writeFile(tmp, JSON.stringify(info))
+export async function writePartRecord(dir: string, info: PartInfo, ino: number, tmp: string): Promise<void> {
+  const record: PartRecord = { ...info, ino }
+  await writeFile(tmp, JSON.stringify(record))
   await rename(tmp, join(dir, `${partName(info.part)}.json`))
 }
 
+export async function removePartRecord(dir: string, part: number): Promise<void> {
+  await unlink(join(dir, `${partName(part)}.json`)).catch(() => {})
+}
+
 /** Takes part `part` for this writer alone; null when it is not under its own name (claimed, or gone). */
-export async function claimPart(dir: string, part: number): Promise<string | null> {
-  const claimed = join(dir, `${partName(part)}.w${randomUUID()}`)
+export async function claimPart(dir: string, part: number, claim: Omit<Claim, 'file' | 'part'>): Promise<string | null> {
+  const claimed = join(dir, claimName(part, claim))
   try {
     await rename(join(dir, partName(part)), claimed)
     return claimed
@@ -72,9 +119,16 @@ export async function claimPart(dir: string, part: number): Promise<string | nul
   }
 }
 
+/** Creates a new, empty part `part` claimed by this writer (an append that starts a part). */
+export async function newClaim(dir: string, part: number, claim: Omit<Claim, 'file' | 'part'>): Promise<string> {
+  const claimed = join(dir, claimName(part, claim))
+  await (await open(claimed, 'wx')).close()
+  return claimed
+}
+
 /**
- * Gives a claimed part back, cut to `size` bytes. When it cannot be cut, or another file took its
- * name meanwhile, it stays claimed (or is dropped): it is never put back longer than its record.
+ * Gives a claimed part back under its own name, cut to `size` bytes. When it cannot be cut, or another
+ * file took its name meanwhile, it is dropped: it is never put back longer than its record.
  */
 export async function releasePart(dir: string, part: number, claimed: string, size: number): Promise<void> {
   try {
@@ -85,4 +139,9 @@ export async function releasePart(dir: string, part: number, claimed: string, si
     if (isErrno(e, 'EEXIST')) await unlink(claimed).catch(() => {})
     // ENOENT: the upload was completed or aborted meanwhile; anything else leaves the claim as it is
   }
+}
+
+/** Drops a claimed new part that got no bytes (nothing of it was committed). */
+export async function dropClaim(claimed: string): Promise<void> {
+  await unlink(claimed).catch(() => {})
 }

@@ -1,28 +1,38 @@
 /**
- * Part uploads on disk (SPEC 3.3). Each upload is a folder under `.filestorage/uploads/<id>/`:
+ * Part uploads on disk (SPEC 3.3), and tus uploads, which append. Each upload is a folder under
+ * `.filestorage/uploads/<id>/`:
  *
- *   session.json         where the file goes and with what attributes (rewritten whole when the size is declared)
- *   part-<n>, part-<n>.json   the parts (part-files.ts): written to a temporary file, renamed here
+ *   session.json            where the file goes and with what attributes (rewritten whole when the size is declared)
+ *   part-<n>, part-<n>.json the parts and their records (part-files.ts)
+ *   part-<n>.w.<claim>      a part an append is writing (part-files.ts)
+ *   assembled.<instance>.<id>  the parts of a completion, concatenated
+ *   complete.json           the completion's journal, see below
  *
- * Appends (tus) are parts too, committed under the upload's lock only if the upload still has the
- * offset the client named; an append whose body broke off keeps what arrived. An append extends the
+ * Appends write into a claimed part in the upload's folder, never into a temporary file elsewhere,
+ * so the bytes that reached the disk are there after any crash: a claim whose writer died is
+ * recovered by the next request for the upload (or the sweeper), and keeps those bytes (re-hashed)
+ * when the append had no checksum and the upload has not moved on since. An append extends the
  * part the previous append left, in place, when this process still has that part's running sha256
- * (append-tails.ts); otherwise it writes the next part. So an upload sent in many PATCHes to one
- * instance ends as one part, as one sent in one PATCH does.
+ * (append-tails.ts); otherwise it starts the next part.
  *
- * Completing an upload of one part renames that part into place: no copy, no second hash. Several
- * parts are streamed in order into one temporary file, hashed as they go, and committed like any
- * upload; then the folder is removed.
+ * Completing: the file to commit (the single part itself, or the parts concatenated into
+ * `assembled.*`) is given its record, the journal `complete.json` names it and the FileInfo it will
+ * have, and the rename that gives it its path is the commit. The file has left the folder exactly
+ * when the commit happened, so after a crash at any point a retry either finds it still there and
+ * commits again, or finds it gone and answers the stored file from the journal. Once committed, the
+ * folder keeps only `session.json` and `complete.json` until it expires, so completing again answers
+ * the same file instead of "no such upload".
  */
-import type { Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { randomBytes } from 'node:crypto'
 import { acceptReceived, appendRoom, type ReceivedBody, receiveBody } from '../append-body.js'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { offsetMismatch } from '../errors.js'
-import type { KeyedLock } from '../keyed-lock.js'
+import { failpoint } from '../failpoints.js'
 import {
   checkAppend,
   checkCreateOptions,
@@ -58,21 +68,48 @@ import type {
 import type { CommitRequest } from './disk-driver.js'
 import { AppendTails } from './append-tails.js'
 import { FileSink } from './file-sink.js'
+import type { Instances } from './instances.js'
 import { type DiskLayout, tmpFileWriter } from './layout.js'
-import { claimPart, type PartFile, partName, readPartFiles, releasePart, writePartRecord } from './part-files.js'
+import {
+  type Claim,
+  claimPart,
+  dropClaim,
+  newClaim,
+  partName,
+  type PartFile,
+  readPartFiles,
+  releasePart,
+  writePartRecord,
+} from './part-files.js'
+import type { StoreLocks } from './store-locks.js'
 
 interface SessionFile extends UploadRecord {
   v: 1
 }
 
-export interface UploadCommitter {
-  precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null>
-  commit(path: string, request: CommitRequest): Promise<PutResult>
+/** The journal of a completion (see the top of this file). */
+interface Journal {
+  v: 1
+  /** The file being committed, by its name in the upload's folder. */
+  source: string
+  ino: number
+  file: StoredFile
+  created: boolean
 }
 
-/** Temporary files untouched for this long belong to no live upload (a live one keeps writing). */
-const STALE_TMP_MS = 60 * 60 * 1000
+export interface UploadCommitter {
+  precheck(path: string, conditions: WritePreconditions): Promise<unknown>
+  commit(path: string, request: CommitRequest): Promise<PutResult>
+  /** The file at `path` if it is still inode `ino`, described; else null. */
+  describeInode(path: string, ino: number): Promise<StoredFile | null>
+}
+
 const READ_CHUNK = 1024 * 1024
+const SESSION = 'session.json'
+const JOURNAL = 'complete.json'
+const ASSEMBLED = 'assembled.'
+
+const uploadLock = (uploadId: string) => `upload:${uploadId}`
 
 export class DiskUploads {
   readonly #tails = new AppendTails()
@@ -80,16 +117,23 @@ export class DiskUploads {
   constructor(
     private readonly layout: DiskLayout,
     private readonly policy: UploadPolicy,
-    private readonly locks: KeyedLock,
+    private readonly locks: StoreLocks,
     private readonly files: UploadCommitter,
+    private readonly instances: Instances,
   ) {}
 
   async create(path: string, options: CreateUploadOptions): Promise<UploadSession> {
     checkCreateOptions(options)
     await this.files.precheck(path, options)
     const session: SessionFile = { v: 1, ...newUploadRecord(path, this.policy, options) }
-    await mkdir(this.#dir(session.uploadId), { recursive: true })
-    await this.#writeSession(session)
+    const dir = this.#dir(session.uploadId)
+    await mkdir(dir, { recursive: true })
+    try {
+      await this.#writeSession(session)
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true }) // a full disk leaves no empty upload behind
+      throw e
+    }
     return publicSession(session)
   }
 
@@ -103,11 +147,16 @@ export class DiskUploads {
       await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
       const info: PartInfo = { part, size: digest.size, sha256: digest.digest() }
       verifySha256(options.expectedSha256, info.sha256)
-      return await this.locks.run(uploadId, async () => {
+      return await this.locks.run(uploadLock(uploadId), async () => {
         const current = await this.#session(uploadId) // completed or aborted meanwhile?
-        const others = (await this.#parts(uploadId)).filter((p) => p.part !== part)
-        checkTotal(current, receivedBytes(others) + info.size)
-        await this.#commitPart(uploadId, tmp, info)
+        const others = (await this.#parts(uploadId)).filter((p) => p.info.part !== part)
+        checkTotal(current, receivedBytes(others.map((p) => p.info)) + info.size)
+        const dir = this.#dir(uploadId)
+        const { ino } = await stat(tmp)
+        // Bytes first, then the record naming them: until the record is written the part does not
+        // count, so a crash in between never pairs the new bytes with the old record.
+        await rename(tmp, join(dir, partName(part)))
+        await writePartRecord(dir, info, ino, this.layout.tmpFile())
         return info
       })
     } finally {
@@ -116,38 +165,55 @@ export class DiskUploads {
   }
 
   async append(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
+    await this.#recoverDeadClaims(uploadId)
     const session = await this.#session(uploadId)
     // Refuse a stale offset before reading a byte; checked again, atomically, at the commit.
-    const parts = await this.#parts(uploadId)
+    const parts = (await this.#parts(uploadId)).map((p) => p.info)
     checkAppend(session, options.offset, receivedBytes(parts), 0)
     const last = parts.at(-1)
     const maxBytes = appendRoom(session, options.offset, options.expectedSize)
+    const claim = {
+      instance: this.instances.id,
+      offset: options.offset,
+      keepOnCrash: options.keepPartial === true && options.expectedChecksum === undefined,
+    }
     const hash = this.#tails.hashOf(uploadId, last)
-    const claimed = last && hash ? await this.#claimTail(uploadId, last) : null
-    return claimed
-      ? this.#extend(uploadId, last!, claimed, hash!, body, options, maxBytes)
-      : this.#appendPart(uploadId, body, options, maxBytes)
+    const claimed = last && hash ? await this.#claimTail(uploadId, last, { ...claim, base: last.size }) : null
+    if (claimed) return this.#extend(uploadId, last!, claimed, hash!, body, options, maxBytes)
+    const part = (last?.part ?? 0) + 1
+    const fresh = await newClaim(this.#dir(uploadId), part, { ...claim, base: 0 })
+    return this.#appendNew(uploadId, part, fresh, body, options, maxBytes)
   }
 
-  /** Appends `body` as the next part. */
-  async #appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions, maxBytes: number) {
-    const tmp = this.layout.tmpFile()
+  /** Appends `body` as the new part `part`, written into `claimed`. */
+  async #appendNew(
+    uploadId: string,
+    part: number,
+    claimed: string,
+    body: ReadableStream<Uint8Array>,
+    options: AppendPartOptions,
+    maxBytes: number,
+  ): Promise<AppendResult> {
+    let committed = false
     try {
-      const received = await receiveInto(FileSink.create(tmp), body, options, maxBytes)
+      const received = await receiveInto(FileSink.continuing(claimed, 0), body, options, maxBytes)
       const { partial } = acceptReceived(received, options)
-      return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
+      return await this.locks.run(uploadLock(uploadId), async (): Promise<AppendResult> => {
         const current = await this.#session(uploadId)
-        const parts = await this.#parts(uploadId)
+        const parts = (await this.#parts(uploadId)).map((p) => p.info)
         const offset = receivedBytes(parts)
         checkAppend(current, options.offset, offset, received.size)
         if (received.size === 0) return { part: null, offset, partial }
-        const info: PartInfo = { part: (parts.at(-1)?.part ?? 0) + 1, size: received.size, sha256: received.sha256 }
-        await this.#commitPart(uploadId, tmp, info)
+        // Still the next part: no other append took that number meanwhile.
+        if ((parts.at(-1)?.part ?? 0) !== part - 1) throw offsetMismatch(options.offset, offset)
+        const info: PartInfo = { part, size: received.size, sha256: received.sha256 }
+        await this.#commitClaim(uploadId, claimed, info)
+        committed = true
         this.#tails.remember(uploadId, info, received.hash)
         return { part: info, offset: offset + info.size, partial }
       })
     } finally {
-      await rm(tmp, { force: true })
+      if (!committed) await dropClaim(claimed)
     }
   }
 
@@ -156,104 +222,101 @@ export class DiskUploads {
     uploadId: string,
     last: PartInfo,
     claimed: string,
-    hash: Hash,
+    hash: ReturnType<typeof createHash>,
     body: ReadableStream<Uint8Array>,
     options: AppendPartOptions,
     maxBytes: number,
   ): Promise<AppendResult> {
     const dir = this.#dir(uploadId)
-    let keep = last.size // what the part is given back with: more only once its new record is written
     let released = false
-    const release = async () => {
-      if (!released) await releasePart(dir, last.part, claimed, keep)
+    const giveBack = async (size: number) => {
+      if (!released) await releasePart(dir, last.part, claimed, size)
       released = true
     }
     try {
       const received = await receiveInto(FileSink.continuing(claimed, last.size), body, options, maxBytes, hash)
       const { partial } = acceptReceived(received, options)
-      return await this.locks.run(uploadId, async (): Promise<AppendResult> => {
+      return await this.locks.run(uploadLock(uploadId), async (): Promise<AppendResult> => {
         const current = await this.#session(uploadId)
-        const parts = await readPartFiles(dir)
+        const parts = await this.#parts(uploadId)
         const offset = receivedBytes(parts.map((p) => p.info))
         checkAppend(current, options.offset, offset, received.size)
         // Still the part claimed, with the same record: not sent again (putPart) meanwhile.
         if (!isClaimed(parts.at(-1), last, claimed)) throw offsetMismatch(options.offset, offset)
         if (received.size === 0) return { part: null, offset, partial }
         const info: PartInfo = { part: last.part, size: last.size + received.size, sha256: received.sha256 }
-        await writePartRecord(dir, info, this.layout.tmpFile())
-        keep = info.size
+        await writePartRecord(dir, info, (await stat(claimed)).ino, this.layout.tmpFile())
+        failpoint('disk.append.recorded')
+        released = true // the record counts the new bytes: given back with them, under the lock
+        await releasePart(dir, last.part, claimed, info.size)
         this.#tails.remember(uploadId, info, received.hash)
-        await release() // under the lock, so a completion that follows finds the part under its name
         return { part: info, offset: offset + received.size, partial }
       })
     } finally {
-      await release()
+      await giveBack(last.size)
     }
   }
 
   /** Claims `last` to extend it, if its record is still `last` once claimed (another instance may have extended it). */
-  async #claimTail(uploadId: string, last: PartInfo): Promise<string | null> {
+  async #claimTail(uploadId: string, last: PartInfo, claim: Omit<Claim, 'file' | 'part'>): Promise<string | null> {
     const dir = this.#dir(uploadId)
-    const claimed = await claimPart(dir, last.part)
+    const claimed = await claimPart(dir, last.part, claim)
     if (!claimed) return null
-    const now = (await readPartFiles(dir)).find((p) => p.info.part === last.part)
+    const now = (await this.#parts(uploadId)).find((p) => p.info.part === last.part)
     if (isClaimed(now, last, claimed)) return claimed
     await releasePart(dir, last.part, claimed, now?.info.size ?? last.size)
     return null
   }
 
+  /** Records the bytes of a claimed part, then gives it back under its own name. Under the upload's lock. */
+  async #commitClaim(uploadId: string, claimed: string, info: PartInfo): Promise<void> {
+    const dir = this.#dir(uploadId)
+    await writePartRecord(dir, info, (await stat(claimed)).ino, this.layout.tmpFile())
+    failpoint('disk.append.recorded')
+    await releasePart(dir, info.part, claimed, info.size)
+  }
+
   async declareSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
-    return this.locks.run(uploadId, async () => {
+    await this.locks.run(uploadLock(uploadId), async () => {
       const session = await this.#session(uploadId)
-      checkDeclaredSize(session, receivedBytes(await this.#parts(uploadId)), totalSize)
+      checkDeclaredSize(session, receivedBytes((await this.#parts(uploadId)).map((p) => p.info)), totalSize)
       if (session.totalSize === undefined) await this.#writeSession({ ...session, totalSize })
-      return this.status(uploadId)
     })
+    return this.status(uploadId)
   }
 
   async status(uploadId: string): Promise<UploadStatus> {
+    await this.#recoverDeadClaims(uploadId)
     const session = await this.#session(uploadId)
-    return uploadStatusOf(session, await this.#parts(uploadId))
+    return uploadStatusOf(session, (await this.#parts(uploadId)).map((p) => p.info))
   }
 
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
-    return this.locks.run(uploadId, async () => {
-      const session = await this.#session(uploadId)
-      const files = await readPartFiles(this.#dir(uploadId))
+    await this.#recoverDeadClaims(uploadId)
+    return this.locks.run(uploadLock(uploadId), async () => {
+      const dir = this.#dir(uploadId)
+      const session = await this.#readSession(uploadId)
+      if (!session || isExpired(session.expiresAt)) throw uploadNotFound(uploadId)
+      const journal = await this.#readJournal(uploadId)
+      if (journal) return this.#resume(session, journal, options)
+      await this.#removeAssembled(uploadId) // of a completion that died before its journal
+      const files = await this.#parts(uploadId)
       const parts = partsToAssemble(session, files.map((p) => p.info), options.parts)
       await this.files.precheck(session.path, session) // fail before copying gigabytes
-      const dir = this.#dir(uploadId)
-      const commit = async (tmp: string, sha256: string) => {
-        verifySha256(options.expectedSha256, sha256)
-        const result = await this.files.commit(session.path, {
-          tmp,
-          sha256,
-          metadata: session.metadata,
-          ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
-          ...uploadConditions(session),
-        })
-        await rm(dir, { recursive: true, force: true })
-        this.#tails.forget(uploadId)
-        return result
-      }
       const [only] = parts
       if (parts.length === 1 && only!.size <= (session.maxBytes ?? Number.POSITIVE_INFINITY)) {
         // One part is the whole file, hashed as it arrived (a tus upload in one PATCH, or in many
         // to one instance): it becomes the file as it is, without copying or hashing it again.
-        // Claimed first, so no append writes into it once it is the file.
-        const whole = await claimPart(dir, only!.part)
-        if (whole) {
-          try {
-            await truncate(whole, only!.size)
-            return await commit(whole, only!.sha256)
-          } catch (e) {
-            await releasePart(dir, only!.part, whole, only!.size)
-            throw e
-          }
+        const own = files.find((p) => p.info.part === only!.part)!.file
+        if (own === join(dir, partName(only!.part))) {
+          verifySha256(options.expectedSha256, only!.sha256)
+          return this.#commitSource(session, partName(only!.part), only!.sha256)
         }
+        // An append on another instance holds it claimed: copied below, up to its recorded size.
       }
       const fileOf = new Map(files.map((p) => [p.info.part, p.file]))
-      const tmp = this.layout.tmpFile()
+      const assembled = `${ASSEMBLED}${this.instances.id}.${randomBytes(8).toString('hex')}`
+      let committed = false
       try {
         const digest = new DigestStream(session.maxBytes)
         async function* concatenated() {
@@ -263,48 +326,131 @@ export class DiskUploads {
             yield* createReadStream(fileOf.get(p.part)!, { start: 0, end: p.size - 1, highWaterMark: READ_CHUNK })
           }
         }
-        await pipeline(concatenated, digest, tmpFileWriter(tmp))
-        return await commit(tmp, digest.digest())
+        await pipeline(concatenated, digest, tmpFileWriter(join(dir, assembled)))
+        const sha256 = digest.digest()
+        verifySha256(options.expectedSha256, sha256)
+        const result = await this.#commitSource(session, assembled, sha256)
+        committed = true
+        return result
       } finally {
-        await rm(tmp, { force: true })
+        if (!committed) await rm(join(dir, assembled), { force: true })
       }
     })
   }
 
+  /**
+   * Commits `source` (a file in the upload's folder) to the upload's path, journaled; then keeps
+   * only the session and the journal. Under the upload's lock.
+   */
+  async #commitSource(session: SessionFile, source: string, sha256: string): Promise<PutResult> {
+    const dir = this.#dir(session.uploadId)
+    try {
+      const result = await this.files.commit(session.path, {
+        tmp: join(dir, source),
+        sha256,
+        metadata: session.metadata,
+        ...(session.contentType !== undefined ? { contentType: session.contentType } : {}),
+        ...uploadConditions(session),
+        beforePlace: async (placed, ino) => {
+          await this.#writeJournal(session.uploadId, { v: 1, source, ino, file: placed.file, created: placed.created })
+          failpoint('disk.complete.journaled')
+        },
+      })
+      failpoint('disk.complete.committed')
+      await this.#keepOnlyJournal(session.uploadId)
+      this.#tails.forget(session.uploadId)
+      return result
+    } catch (e) {
+      await rm(join(dir, JOURNAL), { force: true }) // not committed: the upload stays complete-able
+      throw e
+    }
+  }
+
+  /** Completing an upload whose journal is written: the crash came before or after the commit. */
+  async #resume(session: SessionFile, journal: Journal, options: CompleteUploadOptions): Promise<PutResult> {
+    const dir = this.#dir(session.uploadId)
+    const source = await lstat(join(dir, journal.source)).catch(() => null)
+    if (source?.ino === journal.ino) {
+      verifySha256(options.expectedSha256, journal.file.sha256)
+      return this.#commitSource(session, journal.source, journal.file.sha256) // not committed yet
+    }
+    verifySha256(options.expectedSha256, journal.file.sha256)
+    await this.#keepOnlyJournal(session.uploadId)
+    const file = (await this.files.describeInode(session.path, journal.ino)) ?? journal.file
+    return { file, created: journal.created }
+  }
+
   async abort(uploadId: string): Promise<void> {
-    await this.locks.run(uploadId, async () => {
+    await this.locks.run(uploadLock(uploadId), async () => {
       await this.#session(uploadId)
       await this.layout.discard(this.#dir(uploadId))
       this.#tails.forget(uploadId)
     })
   }
 
-  /** Removes expired uploads, temporary files no live write owns, and leftovers of deletions. */
-  async sweep(now: Date): Promise<{ removed: number }> {
+  /** Removes expired uploads (finished ones included) and recovers appends whose writer died. */
+  async sweep(now: Date): Promise<number> {
     let removed = 0
-    for (const id of await readdir(this.layout.uploadsDir).catch(() => [])) {
+    for (const id of await readdir(this.layout.uploadsDir).catch(() => [] as string[])) {
       const session = await this.#readSession(id)
       const abandoned = session
         ? isExpired(session.expiresAt, now)
         : await olderThan(join(this.layout.uploadsDir, id), this.policy.ttlMs, now)
       if (abandoned) {
-        await this.locks.run(id, () => this.layout.discard(join(this.layout.uploadsDir, id)))
+        await this.locks.run(uploadLock(id), () => this.layout.discard(join(this.layout.uploadsDir, id)))
         this.#tails.forget(id)
         removed++
+      } else if (session) {
+        await this.#recoverDeadClaims(id)
       }
     }
-    for (const name of await readdir(this.layout.tmpDir).catch(() => [])) {
-      const p = join(this.layout.tmpDir, name)
-      if (await olderThan(p, STALE_TMP_MS, now)) {
-        await rm(p, { force: true, recursive: true })
-        removed++
-      }
+    return removed
+  }
+
+  /**
+   * Claims left by a writer that died (a crash during a tus PATCH): their bytes become the part
+   * they were appending, re-hashed, when the append may keep them and the upload has not moved on
+   * since; otherwise the part goes back to its recorded size.
+   */
+  async #recoverDeadClaims(uploadId: string): Promise<void> {
+    checkUploadId(uploadId)
+    const dead = async () => {
+      const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
+      const found: Claim[] = []
+      for (const c of claims) if (!(await this.instances.isAlive(c.instance))) found.push(c)
+      return found
     }
-    for (const name of await readdir(this.layout.trashDir).catch(() => [])) {
-      await rm(join(this.layout.trashDir, name), { recursive: true, force: true })
-      removed++
+    if ((await dead()).length === 0) return
+    await this.locks.run(uploadLock(uploadId), async () => {
+      for (const claim of await dead()) await this.#recoverClaim(uploadId, claim)
+    })
+  }
+
+  async #recoverClaim(uploadId: string, claim: Claim): Promise<void> {
+    const dir = this.#dir(uploadId)
+    const parts = (await this.#parts(uploadId)).map((p) => p.info)
+    const recorded = parts.find((p) => p.part === claim.part)
+    const last = parts.at(-1)
+    // Take it over first: a rename, so only one recoverer goes on.
+    const mine = join(dir, `${partName(claim.part)}.w.${this.instances.id}.${claim.offset}.${claim.base}.d.${randomBytes(4).toString('hex')}`)
+    try {
+      await rename(claim.file, mine)
+    } catch {
+      return // recovered by someone else
     }
-    return { removed }
+    const size = (await stat(mine)).size
+    const unchanged =
+      receivedBytes(parts) === claim.offset + (recorded?.size ?? 0) - claim.base &&
+      (recorded?.size ?? 0) === claim.base &&
+      (claim.base > 0 ? last?.part === claim.part : (last?.part ?? 0) === claim.part - 1)
+    if (claim.keepOnCrash && unchanged && size > claim.base) {
+      const info: PartInfo = { part: claim.part, size, sha256: await sha256Of(mine) }
+      await this.#commitClaim(uploadId, mine, info)
+    } else if (recorded) {
+      await releasePart(dir, claim.part, mine, recorded.size)
+    } else {
+      await dropClaim(mine)
+    }
   }
 
   #dir(uploadId: string): string {
@@ -312,24 +458,48 @@ export class DiskUploads {
   }
 
   async #writeSession(session: SessionFile): Promise<void> {
+    await this.#writeJson(session.uploadId, SESSION, session)
+  }
+
+  async #writeJournal(uploadId: string, journal: Journal): Promise<void> {
+    await this.#writeJson(uploadId, JOURNAL, journal)
+  }
+
+  async #writeJson(uploadId: string, name: string, value: unknown): Promise<void> {
     const tmp = this.layout.tmpFile()
-    await writeFile(tmp, JSON.stringify(session))
-    await rename(tmp, join(this.#dir(session.uploadId), 'session.json'))
+    await writeFile(tmp, JSON.stringify(value))
+    await rename(tmp, join(this.#dir(uploadId), name))
   }
 
-  /** Moves a finished part into the upload, then its record: the part counts from that moment. */
-  async #commitPart(uploadId: string, tmp: string, info: PartInfo): Promise<void> {
-    const dir = this.#dir(uploadId)
-    await rename(tmp, join(dir, partName(info.part)))
-    await writePartRecord(dir, info, this.layout.tmpFile())
-  }
-
-  async #readSession(uploadId: string): Promise<SessionFile | null> {
+  async #readJson<T extends { v: number }>(uploadId: string, name: string): Promise<T | null> {
     try {
-      const session = JSON.parse(await readFile(join(this.#dir(uploadId), 'session.json'), 'utf8')) as SessionFile
-      return session.v === 1 ? session : null
+      const value = JSON.parse(await readFile(join(this.#dir(uploadId), name), 'utf8')) as T
+      return value.v === 1 ? value : null
     } catch {
       return null
+    }
+  }
+
+  #readSession(uploadId: string): Promise<SessionFile | null> {
+    return this.#readJson<SessionFile>(uploadId, SESSION)
+  }
+
+  #readJournal(uploadId: string): Promise<Journal | null> {
+    return this.#readJson<Journal>(uploadId, JOURNAL)
+  }
+
+  /** After a commit: everything but the session and the journal goes. */
+  async #keepOnlyJournal(uploadId: string): Promise<void> {
+    const dir = this.#dir(uploadId)
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (name !== SESSION && name !== JOURNAL) await rm(join(dir, name), { force: true, recursive: true })
+    }
+  }
+
+  async #removeAssembled(uploadId: string): Promise<void> {
+    const dir = this.#dir(uploadId)
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (name.startsWith(ASSEMBLED)) await unlink(join(dir, name)).catch(() => {})
     }
   }
 
@@ -337,13 +507,20 @@ export class DiskUploads {
   async #session(uploadId: string): Promise<SessionFile> {
     checkUploadId(uploadId)
     const session = await this.#readSession(uploadId)
-    if (!session || isExpired(session.expiresAt)) throw uploadNotFound(uploadId)
+    if (!session || isExpired(session.expiresAt) || (await this.#committed(uploadId))) throw uploadNotFound(uploadId)
     return session
   }
 
-  /** Received parts whose bytes are there for their record, by number. */
-  async #parts(uploadId: string): Promise<PartInfo[]> {
-    return (await readPartFiles(this.#dir(uploadId))).map((p: PartFile) => p.info)
+  /** Whether the upload's completion has committed its file (its journal's source has left the folder). */
+  async #committed(uploadId: string): Promise<boolean> {
+    const journal = await this.#readJournal(uploadId)
+    if (!journal) return false
+    const source = await lstat(join(this.#dir(uploadId), journal.source)).catch(() => null)
+    return source?.ino !== journal.ino
+  }
+
+  async #parts(uploadId: string): Promise<PartFile[]> {
+    return (await readPartFiles(this.#dir(uploadId))).parts
   }
 }
 
@@ -360,7 +537,7 @@ async function receiveInto(
   body: ReadableStream<Uint8Array>,
   options: AppendPartOptions,
   maxBytes: number,
-  hash?: Hash,
+  hash?: ReturnType<typeof createHash>,
 ): Promise<ReceivedBody> {
   try {
     return await receiveBody(body, (chunk) => sink.write(chunk), {
@@ -371,6 +548,12 @@ async function receiveInto(
   } finally {
     await sink.close()
   }
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
 }
 
 async function olderThan(path: string, ms: number, now: Date): Promise<boolean> {

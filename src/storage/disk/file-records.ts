@@ -1,0 +1,169 @@
+/**
+ * The attributes of a file on disk (content type, sha256, metadata, created), which a plain file
+ * cannot carry, kept by inode rather than by path:
+ *
+ *   .filestorage/inodes/<shard>/<ino>        a hard link to the file (the "holder")
+ *   .filestorage/inodes/<shard>/<ino>.json   its record
+ *
+ * Why by inode: a writer records the attributes of its new file before the file gets its name,
+ * and the rename that gives it the name is the one atomic step that makes bytes and attributes
+ * visible together. Every write makes a new inode; a move renames the file and its inode, with its
+ * record, goes along. So no reader, second writer, second process or crash can ever pair bytes with
+ * another version's attributes, and readers never need to write anything.
+ *
+ * The holder pins the inode: while it exists the inode number cannot be reused, so a record always
+ * describes the one file it was written for. Its link count tells whether the file still has a
+ * name in the store (2 or more) or not any more (1: replaced, deleted, or never committed), which
+ * lets the sweeper reclaim records without walking the data tree. Order makes this hold at every
+ * instant: a holder is made before its record, and a record removed before its holder.
+ *
+ * A record also holds the file's size and mtime: a file edited in place by hand no longer matches
+ * them, and is described from its bytes again (keeping its content type and metadata).
+ */
+import type { Stats } from 'node:fs'
+import { link, lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isErrno } from './layout.js'
+
+export interface FileRecord {
+  v: 2
+  sha256: string
+  size: number
+  mtimeMs: number
+  contentType: string
+  metadata: Record<string, unknown>
+  created: string
+}
+
+/** Whether `record` was written for the bytes the file has now (not edited in place since). */
+export const recordMatches = (record: FileRecord, stats: Stats): boolean =>
+  record.size === stats.size && record.mtimeMs === stats.mtimeMs
+
+const SHARDS = 4096
+
+export class FileRecords {
+  readonly #madeShards = new Set<number>()
+
+  constructor(
+    private readonly dir: string,
+    /** A fresh temporary file name private to this process, for staging a record. */
+    private readonly tmpFile: () => string,
+  ) {}
+
+  holder(ino: number): string {
+    return join(this.#shard(ino), String(ino))
+  }
+
+  #record(ino: number): string {
+    return join(this.#shard(ino), `${ino}.json`)
+  }
+
+  /**
+   * Gives `file` (a file only the caller can reach: a temporary file, a claimed part) its record: the holder
+   * first, then the record, staged and renamed into place. `stats` are the file's own, taken after
+   * its last byte was written. Replaces the record of an inode that already has one (adoption of a
+   * file edited in place).
+   */
+  async attach(file: string, stats: Stats, record: FileRecord): Promise<void> {
+    const holder = this.holder(stats.ino)
+    await this.#makeShard(stats.ino)
+    try {
+      await link(file, holder)
+    } catch (e) {
+      // A holder of this number can only be this very inode: a holder pins the number it is named by.
+      if (!isErrno(e, 'EEXIST')) throw e
+    }
+    const staged = this.tmpFile()
+    await writeFile(staged, JSON.stringify(record))
+    try {
+      await rename(staged, this.#record(stats.ino))
+    } catch (e) {
+      await unlink(staged).catch(() => {})
+      throw e
+    }
+  }
+
+  /**
+   * `attach` for a file that has a name others can change (a file put there by hand, being adopted):
+   * it is first pinned under a private name and checked to be the inode `stats` describes, so the
+   * holder made can only be that inode. False when the path holds another file by then.
+   */
+  async adopt(path: string, stats: Stats, record: FileRecord): Promise<boolean> {
+    const pin = this.tmpFile()
+    await link(path, pin)
+    try {
+      const pinned = await lstat(pin)
+      if (pinned.ino !== stats.ino || pinned.size !== stats.size || pinned.mtimeMs !== stats.mtimeMs) return false
+      await this.attach(pin, pinned, record)
+      return true
+    } finally {
+      await unlink(pin).catch(() => {})
+    }
+  }
+
+  /** The record of inode `ino`, or null when it has none (a file the store did not write). */
+  async read(ino: number): Promise<{ record: FileRecord; bytes: number } | null> {
+    let text: string
+    try {
+      text = await readFile(this.#record(ino), 'utf8')
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      throw e
+    }
+    try {
+      const record = JSON.parse(text) as FileRecord
+      return record.v === 2 ? { record, bytes: text.length } : null
+    } catch {
+      return null // cut short by a crash of the file system itself: described from the bytes instead
+    }
+  }
+
+  /**
+   * Forgets inode `ino` if it no longer has a name in the store (its holder is its last link): the
+   * record, then the holder. Called by whoever just took its name away (a replace, a delete); a
+   * crash in between is made good by `sweep`.
+   */
+  async release(ino: number): Promise<boolean> {
+    const holder = this.holder(ino)
+    const stats = await lstat(holder).catch(() => null)
+    if (!stats || stats.nlink !== 1) return false
+    await unlink(this.#record(ino)).catch(() => {})
+    await unlink(holder).catch(() => {})
+    return true
+  }
+
+  /** Reclaims records and holders of files that have no name in the store any more. */
+  async sweep(): Promise<number> {
+    let removed = 0
+    for (const shard of await readdir(this.dir).catch(() => [] as string[])) {
+      const dir = join(this.dir, shard)
+      const names = await readdir(dir).catch(() => [] as string[])
+      const holders = new Set(names.filter((n) => !n.endsWith('.json')))
+      for (const name of names) {
+        if (name.endsWith('.json')) {
+          // A record without its holder: left by a crash between removing the two. Never one in
+          // flight, as a holder is always made before its record; looked up again, as a listing
+          // made while entries are added may show the record and not its holder.
+          const ino = name.slice(0, -'.json'.length)
+          if (!holders.has(ino) && !(await lstat(join(dir, ino)).then(() => true, () => false))) {
+            removed += await unlink(join(dir, name)).then(() => 1, () => 0)
+          }
+        } else if (await this.release(Number(name))) {
+          removed++
+        }
+      }
+    }
+    return removed
+  }
+
+  async #makeShard(ino: number): Promise<void> {
+    const shard = ino % SHARDS
+    if (this.#madeShards.has(shard)) return
+    await mkdir(this.#shard(ino), { recursive: true })
+    this.#madeShards.add(shard)
+  }
+
+  #shard(ino: number): string {
+    return join(this.dir, (ino % SHARDS).toString(16).padStart(3, '0'))
+  }
+}

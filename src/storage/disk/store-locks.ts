@@ -1,0 +1,84 @@
+/**
+ * Locks on paths and uploads that hold across every process sharing the store folder (workers of
+ * one service, several services on one volume), for the check-then-commit steps of a write
+ * (If-Match, created-or-replaced, an append's offset, completing an upload once).
+ *
+ * Inside a process, callers queue on a KeyedLock. Across processes, a lock is a hard link
+ * `.filestorage/locks/<hash of key>` to the holder's instance record (instances.ts): link() creates
+ * it for one caller only, unlink() releases it, and the link's inode names its holder. A waiter
+ * whose lock is held by a dead instance has that instance reaped, which removes its links; no one
+ * else ever removes a lock, so a lock can never be taken from a live holder.
+ */
+import { createHash } from 'node:crypto'
+import { link, lstat, readdir, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { KeyedLock } from '../keyed-lock.js'
+import type { Instances } from './instances.js'
+import { isErrno } from './layout.js'
+
+/** Waits between tries on a lock another process holds: short, growing, capped. */
+const backoffMs = (attempt: number) => Math.min(2 ** attempt, 50) * (0.5 + Math.random() / 2)
+
+export class StoreLocks {
+  readonly #local = new KeyedLock()
+
+  constructor(
+    private readonly dir: string,
+    private readonly instances: Instances,
+    /** Reclaims what a dead instance left (its locks among it); see DiskDriver's reaping. */
+    private readonly reapDead: (id: string) => Promise<void>,
+  ) {}
+
+  /** Runs `fn` holding every key; several keys are taken in sorted order, each once. */
+  async run<T>(keys: string | string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(typeof keys === 'string' ? [keys] : keys)].sort()
+    return this.#local.run(sorted, async () => {
+      const held: string[] = []
+      try {
+        for (const key of sorted) held.push(await this.#acquire(key))
+        return await fn()
+      } finally {
+        for (const file of held) await unlink(file).catch(() => {})
+      }
+    })
+  }
+
+  /** Removes the locks a dead instance held: the links to its record (`record`, renamed by its reaper). */
+  async removeLocksOf(record: string): Promise<void> {
+    const { ino: recordIno, nlink } = await stat(record)
+    if (nlink === 1) return // it held none
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      const file = join(this.dir, name)
+      const stats = await lstat(file).catch(() => null)
+      if (stats?.ino === recordIno) await unlink(file).catch(() => {})
+    }
+  }
+
+  async #acquire(key: string): Promise<string> {
+    const file = join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32))
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await link(this.instances.record, file)
+        return file
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e
+      }
+      if (attempt % 8 === 7) await this.#reapHolderIfDead(file)
+      await sleep(backoffMs(attempt))
+    }
+  }
+
+  async #reapHolderIfDead(file: string): Promise<void> {
+    const held = await lstat(file).catch(() => null)
+    if (!held) return
+    const records = join(this.instances.record, '..')
+    for (const name of await readdir(records).catch(() => [] as string[])) {
+      const stats = await stat(join(records, name)).catch(() => null)
+      if (stats?.ino !== held.ino) continue
+      const id = name.replace(/(\.json|\.reaping\..*)$/, '')
+      if (!(await this.instances.isAlive(id))) await this.reapDead(id)
+      return
+    }
+  }
+}

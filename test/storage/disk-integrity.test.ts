@@ -1,0 +1,250 @@
+/**
+ * The disk store's commit protocol under attack: readers and writers racing on the same paths from
+ * two instances on one folder, and processes killed at every step of a write, a completion, an
+ * append and a delete (failpoints, see src/storage/failpoints.ts, and kill -9 mid-body). After each,
+ * a path holds one version whose attributes are that version's, retries answer as documented, and
+ * the first sweep leaves nothing behind.
+ */
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import { DiskDriver, type StoredFile } from '../../src/storage/index.js'
+import { runStoreChild as runChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
+import { leftovers, NOTHING_LEFT } from '../helpers/disk-store.js'
+import { expectCode } from '../helpers/expect-error.js'
+import { readAll, sha256, streamOf } from '../helpers/streams.js'
+
+const roots: string[] = []
+afterAll(async () => {
+  await Promise.all(roots.map((r) => rm(r, { recursive: true, force: true })))
+})
+const freshRoot = async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'filestorage-integrity-'))
+  roots.push(dir)
+  return dir
+}
+
+interface Version {
+  contentType: string
+  metadata: Record<string, unknown>
+}
+
+const TYPES = ['text/plain', 'application/json', 'image/png', 'application/pdf', 'text/csv']
+
+/** The body of write `n`: unique bytes (so its sha256 names the version), some past one read chunk. */
+function contentOf(n: number): Buffer {
+  const size = n % 7 === 0 ? 1024 * 1024 + 4096 : 100 + ((n * 7919) % 20_000)
+  const bytes = Buffer.alloc(size, n % 251)
+  bytes.write(`write ${n} `)
+  return bytes
+}
+
+describe('disk commit protocol: concurrent readers and writers', () => {
+  it('never pairs bytes with another version\'s attributes, across two instances on one folder', async () => {
+    const root = await freshRoot()
+    const instances = [await DiskDriver.open({ dir: root }), await DiskDriver.open({ dir: root })]
+    const paths = ['a.bin', 'b.bin', 'deep/c.bin', 'deep/er/d.bin']
+    const versions = new Map<string, Version>() // sha256 -> what was written with it
+    const mismatches: string[] = []
+    let reads = 0
+    let writes = 0
+    let stop = false
+
+    const check = (where: string, file: StoredFile, bytes?: Buffer) => {
+      const written = versions.get(file.sha256)
+      if (!written) return mismatches.push(`${where}: sha256 ${file.sha256} was never written`)
+      if (file.contentType !== written.contentType || JSON.stringify(file.metadata) !== JSON.stringify(written.metadata)) {
+        mismatches.push(`${where}: ${file.contentType} ${JSON.stringify(file.metadata)}, written ${JSON.stringify(written)}`)
+      }
+      if (bytes && sha256(bytes) !== file.sha256) mismatches.push(`${where}: bytes are not ${file.sha256}`)
+      if (file.etag !== `"${file.sha256}"`) mismatches.push(`${where}: etag ${file.etag}`)
+    }
+
+    const writer = async (w: number) => {
+      for (let i = 0; i < 40; i++) {
+        const n = w * 1000 + i
+        const body = contentOf(n)
+        const version = { contentType: TYPES[n % TYPES.length]!, metadata: { writer: w, n } }
+        versions.set(sha256(body), version)
+        await instances[w % 2]!.put(paths[n % paths.length]!, streamOf(body), version)
+        writes++
+      }
+    }
+    const reader = async (r: number) => {
+      while (!stop) {
+        const store = instances[r % 2]!
+        const path = paths[(r + reads) % paths.length]!
+        try {
+          if (reads % 3 === 0) {
+            check(`stat ${path}`, await store.stat(path))
+          } else if (reads % 3 === 1) {
+            const { file, body } = await store.read(path)
+            check(`read ${path}`, file, await readAll(body))
+          } else {
+            for (const e of (await store.list(path.includes('/') ? 'deep' : '', { recursive: true })).entries) {
+              if (e.type === 'file') check(`list ${e.path}`, e)
+            }
+          }
+          reads++
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'not_found') mismatches.push(`${path}: ${(e as Error).message}`)
+          await new Promise((r) => setImmediate(r))
+        }
+      }
+    }
+
+    const readers = Array.from({ length: 12 }, (_, r) => reader(r))
+    await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)))
+    stop = true
+    await Promise.all(readers)
+    console.log(`disk concurrency: ${writes} writes, ${reads} reads audited, ${mismatches.length} mismatches`)
+    expect(mismatches.slice(0, 10)).toEqual([])
+    expect(reads).toBeGreaterThan(100)
+
+    // What stays on disk, read by a new instance (a restart), is still one version each.
+    await Promise.all(instances.map((s) => s.idle()))
+    const restarted = await DiskDriver.open({ dir: root })
+    for (const path of paths) check(`after restart ${path}`, await restarted.stat(path))
+    expect(mismatches).toEqual([])
+    await restarted.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+})
+
+describe('disk commit protocol: a process killed at every step', () => {
+  let root: string
+  let store: DiskDriver
+  const v1 = { contentType: 'text/plain', metadata: { version: 1 } }
+  const v2 = { contentType: 'application/json', metadata: { version: 2 } }
+  const bytesV2 = Buffer.alloc(300_000, 2)
+
+  beforeEach(async () => {
+    root = await freshRoot()
+    store = await DiskDriver.open({ dir: root })
+    await store.put('doc.bin', streamOf('version one'), v1)
+  })
+
+  /** The path holds v1 or v2, each whole, with its own attributes; which one is returned. */
+  const oneVersion = async (path = 'doc.bin') => {
+    const fresh = await DiskDriver.open({ dir: root })
+    const { file, body } = await fresh.read(path)
+    const bytes = await readAll(body)
+    if (file.sha256 === sha256('version one')) {
+      expect(file).toMatchObject(v1)
+      expect(bytes.toString()).toBe('version one')
+      return 1
+    }
+    expect(file).toMatchObject({ ...v2, sha256: sha256(bytesV2) })
+    expect(sha256(bytes)).toBe(sha256(bytesV2))
+    return 2
+  }
+
+  for (const [point, expected] of [
+    ['disk.put.written', 1],
+    ['disk.commit.attached', 1],
+    ['disk.commit.placed', 2],
+  ] as const) {
+    it(`a PUT killed at ${point} leaves version ${expected}, whole, and nothing after a sweep`, async () => {
+      const { exit } = await runChild({ dir: root, op: 'put', path: 'doc.bin', size: bytesV2.length, fill: 2, ...v2 }, [point])
+      expect(exit.signal).toBe('SIGKILL')
+      expect(await oneVersion()).toBe(expected)
+      await store.sweep()
+      expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    })
+  }
+
+  it('a PUT killed part way through its body leaves version 1, and its temporary file goes with the first sweep', async () => {
+    const { exit } = await runChild({ dir: root, op: 'put', path: 'doc.bin', size: 8 << 20, fill: 2, dieAfterBytes: 3 << 20, ...v2 })
+    expect(exit.signal).toBe('SIGKILL')
+    expect((await leftovers(root)).tmp.length).toBe(1) // the cut upload, until the sweep
+    expect(await oneVersion()).toBe(1)
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+
+  it('a lock held by a process killed while holding it never blocks the next writer', async () => {
+    const { exit } = await runChild({ dir: root, op: 'put', path: 'doc.bin', size: 10, fill: 2 }, ['disk.commit.attached'])
+    expect(exit.signal).toBe('SIGKILL')
+    expect((await leftovers(root)).locks).toHaveLength(1) // the dead process's lock on doc.bin
+    // This instance was open before the crash: its writer finds the holder dead and reaps it.
+    const { file } = await store.put('doc.bin', streamOf('after the crash'), { ifMatch: [`"${sha256('version one')}"`] })
+    expect(file.sha256).toBe(sha256('after the crash'))
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+
+  it('keeps the temporary files of a live instance and reclaims a dead one\'s at once', async () => {
+    const holder = spawnStoreChild({ dir: root, op: 'hold' })
+    await waitForOutput(holder, 'ready')
+    const ids = (await readdir(join(root, '.filestorage/tmp'))).filter((id) => id !== store.instanceId)
+    expect(ids).toHaveLength(1)
+    await writeFile(join(root, '.filestorage/tmp', ids[0]!, 'in-flight'), 'half an upload')
+    await store.sweep()
+    expect((await leftovers(root)).tmp).toEqual([`tmp/${ids[0]}/in-flight`]) // its owner is alive
+    await holder.stop('SIGKILL')
+    await store.sweep() // the first sweep after it died
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+
+  for (const point of ['disk.complete.journaled', 'disk.commit.placed', 'disk.complete.committed']) {
+    for (const parts of [1, 3]) {
+      it(`a completion of ${parts} part(s) killed at ${point}: a retry answers the stored file, never 409`, async () => {
+        const { uploadId } = await store.createUpload('doc.bin', v2)
+        const chunk = bytesV2.length / parts
+        for (let p = 1; p <= parts; p++) await store.putPart(uploadId, p, streamOf(bytesV2.subarray((p - 1) * chunk, p * chunk)))
+        const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, [point])
+        expect(exit.signal).toBe('SIGKILL')
+        const fresh = await DiskDriver.open({ dir: root })
+        const { file, created } = await fresh.completeUpload(uploadId)
+        expect(created).toBe(false)
+        expect(file).toMatchObject({ ...v2, sha256: sha256(bytesV2), size: bytesV2.length })
+        expect(await oneVersion()).toBe(2)
+        // Finished: completing again answers the same file; the upload takes nothing more.
+        expect((await fresh.completeUpload(uploadId)).file.sha256).toBe(sha256(bytesV2))
+        await expectCode(fresh.uploadStatus(uploadId), 'not_found')
+        await expectCode(fresh.putPart(uploadId, 1, streamOf('late')), 'not_found')
+        await store.sweep()
+        expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+      })
+    }
+  }
+
+  it('a tus append killed part way keeps the bytes that reached the disk, and the upload goes on from there', async () => {
+    const total = 6 << 20
+    const { uploadId } = await store.createUpload('appended.bin', { totalSize: total })
+    await store.appendPart(uploadId, streamOf(Buffer.alloc(1 << 20, 9)), { offset: 0, keepPartial: true })
+    const { exit } = await runChild({
+      dir: root, op: 'append', uploadId, offset: 1 << 20, size: 4 << 20, fill: 9, dieAfterBytes: 3 << 20, keepPartial: true,
+    })
+    expect(exit.signal).toBe('SIGKILL')
+    const fresh = await DiskDriver.open({ dir: root })
+    const { received } = await fresh.uploadStatus(uploadId)
+    // At least what the writer had handed to the file system (it buffers up to 1 MiB).
+    expect(received).toBeGreaterThanOrEqual(3 << 20)
+    expect(received).toBeLessThanOrEqual(4 << 20)
+    await fresh.appendPart(uploadId, streamOf(Buffer.alloc(total - received, 9)), { offset: received })
+    const { file } = await fresh.completeUpload(uploadId)
+    expect(file.sha256).toBe(sha256(Buffer.alloc(total, 9)))
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+
+  it('a recursive delete killed after the folder left the tree: gone at once, reclaimed by the sweep', async () => {
+    for (let i = 0; i < 20; i++) await store.put(`tree/sub${i % 3}/f${i}.txt`, streamOf(`file ${i}`))
+    const { exit } = await runChild({ dir: root, op: 'delete', path: 'tree', recursive: true }, ['disk.discard.moved'])
+    expect(exit.signal).toBe('SIGKILL')
+    expect(await store.lookup('tree')).toBeNull()
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    expect(await oneVersion()).toBe(1)
+  })
+
+  it('a delete killed between unlinking the file and releasing its record leaves no record after the sweep', async () => {
+    const { exit } = await runChild({ dir: root, op: 'delete', path: 'doc.bin' }, ['disk.delete.unlinked'])
+    expect(exit.signal).toBe('SIGKILL')
+    expect(await store.lookup('doc.bin')).toBeNull()
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+})

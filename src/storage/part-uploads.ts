@@ -15,11 +15,17 @@ export interface UploadPolicy {
   partSizeLimit: number
   /** How long an unfinished upload lives. */
   ttlMs: number
+  /**
+   * On stores that cannot tell a dead process from a slow one (MongoDB), how long a completion
+   * holds its upload unless it renews that: a completion that died blocks a retry at most this long.
+   */
+  completionLeaseMs: number
 }
 
 export const defaultUploadPolicy: UploadPolicy = {
   partSizeLimit: DEFAULT_PART_SIZE_LIMIT,
   ttlMs: DEFAULT_UPLOAD_TTL_MS,
+  completionLeaseMs: 30_000,
 }
 
 /** What an upload in parts keeps until it completes: where the file goes, with what, under which conditions. */

@@ -23,7 +23,7 @@ export interface ContractTarget {
 }
 
 /** Small parts so the limits are reachable in tests. */
-export const CONTRACT_POLICY: UploadPolicy = { partSizeLimit: 256 * 1024, ttlMs: 60 * 60 * 1000 }
+export const CONTRACT_POLICY: UploadPolicy = { partSizeLimit: 256 * 1024, ttlMs: 60 * 60 * 1000, completionLeaseMs: 30_000 }
 
 const names = (entries: StoredEntry[]) => entries.map((e) => e.name)
 const paths = (entries: StoredEntry[]) => entries.map((e) => e.path)
@@ -463,6 +463,21 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         expect((await readAll((await store.read('parts/out.bin')).body)).equals(whole)).toBe(true)
         await expectCode(store.uploadStatus(session.uploadId), 'not_found')
         await expectCode(store.putPart(session.uploadId, 4, streamOf('late')), 'not_found')
+        await expectCode(store.abortUpload(session.uploadId), 'not_found')
+      })
+
+      it('answers a completion sent again (its answer lost) with the file it stored, until the upload expires', async () => {
+        const { uploadId, expiresAt } = await store.createUpload('parts/twice.txt', { metadata: { twice: true } })
+        await store.putPart(uploadId, 1, streamOf('completed once'))
+        const first = await store.completeUpload(uploadId)
+        const again = await store.completeUpload(uploadId)
+        expect(again).toEqual(first)
+        // Replaced since: it still answers what this upload stored, never a conflict.
+        await put('parts/twice.txt', 'someone else')
+        expect((await store.completeUpload(uploadId)).file).toMatchObject({ sha256: sha256('completed once'), metadata: { twice: true } })
+        expect(await contentOf('parts/twice.txt')).toBe('someone else')
+        await store.sweep(new Date(Date.parse(expiresAt) + 1000))
+        await expectCode(store.completeUpload(uploadId), 'not_found')
       })
 
       it('accepts parts in parallel', async () => {

@@ -18,6 +18,7 @@ import {
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
 import { type TestDatabase, testDatabase, watchChunkReads, watchChunkWrites } from '../helpers/mongo.js'
+import { runStoreChild } from '../helpers/store-children.js'
 import { failingAfter, generated, heldUntil, readAll, sha256, streamOf, text } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
 
@@ -68,6 +69,23 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       await store?.close()
       await database.drop()
     })
+
+    for (const point of ['mongo.complete.journaled', 'mongo.complete.committed']) {
+      it(`a completion killed at ${point}: a retry answers the stored file once the dead one's lease runs out`, async () => {
+        const content = Buffer.alloc(300_000, 5)
+        const { uploadId } = await store.createUpload('crash/done.bin', { metadata: { crash: point } })
+        await store.putPart(uploadId, 1, streamOf(content.subarray(0, 150_000)))
+        await store.putPart(uploadId, 2, streamOf(content.subarray(150_000)))
+        const child = { mongo: { uri: uri!, db: database.name }, uploads: { completionLeaseMs: 1500 }, op: 'complete', uploadId }
+        expect((await runStoreChild(child, [point])).exit.signal).toBe('SIGKILL')
+        const { file } = await store.completeUpload(uploadId)
+        expect(file).toMatchObject({ sha256: sha256(content), size: content.length, metadata: { crash: point } })
+        expect((await readAll((await store.read('crash/done.bin')).body)).equals(content)).toBe(true)
+        expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(content))
+        await expectCode(store.uploadStatus(uploadId), 'not_found')
+        expect(await count('upload_parts', { uploadId })).toBe(0)
+      })
+    }
 
     it('keeps files up to the threshold inline in their record, larger ones in GridFS', async () => {
       const under = await store.put('t/under', generated(INLINE_MAX - 1).stream, { expectedSize: INLINE_MAX - 1 })

@@ -114,6 +114,7 @@ export function fileDoc(
   attributes: FileAttributes,
   times: { created: Date; modified: Date },
   id = new ObjectId(),
+  rev = new ObjectId(),
 ): FileDoc {
   return {
     _id: id,
@@ -121,7 +122,7 @@ export function fileDoc(
     path,
     parent: parentOf(path),
     name: baseName(path),
-    rev: new ObjectId(),
+    rev,
     size: bytes.size,
     sha256: bytes.sha256,
     contentType: attributes.contentType,

@@ -12,7 +12,7 @@
  * compare-and-swap on that record's `rev`; creation relies on the unique path index. A move is a
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
-import type { Db } from 'mongodb'
+import type { Db, ObjectId } from 'mongodb'
 import { checkAnnouncedSize } from '../digest.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
@@ -127,7 +127,11 @@ export class MongoDriver implements StorageDriver {
       {
         precheck: (path, conditions) => this.#precheck(path, conditions),
         write: (source, request) => this.#write(source, request),
-        commit: (path, bytes, attributes, conditions) => this.#commit(path, bytes, attributes, conditions),
+        commit: (path, bytes, attributes, conditions, rev) => this.#commit(path, bytes, attributes, conditions, rev),
+        revisionAt: async (path) => {
+          const doc = await this.#catalog.entry(path)
+          return doc?.type === 'file' ? { rev: doc.rev, file: toStoredFile(doc) } : null
+        },
         discard: (bytes) => this.#discard(bytes),
       },
     )
@@ -353,12 +357,13 @@ export class MongoDriver implements StorageDriver {
     bytes: WrittenBytes,
     given: Partial<FileAttributes>,
     conditions: WritePreconditions,
+    rev?: ObjectId,
   ): Promise<PutResult> {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
     try {
       for (let attempt = 0; attempt < ATTEMPTS && !committed; attempt++) {
-        committed = await this.#place(path, bytes, attributes, conditions)
+        committed = await this.#place(path, bytes, attributes, conditions, rev)
       }
     } catch (e) {
       await this.#discard(bytes)
@@ -375,17 +380,17 @@ export class MongoDriver implements StorageDriver {
   }
 
   /** One attempt at a commit; undefined when the path changed meanwhile and it must be tried again. */
-  async #place(path: string, bytes: WrittenBytes, attributes: FileAttributes, conditions: WritePreconditions) {
+  async #place(path: string, bytes: WrittenBytes, attributes: FileAttributes, conditions: WritePreconditions, rev?: ObjectId) {
     const current = await this.#catalog.entry(path)
     checkWriteConditions(path, current && toEntry(current), conditions)
     const now = new Date()
     if (current?.type === 'file') {
       // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
       if (current.gridfsId) await this.#gridfs.leases.take(current.gridfsId)
-      const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id)
+      const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
       return (await this.#catalog.swap(current, doc)) ? { doc, replaced: current } : undefined
     }
-    const doc = fileDoc(path, bytes, attributes, { created: now, modified: now })
+    const doc = fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, rev)
     await this.#folders.ensureAbove(path)
     try {
       await this.#catalog.insert(doc)

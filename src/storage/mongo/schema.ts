@@ -68,10 +68,20 @@ export interface UploadDoc {
   totalSize?: number
   /** A protocol layer's strings (tus `Upload-Metadata`), as JSON text: keys may hold `.` or `$`. */
   attributesJson?: string
-  /** Set while a completion assembles the parts, so that two completions do not run at once. */
+  /**
+   * Set while a completion assembles the parts, so that two completions do not run at once: a lease
+   * its completion renews while it works, so one that died holds it only briefly.
+   */
   completingUntil?: Date
+  /** The catalog revision a completion is committing, written just before the commit (its journal). */
+  committingRev?: ObjectId
   /** Completed or aborted: its parts are being removed. */
   finished?: boolean
+  /**
+   * What a completion stored, kept with the finished upload until it expires, so that completing
+   * again (a retry whose answer was lost) answers the same file.
+   */
+  result?: { rev: ObjectId; fileJson: string; created: boolean }
 }
 
 export interface PartDoc {

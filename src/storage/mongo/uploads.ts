@@ -11,13 +11,18 @@
  * one insert win, on every instance (the only write FerretDB v1 makes atomic under concurrency).
  * Writes that may race an end or a size declared meanwhile look again after writing, and take back
  * what they wrote. Completing claims the upload (so two completions do not run at once), streams
- * the parts in order into an inline record or a GridFS file like any upload, commits it, then
- * removes the upload and its parts.
+ * the parts in order into an inline record or a GridFS file like any upload, writes the catalog
+ * revision it is about to commit into the upload (its journal), commits, then marks the upload
+ * finished with the stored file and removes its parts. A retry after a crash at any point finds
+ * either that revision in the catalog (committed: the upload is finished then) or not (the
+ * completion runs again); a finished upload answers the same file until it expires.
  */
-import type { Collection, ObjectId } from 'mongodb'
+import { type Collection, ObjectId } from 'mongodb'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { appendRoom } from '../append-body.js'
 import { checkAnnouncedSize } from '../digest.js'
 import { isStorageError, offsetMismatch, StorageError } from '../errors.js'
+import { failpoint } from '../failpoints.js'
 import {
   checkAppend,
   checkCreateOptions,
@@ -45,6 +50,7 @@ import type {
   PartInfo,
   PutPartOptions,
   PutResult,
+  StoredFile,
   UploadSession,
   UploadStatus,
   WritePreconditions,
@@ -60,13 +66,19 @@ import type { PartDoc, UploadDoc } from './schema.js'
 export interface UploadFiles {
   precheck(path: string, conditions: WritePreconditions): Promise<unknown>
   write(source: AsyncIterable<Uint8Array>, request: Omit<WriteRequest, 'placement'> & Partial<WriteRequest>): Promise<WrittenBytes>
-  /** Points the catalog at written bytes; deletes them when it cannot. */
-  commit(path: string, bytes: WrittenBytes, attributes: Partial<FileAttributes>, conditions: WritePreconditions): Promise<PutResult>
+  /** Points the catalog at written bytes (as revision `rev` when given); deletes them when it cannot. */
+  commit(
+    path: string,
+    bytes: WrittenBytes,
+    attributes: Partial<FileAttributes>,
+    conditions: WritePreconditions,
+    rev?: ObjectId,
+  ): Promise<PutResult>
   discard(bytes: WrittenBytes): Promise<void>
+  /** The file at `path` now, with its catalog revision. */
+  revisionAt(path: string): Promise<{ rev: ObjectId; file: StoredFile } | null>
 }
 
-/** How long a completion may hold its claim on an upload before another may try again. */
-const CLAIM_MS = 60 * 60 * 1000
 /** Part records looked at per sweep for an upload that is gone. */
 const ORPHAN_BATCH = 500
 
@@ -220,9 +232,18 @@ export class MongoUploads {
   }
 
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
-    const session = await this.#claim(uploadId)
+    const claimed = await this.#claim(uploadId)
+    if ('result' in claimed) return claimed.result
+    const session = claimed.doc
+    // Renewed every third of its lease while this completion works.
+    const renewing = setInterval(() => void this.#renewClaim(uploadId), this.policy.completionLeaseMs / 3)
     try {
       const record = fromDoc(session)
+      if (session.committingRev) {
+        // A completion died after its journal: its revision in the catalog means it committed.
+        const now = await this.files.revisionAt(record.path)
+        if (now?.rev.equals(session.committingRev)) return await this.#finishCompleted(uploadId, { file: now.file, created: false }, now.rev)
+      }
       const received = await this.#parts(uploadId)
       const byNumber = new Map(received.map((p) => [p.part, p]))
       const parts = partsToAssemble(record, received.map(partInfo), options.parts).map((p) => byNumber.get(p.part)!)
@@ -234,19 +255,41 @@ export class MongoUploads {
         ...(options.expectedSha256 !== undefined ? { expectedSha256: options.expectedSha256 } : {}),
         filename: record.path,
       })
+      const rev = new ObjectId()
+      await this.uploads.updateOne({ _id: uploadId }, { $set: { committingRev: rev } })
+      failpoint('mongo.complete.journaled')
       const result = await this.files.commit(
         record.path,
         bytes,
         { metadata: record.metadata, ...(record.contentType !== undefined ? { contentType: record.contentType } : {}) },
         conditions,
+        rev,
       )
-      await this.#finish(uploadId).catch(() => {}) // the file is stored; an upload left behind expires and is swept
-      return result
+      failpoint('mongo.complete.committed')
+      // The file is stored; should this fail, the journal tells a retry so.
+      return await this.#finishCompleted(uploadId, result, rev).catch(() => result)
     } catch (e) {
       // Stays open: the client may send what is missing and complete again.
       await this.uploads.updateOne({ _id: uploadId }, { $unset: { completingUntil: '' } }).catch(() => {})
       throw e
+    } finally {
+      clearInterval(renewing)
     }
+  }
+
+  /** Marks a completed upload finished with what it stored, then removes its parts; answers `result`. */
+  async #finishCompleted(uploadId: string, result: PutResult, rev: ObjectId): Promise<PutResult> {
+    const stored = { rev, fileJson: JSON.stringify(result.file), created: result.created }
+    await this.uploads.updateOne({ _id: uploadId }, { $set: { finished: true, result: stored }, $unset: { completingUntil: '' } })
+    await this.#removeParts(await this.#parts(uploadId)).catch(() => {}) // else the sweeper's, once the upload expires
+    return result
+  }
+
+  /** What a finished completion stored: the file now at its path if it is still that revision, else as it was stored. */
+  async #storedResult(session: UploadDoc): Promise<PutResult> {
+    const { rev, fileJson, created } = session.result!
+    const now = await this.files.revisionAt(session.path)
+    return { file: now?.rev.equals(rev) ? now.file : (JSON.parse(fileJson) as StoredFile), created }
   }
 
   async abort(uploadId: string): Promise<void> {
@@ -296,22 +339,41 @@ export class MongoUploads {
     return session
   }
 
-  /** Claims a live upload for one completion. */
-  async #claim(uploadId: string): Promise<UploadDoc> {
-    await this.#live(uploadId)
-    const now = new Date()
-    const claimed = await this.uploads.findOneAndUpdate(
-      {
-        _id: uploadId,
-        finished: { $ne: true },
-        $or: [{ completingUntil: { $exists: false } }, { completingUntil: { $lt: now } }],
-      },
-      { $set: { completingUntil: new Date(now.getTime() + CLAIM_MS) } },
-      { returnDocument: 'after' },
-    )
-    if (claimed) return claimed
-    await this.#live(uploadId) // gone meanwhile: not_found
-    throw new StorageError('upload_incomplete', 'the upload is being completed by another request')
+  /**
+   * Claims a live upload for one completion, waiting while another completion holds it (it renews
+   * its claim while it works; one that died lets go within the policy's completionLeaseMs). An upload finished by a
+   * completion answers what it stored.
+   */
+  async #claim(uploadId: string): Promise<{ doc: UploadDoc } | { result: PutResult }> {
+    checkUploadId(uploadId)
+    const deadline = Date.now() + 2 * this.policy.completionLeaseMs
+    for (;;) {
+      const session = await this.uploads.findOne({ _id: uploadId })
+      if (!session || isExpired(session.expiresAt.toISOString())) throw uploadNotFound(uploadId)
+      if (session.finished) {
+        if (session.result) return { result: await this.#storedResult(session) }
+        throw uploadNotFound(uploadId)
+      }
+      const now = new Date()
+      const claimed = await this.uploads.findOneAndUpdate(
+        {
+          _id: uploadId,
+          finished: { $ne: true },
+          $or: [{ completingUntil: { $exists: false } }, { completingUntil: { $lt: now } }],
+        },
+        { $set: { completingUntil: new Date(now.getTime() + this.policy.completionLeaseMs) } },
+        { returnDocument: 'after' },
+      )
+      if (claimed) return { doc: claimed }
+      if (Date.now() > deadline) throw new StorageError('upload_incomplete', 'the upload is being completed by another request')
+      await sleep(250)
+    }
+  }
+
+  async #renewClaim(uploadId: string): Promise<void> {
+    await this.uploads
+      .updateOne({ _id: uploadId, finished: { $ne: true } }, { $set: { completingUntil: new Date(Date.now() + this.policy.completionLeaseMs) } })
+      .catch(() => {}) // a claim not renewed runs out: another completion may then go on
   }
 
   /** Received parts, by number. */

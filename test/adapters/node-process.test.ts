@@ -2,13 +2,14 @@
  * The node adapter as a process: configuration errors, the embedded default, graceful shutdown.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/adapters/node/config.js'
 import { spawnService } from '../helpers/process-service.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 let dir: string
@@ -111,5 +112,57 @@ describe('the service process', () => {
   it('stops on SIGINT too', async () => {
     const svc = await spawnService({ STORAGE_DIR: join(dir, 'sigint') })
     expect(await svc.stop('SIGINT')).toEqual({ code: 0, signal: null })
+  })
+
+  describe('with WORKERS=2', () => {
+    /** The worker processes of the primary `pid`, from /proc. */
+    const workersOf = async (pid: number): Promise<number[]> => {
+      const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')
+      return children.trim().split(/\s+/).filter(Boolean).map(Number)
+    }
+
+    it('serves one port from two processes, replaces a worker that dies, and drains both on SIGTERM', async () => {
+      const storage = join(dir, 'workers')
+      const svc = await spawnService({ STORAGE_DIR: storage, WORKERS: '2', LOG_REQUESTS: 'true' })
+      expect(svc.output()).toMatch(/serving stores disk on .* with 2 workers/)
+      const workers = await waitFor('two workers', async () => {
+        const pids = await workersOf(svc.pid)
+        return pids.length === 2 ? pids : undefined
+      })
+      // Both answer on the one port: the access log names no worker, so count the instances of the store.
+      for (let i = 0; i < 20; i++) expect((await fetch(`${svc.api}/disk/upload/w/${i}.txt`, { method: 'PUT', body: `w${i}` })).status).toBe(201)
+      expect((await readdir(join(storage, '.filestorage/instances'))).filter((n) => n.endsWith('.json'))).toHaveLength(2)
+
+      process.kill(workers[0]!, 'SIGKILL')
+      const replaced = await waitFor('a new worker in place of the dead one', async () => {
+        const pids = await workersOf(svc.pid)
+        return pids.length === 2 && !pids.includes(workers[0]!) ? pids : undefined
+      })
+      expect(replaced).toContain(workers[1])
+      expect(svc.output()).toMatch(new RegExp(`worker ${workers[0]} \\(sweeper\\) died \\(SIGKILL\\); starting another`))
+      const replacement = replaced.find((pid) => pid !== workers[1])!
+      await waitFor('the new worker serving', () => svc.output().includes(`worker ${replacement} (sweeper) serving in place of ${workers[0]}`))
+      expect((await fetch(`${svc.api}/disk/info/w/3.txt`)).status).toBe(200)
+
+      // A slow upload in flight on some worker when SIGTERM comes: finished, then every process exits.
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent === 5) svc.child.kill('SIGTERM')
+          if (sent >= 20) return controller.close()
+          await new Promise((r) => setTimeout(r, 20))
+          sent++
+          controller.enqueue(new Uint8Array(64 * 1024).fill(sent))
+        },
+      })
+      const res = await fetch(`${svc.api}/disk/upload/w/inflight.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+      expect(res.status).toBe(201)
+      expect(await svc.exited).toEqual({ code: 0, signal: null })
+      for (const pid of replaced) expect(await readFile(`/proc/${pid}/status`).then(() => 'alive', () => 'gone')).toBe('gone')
+      // The new sweeper reaped the dead worker, and each worker closed its store on the way out.
+      const left = (await readdir(join(storage, '.filestorage/instances'))).filter((n) => n.endsWith('.json'))
+      const records = await Promise.all(left.map((n) => readFile(join(storage, '.filestorage/instances', n), 'utf8')))
+      expect(records).toEqual([])
+    })
   })
 })

@@ -92,6 +92,34 @@ describe.runIf(consulBin)('Consul registration', () => {
     expect(out.indexOf('PUT /filestorage/v1/disk/upload/inflight.bin 201')).toBeGreaterThan(out.indexOf('consul: deregistered'))
   })
 
+  it('with WORKERS=2 registers the instance once, and on SIGTERM deregisters it once, then drains both workers', async () => {
+    const { svc, id } = await spawn('fs-workers', { WORKERS: '2', LOG_REQUESTS: 'true' })
+    const [entry] = await consul.waitForPassing('fs-workers', [id])
+    expect(entry!.Service).toMatchObject({ ID: id, Port: svc.port })
+    // Both workers answer behind the one registration (each registered its own store instance).
+    expect(await consul.all('fs-workers')).toHaveLength(1)
+    const uploads = Array.from({ length: 6 }, (_, i) => {
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent >= 10) return controller.close()
+          await new Promise((r) => setTimeout(r, 50))
+          sent++
+          controller.enqueue(new Uint8Array(32 * 1024).fill(i))
+        },
+      })
+      return fetch(`${svc.api}/disk/upload/drain/${i}.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+    })
+    await new Promise((r) => setTimeout(r, 150)) // every upload under way
+    svc.child.kill('SIGTERM')
+    await waitFor('the deregistration', async () => (await consul.all('fs-workers')).length === 0)
+    for (const response of await Promise.all(uploads)) expect(response.status).toBe(201)
+    expect(await svc.exited).toEqual({ code: 0, signal: null })
+    const out = svc.output()
+    expect(out.split(`consul: registered ${id}`).length - 1).toBe(1)
+    expect(out.split(`consul: deregistered ${id}`).length - 1).toBe(1)
+  })
+
   let killed: { id: string; at: number } | undefined
 
   it('after SIGKILL stays registered with a critical check, and discovery stops returning it', async () => {

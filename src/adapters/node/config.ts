@@ -2,6 +2,7 @@
  * Configuration from the environment (SPEC 4), validated with zod. A bad value stops start-up with
  * a message naming the variable.
  */
+import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { hostAddress } from './host-address.js'
 
@@ -87,6 +88,11 @@ export const configSchema = z.object({
   UPLOAD_EXPIRY_SECONDS: seconds.default(24 * 60 * 60),
   SWEEP_INTERVAL_SECONDS: seconds.default(10 * 60),
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),
+  /** Processes serving requests (node:cluster, sharing the socket): a number, or `auto` for one per core. */
+  WORKERS: z
+    .union([z.literal('auto'), z.coerce.number().int().min(1).max(256)])
+    .default(1)
+    .transform((v) => (v === 'auto' ? availableParallelism() : v)),
   LOG_REQUESTS: flag.default(true),
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
   CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),

@@ -1,6 +1,8 @@
 /**
- * `npm start`: the whole service in one process, configured from the environment.
+ * `npm start`: the whole service, configured from the environment: in this process, or with
+ * WORKERS > 1 in that many worker processes under this one (cluster.ts).
  */
+import { isWorker, reportListening, startPrimary, workerRoles } from './cluster.js'
 import { ConfigError, type Config, loadConfig } from './config.js'
 import { type Service, startService } from './service.js'
 
@@ -16,29 +18,45 @@ function readConfig(): Config {
   }
 }
 
-async function main(): Promise<void> {
-  const config = readConfig()
-  // Signals are handled from the first moment, so one that arrives while starting is not lost.
+/** Stops on SIGTERM and SIGINT, handled from the first moment so one that arrives while starting is not lost. */
+function stopOnSignals(stop: () => Promise<void>, announce: boolean): void {
   let stopping = false
   const shutdown = (signal: string) => {
     if (stopping) return
     stopping = true
-    console.log(`[filestorage] ${signal}: finishing requests in flight, then exiting`)
-    void starting
-      .then((service) => service.stop())
-      .then(
-        () => process.exit(0),
-        (e: unknown) => {
-          console.error('[filestorage] shutdown failed:', e)
-          process.exit(1)
-        },
-      )
+    if (announce) console.log(`[filestorage] ${signal}: finishing requests in flight, then exiting`)
+    stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        console.error('[filestorage] shutdown failed:', e)
+        process.exit(1)
+      },
+    )
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+}
 
-  const starting: Promise<Service> = startService(config)
+async function main(): Promise<void> {
+  const config = readConfig()
+  if (!isWorker() && config.WORKERS > 1) {
+    const primary = startPrimary(config)
+    stopOnSignals(() => primary.stop(), true)
+    const { url, stores } = await primary.listening
+    console.log(
+      `[filestorage] serving stores ${stores.join(', ')} on ${url}/filestorage/v1 with ${config.WORKERS} workers ` +
+        `(docs: ${url}/filestorage/v1/docs)`,
+    )
+    return
+  }
+  const worker = isWorker()
+  const starting: Promise<Service> = startService(config, console.log, worker ? workerRoles() : undefined)
+  stopOnSignals(async () => (await starting).stop(), !worker)
   const service = await starting
+  if (worker) {
+    reportListening(service)
+    return
+  }
   console.log(
     `[filestorage] serving stores ${service.stores.names().join(', ')} on ${service.http.url}/filestorage/v1 ` +
       `(docs: ${service.http.url}/filestorage/v1/docs)`,

@@ -46,7 +46,19 @@ export interface Service {
   stop(): Promise<void>
 }
 
-export async function startService(config: Config, log: (line: string) => void = console.log): Promise<Service> {
+/** What this process does besides serving: one process of an instance sweeps and registers (see cluster.ts). */
+export interface ServiceRoles {
+  /** Runs the sweeper (at start-up, then every SWEEP_INTERVAL_SECONDS). */
+  sweeper: boolean
+  /** Registers the instance with Consul, when CONSUL_HTTP_ADDR is set. */
+  register: boolean
+}
+
+export async function startService(
+  config: Config,
+  log: (line: string) => void = console.log,
+  roles: ServiceRoles = { sweeper: true, register: true },
+): Promise<Service> {
   const stores = await openStores(config, log)
   const api = createFileStorageApp({
     stores,
@@ -72,27 +84,15 @@ export async function startService(config: Config, log: (line: string) => void =
       }
     }
   }
-  void sweep() // leftovers of a crash go at start-up
-  const sweeper = setInterval(sweep, config.SWEEP_INTERVAL_SECONDS * 1000)
-  sweeper.unref()
+  let sweeper: NodeJS.Timeout | undefined
+  if (roles.sweeper) {
+    void sweep() // leftovers of a crash go at start-up
+    sweeper = setInterval(sweep, config.SWEEP_INTERVAL_SECONDS * 1000)
+    sweeper.unref()
+  }
 
   // Registered only once the server listens, so the check can pass at its first run.
-  const registration = config.CONSUL_HTTP_ADDR
-    ? new ConsulRegistration(
-        serviceDefinition(config, {
-          port: http.port,
-          stores: stores.names(),
-          version: VERSION,
-          checkPath: `${DEFAULT_BASE_PATH}/check`,
-        }),
-        {
-          consulAddr: config.CONSUL_HTTP_ADDR,
-          ...(config.CONSUL_HTTP_TOKEN ? { token: config.CONSUL_HTTP_TOKEN } : {}),
-          resyncMs: config.CONSUL_RESYNC_INTERVAL,
-          log,
-        },
-      ).start()
-    : undefined
+  const registration = roles.register ? registerWithConsul(config, { port: http.port, stores: stores.names() }, log) : undefined
 
   return {
     config,
@@ -106,4 +106,22 @@ export async function startService(config: Config, log: (line: string) => void =
       await stores.close()
     },
   }
+}
+
+/** The instance's Consul registration, started; undefined without CONSUL_HTTP_ADDR. */
+export function registerWithConsul(
+  config: Config,
+  instance: { port: number; stores: string[] },
+  log: (line: string) => void,
+): ConsulRegistration | undefined {
+  if (!config.CONSUL_HTTP_ADDR) return undefined
+  return new ConsulRegistration(
+    serviceDefinition(config, { ...instance, version: VERSION, checkPath: `${DEFAULT_BASE_PATH}/check` }),
+    {
+      consulAddr: config.CONSUL_HTTP_ADDR,
+      ...(config.CONSUL_HTTP_TOKEN ? { token: config.CONSUL_HTTP_TOKEN } : {}),
+      resyncMs: config.CONSUL_RESYNC_INTERVAL,
+      log,
+    },
+  ).start()
 }

@@ -48,12 +48,17 @@ function machineOfThisProcess(): string {
   return `${hostname()}|${boot}|${pidNs}`
 }
 
-/** The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null. */
+/**
+ * The start time of a running process in clock ticks since boot (field 22 of /proc/<pid>/stat), or
+ * null when there is no such process or it has exited (a zombie not yet reaped by its parent).
+ */
 function startTicksOf(pid: number | 'self'): string | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    if (fields[0] === 'Z' || fields[0] === 'X') return null
+    return fields[19] ?? null
   } catch {
     return null
   }

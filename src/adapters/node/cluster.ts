@@ -1,0 +1,108 @@
+/**
+ * WORKERS > 1: one instance of the service on several cores. The primary process forks the workers
+ * (node:cluster: they share the listening socket), registers the instance with Consul once (from
+ * the port the first worker reports), replaces a worker that dies, and on SIGTERM or SIGINT
+ * deregisters, then has every worker drain its requests and waits for them. The first worker runs
+ * the sweeper; the worker that replaces it takes the role over. The primary opens no store.
+ *
+ * Workers sharing one disk store is safe because the store is built for several processes on one
+ * folder (src/storage/disk: records by inode, locks across processes).
+ */
+import cluster, { type Worker } from 'node:cluster'
+import type { Config } from './config.js'
+import type { ConsulRegistration } from './consul-registration.js'
+import { registerWithConsul, type Service, type ServiceRoles } from './service.js'
+
+/** What a worker tells the primary once it listens. */
+interface Listening {
+  type: 'filestorage:listening'
+  port: number
+  url: string
+  stores: string[]
+}
+
+const ROLE_VARIABLE = 'FILESTORAGE_WORKER_ROLE'
+type Role = 'sweeper' | 'serve'
+
+/** Deaths closer together than this count as a crash loop: the next fork waits a little longer. */
+const QUICK_DEATH_MS = 5_000
+const MAX_RESTART_DELAY_MS = 10_000
+
+export const isWorker = (): boolean => cluster.isWorker
+
+/** The roles of this process when it is a worker of an instance. */
+export function workerRoles(): ServiceRoles {
+  return { sweeper: process.env[ROLE_VARIABLE] === 'sweeper', register: false }
+}
+
+/** In a worker: tells the primary where the service listens. */
+export function reportListening(service: Service): void {
+  const message: Listening = {
+    type: 'filestorage:listening',
+    port: service.http.port,
+    url: service.http.url,
+    stores: service.stores.names(),
+  }
+  process.send?.(message)
+}
+
+export interface Primary {
+  /** Resolves once a worker listens: where, and with which stores. */
+  listening: Promise<{ url: string; stores: string[] }>
+  /** Deregisters, then stops every worker (each drains its requests) and waits for them. */
+  stop(): Promise<void>
+}
+
+export function startPrimary(config: Config, log: (line: string) => void = console.log): Primary {
+  const roles = new Map<Worker, Role>()
+  let registration: ConsulRegistration | undefined
+  let stopping = false
+  let lastDeath = 0
+  let restartDelay = 0
+  let announce!: (where: { url: string; stores: string[] }) => void
+  const listening = new Promise<{ url: string; stores: string[] }>((resolve) => (announce = resolve))
+
+  const fork = (role: Role, replacing?: number) => {
+    const worker = cluster.fork({ [ROLE_VARIABLE]: role })
+    roles.set(worker, role)
+    worker.on('message', (message: Listening) => {
+      if (message?.type !== 'filestorage:listening') return
+      if (replacing !== undefined) log(`[filestorage] worker ${worker.process.pid} (${role}) serving in place of ${replacing}`)
+      announce({ url: message.url, stores: message.stores })
+      registration ??= registerWithConsul(config, { port: message.port, stores: message.stores }, log)
+    })
+  }
+
+  cluster.on('exit', (worker, code, signal) => {
+    const role = roles.get(worker) ?? 'serve'
+    roles.delete(worker)
+    if (stopping) return
+    const now = Date.now()
+    restartDelay = now - lastDeath < QUICK_DEATH_MS ? Math.min(Math.max(restartDelay * 2, 250), MAX_RESTART_DELAY_MS) : 0
+    lastDeath = now
+    log(
+      `[filestorage] worker ${worker.process.pid} (${role}) died (${signal ?? `exit code ${code}`}); ` +
+        `starting another${restartDelay > 0 ? ` in ${restartDelay} ms` : ''}`,
+    )
+    setTimeout(() => {
+      if (!stopping) fork(role, worker.process.pid)
+    }, restartDelay)
+  })
+
+  for (let i = 0; i < config.WORKERS; i++) fork(i === 0 ? 'sweeper' : 'serve')
+
+  return {
+    listening,
+    async stop() {
+      stopping = true
+      await registration?.stop()
+      const workers = [...roles.keys()]
+      const exited = workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))))
+      for (const w of workers) w.process.kill('SIGTERM')
+      // Each worker waits SHUTDOWN_TIMEOUT_SECONDS for its requests; one that hangs past that is killed.
+      const deadline = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT_SECONDS * 1000 + 5000)
+      await Promise.all(exited)
+      clearTimeout(deadline)
+    },
+  }
+}

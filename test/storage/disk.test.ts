@@ -2,6 +2,7 @@
  * The disk driver: the storage contract, then what only plain files on disk can show (files an
  * operator can read, sidecars, symbolic links, crash leftovers).
  */
+import { execFileSync } from 'node:child_process'
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -79,6 +80,22 @@ describe('disk driver on its own', () => {
     const upgraded = await DiskDriver.open({ dir: root })
     expect(await upgraded.stat('old.txt')).toMatchObject({ contentType: 'text/x-old', metadata: { kept: true }, created: sidecar.created })
     expect(await readdir(join(root, '.filestorage'))).not.toContain('meta')
+  })
+
+  it('keeps every file\'s attributes in a copy of the folder that kept its hard links (a restore from backup)', async () => {
+    for (let i = 0; i < 30; i++) await store.put(`restore/f${i}.txt`, streamOf(`file ${i}`), { contentType: 'text/x-kept', metadata: { i } })
+    const copy = await freshRoot()
+    await rm(copy, { recursive: true })
+    execFileSync('cp', ['-a', root, copy]) // new inode numbers, hard links kept
+    const restored = await DiskDriver.open({ dir: copy })
+    for (let i = 0; i < 30; i++) {
+      expect(await restored.stat(`restore/f${i}.txt`)).toMatchObject({ contentType: 'text/x-kept', metadata: { i }, sha256: sha256(`file ${i}`) })
+    }
+    // A copy that did not keep them loses the attributes, never mixes them up.
+    const flat = await freshRoot()
+    await rm(flat, { recursive: true })
+    execFileSync('cp', ['-r', '--no-preserve=links', root, flat])
+    expect(await (await DiskDriver.open({ dir: flat })).stat('restore/f3.txt')).toMatchObject({ metadata: {}, sha256: sha256('file 3') })
   })
 
   describe('two instances on one folder', () => {

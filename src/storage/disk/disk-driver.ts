@@ -61,7 +61,7 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import { Adoptions } from './adoptions.js'
-import { type FileRecord, FileRecords, recordMatches } from './file-records.js'
+import { type FileRecord, FileRecords, isSameFile, recordMatches } from './file-records.js'
 import { fileRangeStream } from './file-stream.js'
 import { Instances } from './instances.js'
 import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter } from './layout.js'
@@ -106,6 +106,8 @@ export class DiskDriver implements StorageDriver {
     readonly layout: DiskLayout,
     private readonly instances: Instances,
     private readonly records: FileRecords,
+    /** Whether records carry birth times (see FileRecord.birthtimeMs). */
+    private readonly birthTimes: boolean,
     policy: UploadPolicy,
   ) {
     this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
@@ -130,7 +132,12 @@ export class DiskDriver implements StorageDriver {
     await layout.useInstance(instances.id)
     const records = new FileRecords(layout.inodesDir, () => layout.tmpFile())
     await migrateLegacySidecars(layout, records)
-    const driver = new DiskDriver(layout, instances, records, { ...defaultUploadPolicy, ...options.uploads })
+    if (await layout.isRestoredCopy()) {
+      await records.rekey(layout.rekeyDir) // records keyed by the inode numbers the files had before
+      await layout.markOpened()
+    }
+    const birthTimes = await layout.keepsBirthTimes()
+    const driver = new DiskDriver(layout, instances, records, birthTimes, { ...defaultUploadPolicy, ...options.uploads })
     await driver.#reapDead() // what a crashed process left goes at once, its locks first
     return driver
   }
@@ -395,6 +402,7 @@ export class DiskDriver implements StorageDriver {
         sha256: request.sha256,
         size: stats.size,
         mtimeMs: stats.mtimeMs,
+        ...this.#birthOf(stats),
         contentType: contentTypeFor(baseName(path), request.contentType),
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
@@ -519,18 +527,26 @@ export class DiskDriver implements StorageDriver {
     }
     const after = await stat(this.layout.data(path)).catch(() => null)
     if (!after || after.ino !== stats.ino || after.size !== stats.size || after.mtimeMs !== stats.mtimeMs) return null
-    const earlier = (await this.records.read(stats.ino))?.record
+    // A record of this inode whose bytes were edited in place keeps its attributes; one written for
+    // another file that had this inode number (a restored copy) does not.
+    const read = (await this.records.read(stats.ino))?.record
+    const earlier = read && isSameFile(read, stats) ? read : undefined
     const record: FileRecord = {
       v: 2,
       sha256: hash.digest('hex'),
       size: stats.size,
       mtimeMs: stats.mtimeMs,
+      ...this.#birthOf(stats),
       contentType: earlier?.contentType ?? contentTypeFor(baseName(path)),
       metadata: earlier?.metadata ?? {},
       created: earlier?.created ?? (stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime).toISOString(),
     }
     this.#adoptions.add(this.layout.data(path), stats, record)
     return describe(path, record, stats)
+  }
+
+  #birthOf(stats: Stats): { birthtimeMs?: number } {
+    return this.birthTimes ? { birthtimeMs: stats.birthtimeMs } : {}
   }
 
   /** The record of the file with `stats` if it matches its bytes, from the cache while unchanged. */

@@ -21,7 +21,7 @@
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
 import type { Stats } from 'node:fs'
-import { link, lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from './layout.js'
 
@@ -30,14 +30,24 @@ export interface FileRecord {
   sha256: string
   size: number
   mtimeMs: number
+  /** The file's birth time, where the file system keeps one that a rename does not change. */
+  birthtimeMs?: number
   contentType: string
   metadata: Record<string, unknown>
   created: string
 }
 
-/** Whether `record` was written for the bytes the file has now (not edited in place since). */
+/** Whether `record` was written for this very file (see `isSameFile`) with the bytes it has now. */
 export const recordMatches = (record: FileRecord, stats: Stats): boolean =>
-  record.size === stats.size && record.mtimeMs === stats.mtimeMs
+  record.size === stats.size && record.mtimeMs === stats.mtimeMs && isSameFile(record, stats)
+
+/**
+ * Whether `record` was written for this file, perhaps edited in place since, rather than for another
+ * file that has its inode number now (a folder restored from a copy). Known only where the file
+ * system keeps birth times; elsewhere the inode number is taken for the file.
+ */
+export const isSameFile = (record: FileRecord, stats: Stats): boolean =>
+  record.birthtimeMs === undefined || record.birthtimeMs === stats.birthtimeMs
 
 const SHARDS = 4096
 
@@ -154,6 +164,54 @@ export class FileRecords {
       }
     }
     return removed
+  }
+
+  /**
+   * After the store folder was restored from a copy that kept hard links (`rsync -aH`, `tar`), every
+   * file has a new inode number, and so has its holder (still a link to it), but the holders and
+   * records are named after the old numbers. This renames them after the numbers they have now,
+   * in two steps through `staging` (a new number may be another holder's old name), so a crash part
+   * way is finished by the next call. Returns how many were renamed.
+   */
+  async rekey(staging: string): Promise<number> {
+    await mkdir(staging, { recursive: true })
+    for (const shard of await readdir(this.dir)) {
+      const dir = join(this.dir, shard)
+      for (const name of await readdir(dir)) {
+        if (name.endsWith('.json')) continue
+        const { ino } = await lstat(join(dir, name))
+        if (String(ino) === name) continue
+        await rename(join(dir, `${name}.json`), join(staging, `${ino}.json`)).catch(() => {})
+        await rename(join(dir, name), join(staging, String(ino)))
+      }
+    }
+    let renamed = 0
+    for (const name of await readdir(staging)) {
+      if (name.endsWith('.json')) continue
+      const ino = Number(name)
+      await this.#makeShard(ino)
+      try {
+        await link(join(staging, name), this.holder(ino))
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e // else: already under its right name
+      }
+      await this.#rekeyRecord(join(staging, `${name}.json`), ino)
+      await unlink(join(staging, name))
+      renamed++
+    }
+    await rm(staging, { recursive: true, force: true })
+    return renamed
+  }
+
+  /** Moves a staged record to inode `ino`, with the birth time the file has now (it was copied). */
+  async #rekeyRecord(staged: string, ino: number): Promise<void> {
+    const record = await readFile(staged, 'utf8').then((t) => JSON.parse(t) as FileRecord, () => null)
+    if (!record) return
+    if (record.birthtimeMs !== undefined) record.birthtimeMs = (await lstat(this.holder(ino))).birthtimeMs
+    const tmp = this.tmpFile()
+    await writeFile(tmp, JSON.stringify(record))
+    await rename(tmp, this.#record(ino))
+    await unlink(staged)
   }
 
   async #makeShard(ino: number): Promise<void> {

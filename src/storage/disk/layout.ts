@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, realpath, rename, rm, rmdir } from 'node:fs/promises'
+import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
 import { StorageError } from '../errors.js'
@@ -51,6 +51,53 @@ export class DiskLayout {
       await mkdir(d, { recursive: true })
     }
     return layout
+  }
+
+  /** Where records are renamed after a restore (file-records.ts `rekey`); present while one is unfinished. */
+  get rekeyDir(): string {
+    return join(this.internal, 'rekey')
+  }
+
+  /**
+   * Whether this folder is a copy of the store restored elsewhere (or the same folder put back from
+   * a backup): its reserved folder has another inode than it had when the store last opened it.
+   * Also true while a rekey after one is unfinished. `markOpened` records the inode once handled.
+   */
+  async isRestoredCopy(): Promise<boolean> {
+    if (await stat(this.rekeyDir).then(() => true, () => false)) return true
+    const recorded = await readFile(join(this.internal, 'store.json'), 'utf8')
+      .then((text) => (JSON.parse(text) as { ino?: number }).ino)
+      .catch(() => undefined)
+    if (recorded === undefined) {
+      await this.markOpened() // a new store, or one from before this marker: nothing to do
+      return false
+    }
+    return recorded !== (await stat(this.internal)).ino
+  }
+
+  async markOpened(): Promise<void> {
+    const draft = join(this.internal, 'store.json.new')
+    await writeFile(draft, JSON.stringify({ v: 1, ino: (await stat(this.internal)).ino }))
+    await rename(draft, join(this.internal, 'store.json'))
+  }
+
+  /**
+   * Whether the file system keeps a birth time that a rename leaves alone (ext4, xfs, btrfs, tmpfs
+   * do; elsewhere Node may report 0, or the change time, which a rename changes).
+   */
+  async keepsBirthTimes(): Promise<boolean> {
+    const probe = join(this.tmpDir, 'birth-probe')
+    await writeFile(probe, '')
+    try {
+      const before = await stat(probe)
+      await new Promise((r) => setTimeout(r, 2))
+      await rename(probe, `${probe}.moved`)
+      const after = await stat(`${probe}.moved`)
+      return before.birthtimeMs > 0 && after.birthtimeMs === before.birthtimeMs
+    } finally {
+      await rm(probe, { force: true })
+      await rm(`${probe}.moved`, { force: true })
+    }
   }
 
   /** Makes this process's own temporary and trash folders, once it is registered as `instance`. */

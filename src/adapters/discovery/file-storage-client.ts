@@ -26,6 +26,8 @@ export interface FileStorageClientOptions {
   target: ServiceResolver | ServiceResolverOptions | string
   /** Where the API is mounted on the instances; default `/filestorage/v1`. */
   basePath?: string
+  /** Sent as `Authorization: Bearer <token>` with every request. */
+  token?: string
   /** Attempts of one request when no answer comes back (see above); default 3. */
   attempts?: number
   fetch?: typeof fetch
@@ -72,6 +74,8 @@ export interface UploadOptions {
 export interface DownloadOptions {
   /** `bytes=0-99` and the like. */
   range?: string
+  /** With `range`: the ETag the caller's bytes came from; a file changed since is answered whole (`200`). */
+  ifRange?: string
   ifNoneMatch?: string
   signal?: AbortSignal
 }
@@ -92,6 +96,23 @@ export interface MoveOptions {
   toStore?: string
   overwrite?: boolean
   ifMatch?: string
+}
+
+export interface SignOptions {
+  /** What the URL lets its holder do: download the file, upload it (`PUT`), or upload it through tus. */
+  operation: 'download' | 'upload' | 'tus'
+  /** Lifetime in seconds; the service's default when absent. */
+  expiresIn?: number
+  /** Uploads: the largest body the URL accepts. */
+  maxBytes?: number
+  /** Uploads: the content type the file must be sent with. */
+  contentType?: string
+}
+
+export interface SignedUrl {
+  url: string
+  method: string
+  expiresAt: string
 }
 
 export interface CheckReport {
@@ -117,6 +138,7 @@ export class FileStorageClient {
   readonly #attempts: number
   readonly #fetch: typeof fetch
   readonly #onRetry: (event: RetryEvent) => void
+  readonly #authorization: string | undefined
 
   constructor(options: FileStorageClientOptions) {
     const { target } = options
@@ -126,6 +148,15 @@ export class FileStorageClient {
     this.#attempts = Math.max(1, options.attempts ?? 3)
     this.#fetch = options.fetch ?? globalThis.fetch
     this.#onRetry = options.onRetry ?? (() => {})
+    this.#authorization = options.token ? `Bearer ${options.token}` : undefined
+  }
+
+  /**
+   * The API's base URL on the instance the next request would go to (`http://host:port/filestorage/v1`),
+   * for clients of protocols this one does not speak itself, such as tus.
+   */
+  async baseUrl(): Promise<string> {
+    return `${await this.#origin()}${this.#basePath}`
   }
 
   /** Streams `body` into the file at `path`; `created` is false when it replaced a file. */
@@ -149,21 +180,21 @@ export class FileStorageClient {
 
   /**
    * The download response (200, 206 for a range, 304 when `ifNoneMatch` matches); read its body as a
-   * stream. A whole-file body that is cut resumes from another instance (see above).
+   * stream. A body that is cut resumes from another instance (see above), for a range as for the whole file.
    */
   async download(store: string, path: string, options: DownloadOptions = {}): Promise<Response> {
     const route = `/${seg(store)}/download/${encodePath(path)}`
     const response = await this.#send({
       method: 'GET',
       route,
-      headers: { Range: options.range, 'If-None-Match': options.ifNoneMatch },
+      headers: { Range: options.range, 'If-Range': options.range ? options.ifRange : undefined, 'If-None-Match': options.ifNoneMatch },
       signal: options.signal,
       accept: [200, 206, 304],
     })
     const etag = response.headers.get('etag')
-    const size = Number(response.headers.get('content-length'))
-    if (response.status !== 200 || !response.body || !etag?.startsWith('"') || !Number.isSafeInteger(size)) return response
-    const body = this.#resumable(response.body, { route, etag, size, signal: options.signal })
+    const span = bodySpan(response)
+    if (!span || !response.body || !etag?.startsWith('"')) return response
+    const body = this.#resumable(response.body, { route, etag, ...span, signal: options.signal })
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
 
@@ -215,10 +246,24 @@ export class FileStorageClient {
     if (this.#ownsResolver) (this.#target as ServiceResolver).close()
   }
 
-  /** `first`, continued with ranged requests for the rest whenever it breaks off. */
+  async sign(store: string, path: string, options: SignOptions): Promise<SignedUrl> {
+    const response = await this.#send({
+      method: 'POST',
+      route: `/${seg(store)}/sign/${encodePath(path)}`,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(options),
+      accept: [200, 201],
+    })
+    return (await response.json()) as SignedUrl
+  }
+
+  /**
+   * `first` (the bytes `start` to `start + size - 1` of the file), continued with ranged requests for
+   * the rest whenever it breaks off.
+   */
   #resumable(
     first: ReadableStream<Uint8Array>,
-    file: { route: string; etag: string; size: number; signal: AbortSignal | undefined },
+    file: { route: string; etag: string; start: number; size: number; signal: AbortSignal | undefined },
   ): ReadableStream<Uint8Array> {
     let reader = first.getReader()
     let received = 0
@@ -241,7 +286,7 @@ export class FileStorageClient {
               method: 'GET',
               route: file.route,
               // If the file changed meanwhile, If-Range makes the answer a whole 200, refused here.
-              headers: { Range: `bytes=${received}-`, 'If-Range': file.etag },
+              headers: { Range: `bytes=${file.start + received}-${file.start + file.size - 1}`, 'If-Range': file.etag },
               signal: file.signal,
               accept: [206],
             })
@@ -261,8 +306,9 @@ export class FileStorageClient {
     const suffix = `${this.#basePath}${spec.route}${query.size ? `?${query}` : ''}`
 
     let failure: unknown
+    if (this.#authorization) headers.Authorization = this.#authorization
     for (let attempt = 1; attempt <= this.#attempts; attempt++) {
-      const origin = typeof this.#target === 'string' ? this.#target.replace(/\/$/, '') : (await this.#target.pick()).origin
+      const origin = await this.#origin()
       let response: Response
       try {
         response = await this.#fetch(`${origin}${suffix}`, {
@@ -287,6 +333,10 @@ export class FileStorageClient {
     }
     if (spec.signal?.aborted) throw failure
     throw new FileStorageError(503, 'store_unavailable', `no instance answered: ${networkReason(failure)}`, undefined, { cause: failure })
+  }
+
+  async #origin(): Promise<string> {
+    return typeof this.#target === 'string' ? this.#target.replace(/\/$/, '') : (await this.#target.pick()).origin
   }
 }
 
@@ -323,6 +373,19 @@ async function errorOf(response: Response): Promise<FileStorageError> {
   }
   const code = response.status >= 502 && response.status <= 504 ? 'store_unavailable' : `http_${response.status}`
   return new FileStorageError(response.status, code, `${response.status} ${response.statusText}`.trim())
+}
+
+/**
+ * Where a download's body lies in the file: all of it (200), or the range a 206 names; undefined when
+ * the headers do not say (the body then cannot be resumed).
+ */
+function bodySpan(response: Response): { start: number; size: number } | undefined {
+  const size = Number(response.headers.get('content-length') ?? NaN)
+  if (!Number.isSafeInteger(size)) return undefined
+  if (response.status === 200) return { start: 0, size }
+  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '')
+  if (response.status !== 206 || !range || Number(range[2]) - Number(range[1]) + 1 !== size) return undefined
+  return { start: Number(range[1]), size }
 }
 
 const seg = (s: string) => encodeURIComponent(s)

@@ -20,6 +20,8 @@ export {
   type ListPage,
   type MoveOptions,
   type RetryEvent,
+  type SignedUrl,
+  type SignOptions,
   type UploadBody,
   type UploadOptions,
 } from './file-storage-client.js'

@@ -22,7 +22,7 @@ const UNITS: Record<string, number> = {
 }
 
 /** A byte count: `1048576`, `1MiB`, `512 MB`. */
-const bytes = z
+export const byteSize = z
   .string()
   .trim()
   .transform((value, ctx) => {
@@ -80,11 +80,11 @@ export const configSchema = z.object({
   STORAGE_DIR: z.string().min(1).default('./data'),
   MONGODB_URI: z.preprocess(emptyAsUnset, z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb://').optional()),
   MONGODB_DB: z.string().min(1).default('filestorage'),
-  INLINE_MAX_BYTES: bytes
+  INLINE_MAX_BYTES: byteSize
     .default(1024 * 1024)
     .pipe(z.number().int().min(0).max(15 * 1024 * 1024, 'must be at most 15 MiB (BSON documents are capped at 16 MiB)')),
-  MAX_UPLOAD_BYTES: z.preprocess(emptyAsUnset, bytes.pipe(z.number().int().positive()).optional()),
-  PART_SIZE_LIMIT: bytes.default(1024 ** 3).pipe(z.number().int().positive()),
+  MAX_UPLOAD_BYTES: z.preprocess(emptyAsUnset, byteSize.pipe(z.number().int().positive()).optional()),
+  PART_SIZE_LIMIT: byteSize.default(1024 ** 3).pipe(z.number().int().positive()),
   UPLOAD_EXPIRY_SECONDS: seconds.default(24 * 60 * 60),
   SWEEP_INTERVAL_SECONDS: seconds.default(10 * 60),
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),

@@ -3,9 +3,6 @@
  * CONSUL_HTTP_ADDR) the Consul registration, started and stopped together. `main.ts` runs it as a
  * process; tests start it in-process.
  */
-import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { createFileStorageApp, DEFAULT_BASE_PATH, notFoundHandler, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
@@ -17,19 +14,9 @@ import { ConsulRegistration } from './consul-registration.js'
 import { type RunningServer, serve } from './server.js'
 import { serviceDefinition } from './service-definition.js'
 import { openStores } from './stores.js'
+import { VERSION } from '../../version.js'
 
-/** The package version, from the nearest package.json above this module (in src/ or in dist/src/). */
-export const VERSION: string = (() => {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'filestorage' && pkg.version) return pkg.version
-    } catch {
-      // not here: look one folder up
-    }
-  }
-  return 'unknown'
-})()
+export { VERSION }
 
 export interface Service {
   config: Config

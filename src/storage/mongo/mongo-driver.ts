@@ -65,6 +65,7 @@ import {
   type UploadDoc,
 } from './schema.js'
 import { MongoSweeper } from './sweeper.js'
+import { forEachLimited } from '../for-each-limited.js'
 import { MongoUploads } from './uploads.js'
 
 export type MongoDriverKind = 'mongo' | 'mongo-inline' | 'gridfs'
@@ -503,16 +504,4 @@ function placementOf(kind: MongoDriverKind, inlineMaxBytes = DEFAULT_INLINE_MAX_
     throw new Error(`inlineMaxBytes must be an integer from 0 to ${MAX_INLINE_BYTES}`)
   }
   return { inlineMaxBytes, gridfs: true }
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<unknown>) {
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      await fn(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }

@@ -1,7 +1,10 @@
 /**
- * The package as another project sees it: built, imported by name through its exports map.
+ * The package as another project sees it: built, imported by name through its exports map, its
+ * command-line client run through npx.
  */
 import { execFileSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 
@@ -19,6 +22,8 @@ function exportsOf(specifier: string): string[] {
 
 describe('package exports', () => {
   beforeAll(() => {
+    // Written anew by the build, so that the bin's mode is the build's doing.
+    rmSync(join(ROOT, 'dist/src/cli/main.js'), { force: true })
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore', timeout: 120_000 })
   }, 150_000)
 
@@ -27,6 +32,13 @@ describe('package exports', () => {
     for (const name of ['DiskDriver', 'MongoDriver', 'MongoConnection', 'StoreRegistry', 'StorageError', 'parsePath', 'createFileStorageApp', 'createUploadHandler', 'createDownloadHandler', 'createListHandler', 'uploadRoute']) {
       expect(names).toContain(name)
     }
+  })
+
+  it('runs the command-line client as `npx filestorage` (the bin, built, with its shebang)', () => {
+    const out = execFileSync('npx', ['--no-install', 'filestorage', '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    expect(out.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    const bin = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin.filestorage!
+    expect(readFileSync(join(ROOT, bin), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node')
   })
 
   it('exports the parts on their own paths', () => {

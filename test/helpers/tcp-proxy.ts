@@ -1,6 +1,6 @@
 /**
  * A TCP proxy on loopback between a client and the service, for tests that break the network: it
- * counts the bytes clients send through it, cuts every connection when told (or once clients have
+ * counts the bytes clients send through it and the bytes it hands them, cuts every connection when told (or once clients have
  * sent a given number of bytes), refuses connections while paused, and can be pointed at another
  * port (a restarted service) while clients keep its address.
  */
@@ -13,6 +13,10 @@ export interface TcpProxy {
   received(): number
   /** Runs `action` once, as soon as clients have sent `bytes` bytes in all. */
   when(bytes: number, action: () => void): void
+  /** Bytes the service has answered through the proxy so far (status lines, headers and bodies). */
+  sent(): number
+  /** Runs `action` once, as soon as the service has answered `bytes` bytes in all (before they go on to the client). */
+  whenSent(bytes: number, action: () => void): void
   /** Destroys every open connection, both sides. */
   cutAll(): void
   /** Cuts every connection and refuses new ones until `resume`. */
@@ -26,7 +30,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let target = targetPort
   let received = 0
   let paused = false
+  let sent = 0
   let trigger: { at: number; action: () => void } | undefined
+  let sentTrigger: { at: number; action: () => void } | undefined
   const open = new Set<Socket>()
 
   const server = createServer((client) => {
@@ -55,6 +61,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     })
     upstream.on('drain', () => client.resume())
     upstream.on('data', (chunk: Buffer) => {
+      sent += chunk.length
+      if (sentTrigger && sent >= sentTrigger.at) {
+        const { action } = sentTrigger
+        sentTrigger = undefined
+        action()
+      }
+      if (client.destroyed) return
       if (!client.write(chunk)) upstream.pause()
     })
     client.on('drain', () => upstream.resume())
@@ -72,6 +85,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     received: () => received,
     when(bytes, action) {
       trigger = { at: bytes, action }
+    },
+    sent: () => sent,
+    whenSent(bytes, action) {
+      sentTrigger = { at: bytes, action }
     },
     cutAll,
     pause() {

@@ -195,19 +195,19 @@ describe.runIf(consulBin)('discovery through a real Consul agent', () => {
       })
     })
 
-    it('resumes a download whose body breaks off, with a ranged request for the rest', async () => {
+    it('resumes a download whose body breaks off (whole or ranged), with a ranged request for the rest', async () => {
       const content = Buffer.alloc(300_000)
       for (let i = 0; i < content.length; i++) content[i] = (i * 7) % 253
       const seen: string[] = []
       const events: string[] = []
       let cutAfter: number | undefined = 100_000
       let beforeResuming: () => Promise<unknown> = async () => {}
-      // A connection that breaks after `cutAfter` bytes of the first whole-file answer.
+      // A connection that breaks after `cutAfter` bytes of the next download answer.
       const breaking: typeof fetch = async (input, init) => {
         const response = await fetch(input, init)
         const range = new Headers(init?.headers).get('range')
         if (String(input).includes('/download/')) seen.push(range ?? 'whole')
-        if (range || cutAfter === undefined || !String(input).includes('/download/')) return response
+        if (cutAfter === undefined || !String(input).includes('/download/')) return response
         const limit = cutAfter
         cutAfter = undefined
         return new Response(cutOff(response.body!, limit, () => beforeResuming()), response)
@@ -220,8 +220,16 @@ describe.runIf(consulBin)('discovery through a real Consul agent', () => {
       await client.upload('disk', 'resume.bin', content)
       const response = await client.download('disk', 'resume.bin')
       expect(sha256(await readAll(response.body!))).toBe(sha256(content))
-      expect(seen).toEqual(['whole', 'bytes=100000-'])
+      expect(seen).toEqual(['whole', 'bytes=100000-299999'])
       expect(events).toEqual(['resume'])
+
+      // A range cut part-way goes on with the rest of that range.
+      cutAfter = 50_000
+      const ranged = await client.download('disk', 'resume.bin', { range: 'bytes=1000-200999', ifRange: response.headers.get('etag')! })
+      expect(ranged.status).toBe(206)
+      expect(sha256(await readAll(ranged.body!))).toBe(sha256(content.subarray(1000, 201_000)))
+      expect(seen.slice(2)).toEqual(['bytes=1000-200999', 'bytes=51000-200999'])
+      expect(events).toEqual(['resume', 'resume'])
 
       // The file changes between the cut and the rest: If-Range makes that an error, not a mix.
       cutAfter = 1000

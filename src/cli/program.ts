@@ -181,18 +181,19 @@ export async function runCli(argv: string[], signal: AbortSignal): Promise<numbe
 
   try {
     await program.parseAsync(argv)
-    return exitCode
   } catch (e) {
     if (e instanceof CommanderError && e.exitCode === 0) return EXIT.ok // --help, --version
     const report = reportOf(e)
-    if (report.exitCode === EXIT.interrupted) {
-      if (!out.json) process.stderr.write('filestorage: interrupted (run the same command again to resume)\n')
-      return EXIT.interrupted
-    }
-    out.error(report)
+    if (report.exitCode !== EXIT.interrupted) out.error(report)
     if (report.exitCode === EXIT.usage && !out.json) process.stderr.write('(run filestorage --help for usage)\n')
-    return report.exitCode
+    exitCode = report.exitCode
   }
+  if (exitCode === EXIT.interrupted) {
+    const message = 'interrupted (run the same command again to resume)'
+    if (out.json) out.error({ exitCode, code: 'interrupted', message })
+    else process.stderr.write(`filestorage: ${message}\n`)
+  }
+  return exitCode
 }
 
 /** Variadic arguments, then one more: commander allows no argument after a variadic one. */

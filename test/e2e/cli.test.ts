@@ -122,6 +122,22 @@ describe('filestorage put: a large file through tus', () => {
     },
     300_000,
   )
+  it('SIGINT stops a put, exits with 130, and the next run goes on from what the service has', async () => {
+    const size = 48 * MiB
+    const source = join(dir, 'interrupted.bin')
+    const digest = await sourceFile(source, size, 32)
+    const first = spawnCli(['put', source, 'disk:cli/interrupted.bin'], env)
+    proxy.when(proxy.received() + 20 * MiB, () => first.child.kill('SIGINT'))
+    const stopped = await first.exited
+    expect(stopped.code, stopped.stderr).toBe(EXIT.interrupted)
+    expect(stopped.stderr).toContain('interrupted (run the same command again to resume)')
+
+    const second = await cli('--json', 'put', source, 'disk:cli/interrupted.bin')
+    expectOk(second)
+    const [file] = jsonOut<{ files: { resumedFrom: number; sha256: string }[] }>(second).files
+    expect(file!.resumedFrom).toBeGreaterThan(0)
+    expect(file!.sha256).toBe(digest)
+  }, 120_000)
 })
 
 describe('filestorage put -r / get -r: a folder tree', () => {

@@ -3,6 +3,8 @@
  * command run as a script would run it: as a process, with `--json` output parsed, exit codes and the
  * API's error messages checked. Interruptions are real: the CLI process is killed (SIGKILL) part-way
  * through a transfer, and run again. A loopback TCP proxy between the two counts the bytes on the wire.
+ * Each CLI run is a process started through tsx (a second or more on a loaded machine): the tests
+ * that run many of them have generous time limits.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -18,7 +20,10 @@ import { type CliExit, jsonError, jsonOut, runCli, spawnCli } from '../helpers/c
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { generated, sha256 } from '../helpers/streams.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
+import { registrationEnv } from '../helpers/consul.js'
+import { requireService } from '../helpers/external.js'
 import { tusOffset } from '../helpers/tus.js'
+import { waitFor } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
 const CHUNK = 16 * MiB // the CLI's default tus chunk size
@@ -262,7 +267,7 @@ describe('filestorage: every command with --json', () => {
     const rm = await cli('--json', 'rm', '-r', 'disk:json')
     expectOk(rm)
     expect(jsonOut(rm)).toEqual({ deleted: [{ store: 'disk', path: 'json' }], failed: [] })
-  }, 120_000)
+  }, 300_000)
 
   it('sign prints { url, method, expiresAt } once the service signs URLs', async () => {
     await putRemote('cli/signed.txt', new TextEncoder().encode('signed bytes'))
@@ -291,7 +296,7 @@ describe('filestorage: exit codes and the API error', () => {
   it('a missing file: 3, with the API error', async () => {
     for (const args of [['stat', 'disk:no/such.txt'], ['cat', 'disk:no/such.txt'], ['get', 'disk:no/such.txt', join(dir, 'x')], ['rm', 'disk:no/such.txt'], ['ls', 'disk:no/such']]) {
       const run = await cli('--json', ...args)
-      expect(run.code, args.join(' ')).toBe(EXIT.notFound)
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(EXIT.notFound)
       expect(jsonError(run)).toMatchObject({ exitCode: EXIT.notFound, status: 404, code: 'not_found', message: expect.stringContaining('no/such') })
     }
     const human = await cli('stat', 'disk:no/such.txt')
@@ -301,7 +306,7 @@ describe('filestorage: exit codes and the API error', () => {
     const local = await cli('--json', 'put', join(dir, 'no-such-local-file'), 'disk:x')
     expect(local.code).toBe(EXIT.notFound)
     expect(jsonError(local).code).toBe('local_not_found')
-  }, 120_000)
+  }, 300_000)
 
   it('a refused write: 4, with the API error (412 on put -n, 409 on mv and rm)', async () => {
     const local = join(dir, 'refused.txt')
@@ -328,7 +333,7 @@ describe('filestorage: exit codes and the API error', () => {
     expect(rmFolder.code).toBe(EXIT.conflict)
     expect(rmFolder.stderr).toContain('(409 directory_not_empty)')
     expect(await remoteInfo('refused/b.txt')).toMatchObject({ size: 5 })
-  }, 120_000)
+  }, 300_000)
 
   it('usage errors: 2; no service: 8', async () => {
     for (const args of [['bogus'], ['put', 'only-one-arg'], ['ls', 'not-remote'], ['put', '-j', '0', 'a', 'disk:b'], ['get', 'disk:a', 'disk:b']]) {
@@ -342,7 +347,7 @@ describe('filestorage: exit codes and the API error', () => {
     const run = await runCli(['--json', 'ls', 'disk:'], { ...env, FILESTORAGE_URL: url })
     expect(run.code).toBe(EXIT.unavailable)
     expect(jsonError(run).code).toBe('store_unavailable')
-  }, 60_000)
+  }, 180_000)
 
   it('a bad token: 5 with the API error where the service checks tokens', async () => {
     // A service with a token secret configured (SPEC 6, AUTH_HMAC_SECRETS). Before access control
@@ -361,6 +366,35 @@ describe('filestorage: exit codes and the API error', () => {
       }
     } finally {
       await guarded.stop()
+    }
+  }, 60_000)
+})
+
+const consulAddr = requireService('CONSUL_HTTP_ADDR', 'CLI discovery')
+
+describe.runIf(consulAddr)('filestorage with Consul discovery', () => {
+  it('finds the service by name through CONSUL_HTTP_ADDR', async () => {
+    const name = `cli-${randomBytes(4).toString('hex')}`
+    const registered = await spawnService(registrationEnv(consulAddr!, name, join(dir, 'store-consul')))
+    try {
+      await waitFor(`a passing instance of ${name}`, async () => {
+        const res = await fetch(`http://${consulAddr}/v1/health/service/${name}?passing=true`)
+        return ((await res.json()) as unknown[]).length === 1
+      })
+      const local = join(dir, 'by-name.txt')
+      await writeFile(local, 'found by name')
+      const consulEnv = { FILESTORAGE_STATE_DIR: env.FILESTORAGE_STATE_DIR!, CONSUL_HTTP_ADDR: consulAddr!, FILESTORAGE_SERVICE: name }
+      expectOk(await runCli(['put', local, 'disk:consul/'], consulEnv))
+      const run = await runCli(['--json', 'ls', 'disk:consul'], consulEnv)
+      expectOk(run)
+      expect(jsonOut(run)).toEqual({ entries: [expect.objectContaining({ path: 'consul/by-name.txt', size: 13 })] })
+      expect(await (await fetch(`${registered.api}/disk/download/consul/by-name.txt`)).text()).toBe('found by name')
+
+      const unknown = await runCli(['--json', '--service', `${name}-nobody`, 'ls', 'disk:'], consulEnv)
+      expect(unknown.code).toBe(EXIT.unavailable)
+      expect(jsonError(unknown).code).toBe('no_instances')
+    } finally {
+      await registered.stop()
     }
   }, 60_000)
 })

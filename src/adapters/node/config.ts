@@ -87,6 +87,11 @@ export const configSchema = z.object({
   PART_SIZE_LIMIT: byteSize.default(1024 ** 3).pipe(z.number().int().positive()),
   UPLOAD_EXPIRY_SECONDS: seconds.default(24 * 60 * 60),
   SWEEP_INTERVAL_SECONDS: seconds.default(10 * 60),
+  /**
+   * mongo store: how long a completion of an upload in parts holds it unless it renews that (it does
+   * while it works), so how long a retry waits when the completing process died.
+   */
+  COMPLETION_LEASE_SECONDS: seconds.default(30),
   SHUTDOWN_TIMEOUT_SECONDS: seconds.default(30),
   /** Processes serving requests (node:cluster, sharing the socket): a number, or `auto` for one per core. */
   WORKERS: z

@@ -9,7 +9,11 @@ import { DiskDriver, MongoDriver, StoreRegistry } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 
 export async function openStores(config: Config, log: (line: string) => void = console.log): Promise<StoreRegistry> {
-  const uploads = { partSizeLimit: config.PART_SIZE_LIMIT, ttlMs: config.UPLOAD_EXPIRY_SECONDS * 1000 }
+  const uploads = {
+    partSizeLimit: config.PART_SIZE_LIMIT,
+    ttlMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
+    completionLeaseMs: config.COMPLETION_LEASE_SECONDS * 1000,
+  }
   const stores = new StoreRegistry()
   stores.add('disk', await DiskDriver.open({ dir: resolve(config.STORAGE_DIR), uploads }))
   if (config.MONGODB_URI) {

@@ -30,8 +30,32 @@ const finished = {
   'X-Content-SHA256': header('When this request completed the upload: the sha256 of the file.'),
 }
 
+/**
+ * What the tus headers take (the handler parses them itself and answers tus's own statuses; these
+ * schemas say exactly what it accepts). `Tus-Resumable` is required by every request but OPTIONS.
+ */
+const DECIMAL = '^(0|[1-9][0-9]{0,15})$'
+const HEADER_SCHEMAS: Record<string, z.ZodType> = {
+  'tus-resumable': z.literal('1.0.0'),
+  'upload-length': z.string().openapi({ pattern: DECIMAL }),
+  'upload-offset': z.string().openapi({ pattern: DECIMAL }),
+  'upload-defer-length': z.literal('1'),
+  'upload-metadata': z.string().openapi({ example: 'filename c3VtbWFyeS5wZGY=,filetype YXBwbGljYXRpb24vcGRm' }),
+  'if-none-match': z.literal('*'),
+  'upload-checksum': z.string().openapi({ pattern: '^(sha1|sha256) [A-Za-z0-9+/]*={0,2}$', example: 'sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=' }),
+  'x-http-method-override': z.enum(['PATCH', 'DELETE']),
+}
+const REQUIRED = new Set(['tus-resumable', 'upload-offset'])
+
 const requestHeaders = (shape: Record<string, string>) =>
-  z.object(Object.fromEntries(Object.entries(shape).map(([name, description]) => [name, z.string().optional().openapi({ description })])))
+  z.object(
+    Object.fromEntries(
+      Object.entries(shape).map(([name, description]) => {
+        const schema = (HEADER_SCHEMAS[name] ?? z.string()).openapi({ description })
+        return [name, REQUIRED.has(name) ? schema : schema.optional()]
+      }),
+    ),
+  )
 
 const json = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } })
 const missingVersion = { 412: json('`precondition_failed`: no or an unsupported `Tus-Resumable` (the answer carries `Tus-Version`)') }
@@ -44,7 +68,6 @@ const dataErrors = {
 }
 
 const dataHeaders = {
-  'content-type': '`application/offset+octet-stream` (else `415`).',
   'upload-checksum': '`sha1 <base64>` or `sha256 <base64>` of this request\'s body (checksum extension); `460` on a mismatch.',
 }
 

@@ -59,9 +59,16 @@ export async function report(suite: string, figures: Figures): Promise<void> {
   if (file) await appendFile(file, `${JSON.stringify({ suite, ...figures })}\n`)
 }
 
-/** Regular files and folders under `dir` (recursively, not following links), with their sizes. */
-export async function treeEntries(dir: string): Promise<{ path: string; type: 'file' | 'dir' | 'other'; size: number }[]> {
-  const out: { path: string; type: 'file' | 'dir' | 'other'; size: number }[] = []
+export interface TreeEntry {
+  path: string
+  type: 'file' | 'dir' | 'other'
+  size: number
+  ino: number
+}
+
+/** Regular files and folders under `dir` (recursively, not following links), with their sizes and inodes. */
+export async function treeEntries(dir: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = []
   const walk = async (d: string, rel: string) => {
     let names: string[]
     try {
@@ -75,9 +82,9 @@ export async function treeEntries(dir: string): Promise<{ path: string; type: 'f
       if (!st) continue
       const relPath = rel ? `${rel}/${name}` : name
       if (st.isDirectory()) {
-        out.push({ path: relPath, type: 'dir', size: 0 })
+        out.push({ path: relPath, type: 'dir', size: 0, ino: st.ino })
         await walk(path, relPath)
-      } else out.push({ path: relPath, type: st.isFile() ? 'file' : 'other', size: st.size })
+      } else out.push({ path: relPath, type: st.isFile() ? 'file' : 'other', size: st.size, ino: st.ino })
     }
   }
   await walk(dir, '')
@@ -86,13 +93,17 @@ export async function treeEntries(dir: string): Promise<{ path: string; type: 'f
 
 /**
  * What the store keeps beside the files (STORAGE_DIR/.filestorage), counted without knowing its
- * layout: once every upload is finished and a sweep ran, only small per-file records may stay.
- * A "leftover" is a file there larger than any such record can be (metadata is at most 16 KiB).
+ * layout: once every upload is finished and a sweep ran, only small per-file records may stay,
+ * and further names (hard links) of the stored files themselves, which take no space of their own.
+ * A "leftover" is a file there, not a stored file's inode, larger than any record can be
+ * (metadata is at most 16 KiB).
  */
 export const RECORD_MAX_BYTES = 32 * 1024
 
 export async function internalUsage(storageDir: string): Promise<{ files: number; bytes: number; large: string[] }> {
-  const entries = (await treeEntries(join(storageDir, '.filestorage'))).filter((e) => e.type === 'file')
+  const all = await treeEntries(storageDir)
+  const stored = new Set(all.filter((e) => e.type === 'file' && !e.path.startsWith('.filestorage/')).map((e) => e.ino))
+  const entries = all.filter((e) => e.type === 'file' && e.path.startsWith('.filestorage/') && !stored.has(e.ino))
   return {
     files: entries.length,
     bytes: entries.reduce((sum, e) => sum + e.size, 0),

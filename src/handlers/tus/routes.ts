@@ -43,7 +43,6 @@ const HEADER_SCHEMAS: Record<string, z.ZodType> = {
   'upload-metadata': z.string().openapi({ example: 'filename c3VtbWFyeS5wZGY=,filetype YXBwbGljYXRpb24vcGRm' }),
   'if-none-match': z.literal('*'),
   'upload-checksum': z.string().openapi({ pattern: '^(sha1|sha256) [A-Za-z0-9+/]*={0,2}$', example: 'sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=' }),
-  'x-http-method-override': z.enum(['PATCH', 'DELETE']),
 }
 const REQUIRED = new Set(['tus-resumable', 'upload-offset'])
 
@@ -148,14 +147,14 @@ export const tusPatchRoute = createRoute({
   description:
     'The body is appended at `Upload-Offset`, which must be where the upload stands (`409` otherwise). A body cut off ' +
     'part-way keeps what arrived; resume from HEAD\'s `Upload-Offset`. When the offset reaches `Upload-Length` the file ' +
-    'appears at its path, atomically, with its sha256, as a PUT would store it.',
+    'appears at its path, atomically, with its sha256, as a PUT would store it. A POST with `X-HTTP-Method-Override: PATCH` ' +
+    '(or `DELETE`) is taken as that method, for clients that cannot send PATCH.',
   request: {
     params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
     headers: requestHeaders({
       'tus-resumable': '`1.0.0` (required).',
       'upload-offset': 'Where this body starts (required).',
       'upload-length': 'The size of the whole, for an upload created with `Upload-Defer-Length: 1`.',
-      'x-http-method-override': 'With POST: `PATCH` or `DELETE`.',
       ...dataHeaders,
     }),
     body: { content: { 'application/offset+octet-stream': { schema: { type: 'string', format: 'binary' } } }, required: true },

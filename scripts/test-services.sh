@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provision and run the real services the integration tests use:
 # FerretDB (MongoDB wire protocol on SQLite) and a Consul dev agent, plus the
-# Debian packages nginx, redis-server and wrk.
+# Debian packages nginx, redis-server and wrk, and schemathesis (PyPI) in a
+# virtual environment for the reliability suite.
 #
 # Usage: scripts/test-services.sh COMMAND [ARGS]
 #   install                     build/install whatever is missing (idempotent)
@@ -29,11 +30,13 @@ set -euo pipefail
 
 readonly FERRETDB_VERSION=v1.24.2
 readonly CONSUL_VERSION=v1.14.11
+readonly SCHEMATHESIS_VERSION=4.32.5
 readonly SERVICES=(ferretdb consul)
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${FILESTORAGE_CACHE:-$HOME/.cache/filestorage}
 BIN_DIR=$CACHE_DIR/bin
+VENV_DIR=$CACHE_DIR/venv
 RUN_DIR=${FILESTORAGE_RUN:-/tmp/filestorage-services}
 WAIT_SECONDS=${FILESTORAGE_WAIT:-30}
 STOP_SECONDS=10
@@ -152,10 +155,27 @@ install_packages() {
   fi
 }
 
+# schemathesis (the reliability suite's API fuzzer) in its own virtual environment, outside the repo.
+install_schemathesis() {
+  local st=$VENV_DIR/bin/schemathesis
+  if [[ -x $st ]] && [[ $("$st" --version 2>/dev/null) == *"$SCHEMATHESIS_VERSION"* ]]; then
+    log "schemathesis $SCHEMATHESIS_VERSION: already installed in $VENV_DIR"
+    return
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv || die "could not install python3-venv"
+  fi
+  rm -rf "$VENV_DIR"
+  python3 -m venv "$VENV_DIR" || die "could not create $VENV_DIR"
+  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2 || die "could not install schemathesis"
+  log "schemathesis $SCHEMATHESIS_VERSION: installed in $VENV_DIR"
+}
+
 cmd_install() {
   install_ferretdb
   install_consul
   install_packages
+  install_schemathesis
 }
 
 # ---------------------------------------------------------------- ports and processes

@@ -15,7 +15,11 @@ const CompleteUploadBody = z
       .max(MAX_PART_NUMBER)
       .optional()
       .openapi({ description: 'Parts to assemble, ascending; all received parts (1..N, no gap) when omitted.' }),
-    sha256: z.string().optional().openapi({ description: 'Hex sha256 the assembled file must have.' }),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters')
+      .optional()
+      .openapi({ description: 'Hex sha256 the assembled file must have.' }),
   })
   .openapi('CompleteUploadRequest')
 

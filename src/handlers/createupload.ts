@@ -7,7 +7,7 @@ import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
-import { MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
+import { CreateOnlyHeader, EtagListHeader, MetadataHeader, MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
 
 const CreateUploadBody = z
   .object({
@@ -28,9 +28,9 @@ export const createUploadRoute = createRoute({
   request: {
     params: z.object({ store: StoreParam, path: PathParam }),
     headers: z.object({
-      'if-none-match': z.string().optional(),
-      'if-match': z.string().optional(),
-      'x-file-metadata': z.string().optional(),
+      'if-none-match': CreateOnlyHeader.optional(),
+      'if-match': EtagListHeader('Complete only if the file still has this ETag (`412` otherwise).').optional(),
+      'x-file-metadata': MetadataHeader.optional(),
     }),
     body: { content: { 'application/json': { schema: CreateUploadBody } }, required: false },
   },

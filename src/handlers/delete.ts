@@ -6,7 +6,7 @@ import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
-import { BooleanQuery, PathParam, StoreParam } from './schemas.js'
+import { BooleanQuery, EtagListHeader, PathParam, StoreParam } from './schemas.js'
 
 export const deleteRoute = createRoute({
   method: 'delete',
@@ -19,7 +19,7 @@ export const deleteRoute = createRoute({
     query: z.object({
       recursive: BooleanQuery.openapi({ description: 'Delete a folder with everything in it.' }),
     }),
-    headers: z.object({ 'if-match': z.string().optional().openapi({ description: 'Delete only this version.' }) }),
+    headers: z.object({ 'if-match': EtagListHeader('Delete only this version.').optional() }),
   },
   responses: {
     204: { description: 'Deleted' },

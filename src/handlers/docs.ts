@@ -13,6 +13,27 @@ export interface DocsOptions {
   /** Where the API is mounted, e.g. `/filestorage/v1`. */
   basePath: string
   service?: { name: string; version: string }
+  /** The stores served: the `store` parameter takes only these (others answer `404 unknown_store`). */
+  storeNames?: string[]
+}
+
+type Operation = { parameters?: { name: string; in: string; schema?: Record<string, unknown>; content?: unknown }[] }
+
+/**
+ * What the route definitions cannot say themselves: which stores exist (known when the app is
+ * composed), and that `X-File-Metadata` carries JSON (a header whose content is
+ * `application/json`, so that generators send JSON objects, not arbitrary strings).
+ */
+function refineParameters(operation: Operation, storeNames: string[] | undefined): void {
+  for (const p of operation.parameters ?? []) {
+    if (p.in === 'path' && p.name === 'store' && storeNames?.length) p.schema = { ...p.schema, enum: storeNames }
+    if (p.in === 'header' && p.name === 'x-file-metadata') {
+      const { schema: _text, ...rest } = p
+      Object.assign(p, rest)
+      delete p.schema
+      p.content = { 'application/json': { schema: { type: 'object' } } }
+    }
+  }
 }
 
 type Document = ReturnType<OpenAPIHono['getOpenAPI31Document']>
@@ -42,8 +63,17 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   document.paths = Object.fromEntries(
     Object.entries(document.paths ?? {}).map(([p, item]) => [options.basePath + openApiPath(p), item]),
   )
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
+  }
   return document
 }
+
+/** The routes this handler serves (they are not OpenAPI routes themselves). */
+export const DOCS_ROUTES = [
+  { method: 'get', path: '/openapi.json' },
+  { method: 'get', path: '/docs' },
+]
 
 export function createDocsHandler(options: DocsOptions) {
   const app = createHandlerApp()

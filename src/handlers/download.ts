@@ -10,7 +10,7 @@ import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
 import { parseEtagList } from './request-options.js'
-import { PathParam, StoreParam } from './schemas.js'
+import { EtagListHeader, PathParam, StoreParam } from './schemas.js'
 
 export const downloadRoute = createRoute({
   method: 'get',
@@ -30,7 +30,7 @@ export const downloadRoute = createRoute({
     }),
     headers: z.object({
       range: z.string().optional().openapi({ example: 'bytes=0-1023' }),
-      'if-none-match': z.string().optional(),
+      'if-none-match': EtagListHeader('`304` when the file still has one of these ETags (or for `*`).').optional(),
       'if-modified-since': z.string().optional(),
       'if-range': z.string().optional(),
     }),

@@ -26,6 +26,7 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
   store_unavailable: 503,
+  method_not_allowed: 405,
 }
 
 export const ErrorSchema = z

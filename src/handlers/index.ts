@@ -9,13 +9,14 @@ import { checkRoute, createCheckHandler } from './check.js'
 import { completeUploadRoute, createCompleteUploadHandler } from './completeupload.js'
 import { createCreateUploadHandler, createUploadRoute } from './createupload.js'
 import { createDeleteHandler, deleteRoute } from './delete.js'
-import { createDocsHandler } from './docs.js'
+import { createDocsHandler, DOCS_ROUTES } from './docs.js'
 import { createDownloadHandler, downloadRoute } from './download.js'
 import type { HandlerDeps } from './handler-app.js'
 import { createHelpHandler, helpRoute } from './help.js'
-import { notFoundHandler, onError, validationHook } from './http-errors.js'
+import { onError, validationHook } from './http-errors.js'
 import { createInfoHandler, infoRoute } from './info.js'
 import { createListHandler, listRootRoute, listRoute } from './list.js'
+import { methodNotAllowedHandler } from './method-not-allowed.js'
 import { createMoveHandler, moveRoute } from './move.js'
 import { createTusHandler, tusRoutes } from './tus.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
@@ -51,11 +52,14 @@ export const fileRoutes: RouteConfig[] = [
   helpRoute,
 ]
 
+/** `404`, or `405` with `Allow` for a route of the file API asked with another method. */
+export const fileStorageNotFound = (basePath = DEFAULT_BASE_PATH) => methodNotAllowedHandler([...fileRoutes, ...DOCS_ROUTES], basePath)
+
 export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHono {
   const basePath = options.basePath ?? DEFAULT_BASE_PATH
   const app = new OpenAPIHono({ defaultHook: validationHook })
   app.onError(onError)
-  app.notFound(notFoundHandler)
+  app.notFound(fileStorageNotFound(basePath))
 
   const api = new OpenAPIHono({ defaultHook: validationHook })
   for (const handler of [
@@ -76,7 +80,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
   ]) {
     api.route('/', handler)
   }
-  api.route('/', createDocsHandler({ app: api, basePath, ...(options.service ? { service: options.service } : {}) }))
+  api.route('/', createDocsHandler({ app: api, basePath, storeNames: options.stores.names(), ...(options.service ? { service: options.service } : {}) }))
   app.route(basePath, api)
   return app
 }

@@ -9,11 +9,16 @@ import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
-import { EntrySchema, PathParam, StoreParam } from './schemas.js'
+import { EntrySchema, EtagListHeader, PATH_PATTERN, PathParam, StoreParam } from './schemas.js'
 
 const MoveBody = z
   .object({
-    to: z.string().min(1).openapi({ description: 'The new path.', example: 'archive/2024/summary.pdf' }),
+    to: z.string().min(1).openapi({
+      description: 'The new path; the path rules apply.',
+      pattern: PATH_PATTERN,
+      maxLength: 1024,
+      example: 'archive/2024/summary.pdf',
+    }),
     toStore: z.string().optional().openapi({ description: 'Move into another store (streamed copy, then delete).' }),
     overwrite: z.boolean().optional().openapi({ description: 'Replace what is at `to` (default false: `409`).' }),
   })
@@ -27,7 +32,7 @@ export const moveRoute = createRoute({
   summary: 'Move or rename a file or folder',
   request: {
     params: z.object({ store: StoreParam, path: PathParam }),
-    headers: z.object({ 'if-match': z.string().optional().openapi({ description: 'Move only this version.' }) }),
+    headers: z.object({ 'if-match': EtagListHeader('Move only this version.').optional() }),
     body: { content: { 'application/json': { schema: MoveBody } }, required: true },
   },
   responses: {

@@ -11,15 +11,15 @@ import {
   type PutOptions,
   type WritePreconditions,
 } from '../storage/index.js'
+import { ETAG_LIST } from './schemas.js'
 
 /** Entity tags of an `If-Match`/`If-None-Match` header: `*` or a list of quoted tags. */
 export function parseEtagList(header: string | undefined): string[] | undefined {
   if (header === undefined) return undefined
   const value = header.trim()
   if (value === '*') return ['*']
-  const tags = value.match(/(?:W\/)?"[^"]*"/g)
-  if (!tags) throw new StorageError('invalid_request', 'an entity tag must be quoted, e.g. "abc", or be *')
-  return tags
+  if (!ETAG_LIST.test(value)) throw new StorageError('invalid_request', 'an entity tag must be quoted, e.g. "abc", or be *')
+  return value.match(/(?:W\/)?"[^"]*"/g)!
 }
 
 /** `If-None-Match: *` (create only) and `If-Match` (replace only that version) on a write. */

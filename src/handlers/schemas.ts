@@ -10,22 +10,42 @@ export const StoreParam = z.string().openapi({
   example: 'disk',
 })
 
+/**
+ * What SPEC 3.2 accepts as a path, as a pattern: segments of 1 to 255 characters without `/`, `\\`
+ * or control characters, none of them `.` or `..`. The server counts the limits in UTF-8 bytes
+ * (255 a segment, 1024 in all) and refuses the top-level name `.filestorage`; a pattern can say
+ * neither, so the descriptions do.
+ */
+const SEGMENT_CHAR = '[^/\\\\\\x00-\\x1f\\x7f-\\x9f]'
+const SEGMENT_FIRST = '[^./\\\\\\x00-\\x1f\\x7f-\\x9f]'
+const SEGMENT = `(?:${SEGMENT_FIRST}${SEGMENT_CHAR}{0,254}|\\.${SEGMENT_FIRST}${SEGMENT_CHAR}{0,253}|\\.\\.${SEGMENT_CHAR}{1,253})`
+export const PATH_PATTERN = `^${SEGMENT}(?:/${SEGMENT})*$`
+/** A folder: a path, or empty for the root, with one trailing slash allowed. */
+export const DIR_PATTERN = `^(?:${SEGMENT}(?:/${SEGMENT})*/?)?$`
+const PATH_RULES =
+  'Segments joined by `/` (percent-encoded as usual), each at most 255 bytes of UTF-8, at most 1024 bytes in all; ' +
+  'no empty, `.` or `..` segment, no backslash or control character, and not under the reserved top-level `.filestorage`.'
+
 /** A file path: segments joined by `/`, percent-encoded as needed. Validated by the path rules (SPEC 3.2). */
 export const PathParam = z.string().openapi({
   param: { name: 'path', in: 'path' },
-  description: 'Path of the file inside the store, segments joined by `/`.',
+  description: `Path of the file inside the store. ${PATH_RULES}`,
+  pattern: PATH_PATTERN,
+  maxLength: 1024,
   example: 'reports/2024/summary.pdf',
 })
 
 export const DirParam = z.string().openapi({
   param: { name: 'dir', in: 'path' },
-  description: 'Path of a folder inside the store; empty for the root.',
+  description: `Path of a folder inside the store; empty for the root. ${PATH_RULES}`,
+  pattern: DIR_PATTERN,
+  maxLength: 1025,
   example: 'reports/2024',
 })
 
 export const UploadIdParam = z.string().openapi({
   param: { name: 'uploadId', in: 'path' },
-  description: 'Id returned by createupload.',
+  description: 'Id returned by createupload (any other answers `404`).',
   example: '4f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99',
 })
 
@@ -106,3 +126,30 @@ export const UploadStatusSchema = UploadSessionSchema.extend({
 }).openapi('UploadStatus')
 
 export const MetadataSchema = Metadata
+
+/** An `If-Match` / `If-None-Match` value (RFC 9110): `*`, or a comma-separated list of entity tags. */
+export const ETAG_LIST = /^(?:\*|(?:W\/)?"[\x21\x23-\x7e]*"(?:[ \t]*,[ \t]*(?:W\/)?"[\x21\x23-\x7e]*")*)$/
+
+export const EtagListHeader = (description: string) =>
+  z
+    .string()
+    .regex(ETAG_LIST, 'must be * or a list of quoted entity tags, e.g. "abc"')
+    .openapi({ description, example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' })
+
+/** `If-None-Match` on a write: `*` only (create, never replace). */
+export const CreateOnlyHeader = z.literal('*').openapi({ description: '`*`: create only, never replace (`412` if it exists).' })
+
+export const Sha256Header = (description: string) =>
+  z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters')
+    .openapi({ description, example: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' })
+
+/**
+ * `X-File-Metadata`: a JSON object. Documented as a header whose content is JSON (see docs.ts),
+ * which schemathesis and other generators serialize as JSON.
+ */
+export const MetadataHeader = z.string().openapi({
+  description: 'JSON object stored with the file as `metadata` (at most 16 KiB).',
+  example: '{"owner":"ana"}',
+})

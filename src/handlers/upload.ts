@@ -18,18 +18,13 @@ import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { formParts } from './multipart.js'
 import { metadataHeader, putOptions, requestBody, writePreconditions } from './request-options.js'
-import { DirParam, FileInfoSchema, PathParam, StoreParam } from './schemas.js'
+import { CreateOnlyHeader, DirParam, EtagListHeader, FileInfoSchema, MetadataHeader, PathParam, Sha256Header, StoreParam } from './schemas.js'
 
 const uploadHeaders = z.object({
-  'x-file-metadata': z.string().optional().openapi({
-    description: 'JSON object stored with the file as `metadata` (at most 16 KiB).',
-    example: '{"owner":"ana"}',
-  }),
-  'x-content-sha256': z.string().optional().openapi({
-    description: 'Hex sha256 the body must have; on mismatch nothing is stored (`400 checksum_mismatch`).',
-  }),
-  'if-none-match': z.string().optional().openapi({ description: '`*`: create only, never replace (`412` if it exists).' }),
-  'if-match': z.string().optional().openapi({ description: 'Replace only the version with this ETag (`412` otherwise).' }),
+  'x-file-metadata': MetadataHeader.optional(),
+  'x-content-sha256': Sha256Header('Hex sha256 the body must have; on mismatch nothing is stored (`400 checksum_mismatch`).').optional(),
+  'if-none-match': CreateOnlyHeader.optional(),
+  'if-match': EtagListHeader('Replace only the version with this ETag (`412` otherwise).').optional(),
 })
 
 export const uploadRoute = createRoute({
@@ -71,11 +66,12 @@ export const uploadFormRoute = createRoute({
           schema: {
             type: 'object',
             properties: {
-              metadata: { type: 'string', description: 'JSON object for the files that follow' },
-              file: { type: 'array', items: { type: 'string', format: 'binary' } },
+              metadata: { type: 'object', description: 'JSON object for the files that follow' },
+              file: { type: 'array', items: { type: 'string', format: 'binary' }, minItems: 1 },
             },
             required: ['file'],
           },
+          encoding: { metadata: { contentType: 'application/json' } },
         },
       },
       required: true,

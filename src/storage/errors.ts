@@ -19,6 +19,8 @@ export const errorCodes = [
   'unsupported_media_type',
   'range_not_satisfiable',
   'store_unavailable',
+  /** A route asked with a method it does not take (HTTP only). */
+  'method_not_allowed',
 ] as const
 
 export type ErrorCode = (typeof errorCodes)[number]

@@ -9,6 +9,8 @@ import { type Exit, spawnChild } from './child-process.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const MAIN = 'src/adapters/node/main.ts'
+/** The service as `npm run build` leaves it (what `npm start` runs), for black-box suites. */
+export const BUILT_MAIN = 'dist/src/adapters/node/main.js'
 
 export interface ProcessService {
   child: ChildProcess
@@ -49,13 +51,15 @@ function inheritedEnv(): NodeJS.ProcessEnv {
 
 /**
  * Starts the service with `env` (PORT defaults to 0: the process reports the port it got) and
- * waits until it serves, at most `startTimeoutMs`.
+ * waits until it serves, at most `startTimeoutMs`. It runs from the sources through tsx, or with
+ * `built` from `dist/` exactly as `npm start` runs it.
  */
 export async function spawnService(
   env: Record<string, string>,
-  options: { startTimeoutMs?: number; nodeArgs?: string[] } = {},
+  options: { startTimeoutMs?: number; nodeArgs?: string[]; built?: boolean } = {},
 ): Promise<ProcessService> {
-  const service = spawnChild(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
+  const entry = options.built ? [BUILT_MAIN] : ['--import', 'tsx', MAIN]
+  const service = spawnChild(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
     cwd: ROOT,
     env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
   })

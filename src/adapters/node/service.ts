@@ -4,7 +4,7 @@
  * process; tests start it in-process.
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { createFileStorageApp, DEFAULT_BASE_PATH, notFoundHandler, onError } from '../../handlers/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessLog } from './access-log.js'
@@ -53,7 +53,7 @@ export async function startService(
     service: { name: config.SERVICE_NAME, version: VERSION },
   })
   const app = new OpenAPIHono()
-  app.notFound(notFoundHandler)
+  app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))
   app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
   app.use(nodeRequestBody())

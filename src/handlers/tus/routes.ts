@@ -30,8 +30,31 @@ const finished = {
   'X-Content-SHA256': header('When this request completed the upload: the sha256 of the file.'),
 }
 
+/**
+ * What the tus headers take (the handler parses them itself and answers tus's own statuses; these
+ * schemas say exactly what it accepts). `Tus-Resumable` is required by every request but OPTIONS.
+ */
+const DECIMAL = '^(0|[1-9][0-9]{0,15})$'
+const HEADER_SCHEMAS: Record<string, z.ZodType> = {
+  'tus-resumable': z.literal('1.0.0'),
+  'upload-length': z.string().openapi({ pattern: DECIMAL }),
+  'upload-offset': z.string().openapi({ pattern: DECIMAL }),
+  'upload-defer-length': z.literal('1'),
+  'upload-metadata': z.string().openapi({ example: 'filename c3VtbWFyeS5wZGY=,filetype YXBwbGljYXRpb24vcGRm' }),
+  'if-none-match': z.literal('*'),
+  'upload-checksum': z.string().openapi({ pattern: '^(sha1|sha256) [A-Za-z0-9+/]*={0,2}$', example: 'sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=' }),
+}
+const REQUIRED = new Set(['tus-resumable', 'upload-offset'])
+
 const requestHeaders = (shape: Record<string, string>) =>
-  z.object(Object.fromEntries(Object.entries(shape).map(([name, description]) => [name, z.string().optional().openapi({ description })])))
+  z.object(
+    Object.fromEntries(
+      Object.entries(shape).map(([name, description]) => {
+        const schema = (HEADER_SCHEMAS[name] ?? z.string()).openapi({ description })
+        return [name, REQUIRED.has(name) ? schema : schema.optional()]
+      }),
+    ),
+  )
 
 const json = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } })
 const missingVersion = { 412: json('`precondition_failed`: no or an unsupported `Tus-Resumable` (the answer carries `Tus-Version`)') }
@@ -44,7 +67,6 @@ const dataErrors = {
 }
 
 const dataHeaders = {
-  'content-type': '`application/offset+octet-stream` (else `415`).',
   'upload-checksum': '`sha1 <base64>` or `sha256 <base64>` of this request\'s body (checksum extension); `460` on a mismatch.',
 }
 
@@ -125,14 +147,14 @@ export const tusPatchRoute = createRoute({
   description:
     'The body is appended at `Upload-Offset`, which must be where the upload stands (`409` otherwise). A body cut off ' +
     'part-way keeps what arrived; resume from HEAD\'s `Upload-Offset`. When the offset reaches `Upload-Length` the file ' +
-    'appears at its path, atomically, with its sha256, as a PUT would store it.',
+    'appears at its path, atomically, with its sha256, as a PUT would store it. A POST with `X-HTTP-Method-Override: PATCH` ' +
+    '(or `DELETE`) is taken as that method, for clients that cannot send PATCH.',
   request: {
     params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
     headers: requestHeaders({
       'tus-resumable': '`1.0.0` (required).',
       'upload-offset': 'Where this body starts (required).',
       'upload-length': 'The size of the whole, for an upload created with `Upload-Defer-Length: 1`.',
-      'x-http-method-override': 'With POST: `PATCH` or `DELETE`.',
       ...dataHeaders,
     }),
     body: { content: { 'application/offset+octet-stream': { schema: { type: 'string', format: 'binary' } } }, required: true },

@@ -1,0 +1,77 @@
+/**
+ * Memory (issue 10, finding 10): the service's peak RSS while it takes 40 concurrent 64 MiB uploads
+ * and serves 40 concurrent 64 MiB downloads, printed, and bounded by PEAK_RSS_BOUND_MIB.
+ */
+import { randomBytes } from 'node:crypto'
+import { afterAll, expect, test } from 'vitest'
+import type { ProcessService } from '../helpers/process-service.js'
+import { report, startBuilt, tempDir } from './harness.js'
+import { MEMORY, PEAK_RSS_BOUND_MIB } from './knobs.js'
+
+const MiB = 1024 * 1024
+let svc: ProcessService | undefined
+afterAll(async () => {
+  await svc?.stop('SIGKILL')
+})
+
+/** `size` bytes: one random MiB sent over and over behind a unique first MiB (cheap to make, never held whole). */
+function body(size: number, base: Buffer): ReadableStream<Uint8Array> {
+  let sent = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= size) return controller.close()
+      const chunk = sent === 0 ? randomBytes(Math.min(MiB, size)) : base.subarray(0, Math.min(MiB, size - sent))
+      sent += chunk.length
+      controller.enqueue(chunk)
+    },
+  })
+}
+
+const upload = (api: string, path: string, base: Buffer) =>
+  fetch(`${api}/disk/upload/${path}`, { method: 'PUT', body: body(MEMORY.fileBytes, base), duplex: 'half', headers: { 'Content-Type': 'video/mp4' } } as RequestInit)
+
+/** Downloads `path`, counting the bytes as they come (nothing kept). */
+async function download(api: string, path: string): Promise<number> {
+  const res = await fetch(`${api}/disk/download/${path}`)
+  if (res.status !== 200) throw new Error(`download of ${path} answers ${res.status}`)
+  let bytes = 0
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length
+  return bytes
+}
+
+test(`peak RSS under ${MEMORY.uploads} concurrent ${MEMORY.fileBytes / MiB} MiB uploads and ${MEMORY.downloads} downloads stays under ${PEAK_RSS_BOUND_MIB} MiB`, async () => {
+  const dir = await tempDir('memory')
+  try {
+    svc = await startBuilt({ STORAGE_DIR: dir.path })
+    const api = svc.api
+    const base = randomBytes(MiB)
+    const sources = ['memory/source-0.mp4', 'memory/source-1.mp4', 'memory/source-2.mp4', 'memory/source-3.mp4']
+    for (const path of sources) expect((await upload(api, path, base)).status).toBe(201)
+    const atRest = await svc.rss()
+    await svc.resetPeakRss()
+
+    const results = await Promise.allSettled([
+      ...Array.from({ length: MEMORY.uploads }, async (_, i) => {
+        const res = await upload(api, `memory/upload-${i}.mp4`, base)
+        await res.body?.cancel()
+        if (res.status !== 201) throw new Error(`upload ${i} answers ${res.status}`)
+      }),
+      ...Array.from({ length: MEMORY.downloads }, async (_, i) => {
+        const bytes = await download(api, sources[i % sources.length]!)
+        if (bytes !== MEMORY.fileBytes) throw new Error(`download ${i} gave ${bytes} bytes`)
+      }),
+    ])
+    const peakMiB = Math.round((await svc.peakRss()) / MiB)
+    const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))
+    console.log(`[reliability] memory: RSS at rest ${Math.round(atRest / MiB)} MiB, peak ${peakMiB} MiB (bound ${PEAK_RSS_BOUND_MIB} MiB)`)
+    await report('memory', {
+      peakRssMiB: peakMiB,
+      failed: [...failures, ...(peakMiB > PEAK_RSS_BOUND_MIB ? [`peak RSS ${peakMiB} MiB over the bound of ${PEAK_RSS_BOUND_MIB} MiB`] : [])],
+    })
+    expect(failures).toEqual([])
+    expect(peakMiB).toBeLessThanOrEqual(PEAK_RSS_BOUND_MIB)
+  } finally {
+    await svc?.stop('SIGKILL')
+    await dir.remove()
+  }
+})

@@ -54,10 +54,17 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 
 describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (store) => {
   // On mongo a completion cut by a crash is retried once the dead one's lease (30 s, not configurable yet) runs out.
-  test(`${CRASH_LOOP.crashes} kill -9 at random moments: previous or new version, complete; retries as documented; no leftovers after a sweep`, { timeout: store === 'mongo' ? 420_000 : 180_000 }, async () => {
+  test(`${CRASH_LOOP.crashes} kill -9 at random moments: previous or new version, complete; retries as documented; no leftovers after a sweep`, { timeout: store === 'mongo' ? 300_000 : 180_000 }, async () => {
     const dir = await tempDir(`crash-${store}`)
     const [port] = (await freePorts(1)) as [number]
-    const env: Record<string, string> = { PORT: String(port), STORAGE_DIR: dir.path, SWEEP_INTERVAL_SECONDS: String(CRASH_LOOP.sweepIntervalSeconds), ...storeEnv(store) }
+    const env: Record<string, string> = {
+      PORT: String(port),
+      STORAGE_DIR: dir.path,
+      SWEEP_INTERVAL_SECONDS: String(CRASH_LOOP.sweepIntervalSeconds),
+      // A completion killed on the mongo store holds its upload this long; a retry waits it out.
+      COMPLETION_LEASE_SECONDS: String(CRASH_LOOP.completionLeaseSeconds),
+      ...storeEnv(store),
+    }
     const allowance = await inFlightAllowance()
     const sizes = CRASH_LOOP.sizes[store]!
     const log = new VersionLog()

@@ -50,6 +50,7 @@ export const CRASH_LOOP = {
   /** kill -9 per store (at least 20, the minimum). */
   crashes: 20,
   sweepIntervalSeconds: 1,
+  completionLeaseSeconds: 2,
   /**
    * Payload sizes per store (FerretDB on SQLite writes far slower than a disk). The tus PATCH cut by
    * the crash must be larger than the socket buffers, or what must survive it is nothing.

@@ -286,9 +286,14 @@ export class DiskUploads {
   }
 
   async status(uploadId: string): Promise<UploadStatus> {
-    await this.#recoverDeadClaims(uploadId)
-    const session = await this.#session(uploadId)
-    return uploadStatusOf(session, (await this.#parts(uploadId)).map((p) => p.info))
+    checkUploadId(uploadId)
+    // Under the upload's lock: a recovery under way (by the sweeper, or another request) holds it
+    // while it re-hashes what a dead append left, and the status must count those bytes.
+    return this.locks.run(uploadLock(uploadId), async () => {
+      await this.#recoverDeadClaimsLocked(uploadId)
+      const session = await this.#session(uploadId)
+      return uploadStatusOf(session, (await this.#parts(uploadId)).map((p) => p.info))
+    })
   }
 
   async complete(uploadId: string, options: CompleteUploadOptions = {}): Promise<PutResult> {
@@ -414,16 +419,20 @@ export class DiskUploads {
    */
   async #recoverDeadClaims(uploadId: string): Promise<void> {
     checkUploadId(uploadId)
-    const dead = async () => {
-      const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
-      const found: Claim[] = []
-      for (const c of claims) if (!(await this.instances.isAlive(c.instance))) found.push(c)
-      return found
-    }
-    if ((await dead()).length === 0) return
-    await this.locks.run(uploadLock(uploadId), async () => {
-      for (const claim of await dead()) await this.#recoverClaim(uploadId, claim)
-    })
+    if ((await this.#deadClaims(uploadId)).length === 0) return
+    await this.locks.run(uploadLock(uploadId), () => this.#recoverDeadClaimsLocked(uploadId))
+  }
+
+  /** `#recoverDeadClaims`, under the upload's lock. */
+  async #recoverDeadClaimsLocked(uploadId: string): Promise<void> {
+    for (const claim of await this.#deadClaims(uploadId)) await this.#recoverClaim(uploadId, claim)
+  }
+
+  async #deadClaims(uploadId: string): Promise<Claim[]> {
+    const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
+    const dead: Claim[] = []
+    for (const c of claims) if (!(await this.instances.isAlive(c.instance))) dead.push(c)
+    return dead
   }
 
   async #recoverClaim(uploadId: string, claim: Claim): Promise<void> {

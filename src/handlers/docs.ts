@@ -1,11 +1,14 @@
 /**
  * docs: `GET /openapi.json` (OpenAPI 3.1, generated from the same route definitions the handlers
- * validate with) and `GET /docs`, an interactive page (Swagger UI) over it.
+ * validate with) and `GET /docs`, an interactive page (Swagger UI) over it, whose script and styles
+ * this handler serves too (swagger-ui-assets.ts). Every URL in the page is relative to the page, so
+ * it works wherever the handler is mounted, also behind a proxy that strips a prefix.
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { swaggerUI } from '@hono/swagger-ui'
+import { html } from 'hono/html'
 import { createHandlerApp } from './handler-app.js'
 import { openApiPath } from './openapi-paths.js'
+import { mountSwaggerUiAssets, SWAGGER_UI_FOLDER, swaggerUiAssetRoutes } from './swagger-ui-assets.js'
 
 export interface DocsOptions {
   /** The composed app whose routes are documented. */
@@ -69,16 +72,41 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   return document
 }
 
+/** The page at `/docs`: its URLs resolve to `/openapi.json` and `/docs/swagger-ui-dist@…/…` beside it. */
+const assets = `docs/${SWAGGER_UI_FOLDER}`
+const docsPage = html`<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>filestorage API</title>
+    <link rel="icon" type="image/png" href="${assets}/favicon-32x32.png" />
+    <link rel="stylesheet" href="${assets}/swagger-ui.css" />
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="${assets}/swagger-ui-bundle.js"></script>
+    <script>
+      // validatorUrl 'none': Swagger UI would otherwise send the document's URL to validator.swagger.io.
+      window.ui = SwaggerUIBundle({ url: 'openapi.json', dom_id: '#swagger-ui', validatorUrl: 'none' })
+    </script>
+  </body>
+</html>
+`
+
 /** The routes this handler serves (they are not OpenAPI routes themselves). */
 export const DOCS_ROUTES = [
   { method: 'get', path: '/openapi.json' },
   { method: 'get', path: '/docs' },
+  ...swaggerUiAssetRoutes('/docs'),
 ]
 
 export function createDocsHandler(options: DocsOptions) {
   const app = createHandlerApp()
   let document: Document | undefined // built on first request: every route is registered by then
   app.get('/openapi.json', (c) => c.json((document ??= buildOpenApiDocument(options))))
-  app.get('/docs', swaggerUI({ url: `${options.basePath}/openapi.json`, title: 'filestorage API' }))
+  // no-cache: the page names the assets' version, so a browser must not keep an old page.
+  app.get('/docs', (c) => c.html(docsPage, 200, { 'Cache-Control': 'no-cache' }))
+  mountSwaggerUiAssets(app, '/docs')
   return app
 }

@@ -1,5 +1,5 @@
 /**
- * The results as a Markdown table (printed, and pasted into the README as it is).
+ * The results as a Markdown table (printed, and pasted into docs/benchmarks.md as it is).
  */
 import type { Figure, Row } from './results.js'
 import { MiB } from './stats.js'

@@ -4,7 +4,7 @@
 #   GATEWAY_PREFIX   nginx's prefix: conf/ and temp dirs   (default /var/lib/filestorage-gateway)
 #   GATEWAY_LISTEN   what nginx listens on                 (default 8080)
 #   APP_DIR          where the image holds the project     (default /app)
-# The upstream sync reads CONSUL_HTTP_ADDR, SERVICE_NAME and CONSUL_HTTP_TOKEN (README).
+# The upstream sync reads CONSUL_HTTP_ADDR, SERVICE_NAME and CONSUL_HTTP_TOKEN (docs/configuration.md).
 set -eu
 app=${APP_DIR:-/app}
 prefix=${GATEWAY_PREFIX:-/var/lib/filestorage-gateway}

@@ -27,6 +27,8 @@ export interface Row {
   peer?: Figure
   /** ours / peer, of the medians; higher is better for us. */
   ratio?: number
+  /** The ratio this row must reach (an issue's target); the table marks a ratio below it. */
+  target?: number
   /** Peak RSS in bytes while the row was measured (warm-up included). */
   oursPeakRss?: number
   peerPeakRss?: number

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { answers, startProcess, waitUntil, type StartedProcess } from './processes.js'
+import { answers, processTree, startProcess, waitUntil, type StartedProcess } from './processes.js'
 
 export const PROJECT_DIR = join(import.meta.dirname, '..', '..')
 const MAIN = join(PROJECT_DIR, 'dist', 'src', 'adapters', 'node', 'main.js')
@@ -22,10 +22,15 @@ export interface ServiceOptions {
   mongodbDb?: string
   /** Extra Node flags, e.g. `--cpu-prof`. */
   nodeArgs?: string[]
+  /** Sets WORKERS (issue 12: node:cluster workers sharing the socket); unset when not given. */
+  workers?: number
 }
 
 export interface RunningService {
+  /** The process we started (the primary, with workers). */
   pid: number
+  /** Every process of the service once it answers: `pid` and its workers, if any. */
+  pids: number[]
   /** `http://127.0.0.1:port/filestorage/v1` */
   api: string
   stop(): Promise<void>
@@ -43,6 +48,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     LOG_REQUESTS: 'false',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
   }
+  if (options.workers !== undefined) env.WORKERS = String(options.workers)
   if (options.mongodbUri) {
     env.MONGODB_URI = options.mongodbUri
     env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'
@@ -54,5 +60,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   })
   const api = `http://127.0.0.1:${port}/filestorage/v1`
   await waitUntil('the service', started, () => answers(`${api}/help`))
-  return { pid: started.pid, api, stop: () => started.stop('SIGTERM', 15_000) }
+  const pids = await settledProcesses(started.pid, options.workers ?? 1)
+  return { pid: started.pid, pids, api, stop: () => started.stop('SIGTERM', 15_000) }
+}
+
+/**
+ * The service's processes once `workers` of them run beside the primary, or after 10 s (a
+ * service without WORKERS stays one process: the caller tells by `pids.length`).
+ */
+async function settledProcesses(pid: number, workers: number): Promise<number[]> {
+  const deadline = Date.now() + (workers > 1 ? 10_000 : 0)
+  for (;;) {
+    const pids = processTree(pid)
+    if (pids.length > workers || Date.now() >= deadline) return pids
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }

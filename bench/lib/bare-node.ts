@@ -4,7 +4,6 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import ts from 'typescript'
 import { freePort } from './ports.js'
 import { answers, processTree, startProcess, waitUntil } from './processes.js'
 import { PROJECT_DIR } from './service.js'
@@ -23,7 +22,8 @@ export interface RunningBareNode {
  * The peer as plain JavaScript beside `logFile`: run by `node` alone, like our built service, so
  * that no TypeScript loader weighs on its memory (the script imports only Node's modules).
  */
-function transpiledPeer(logFile: string): string {
+async function transpiledPeer(logFile: string): Promise<string> {
+  const { default: ts } = await import('typescript') // loaded only when this section runs: it is large
   const { outputText } = ts.transpileModule(readFileSync(PEER_SCRIPT, 'utf8'), {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
   })
@@ -35,7 +35,7 @@ function transpiledPeer(logFile: string): string {
 export async function startBareNode(options: { root: string; workers: number; logFile: string }): Promise<RunningBareNode> {
   mkdirSync(options.root, { recursive: true })
   const port = await freePort()
-  const started = startProcess(process.execPath, [transpiledPeer(options.logFile)], {
+  const started = startProcess(process.execPath, [await transpiledPeer(options.logFile)], {
     env: { ...process.env, NODE_ENV: 'production', PORT: String(port), ROOT: options.root, WORKERS: String(options.workers) },
     cwd: PROJECT_DIR,
     logFile: options.logFile,

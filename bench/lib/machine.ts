@@ -45,7 +45,7 @@ export function machineInfo(): MachineInfo {
 
 function seaweedFsVersion(): string {
   const module = weedVersion()
-  return module ? `${firstLine(WEED, ['version']).replace(/^version\s+/, '')} (module ${module})` : 'not built'
+  return module ? `${firstLine(WEED, ['version']).replace(/^version\s+/, '').replace(/\s+/g, ' ')} (module ${module})` : 'not built'
 }
 
 /** The 1, 5 and 15 minute load averages, as `uptime` shows them. */

@@ -29,6 +29,8 @@ export interface Row {
   ratio?: number
   /** The ratio this row must reach (an issue's target); the table marks a ratio below it. */
   target?: number
+  /** A row of another server against the peer, not ours: its ratio is context, never marked. */
+  reference?: boolean
   /** Peak RSS in bytes while the row was measured (warm-up included). */
   oursPeakRss?: number
   peerPeakRss?: number

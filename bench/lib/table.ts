@@ -28,11 +28,11 @@ function cpu(figure: Figure | undefined, unit: Row['unit']): string {
 
 const rss = (bytes: number | undefined): string => (bytes === undefined ? '' : `${Math.round(bytes / MiB)} MiB`)
 
-/** Bold when below the row's target, or below 0.8 for a row without one. */
+/** Bold when below the row's target, or below 0.8 for a row of ours without one. */
 function ratio(row: Row): string {
   if (row.ratio === undefined) return ''
   const text = row.ratio.toFixed(2)
-  const below = row.ratio < (row.target ?? 0.8)
+  const below = !row.reference && row.ratio < (row.target ?? 0.8)
   const target = row.target === undefined ? '' : ` (target ${row.target.toFixed(1)})`
   return below ? `**${text}**${target}` : `${text}${target}`
 }

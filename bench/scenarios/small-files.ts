@@ -35,8 +35,10 @@ interface SmallFileServer {
   /** Uploads go to `<origin><putPrefix><thread>-<n>`. */
   origin: string
   putPrefix: string
-  /** The ratio the issue asks of this row against the SeaweedFS filer. */
+  /** Our service: the ratio the issue asks of it against the SeaweedFS filer. */
   target?: number
+  /** Another server, measured for context. */
+  reference?: boolean
   notes?: Partial<Record<Operation, string>>
 }
 
@@ -96,6 +98,7 @@ export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
         getUrl: `${peer.url}/get.bin`,
         origin: peer.url,
         putPrefix: '/put-',
+        reference: true,
       })
     }
     // nginx serves our WORKERS=1 store's folder, as the bench's disk rows have it serve.
@@ -108,6 +111,7 @@ export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
       getUrl: `${nginx.url}/static/small/get.bin`,
       origin: nginx.url,
       putPrefix: '/dav/small/put/',
+      reference: true,
       notes: { GET: 'static, sendfile', PUT: 'WebDAV PUT (dav_methods)' },
     })
     const weed = weedVersion()
@@ -179,6 +183,7 @@ function rowsOf(server: SmallFileServer | Missing, operation: Operation, label: 
       ours: ours.figure,
       oursPeakRss: ours.peakRss,
       ...(server.target !== undefined ? { target: server.target } : {}),
+      ...(server.reference ? { reference: true } : {}),
       note: notes.filter(Boolean).join('; '),
     }),
   ]

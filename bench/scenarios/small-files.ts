@@ -53,79 +53,11 @@ const ourName = (workers: number) => `filestorage (disk store), WORKERS=${worker
 export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
   const { settings } = ctx
   const size = sizeLabel(settings.smallBytes)
-  const small = join(ctx.workDir, 'small.bin')
-  writeFileSync(small, Buffer.alloc(settings.smallBytes, 0x61))
   const stops: (() => Promise<void>)[] = []
-  /** Starts a server, stopped at the end of the section; stores the 4 KiB file through its own PUT. */
-  const started = async <T extends { stop(): Promise<void> }>(server: Promise<T>, storeAt?: (s: T) => string): Promise<T> => {
-    const s = await server
-    stops.push(() => s.stop())
-    if (storeAt) await upload(storeAt(s), small)
-    return s
-  }
   try {
-    const servers: (SmallFileServer | Missing)[] = []
-    let ourStore = ''
-    for (const workers of [1, 2]) {
-      const storageDir = join(ctx.workDir, `store-${workers}`)
-      const service = await started(
-        startService({ storageDir, workers, logFile: join(ctx.workDir, `service-${workers}.log`) }),
-        (s) => `${s.api}/disk/upload/small/get.bin`,
-      )
-      if (workers === 1) ourStore = storageDir
-      if (workers > 1 && service.pids.length === 1) {
-        await service.stop()
-        servers.push({ name: ourName(workers), missing: `not supported yet: with WORKERS=${workers} the service ran as one process` })
-        continue
-      }
-      servers.push({
-        name: ourName(workers),
-        pids: service.pids,
-        getUrl: `${service.api}/disk/download/small/get.bin`,
-        origin: new URL(service.api).origin,
-        putPrefix: '/filestorage/v1/disk/upload/small/put/',
-        target: workers === 1 ? 1.0 : 1.5,
-      })
-    }
-    for (const workers of [1, 2]) {
-      const peer = await started(
-        startBareNode({ root: join(ctx.workDir, `bare-${workers}`), workers, logFile: join(ctx.workDir, `bare-${workers}.log`) }),
-        (s) => `${s.url}/get.bin`,
-      )
-      servers.push({
-        name: workers === 1 ? 'bare node:http, 1 process' : `bare node:http, ${workers} cluster workers`,
-        pids: peer.pids,
-        getUrl: `${peer.url}/get.bin`,
-        origin: peer.url,
-        putPrefix: '/put-',
-        reference: true,
-      })
-    }
-    // nginx serves our WORKERS=1 store's folder, as the bench's disk rows have it serve.
-    const nginx = await started(
-      startNginx({ staticRoot: ourStore, davRoot: join(ctx.workDir, 'dav'), prefix: join(ctx.workDir, 'nginx') }),
-    )
-    servers.push({
-      name: 'nginx, 1 worker',
-      pids: [nginx.workerPid],
-      getUrl: `${nginx.url}/static/small/get.bin`,
-      origin: nginx.url,
-      putPrefix: '/dav/small/put/',
-      reference: true,
-      notes: { GET: 'static, sendfile', PUT: 'WebDAV PUT (dav_methods)' },
-    })
-    const weed = weedVersion()
-    if (weed) {
-      const filer = await started(
-        startSeaweedFs({ dataDir: join(ctx.workDir, 'seaweedfs'), logFile: join(ctx.workDir, 'seaweedfs.log') }),
-        (s) => `${s.filer}/small/get.bin`,
-      )
-      servers.push({ name: PEER, pids: filer.pids, getUrl: `${filer.filer}/small/get.bin`, origin: filer.filer, putPrefix: '/small/put/' })
-    } else {
-      servers.push({ name: PEER, missing: `not built: run ${WEED_INSTALL}` })
-    }
-
+    const servers = await startServers(ctx, stops)
     const measurable = servers.filter((s): s is SmallFileServer => !('missing' in s))
+    const weed = weedVersion()
     const rows: Row[] = []
     for (const operation of OPERATIONS) {
       const label = operation === 'GET' ? `download ${size} (GET)` : `upload ${size} (PUT)`
@@ -141,6 +73,73 @@ export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
   } finally {
     for (const stop of stops.reverse()) await stop()
   }
+}
+
+/** Starts every server of the section, each holding the 4 KiB file; pushes their stops onto `stops`. */
+async function startServers(ctx: BenchContext, stops: (() => Promise<void>)[]): Promise<(SmallFileServer | Missing)[]> {
+  const small = join(ctx.workDir, 'small.bin')
+  writeFileSync(small, Buffer.alloc(ctx.settings.smallBytes, 0x61))
+  /** Starts a server, stopped at the end of the section; stores the 4 KiB file through its own PUT. */
+  const started = async <T extends { stop(): Promise<void> }>(server: Promise<T>, storeAt?: (s: T) => string): Promise<T> => {
+    const s = await server
+    stops.push(() => s.stop())
+    if (storeAt) await upload(storeAt(s), small)
+    return s
+  }
+  const servers: (SmallFileServer | Missing)[] = []
+  let ourStore = ''
+  for (const workers of [1, 2]) {
+    const storageDir = join(ctx.workDir, `store-${workers}`)
+    const service = await started(
+      startService({ storageDir, workers, logFile: join(ctx.workDir, `service-${workers}.log`) }),
+      (s) => `${s.api}/disk/upload/small/get.bin`,
+    )
+    if (workers === 1) ourStore = storageDir
+    if (workers > 1 && service.pids.length === 1) {
+      await service.stop()
+      servers.push({ name: ourName(workers), missing: `not supported yet: with WORKERS=${workers} the service ran as one process` })
+      continue
+    }
+    servers.push({
+      name: ourName(workers),
+      pids: service.pids,
+      getUrl: `${service.api}/disk/download/small/get.bin`,
+      origin: new URL(service.api).origin,
+      putPrefix: '/filestorage/v1/disk/upload/small/put/',
+      target: workers === 1 ? 1.0 : 1.5,
+    })
+  }
+  for (const workers of [1, 2]) {
+    const peer = await started(
+      startBareNode({ root: join(ctx.workDir, `bare-${workers}`), workers, logFile: join(ctx.workDir, `bare-${workers}.log`) }),
+      (s) => `${s.url}/get.bin`,
+    )
+    servers.push({
+      name: workers === 1 ? 'bare node:http, 1 process' : `bare node:http, ${workers} cluster workers`,
+      pids: peer.pids,
+      getUrl: `${peer.url}/get.bin`,
+      origin: peer.url,
+      putPrefix: '/put-',
+      reference: true,
+    })
+  }
+  // nginx serves our WORKERS=1 store's folder, as the bench's disk rows have it serve.
+  const nginx = await started(startNginx({ staticRoot: ourStore, davRoot: join(ctx.workDir, 'dav'), prefix: join(ctx.workDir, 'nginx') }))
+  servers.push({
+    name: 'nginx, 1 worker',
+    pids: [nginx.workerPid],
+    getUrl: `${nginx.url}/static/small/get.bin`,
+    origin: nginx.url,
+    putPrefix: '/dav/small/put/',
+    reference: true,
+    notes: { GET: 'static, sendfile', PUT: 'WebDAV PUT (dav_methods)' },
+  })
+  if (!weedVersion()) return [...servers, { name: PEER, missing: `not built: run ${WEED_INSTALL}` }]
+  const filer = await started(
+    startSeaweedFs({ dataDir: join(ctx.workDir, 'seaweedfs'), logFile: join(ctx.workDir, 'seaweedfs.log') }),
+    (s) => `${s.filer}/small/get.bin`,
+  )
+  return [...servers, { name: PEER, pids: filer.pids, getUrl: `${filer.filer}/small/get.bin`, origin: filer.filer, putPrefix: '/small/put/' }]
 }
 
 function contender(ctx: BenchContext, server: SmallFileServer, operation: Operation): Contender {

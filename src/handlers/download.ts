@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
-import rangeParser from 'range-parser'
+import { combineRanges, parse as parseRange } from 'range-parser'
 import { type ByteRange, keepsChanging, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
@@ -131,22 +131,29 @@ function notModified(ifNoneMatch: string | undefined, ifModifiedSince: string | 
 }
 
 /**
- * The one range to send, `undefined` for the whole file, or 'unsatisfiable'. Malformed headers and
- * several ranges are answered with the whole file, as RFC 9110 allows; so is a stale `If-Range`.
+ * The one range to send (RFC 9110 14), `undefined` for the whole file, or 'unsatisfiable'.
+ * - A suffix longer than the file selects all of it (`bytes=-5000` of 1000 bytes: 0-999), and an
+ *   end beyond the file is cut to its last byte.
+ * - Overlapping or adjacent ranges are merged; ranges that still remain several are answered with
+ *   the whole file (RFC 9110 allows it; no multipart/byteranges), as are a malformed or invalid
+ *   header (`bytes=5-2`, `bytes=x`), a unit other than bytes, and a stale `If-Range`.
+ * - Unsatisfiable (416) only when no range overlaps the file (`bytes=1000-` of 1000 bytes,
+ *   `bytes=-0`). An empty file has no byte to range over: it is always sent whole (200), as nginx
+ *   does, so clients that send a Range with every request still get it.
  */
 function requestedRange(
   header: string | undefined,
   ifRange: string | undefined,
   file: StoredFile,
 ): ByteRange | undefined | 'unsatisfiable' {
-  if (header === undefined) return undefined
+  if (header === undefined || file.size === 0) return undefined
   if (ifRange !== undefined) {
     const current = ifRange.startsWith('"') ? ifRange === file.etag : ifRange === new Date(file.modified).toUTCString()
     if (!current) return undefined
   }
-  const ranges = rangeParser(file.size, header, { combine: true })
-  if (ranges === -1) return 'unsatisfiable'
-  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined
-  const [range] = ranges
-  return range ? { start: range.start, end: range.end } : undefined
+  const parsed = parseRange(file.size, header)
+  if (parsed.type !== 'bytes' || parsed.code & 1) return undefined // malformed or invalid: ignored
+  if (parsed.ranges.length === 0) return 'unsatisfiable'
+  const ranges = combineRanges(parsed.ranges)
+  return ranges.length === 1 ? { start: ranges[0]!.start, end: ranges[0]!.end } : undefined
 }

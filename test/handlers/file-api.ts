@@ -238,6 +238,21 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         ['bytes=10-', 'abcdefghij', 'bytes 10-19/20'],
         ['bytes=-5', 'fghij', 'bytes 15-19/20'],
         ['bytes=18-100', 'ij', 'bytes 18-19/20'],
+        // RFC 9110 14.1.3: a suffix longer than the representation selects all of it.
+        ['bytes=-20', content, 'bytes 0-19/20'],
+        ['bytes=-5000', content, 'bytes 0-19/20'],
+        ['bytes=-99999999999999999999999', content, 'bytes 0-19/20'],
+        ['bytes=0-', content, 'bytes 0-19/20'],
+        ['bytes=19-19', 'j', 'bytes 19-19/20'],
+        ['bytes=19-', 'j', 'bytes 19-19/20'],
+        ['bytes=0-0', '0', 'bytes 0-0/20'],
+        ['Bytes=2-3', '23', 'bytes 2-3/20'],
+        ['bytes= 2-3 , 3-3', '23', 'bytes 2-3/20'],
+        // Overlapping and adjacent ranges merge into one; an unsatisfiable one beside a satisfiable one is dropped.
+        ['bytes=0-3,2-5', '012345', 'bytes 0-5/20'],
+        ['bytes=0-1,2-3', '0123', 'bytes 0-3/20'],
+        ['bytes=-3,15-', 'fghij', 'bytes 15-19/20'],
+        ['bytes=0-1,50-60', '01', 'bytes 0-1/20'],
       ])('answers Range %s with 206', async (range, body, contentRange) => {
         const res = await fetch(url('download', path), { headers: { range } })
         expect(res.status).toBe(206)
@@ -246,20 +261,62 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         expect(await res.text()).toBe(body)
       })
 
-      it('answers a range outside the file with 416 and Content-Range */size', async () => {
-        const res = await fetch(url('download', path), { headers: { range: 'bytes=20-30' } })
-        expect(res.headers.get('content-range')).toBe('bytes */20')
-        await expectError(res, 416, 'range_not_satisfiable')
+      it.each(['bytes=20-30', 'bytes=20-', 'bytes=-0', 'bytes=20-20,99-', 'bytes=99999999999999999999-'])(
+        'answers Range %s, outside the file, with 416 and Content-Range */size',
+        async (range) => {
+          for (const method of ['GET', 'HEAD']) {
+            const res = await fetch(url('download', path), { method, headers: { range } })
+            expect(res.status).toBe(416)
+            expect(res.headers.get('content-range')).toBe('bytes */20')
+            if (method === 'GET') await expectError(res, 416, 'range_not_satisfiable')
+          }
+        },
+      )
+
+      it.each([
+        ['several ranges', { range: 'bytes=0-1,5-6' }],
+        ['a unit other than bytes', { range: 'lines=1-2' }],
+        ['a malformed range', { range: 'bytes=x-3' }],
+        ['no =', { range: 'bytes 0-3' }],
+        ['a reversed range', { range: 'bytes=5-2' }],
+        ['an invalid range beside a valid one', { range: 'bytes=0-1,x' }],
+        ['a lone dash', { range: 'bytes=-' }],
+        ['an empty set', { range: 'bytes=' }],
+        ['a stale If-Range', { range: 'bytes=0-1', 'if-range': '"stale"' }],
+        ['a weak If-Range', { range: 'bytes=0-1', 'if-range': 'W/"stale"' }],
+        ['an If-Range date that is not Last-Modified', { range: 'bytes=0-1', 'if-range': new Date(0).toUTCString() }],
+      ])('answers %s with the whole file', async (_what, headers: Record<string, string>) => {
+        const res = await fetch(url('download', path), { headers })
+        expect(res.status).toBe(200)
+        expect(res.headers.get('content-range')).toBeNull()
+        expect(res.headers.get('content-length')).toBe('20')
+        expect(await res.text()).toBe(content)
       })
 
-      it('answers several ranges, a malformed one or a stale If-Range with the whole file', async () => {
-        for (const headers of [{ range: 'bytes=0-1,5-6' }, { range: 'lines=1-2' }, { range: 'bytes=0-1', 'if-range': '"stale"' }] as Record<string, string>[]) {
-          const res = await fetch(url('download', path), { headers })
-          expect(res.status).toBe(200)
-          expect(await res.text()).toBe(content)
+      it('honours If-Range with the current ETag or Last-Modified, also on HEAD', async () => {
+        const lastModified = new Date(file.modified).toUTCString()
+        for (const ifRange of [file.etag, lastModified]) {
+          const res = await fetch(url('download', path), { headers: { range: 'bytes=2-4', 'if-range': ifRange } })
+          expect(res.status).toBe(206)
+          expect(res.headers.get('content-range')).toBe('bytes 2-4/20')
+          expect(await res.text()).toBe('234')
         }
-        const current = await fetch(url('download', path), { headers: { range: 'bytes=0-1', 'if-range': file.etag } })
-        expect(current.status).toBe(206)
+        const head = await fetch(url('download', path), { method: 'HEAD', headers: { range: 'bytes=-5000', 'if-range': file.etag } })
+        expect(head.status).toBe(206)
+        expect(head.headers.get('content-range')).toBe('bytes 0-19/20')
+        expect(head.headers.get('content-length')).toBe('20')
+      })
+
+      it('answers any Range on an empty file with the whole (empty) file', async () => {
+        const empty = `${folder()}/empty.bin`
+        await upload(empty, '')
+        for (const range of ['bytes=0-', 'bytes=-5', 'bytes=0-0', 'bytes=5-10', 'bytes=-0']) {
+          const res = await fetch(url('download', empty), { headers: { range } })
+          expect(res.status).toBe(200)
+          expect(res.headers.get('content-length')).toBe('0')
+          expect(res.headers.get('content-range')).toBeNull()
+          expect(await res.text()).toBe('')
+        }
       })
 
       it('answers 304 to If-None-Match and If-Modified-Since', async () => {

@@ -22,11 +22,13 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   upload_incomplete: 409,
   offset_mismatch: 409,
   precondition_failed: 412,
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
   store_unavailable: 503,
   method_not_allowed: 405,
+  insufficient_storage: 507,
 }
 
 export const ErrorSchema = z

@@ -25,7 +25,7 @@ export const uploadPartRoute = createRoute({
   },
   responses: {
     200: { description: 'The part as stored', content: { 'application/json': { schema: PartInfoSchema } } },
-    ...errorResponses(400, 404, 413, 503),
+    ...errorResponses(400, 404, 408, 413, 503, 507),
   },
 })
 

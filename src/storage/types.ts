@@ -181,7 +181,13 @@ export interface AppendResult {
 }
 
 export interface HealthReport {
+  /** The store answers (reads work). */
   ok: boolean
+  /**
+   * The store can take writes now (room left, not read-only, writes accepted). A store that answers
+   * but cannot write is degraded: `ok` true, `writable` false. Absent: not checked, taken as true.
+   */
+  writable?: boolean
   latencyMs: number
   message?: string
 }

@@ -116,8 +116,8 @@ export interface SignedUrl {
 }
 
 export interface CheckReport {
-  status: 'ok' | 'unavailable'
-  stores: Record<string, { status: 'up' | 'down'; driver: string; latencyMs: number; message?: string }>
+  status: 'ok' | 'degraded' | 'unavailable'
+  stores: Record<string, { status: 'up' | 'degraded' | 'down'; driver: string; writable: boolean; latencyMs: number; message?: string }>
 }
 
 interface RequestSpec {

@@ -8,11 +8,11 @@ import { entryInfo, MAX_LIST_LIMIT, notFound, ROOT } from '../storage/index.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
-import { BooleanQuery, DirParam, ListPageSchema, StoreParam } from './schemas.js'
+import { BooleanQuery, decimalQuery, DirParam, ListPageSchema, StoreParam } from './schemas.js'
 
 const listQuery = z.object({
   recursive: BooleanQuery.openapi({ description: 'List every file below the folder (files only, by path).' }),
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional().openapi({ description: 'Page size (default 1000).' }),
+  limit: decimalQuery(1, MAX_LIST_LIMIT, 'Page size (default 1000).').optional(),
   cursor: z.string().optional().openapi({ description: '`nextCursor` of the previous page.' }),
 })
 

@@ -6,6 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
 import { requestPath } from './request-path.js'
+import { boundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
@@ -30,6 +31,7 @@ export const moveRoute = createRoute({
   operationId: 'move',
   tags: ['files'],
   summary: 'Move or rename a file or folder',
+  middleware: [boundedJsonBody()] as const,
   request: {
     params: z.object({ store: StoreParam, path: PathParam }),
     headers: z.object({ 'if-match': EtagListHeader('Move only this version.').optional() }),

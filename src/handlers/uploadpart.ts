@@ -6,7 +6,7 @@ import { MAX_PART_NUMBER, type PutPartOptions } from '../storage/index.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { contentLength, requestBody, sha256Header } from './request-options.js'
-import { PartInfoSchema, Sha256Header, StoreParam, UploadIdParam } from './schemas.js'
+import { decimalQuery, PartInfoSchema, Sha256Header, StoreParam, UploadIdParam } from './schemas.js'
 
 export const uploadPartRoute = createRoute({
   method: 'put',
@@ -18,7 +18,7 @@ export const uploadPartRoute = createRoute({
   request: {
     params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
     query: z.object({
-      part: z.coerce.number().int().min(1).max(MAX_PART_NUMBER).openapi({ description: 'Part number, from 1.' }),
+      part: decimalQuery(1, MAX_PART_NUMBER, 'Part number, from 1.'),
     }),
     headers: z.object({ 'x-content-sha256': Sha256Header('Hex sha256 the part must have (`400 checksum_mismatch` otherwise).').optional() }),
     body: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }, required: true },

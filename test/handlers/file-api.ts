@@ -14,6 +14,10 @@ export const API_LIMITS = { MAX_UPLOAD_BYTES: String(8 * 1024 * 1024), PART_SIZE
 /** FileInfo as it arrives in JSON. */
 type FileJson = FileInfo
 
+/** A JSON object whose field `a` nests arrays `depth - 1` deep: `{"a":[[…]]}`, `depth` levels in all. */
+const nested = (depth: number) => `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
 export function describeFileApi(store: string, start: () => Promise<TestService>): void {
   describe(`file API over HTTP: ${store} store`, () => {
     let svc: TestService
@@ -102,6 +106,22 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         expect(ok.status).toBe(201)
       })
 
+      it('refuses metadata nested deeper than 32 levels with 400, however small, before anything recursive sees it', async () => {
+        const path = `${folder()}/deep.txt`
+        for (const depth of [33, 3000, 20_000]) {
+          const res = await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': nested(depth) } })
+          const body = await expectError(res, 400, 'invalid_request')
+          expect(body.error.message).toMatch(/deeper than 32/)
+        }
+        await expectError(await fetch(url('info', path)), 404, 'not_found')
+        const deepest = await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': nested(32) } })
+        expect(deepest.status).toBe(201)
+        expect(((await deepest.json()) as FileJson).metadata).toEqual(JSON.parse(nested(32)))
+        // Brackets inside strings are text, not nesting.
+        const quoted = JSON.stringify({ s: '[[[[{{{{'.repeat(100), e: '\\"[[' })
+        expect((await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': quoted } })).status).toBe(200)
+      })
+
       it('honours If-None-Match: * and If-Match with 412', async () => {
         const path = `${folder()}/cond.txt`
         expect((await fetch(url('upload', path), { method: 'PUT', body: 'v1', headers: { 'if-none-match': '*' } })).status).toBe(201)
@@ -188,6 +208,16 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         badMeta.append('metadata', 'not json')
         badMeta.append('file', new Blob(['x']), 'x.txt')
         await expectError(await fetch(url('upload', dir), { method: 'POST', body: badMeta }), 400, 'invalid_request')
+        await expectError(await fetch(url('list', dir)), 404, 'not_found')
+      })
+
+      it('refuses a metadata field nested too deep with 400, storing nothing', async () => {
+        const dir = folder()
+        const form = new FormData()
+        form.append('file', new Blob(['one']), 'one.txt')
+        form.append('metadata', nested(3000))
+        form.append('file', new Blob(['two']), 'two.txt')
+        await expectError(await fetch(url('upload', dir), { method: 'POST', body: form }), 400, 'invalid_request')
         await expectError(await fetch(url('list', dir)), 404, 'not_found')
       })
 
@@ -409,6 +439,10 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await expectError(await fetch(`${url('list', dir)}?limit=0`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?limit=abc`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?limit=10001`), 400, 'invalid_request')
+        for (const limit of ['1e1', '0x10', '+1', '%201', '01', '1.0', '']) {
+          await expectError(await fetch(`${url('list', dir)}?limit=${limit}`), 400, 'invalid_request')
+        }
+        expect((await fetch(`${url('list', dir)}?limit=10000`)).status).toBe(200)
         await expectError(await fetch(`${url('list', dir)}?recursive=maybe`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?cursor=bogus`), 400, 'invalid_request')
         await expectError(await fetch(url('list', `${dir}/missing`)), 404, 'not_found')
@@ -536,6 +570,11 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         const { uploadId } = await create(`${folder()}/bad.bin`)
         await expectError(await sendPart(uploadId, 0, 'x'), 400, 'invalid_request')
         await expectError(await sendPart(uploadId, 'one', 'x'), 400, 'invalid_request')
+        // Only plain decimal digits: Number() would read every one of these as a valid part number.
+        for (const n of ['1e0', '1e3', '0x10', '+1', '%201', '1%20', '01', '1.0', '', '10001']) {
+          await expectError(await sendPart(uploadId, n, 'x'), 400, 'invalid_request')
+        }
+        expect((await (await fetch(`${api}/${store}/uploadstatus/${uploadId}`)).json()) as unknown).toMatchObject({ parts: [] })
         await expectError(await fetch(`${api}/${store}/uploadpart/${uploadId}`, { method: 'PUT', body: 'x' }), 400, 'invalid_request')
         await expectError(await sendPart(uploadId, 1, part(1, Number(API_LIMITS.PART_SIZE_LIMIT) + 1)), 413, 'payload_too_large')
         await expectError(await sendPart(uploadId, 1, 'x', { 'x-content-sha256': sha256('y') }), 400, 'checksum_mismatch')
@@ -544,6 +583,26 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
           400,
           'invalid_request',
         )
+      })
+
+      it('refuses JSON bodies nested too deep (400) or too large (413) on every JSON route, and deep metadata in createupload', async () => {
+        const path = `${folder()}/json.bin`
+        const deepMetadata = `{"metadata":${nested(3000)}}`
+        for (const body of [deepMetadata, `{"metadata":${nested(33)}}`]) {
+          await expectError(await fetch(url('createupload', path), { method: 'POST', body, headers: JSON_HEADERS }), 400, 'invalid_request')
+        }
+        await expectError(await fetch(url('createupload', path), { method: 'POST', headers: { 'x-file-metadata': nested(3000) } }), 400, 'invalid_request')
+        const { uploadId } = await create(path, { body: `{"metadata":${nested(32)}}`, headers: JSON_HEADERS })
+        const deepBody = `{"parts":[1],"x":${'['.repeat(3000)}${']'.repeat(3000)}}`
+        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: deepBody, headers: JSON_HEADERS }), 400, 'invalid_request')
+        await expectError(await fetch(url('move', path), { method: 'POST', body: `{"to":"x","x":${'['.repeat(3000)}${']'.repeat(3000)}}`, headers: JSON_HEADERS }), 400, 'invalid_request')
+        const huge = JSON.stringify({ to: 'x', padding: 'x'.repeat(300 * 1024) })
+        await expectError(await fetch(url('move', path), { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        // The largest legitimate body passes: every one of 10,000 part numbers, spaced out.
+        const allParts = JSON.stringify({ parts: Array.from({ length: 10_000 }, (_, i) => i + 1) }, null, 1)
+        const listed = await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: allParts, headers: JSON_HEADERS })
+        await expectError(listed, 409, 'upload_incomplete')
       })
 
       it('answers 412 when If-None-Match: * no longer holds at completion', async () => {

@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { fileInfo, MAX_PART_NUMBER, parseSha256, type CompleteUploadOptions } from '../storage/index.js'
-import { boundedJsonBody } from './json-body.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { FileInfoSchema, StoreParam, UploadIdParam } from './schemas.js'
@@ -31,7 +31,6 @@ export const completeUploadRoute = createRoute({
   tags: ['uploads in parts'],
   summary: 'Assemble the parts into the file',
   description: 'A missing part gives `409 upload_incomplete`; the upload stays open so it can be sent.',
-  middleware: [boundedJsonBody()] as const,
   request: {
     params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
     body: { content: { 'application/json': { schema: CompleteUploadBody } }, required: false },
@@ -45,7 +44,7 @@ export const completeUploadRoute = createRoute({
 
 export function createCompleteUploadHandler(deps: HandlerDeps) {
   const app = createHandlerApp()
-  app.openapi(completeUploadRoute, async (c) => {
+  app.openapi(withBoundedJsonBody(completeUploadRoute, deps), async (c) => {
     const { store, uploadId } = c.req.valid('param')
     const body = c.req.valid('json')
     const options: CompleteUploadOptions = {}

@@ -4,7 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { validateMetadata, type CreateUploadOptions } from '../storage/index.js'
 import { requestPath } from './request-path.js'
-import { boundedJsonBody } from './json-body.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
@@ -26,7 +26,6 @@ export const createUploadRoute = createRoute({
   description:
     'Parts are then sent with uploadpart (numbered from 1, any order, in parallel; re-sending replaces) and ' +
     'assembled by completeupload. `If-None-Match: *` and `If-Match` are checked now and again at completion.',
-  middleware: [boundedJsonBody()] as const,
   request: {
     params: z.object({ store: StoreParam, path: PathParam }),
     headers: z.object({
@@ -44,7 +43,7 @@ export const createUploadRoute = createRoute({
 
 export function createCreateUploadHandler(deps: HandlerDeps) {
   const app = createHandlerApp()
-  app.openapi(createUploadRoute, async (c) => {
+  app.openapi(withBoundedJsonBody(createUploadRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     const driver = deps.stores.get(store)

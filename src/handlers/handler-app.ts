@@ -10,6 +10,11 @@ export interface HandlerDeps {
   stores: StoreRegistry
   /** Uploads larger than this get `413 payload_too_large`; unlimited when unset. */
   maxUploadBytes?: number
+  /**
+   * A JSON body (move, createupload, completeupload) must arrive whole within this, else
+   * `408 request_timeout`; unlimited when unset. Streamed bodies have no such deadline.
+   */
+  jsonBodyTimeoutMs?: number
 }
 
 export function createHandlerApp(): OpenAPIHono {

@@ -6,7 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
 import { requestPath } from './request-path.js'
-import { boundedJsonBody } from './json-body.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
@@ -31,7 +31,6 @@ export const moveRoute = createRoute({
   operationId: 'move',
   tags: ['files'],
   summary: 'Move or rename a file or folder',
-  middleware: [boundedJsonBody()] as const,
   request: {
     params: z.object({ store: StoreParam, path: PathParam }),
     headers: z.object({ 'if-match': EtagListHeader('Move only this version.').optional() }),
@@ -45,7 +44,7 @@ export const moveRoute = createRoute({
 
 export function createMoveHandler(deps: HandlerDeps) {
   const app = createHandlerApp()
-  app.openapi(moveRoute, async (c) => {
+  app.openapi(withBoundedJsonBody(moveRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     const source = deps.stores.get(store)

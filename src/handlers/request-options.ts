@@ -91,20 +91,12 @@ export function putOptions(c: Context, maxBytes: number | undefined): PutOptions
 
 const EMPTY = new Uint8Array(0)
 
-declare module 'hono' {
-  interface ContextVariableMap {
-    /**
-     * Set by an adapter that can read the body more cheaply than `c.req.raw.body` (the node adapter
-     * reads Node's own request; see src/adapters/node/request-body.ts). Handlers stay web-standard.
-     */
-    requestBody?: () => ReadableStream<Uint8Array>
-  }
-}
-
-/** The request body as a stream (from the adapter's reader when it set one); an absent body is an empty one. */
+/**
+ * The request body as a stream; an absent body is an empty one. An adapter may have put its own
+ * reader there (the node adapter reads Node's request itself, with an idle timeout: see
+ * src/adapters/node/request-body.ts); handlers stay web-standard.
+ */
 export function requestBody(c: Context): ReadableStream<Uint8Array> {
-  const fromAdapter = c.get('requestBody')
-  if (fromAdapter) return fromAdapter()
   return (
     c.req.raw.body ??
     new ReadableStream<Uint8Array>({

@@ -98,6 +98,14 @@ export const configSchema = z.object({
     .union([z.literal('auto'), z.coerce.number().int().min(1).max(256)])
     .default(1)
     .transform((v) => (v === 'auto' ? availableParallelism() : v)),
+  /** A client must send its request line and headers within this (slowloris: connections that dribble). */
+  HEADERS_TIMEOUT_SECONDS: seconds.default(20),
+  /** A request body that sends nothing for this long while the server waits for it is cut (408). */
+  BODY_IDLE_TIMEOUT_SECONDS: seconds.default(30),
+  /** A JSON body (move, createupload, completeupload) must arrive whole within this (408); uploads have no such deadline. */
+  REQUEST_TIMEOUT_SECONDS: seconds.default(30),
+  /** Connections one process serves at once (each worker, with WORKERS); more are refused until some close. */
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1024),
   LOG_REQUESTS: flag.default(true),
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
   CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),

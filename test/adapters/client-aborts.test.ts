@@ -4,11 +4,12 @@
  * and removes it, and what the request had created is removed too (a form is all or nothing). A
  * tus PATCH keeps the bytes it received, as tus resumes from them.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openRawRequest, rawRequest } from '../helpers/http.js'
+import { filesUnder, holdings, waitUntilReleased } from '../helpers/leftovers.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -26,25 +27,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** Every file under the store's folder (its own files included), to compare before and after a request. */
-const storeFiles = async () => (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
-
 /**
  * Sends `head` and a prefix of the body, waits until the upload is under way (the process holds a
  * descriptor more than the connection: the file it writes; and `started` holds), cuts the connection, then waits until
  * the request let go of everything: as many descriptors as before, and the same files in the store.
  */
 async function cutRequest(head: string, body: Buffer, started: () => Promise<boolean> = async () => true): Promise<void> {
-  const baseline = await svc.openFds()
-  const before = await storeFiles()
+  const before = await holdings(svc, dir)
   const socket = await openRawRequest(svc.origin, head, body)
-  await waitFor('the upload to be under way', async () => (await svc.openFds()) >= baseline + 2 && (await started()), { timeoutMs: 10_000 })
+  await waitFor('the upload to be under way', async () => (await svc.openFds()) >= before.fds + 2 && (await started()), { timeoutMs: 10_000 })
   socket.destroy()
-  await waitFor(
-    'the cut request to close its descriptors and remove what it wrote',
-    async () => (await svc.openFds()) <= baseline && JSON.stringify(await storeFiles()) === JSON.stringify(before),
-    { timeoutMs: 5000 },
-  )
+  await waitUntilReleased(svc, dir, before)
 }
 
 const head = (method: string, target: string, headers: Record<string, string>) =>
@@ -66,7 +59,7 @@ describe('a client that goes away mid-upload', () => {
     await cutRequest(
       head('POST', 'upload/form-cut', { 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}`, 'Content-Length': String(10 * 1024 * 1024) }),
       form,
-      async () => (await storeFiles()).some((f) => f.endsWith('/form-cut/first.txt')),
+      async () => (await filesUnder(dir)).some((f) => f.endsWith('/form-cut/first.txt')),
     )
     const list = await rawRequest(svc.origin, 'GET', '/filestorage/v1/disk/list/')
     expect(list.json<{ entries: unknown[] }>().entries).toEqual([])

@@ -5,12 +5,13 @@
  * their descriptors and temporary files; a slowloris of 300 connections and 50 stalled bodies does
  * not keep a normal client from being served; MAX_CONNECTIONS bounds the connections.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openRawRequest, rawRequest, readUntilClosed } from '../helpers/http.js'
+import { holdings, waitUntilReleased } from '../helpers/leftovers.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -28,10 +29,6 @@ afterAll(async () => {
   await svc?.stop()
   await rm(dir, { recursive: true, force: true })
 })
-
-/** Every file under the store's folder, its own files included. */
-const storeFiles = async () =>
-  (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
 
 const request = (head: string, headers: Record<string, string>, body = '') =>
   `${head} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`
@@ -63,13 +60,10 @@ describe('stalled requests', () => {
     ],
     ['a JSON body that stops', request('POST /filestorage/v1/disk/move/a.txt', { 'Content-Type': 'application/json', 'Content-Length': '100' }, '{"to":')],
   ])('cuts %s with 408 request_timeout, leaving nothing', async (_what, raw) => {
-    const baseline = await svc.openFds()
-    const before = await storeFiles()
+    const before = await holdings(svc, dir)
     const socket = await openRawRequest(svc.origin, raw)
     expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
-    await waitFor('the descriptors and files of the cut request to go', async () => (await svc.openFds()) <= baseline && JSON.stringify(await storeFiles()) === JSON.stringify(before), {
-      timeoutMs: 5000,
-    })
+    await waitUntilReleased(svc, dir, before)
   })
 
   it('cuts a JSON body that trickles (never idle, never done) at the request deadline', async () => {
@@ -106,8 +100,7 @@ describe('a slowloris', () => {
   it('of 300 connections and 50 stalled bodies neither stops a normal client nor leaves anything once cut', { timeout: 120_000 }, async () => {
     const file = Buffer.alloc(256 * 1024, 7)
     expect((await rawRequest(svc.origin, 'PUT', '/filestorage/v1/disk/upload/served.bin', { body: file })).status).toBe(201)
-    const baseline = await svc.openFds()
-    const before = await storeFiles()
+    const before = await holdings(svc, dir)
 
     const sockets: Socket[] = []
     for (let i = 0; i < 300; i++) {
@@ -129,9 +122,7 @@ describe('a slowloris', () => {
     expect(served).toBeGreaterThan(0)
     // Every slow connection is cut by the server, with a 408 when it could still be answered.
     for (const raw of await Promise.all(closed)) expect(answer(raw)).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
-    await waitFor('their descriptors and temporary files to go', async () => (await svc.openFds()) <= baseline && JSON.stringify(await storeFiles()) === JSON.stringify(before), {
-      timeoutMs: 5000,
-    })
+    await waitUntilReleased(svc, dir, before)
   })
 })
 

@@ -6,11 +6,12 @@
  * FerretDB whose data lives on such a file system.
  */
 import { execFileSync } from 'node:child_process'
-import { readdir, writeFile } from 'node:fs/promises'
+import { rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FerretDb, ferretDb, ferretDbBinary } from '../helpers/ferretdb.js'
 import { expectError } from '../helpers/http.js'
+import { filesUnder } from '../helpers/leftovers.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js'
@@ -78,9 +79,7 @@ const disk: Tmpfs | undefined = mountTmpfs(64 * MiB, 'full disk')
 describe.runIf(disk !== undefined)('the disk store on a file system that fills up', () => {
   let svc: TestService
   const storeDir = () => join(disk!.dir, 'store')
-  /** Every file under the store's folder, its own files included. */
-  const storeFiles = async () =>
-    (await readdir(storeDir(), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
+  const storeFiles = () => filesUnder(storeDir())
 
   beforeAll(async () => {
     svc = await startTestService({ STORAGE_DIR: storeDir() })
@@ -109,7 +108,7 @@ describe.runIf(disk !== undefined)('the disk store on a file system that fills u
   })
 
   it('reports the store degraded once free space falls below the reserve, before writes fail', async () => {
-    const { bavail, bsize } = await import('node:fs/promises').then((fs) => fs.statfs(disk!.dir))
+    const { bavail, bsize } = await statfs(disk!.dir)
     const ballast = join(disk!.dir, 'ballast')
     await writeFile(ballast, Buffer.alloc(bavail * bsize - 8 * MiB)) // 8 MiB left: below the 16 MiB reserve
     try {
@@ -118,7 +117,7 @@ describe.runIf(disk !== undefined)('the disk store on a file system that fills u
       expect(low.body.stores.disk!.message).toMatch(/below the reserve/)
       expect((await fetch(`${svc.api}/disk/upload/low/small.txt`, { method: 'PUT', body: 'still fits' })).status).toBe(201)
     } finally {
-      await import('node:fs/promises').then((fs) => fs.rm(ballast))
+      await rm(ballast)
     }
     expect((await check(svc)).status).toBe(200)
   })

@@ -18,9 +18,9 @@ const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(
 
 export const isMediaType = (value: string): boolean => value.length <= MAX_MEDIA_TYPE_LENGTH && MEDIA_TYPE.test(value)
 
-/** A client's content type, trimmed; `400 invalid_request` when it is not a media type. */
+/** A client's content type without surrounding spaces and tabs; `400 invalid_request` when it is not a media type. */
 export function parseMediaType(value: string, source: string): string {
-  const type = value.trim()
+  const type = value.replace(/^[ \t]+|[ \t]+$/g, '') // OWS only: a CR or LF is refused, not trimmed
   if (!isMediaType(type)) {
     throw new StorageError(
       'invalid_request',

@@ -43,7 +43,7 @@ describe('the access mode from the configuration', () => {
   })
 
   it('stops the process on 0.0.0.0 without authentication, with the message and exit code 2', () => {
-    const env = { ...process.env, HOST: '0.0.0.0', PORT: '0' }
+    const env: NodeJS.ProcessEnv = { ...process.env, HOST: '0.0.0.0', PORT: '0' }
     for (const name of ['AUTH_MODE', 'AUTH_ISSUER', 'AUTH_JWKS_URL', 'AUTH_HMAC_SECRETS', 'MONGODB_URI', 'CONSUL_HTTP_ADDR']) delete env[name]
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/adapters/node/main.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 })
     expect(result.status).toBe(2)
@@ -54,7 +54,7 @@ describe('the access mode from the configuration', () => {
   it('serves everyone on every address with AUTH_MODE=anonymous, and on loopback by default', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'filestorage-anon-'))
     try {
-      for (const env of [{ HOST: '0.0.0.0', AUTH_MODE: 'anonymous' }, { HOST: '' }]) {
+      for (const env of [{ HOST: '0.0.0.0', AUTH_MODE: 'anonymous' }, { HOST: '' }] as Record<string, string>[]) {
         const svc = await spawnService({ ...env, STORAGE_DIR: dir })
         expect((await fetch(`${svc.api}/disk/upload/x.txt`, { method: 'PUT', body: 'x' })).status).toBeLessThan(300)
         expect(await svc.stop()).toEqual({ code: 0, signal: null })

@@ -18,6 +18,7 @@ import {
   type UrlSigner,
 } from '../auth/index.js'
 import { StorageError } from '../storage/index.js'
+import { essenceOf } from './media-type.js'
 import { checkRawTarget } from './raw-target.js'
 
 /** Who may do what, for a handler (`HandlerDeps.access`). */
@@ -88,10 +89,13 @@ export function principalOf(c: Context): Principal | undefined {
   return c.get('filestorageAccess')?.principal
 }
 
-/** Signed URLs name the file of a tus creation in their query; the request's principal says whether it carries one. */
+/**
+ * The file a signed tus creation URL names in its query. Undefined otherwise: the upload's own
+ * metadata names it, and a signature made for anything else will not match it.
+ */
 export function signedTarget(c: Context): string | undefined {
   const principal = principalOf(c)
-  return isSignedPrincipal(principal) ? (principal.signed.path ?? '') : undefined
+  return isSignedPrincipal(principal) ? principal.signed.path : undefined
 }
 
 const SIGNABLE: Partial<Record<AccessRequest['operation'], SignedOperation>> = {
@@ -126,6 +130,21 @@ export async function authorize(c: Context, request: AccessRequest & { uploadId?
     })
   }
   return { signed: false }
+}
+
+/** The largest upload: the service's limit, or a signed URL's when that is smaller. */
+export function uploadLimit(serviceLimit: number | undefined, grant: Grant): number | undefined {
+  if (grant.maxBytes === undefined) return serviceLimit
+  return serviceLimit === undefined ? grant.maxBytes : Math.min(serviceLimit, grant.maxBytes)
+}
+
+/** The content type to store: a signed URL's own (`403` for another one sent), else the client's. */
+export function grantedContentType(given: string | undefined, grant: Grant, source: string): string | undefined {
+  if (grant.contentType === undefined) return given
+  if (given !== undefined && essenceOf(given) !== essenceOf(grant.contentType)) {
+    throw forbidden(`this signed URL only takes the ${source} ${grant.contentType}`)
+  }
+  return grant.contentType
 }
 
 /** Whether the principal may do `request` (listing filters, health details): `authorize` without the throw. */

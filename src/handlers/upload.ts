@@ -10,16 +10,14 @@ import {
   parseName,
   StorageError,
   type FileInfo,
-  type PutOptions,
   type PutResult,
   type StorageDriver,
 } from '../storage/index.js'
-import { forbidden } from '../auth/index.js'
-import { authorize, type Grant } from './access.js'
+import { authorize, grantedContentType, uploadLimit } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
-import { essenceOf, parseMediaType } from './media-type.js'
+import { parseMediaType } from './media-type.js'
 import { formParts } from './multipart.js'
 import { metadataHeader, putOptions, requestBody, writePreconditions } from './request-options.js'
 import { CreateOnlyHeader, DirParam, EtagListHeader, FileInfoSchema, MetadataHeader, PathParam, Sha256Header, StoreParam } from './schemas.js'
@@ -100,7 +98,9 @@ export function createUploadHandler(deps: HandlerDeps) {
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
     const grant = await authorize(c, { operation: 'upload', action: 'write', store, path })
-    const options = signedLimits(putOptions(c, smallest(deps.maxUploadBytes, grant.maxBytes)), grant)
+    const options = putOptions(c, uploadLimit(deps.maxUploadBytes, grant))
+    const contentType = grantedContentType(options.contentType, grant, 'Content-Type')
+    if (contentType !== undefined) options.contentType = contentType
     const { file, created } = await driver.put(path, requestBody(c), options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
   })
@@ -161,16 +161,4 @@ async function storePart(
     ...(metadata ? { metadata } : {}),
     ...(maxBytes !== undefined ? { maxBytes } : {}),
   })
-}
-
-const smallest = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : Math.min(a, b)
-
-/** A signed URL's content type: the one stored, and the only one a client may send (`403` otherwise). */
-function signedLimits(options: PutOptions, grant: Grant): PutOptions {
-  if (grant.contentType === undefined) return options
-  if (options.contentType !== undefined && essenceOf(options.contentType) !== essenceOf(grant.contentType)) {
-    throw forbidden(`this signed URL only takes Content-Type: ${grant.contentType}`)
-  }
-  return { ...options, contentType: grant.contentType }
 }

@@ -151,6 +151,10 @@ describe('what a signed URL does not grant', () => {
       ['the content type', changed(upload, (u) => u.searchParams.set('type', 'text/html')), { method: 'PUT', body: 'x' }],
       ['the method (a download URL used to upload)', changed(download, (u) => (u.pathname = u.pathname.replace('/download/', '/upload/'))), { method: 'PUT', body: 'x' }],
       ['the tus target', changed(tus, (u) => u.searchParams.set('path', 'users/bob/t.bin')), { method: 'POST', headers: { ...TUS_HEADERS, 'Upload-Length': '1' } }],
+      ['a tus creation from a download URL', changed(download, (u) => (u.pathname = '/filestorage/v1/disk/tus/')), {
+        method: 'POST',
+        headers: { ...TUS_HEADERS, 'Upload-Length': '1', 'Upload-Metadata': uploadMetadata({ path: 'users/ana/photo.png' }) },
+      }],
       ['a form upload from an upload URL', changed(upload, (u) => (u.pathname = u.pathname.replace('/up.bin', ''))), { method: 'POST', body: new FormData() }],
     ]
     for (const [what, url, init] of cases) {

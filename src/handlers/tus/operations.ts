@@ -4,11 +4,9 @@
  * context; `TusDeps` carries the stores and the one-write-per-upload coordinator.
  */
 import type { Context } from 'hono'
-import { forbidden } from '../../auth/index.js'
 import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
-import { authorize, type Grant, ownerOf, signedTarget, signerOf } from '../access.js'
+import { authorize, type Grant, grantedContentType, ownerOf, signedTarget, signerOf, uploadLimit } from '../access.js'
 import type { HandlerDeps } from '../handler-app.js'
-import { essenceOf } from '../media-type.js'
 import { ownedUpload } from '../upload-owner.js'
 import { errorBody } from '../http-errors.js'
 import { requestBody, writePreconditions } from '../request-options.js'
@@ -46,9 +44,6 @@ const uploadIdOf = (c: Context): string => c.req.param('uploadId')!
 /** The upload named by the URL, once its owner is this request's principal (else `404`, before anything else). */
 const ownUpload = (deps: TusDeps, c: Context) => ownedUpload(c, driverOf(deps, c), storeOf(c), uploadIdOf(c), 'tusUpload')
 
-const smallest = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : Math.min(a, b)
-
 /** OPTIONS: what this server supports. */
 export function tusOptions(deps: TusDeps, c: Context): Response {
   driverOf(deps, c)
@@ -70,8 +65,8 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   const rawMetadata = c.req.header('upload-metadata') ?? ''
   const target = uploadTarget(parseUploadMetadata(rawMetadata), newUploadId(), signedTarget(c))
   const grant = await authorize(c, { operation: 'tusCreate', action: 'write', store: storeOf(c), path: target.path })
-  const contentType = signedType(target.contentType, grant)
-  const maxBytes = smallest(deps.maxUploadBytes, grant.maxBytes)
+  const contentType = grantedContentType(target.contentType, grant, 'filetype')
+  const maxBytes = uploadLimit(deps.maxUploadBytes, grant)
   const totalSize = uploadLength(c, maxBytes)
   const withData = hasBody(c)
   if (withData) requireOffsetStream(c.req.header('content-type'))
@@ -94,15 +89,6 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
     ? await deps.writes.run(session.uploadId, requestBody(c), (body) => appendAndFinish(driver, progress, body, append))
     : await finishIfComplete(driver, progress)
   return c.body(null, 201, { ...headers, Location: location(deps, c, grant, session), 'Content-Length': '0' })
-}
-
-/** A signed URL's content type is the one stored; a different `filetype` is refused. */
-function signedType(given: string | undefined, grant: Grant): string | undefined {
-  if (grant.contentType === undefined) return given
-  if (given !== undefined && essenceOf(given) !== essenceOf(grant.contentType)) {
-    throw forbidden(`this signed URL only takes the filetype ${grant.contentType}`)
-  }
-  return grant.contentType
 }
 
 /**

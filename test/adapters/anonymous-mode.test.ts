@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,6 +14,7 @@ import { loadConfig } from '../../src/adapters/node/config.js'
 import { hmacKey, keysEnv } from '../helpers/auth.js'
 import { expectError } from '../helpers/http.js'
 import { spawnService } from '../helpers/process-service.js'
+import { waitFor } from '../helpers/wait.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -60,6 +62,34 @@ describe('the access mode from the configuration', () => {
         expect(await svc.stop()).toEqual({ code: 0, signal: null })
       }
     } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('signed URLs in anonymous mode', () => {
+  it('are good on every worker: the primary gives them all one key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-anon-workers-'))
+    const svc = await spawnService({ STORAGE_DIR: dir, WORKERS: '2' })
+    try {
+      // Each worker opens the disk store (one instance record each) just before it listens.
+      const instances = () => readdir(join(dir, '.filestorage/instances')).then((n) => n.filter((f) => f.endsWith('.json')).length, () => 0)
+      await waitFor('both workers', async () => (await instances()) === 2)
+      await new Promise((r) => setTimeout(r, 500))
+      await fetch(`${svc.api}/disk/upload/shared.txt`, { method: 'PUT', body: 'on every worker' })
+      const signed = (await (
+        await fetch(`${svc.api}/disk/sign/shared.txt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"operation":"download"}' })
+      ).json()) as { url: string }
+      expect(signed.url).toContain('kid=local')
+      // A new connection each time: node:cluster hands connections to the workers in turn.
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          new Promise<number>((resolve, reject) => get(signed.url, { agent: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject)),
+        ),
+      )
+      expect(statuses).toEqual(Array(8).fill(200))
+    } finally {
+      expect(await svc.stop()).toEqual({ code: 0, signal: null })
       await rm(dir, { recursive: true, force: true })
     }
   })

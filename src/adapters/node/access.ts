@@ -11,12 +11,24 @@ import { anonymousAuthorizer, createTokenVerifier, tokenAuthorizer, UrlSigner } 
 import type { AccessOptions, UrlOptions } from '../../handlers/index.js'
 import type { Config } from './config.js'
 
+/** Anonymous mode's own URL signing key, when none is configured (a per-process key otherwise). */
+const LOCAL_KID = 'local'
+
+/**
+ * For a primary forking workers: the environment that gives them all one anonymous-mode signing key,
+ * so a URL signed by one worker is good on every other. Empty when keys are configured.
+ */
+export function sharedSigningKeyEnv(config: Config): Record<string, string> {
+  if (config.AUTH_MODE !== 'anonymous' || config.AUTH_URL_SIGNING_KEYS.length > 0) return {}
+  return { AUTH_URL_SIGNING_KEYS: `${LOCAL_KID}:${randomBytes(32).toString('hex')}` }
+}
+
 export function accessOptions(config: Config): AccessOptions {
   const signingKeys = config.AUTH_URL_SIGNING_KEYS.length > 0 ? config.AUTH_URL_SIGNING_KEYS : config.AUTH_HMAC_SECRETS
   const maxExpirySeconds = Math.floor(config.AUTH_URL_MAX_EXPIRY / 1000)
   if (config.AUTH_MODE === 'anonymous') {
     // Signed URLs still work for a local page; without configured keys, this process's own key.
-    const keys = signingKeys.length > 0 ? signingKeys : [{ kid: 'local', secret: randomBytes(32).toString('hex') }]
+    const keys = signingKeys.length > 0 ? signingKeys : [{ kid: LOCAL_KID, secret: randomBytes(32).toString('hex') }]
     return {
       authorizer: anonymousAuthorizer({
         allowedOrigins: config.CORS_ORIGINS,

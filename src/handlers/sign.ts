@@ -11,7 +11,7 @@ import { StorageError } from '../storage/index.js'
 import { authorize, signerOf } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
-import { parseMediaType } from './media-type.js'
+import { MAX_MEDIA_TYPE_LENGTH, MEDIA_TYPE, parseMediaType } from './media-type.js'
 import { requestPath } from './request-path.js'
 import { PathParam, StoreParam } from './schemas.js'
 import { publicUrl } from './tus/location.js'
@@ -22,16 +22,32 @@ const OPERATIONS = {
   tus: { signed: 'tusCreate', method: 'POST', action: 'write', verb: 'tus' },
 } as const satisfies Record<string, { signed: SignedOperation; method: string; action: 'read' | 'write'; verb: string }>
 
+const expiresIn = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().openapi({
+  description: `Seconds the URL lives (default ${DEFAULT_EXPIRY_SECONDS}); more than the service's AUTH_URL_MAX_EXPIRY is cut to it (see expiresAt).`,
+})
+/** An upload URL's limits; a download URL takes none. */
+const uploadRequest = (operation: 'upload' | 'tus') =>
+  z
+    .object({
+      operation: z.literal(operation),
+      expiresIn,
+      maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'The largest body accepted.' }),
+      contentType: z
+        .string()
+        .max(MAX_MEDIA_TYPE_LENGTH)
+        .regex(MEDIA_TYPE, 'must be a media type (type/subtype[; parameters])')
+        .optional()
+        .openapi({ description: 'The only content type accepted, and stored.' }),
+    })
+    .strict()
+
 const SignBody = z
-  .object({
-    operation: z.enum(['download', 'upload', 'tus']).openapi({ description: 'What the URL grants.' }),
-    expiresIn: z.number().int().min(1).optional().openapi({
-      description: `Seconds the URL lives (default ${DEFAULT_EXPIRY_SECONDS}, at most the service's AUTH_URL_MAX_EXPIRY).`,
-    }),
-    maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'Uploads: the largest body accepted.' }),
-    contentType: z.string().optional().openapi({ description: 'Uploads: the only content type accepted, and stored.' }),
-  })
-  .openapi('SignRequest')
+  .discriminatedUnion('operation', [
+    z.object({ operation: z.literal('download'), expiresIn }).strict(),
+    uploadRequest('upload'),
+    uploadRequest('tus'),
+  ])
+  .openapi('SignRequest', { description: 'What the URL grants: a download, an upload (PUT), or a tus creation.' })
 
 const SignedUrlSchema = z
   .object({
@@ -72,21 +88,17 @@ export function createSignHandler(deps: HandlerDeps) {
     await authorize(c, { operation: 'sign', action: operation.action, store, path })
     const signer = signerOf(c)
     if (!signer) throw new StorageError('invalid_request', 'signed URLs are not enabled on this service (AUTH_URL_SIGNING_KEYS)')
-    if (body.operation === 'download' && (body.maxBytes !== undefined || body.contentType !== undefined)) {
-      throw new StorageError('invalid_request', 'maxBytes and contentType apply to upload and tus URLs only')
-    }
-    const expiresIn = body.expiresIn ?? Math.min(DEFAULT_EXPIRY_SECONDS, signer.maxExpirySeconds)
-    if (expiresIn > signer.maxExpirySeconds) {
-      throw new StorageError('invalid_request', `expiresIn: at most ${signer.maxExpirySeconds} seconds here`)
-    }
+    // Never longer than the service allows: the answer's expiresAt says what was granted.
+    const expiresIn = Math.min(body.expiresIn ?? DEFAULT_EXPIRY_SECONDS, signer.maxExpirySeconds)
     const expires = Math.floor(Date.now() / 1000) + expiresIn
+    const limits: { maxBytes?: number; contentType?: string } = body.operation === 'download' ? {} : body
     const query = signer.sign({
       operation: operation.signed,
       store,
       path,
       expires,
-      ...(body.maxBytes !== undefined ? { maxBytes: body.maxBytes } : {}),
-      ...(body.contentType !== undefined ? { contentType: parseMediaType(body.contentType, 'contentType') } : {}),
+      ...(limits.maxBytes !== undefined ? { maxBytes: limits.maxBytes } : {}),
+      ...(limits.contentType !== undefined ? { contentType: parseMediaType(limits.contentType, 'contentType') } : {}),
     })
     const target = body.operation === 'tus' ? '' : path.split('/').map(encodeURIComponent).join('/')
     const pathname = `${mountPrefix(c)}/${encodeURIComponent(store)}/${operation.verb}/${target}`

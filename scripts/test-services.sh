@@ -174,10 +174,10 @@ apt_install() {
   "${as_root[@]}" apt-get update -q >&2 && "${install[@]}" >&2
 }
 
-# Debian packages: nginx and redis-server are required, wrk (benchmarks) is optional.
+# Debian packages: nginx, redis-server and curl (signed-URL tests, Consul readiness) are required, wrk (benchmarks) is optional.
 install_packages() {
   local missing=() pair pkg bin
-  for pair in nginx:nginx redis-server:redis-server; do
+  for pair in nginx:nginx redis-server:redis-server curl:curl; do
     pkg=${pair%%:*} bin=${pair##*:}
     if have_command "$bin"; then log "$pkg: already installed"; else missing+=("$pkg"); fi
   done

@@ -1,9 +1,11 @@
 /**
  * Our service as the production runs it: the built `dist/` entry point in its own Node process,
- * on loopback, without request logging.
+ * on loopback, without request logging, with access control on (every request verifies a token).
  */
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { mintToken } from '../../src/auth/index.js'
 import { freePort } from './ports.js'
 import { answers, processTree, startProcess, waitUntil, type StartedProcess } from './processes.js'
 
@@ -26,6 +28,9 @@ export interface ServiceOptions {
   workers?: number
 }
 
+/** One HMAC key per bench run, so a token stays good across the service's restarts within it. */
+const KEY = { kid: 'bench', secret: randomBytes(32).toString('hex') }
+
 export interface RunningService {
   /** The process we started (the primary, with workers). */
   pid: number
@@ -33,6 +38,8 @@ export interface RunningService {
   pids: number[]
   /** `http://127.0.0.1:port/filestorage/v1` */
   api: string
+  /** A bearer token with every right, for the clients of our service (curl, wrk, tus-js-client, fetch). */
+  token: string
   stop(): Promise<void>
 }
 
@@ -47,6 +54,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     STORAGE_DIR: options.storageDir,
     LOG_REQUESTS: 'false',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
+    AUTH_HMAC_SECRETS: `${KEY.kid}:${KEY.secret}`,
   }
   if (options.workers !== undefined) env.WORKERS = String(options.workers)
   if (options.mongodbUri) {
@@ -61,7 +69,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const api = `http://127.0.0.1:${port}/filestorage/v1`
   await waitUntil('the service', started, () => answers(`${api}/help`))
   const pids = await settledProcesses(started.pid, options.workers ?? 1)
-  return { pid: started.pid, pids, api, stop: () => started.stop('SIGTERM', 15_000) }
+  const token = await mintToken({ key: KEY, sub: 'bench', scopes: ['files:*:*:'], expiresIn: 24 * 3600 })
+  return { pid: started.pid, pids, api, token, stop: () => started.stop('SIGTERM', 15_000) }
 }
 
 /**

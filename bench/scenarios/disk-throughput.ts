@@ -28,7 +28,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
   const gateway = await startGateway(new URL(service.api).host)
   try {
     // The file both serve: stored through our API, served by nginx from our store's folder.
-    await upload(`${service.api}/disk/upload/bench/large.bin`, source)
+    await upload(`${service.api}/disk/upload/bench/large.bin`, source, undefined, service.token)
     const size = sizeLabel(largeBytes)
     const rows: Row[] = []
 
@@ -53,14 +53,14 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     await versusNginx(
       `download ${size} (GET)`,
       'nginx static GET (sendfile)',
-      () => download(`${service.api}/disk/download/bench/large.bin`).then(rate),
+      () => download(`${service.api}/disk/download/bench/large.bin`, undefined, service.token).then(rate),
       () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
     )
     // The baseline of issue 12's X-Accel-Redirect mode: today the gateway proxies our answer.
     await versusNginx(
       `download ${size} through the nginx gateway (GET)`,
       'nginx static GET (sendfile)',
-      () => download(`${gateway.url}/filestorage/v1/disk/download/bench/large.bin`).then(rate),
+      () => download(`${gateway.url}/filestorage/v1/disk/download/bench/large.bin`, undefined, service.token).then(rate),
       () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
       'deploy/nginx/nginx.conf as it is: nginx proxies the service; CPU and RSS of the service and the gateway together',
       [...service.pids, ...gateway.pids],
@@ -68,7 +68,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     await versusNginx(
       `upload ${size} (PUT)`,
       'nginx WebDAV PUT',
-      () => upload(`${service.api}/disk/upload/bench/upload.bin`, source).then(rate),
+      () => upload(`${service.api}/disk/upload/bench/upload.bin`, source, undefined, service.token).then(rate),
       () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
       'ours computes the sha256 while streaming; nginx does not',
     )

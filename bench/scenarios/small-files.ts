@@ -35,6 +35,8 @@ interface SmallFileServer {
   /** Uploads go to `<origin><putPrefix><thread>-<n>`. */
   origin: string
   putPrefix: string
+  /** Our service's bearer token (access control is on, as in production). */
+  token?: string
   /** Our service: the ratio the issue asks of it against the SeaweedFS filer. */
   target?: number
   /** Another server, measured for context. */
@@ -80,10 +82,10 @@ async function startServers(ctx: BenchContext, stops: (() => Promise<void>)[]): 
   const small = join(ctx.workDir, 'small.bin')
   writeFileSync(small, Buffer.alloc(ctx.settings.smallBytes, 0x61))
   /** Starts a server, stopped at the end of the section; stores the 4 KiB file through its own PUT. */
-  const started = async <T extends { stop(): Promise<void> }>(server: Promise<T>, storeAt?: (s: T) => string): Promise<T> => {
+  const started = async <T extends { stop(): Promise<void>; token?: string }>(server: Promise<T>, storeAt?: (s: T) => string): Promise<T> => {
     const s = await server
     stops.push(() => s.stop())
-    if (storeAt) await upload(storeAt(s), small)
+    if (storeAt) await upload(storeAt(s), small, undefined, s.token)
     return s
   }
   const servers: (SmallFileServer | Missing)[] = []
@@ -106,6 +108,7 @@ async function startServers(ctx: BenchContext, stops: (() => Promise<void>)[]): 
       getUrl: `${service.api}/disk/download/small/get.bin`,
       origin: new URL(service.api).origin,
       putPrefix: '/filestorage/v1/disk/upload/small/put/',
+      token: service.token,
       target: workers === 1 ? 1.0 : 1.5,
     })
   }
@@ -144,8 +147,8 @@ async function startServers(ctx: BenchContext, stops: (() => Promise<void>)[]): 
 
 function contender(ctx: BenchContext, server: SmallFileServer, operation: Operation): Contender {
   const { settings } = ctx
-  const options: Omit<LoadOptions, 'seconds'> =
-    operation === 'GET'
+  const options: Omit<LoadOptions, 'seconds'> = {
+    ...(operation === 'GET'
       ? { method: 'GET', url: server.getUrl, connections: settings.connections, threads: settings.wrkThreads }
       : {
           method: 'PUT',
@@ -155,7 +158,9 @@ function contender(ctx: BenchContext, server: SmallFileServer, operation: Operat
           bodyBytes: settings.smallBytes,
           connections: settings.connections,
           threads: settings.wrkThreads,
-        }
+        }),
+    ...(server.token ? { token: server.token } : {}),
+  }
   return {
     pids: server.pids,
     warmup: () => load({ ...options, seconds: settings.warmupSeconds }),

@@ -8,19 +8,26 @@
  * marks any status but 2xx and 429 critical, so it leaves `?passing` and the nginx upstream; nginx,
  * HAProxy and cloud load balancers fail a check on a 5xx). A degraded instance keeps serving reads to
  * whoever calls it directly, and passes again at the next check once it can write again.
+ *
+ * It is public, so without credentials it says only the status per store: the driver, latency,
+ * writability and error text (which can name server paths) go to a caller who may read in that store.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import type { HealthReport, StorageDriver } from '../storage/index.js'
+import { ROOT } from '../storage/index.js'
+import { allows } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 
 const StoreHealth = z
   .object({
     status: z.enum(['up', 'degraded', 'down']),
-    driver: z.string(),
-    /** False when the store answers but cannot take writes now. */
-    writable: z.boolean(),
-    latencyMs: z.number(),
-    message: z.string().optional(),
+    driver: z.string().optional().openapi({ description: 'For a caller who may read in the store.' }),
+    writable: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'False when the store answers but cannot take writes now. For a caller who may read in the store.' }),
+    latencyMs: z.number().optional().openapi({ description: 'For a caller who may read in the store.' }),
+    message: z.string().optional().openapi({ description: 'Why it is down or degraded, for a caller who may read in the store.' }),
   })
   .openapi('StoreHealth')
 
@@ -68,17 +75,22 @@ async function probe(driver: StorageDriver, timeoutMs: number): Promise<HealthRe
 const statusOf = (r: HealthReport): 'up' | 'degraded' | 'down' => (!r.ok ? 'down' : r.writable === false ? 'degraded' : 'up')
 
 export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number }) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [checkRoute], { public: true })
   app.openapi(checkRoute, async (c) => {
     const entries = deps.stores.entries()
     const reports = await Promise.all(entries.map(([, d]) => probe(d, deps.checkTimeoutMs ?? CHECK_TIMEOUT_MS)))
+    const detailed = await Promise.all(
+      entries.map(([store]) => allows(c, { operation: 'check', action: 'read', store, path: ROOT, below: true })),
+    )
     const stores = Object.fromEntries(
       entries.map(([name, driver], i) => {
         const r = reports[i]!
+        const status = statusOf(r)
+        if (!detailed[i]) return [name, { status }]
         return [
           name,
           {
-            status: statusOf(r),
+            status,
             driver: driver.kind,
             writable: r.ok && r.writable !== false,
             latencyMs: Math.round(r.latencyMs * 10) / 10,

@@ -6,6 +6,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { fileInfo, MAX_PART_NUMBER, parseSha256, type CompleteUploadOptions } from '../storage/index.js'
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { FileInfoSchema, StoreParam, UploadIdParam } from './schemas.js'
 
@@ -43,14 +44,16 @@ export const completeUploadRoute = createRoute({
 })
 
 export function createCompleteUploadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [completeUploadRoute])
   app.openapi(withBoundedJsonBody(completeUploadRoute, deps), async (c) => {
     const { store, uploadId } = c.req.valid('param')
+    const driver = deps.stores.get(store)
+    await ownedUpload(c, driver, store, uploadId, 'completeUpload')
     const body = c.req.valid('json')
     const options: CompleteUploadOptions = {}
     if (body.parts) options.parts = body.parts
     if (body.sha256) options.expectedSha256 = parseSha256(body.sha256)
-    const { file, created } = await deps.stores.get(store).completeUpload(uploadId, options)
+    const { file, created } = await driver.completeUpload(uploadId, options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
   })
   return app

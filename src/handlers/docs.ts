@@ -1,6 +1,10 @@
 /**
  * docs: `GET /openapi.json` (OpenAPI 3.1, generated from the same route definitions the handlers
  * validate with) and `GET /docs`, an interactive page (Swagger UI) over it.
+ *
+ * With access control on, the document declares the authorizer's security schemes and puts them,
+ * with the `401` and `403` answers, on every operation but the public ones, so the page's
+ * "Authorize" button sends the token with every "Try it out".
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { swaggerUI } from '@hono/swagger-ui'
@@ -15,6 +19,8 @@ export interface DocsOptions {
   service?: { name: string; version: string }
   /** The stores served: the `store` parameter takes only these (others answer `404 unknown_store`). */
   storeNames?: string[]
+  /** The authorizer's OpenAPI security schemes (none: anonymous access, nothing to declare). */
+  securitySchemes?: Record<string, Record<string, unknown>>
 }
 
 type Operation = { parameters?: { name: string; in: string; schema?: Record<string, unknown>; content?: unknown }[] }
@@ -36,6 +42,9 @@ function refineParameters(operation: Operation, storeNames: string[] | undefined
   }
 }
 
+/** Operations anyone may call, credentials or not. */
+const PUBLIC_OPERATIONS = new Set(['check', 'help', 'tusOptions'])
+
 type Document = ReturnType<OpenAPIHono['getOpenAPI31Document']>
 
 export function buildOpenApiDocument(options: DocsOptions): Document {
@@ -56,6 +65,7 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
         name: 'resumable uploads (tus)',
         description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
       },
+      { name: 'signed URLs', description: 'URLs that grant one operation on one path to whoever holds them, until they expire' },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })
@@ -66,6 +76,7 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   for (const item of Object.values(document.paths)) {
     for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
   }
+  declareSecurity(document, options.securitySchemes ?? {})
   return document
 }
 
@@ -75,10 +86,31 @@ export const DOCS_ROUTES = [
   { method: 'get', path: '/docs' },
 ]
 
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'] as const
+
+function declareSecurity(document: Document, schemes: Record<string, Record<string, unknown>>): void {
+  const names = Object.keys(schemes)
+  if (names.length === 0) return
+  document.components = { ...document.components, securitySchemes: schemes as never }
+  const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method]
+      if (!operation || PUBLIC_OPERATIONS.has(operation.operationId ?? '')) continue
+      operation.security = names.map((name) => ({ [name]: [] }))
+      operation.responses = {
+        ...operation.responses,
+        401: operation.responses?.[401] ?? error('`unauthorized`: no token, or one that is not accepted (`WWW-Authenticate: Bearer`)'),
+        403: operation.responses?.[403] ?? error('`forbidden`: the token has no right for this, or a signed URL does not grant it'),
+      }
+    }
+  }
+}
+
 export function createDocsHandler(options: DocsOptions) {
   const app = createHandlerApp()
   let document: Document | undefined // built on first request: every route is registered by then
   app.get('/openapi.json', (c) => c.json((document ??= buildOpenApiDocument(options))))
-  app.get('/docs', swaggerUI({ url: `${options.basePath}/openapi.json`, title: 'filestorage API' }))
+  app.get('/docs', swaggerUI({ url: `${options.basePath}/openapi.json`, title: 'filestorage API', persistAuthorization: true }))
   return app
 }

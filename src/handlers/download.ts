@@ -1,14 +1,21 @@
 /**
  * download: `GET` and `HEAD /{store}/download/{path}`, with Range, ETag and If-None-Match /
  * If-Modified-Since, and `?disposition=attachment` for a save-as name (RFC 6266 / 5987).
+ *
+ * Served content is inert (SPEC 6): every answer carries a sandboxing Content-Security-Policy, and
+ * active types (HTML, SVG, XML, JavaScript) go as attachments unless a caller with the read right
+ * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
+ * is served as `application/octet-stream`.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
 import { combineRanges, parse as parseRange } from 'range-parser'
 import { type ByteRange, keepsChanging, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
+import { DOWNLOAD_CSP, isActiveType, servedMediaType } from './media-type.js'
 import { parseEtagList } from './request-options.js'
 import { EtagListHeader, PathParam, StoreParam } from './schemas.js'
 
@@ -25,7 +32,9 @@ export const downloadRoute = createRoute({
     params: z.object({ store: StoreParam, path: PathParam }),
     query: z.object({
       disposition: z.enum(['attachment', 'inline']).optional().openapi({
-        description: 'Send `Content-Disposition` with the file name, to save (`attachment`) or show (`inline`).',
+        description:
+          'Send `Content-Disposition` with the file name, to save (`attachment`) or show (`inline`). HTML, SVG, XML ' +
+          'and JavaScript are always sent as attachments unless `inline` is asked for (not possible with a signed URL).',
       }),
     }),
     headers: z.object({
@@ -50,13 +59,15 @@ const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 const OPEN_ATTEMPTS = 3
 
 export function createDownloadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [downloadRoute])
 
   app.openapi(downloadRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
-    const { disposition } = c.req.valid('query')
+    const { disposition: asked } = c.req.valid('query')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
+    const grant = await authorize(c, { operation: 'download', action: 'read', store, path })
+    const disposition = grant.signed && asked === 'inline' ? undefined : asked
 
     if (c.req.method === 'GET' && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
@@ -103,9 +114,12 @@ async function open(driver: StorageDriver, path: string, range: ByteRange | unde
   return null
 }
 
-function representationHeaders(file: StoredFile, disposition?: 'attachment' | 'inline'): Record<string, string> {
+function representationHeaders(file: StoredFile, asked?: 'attachment' | 'inline'): Record<string, string> {
+  const contentType = servedMediaType(file.contentType)
+  const disposition = asked ?? (isActiveType(contentType) ? 'attachment' : undefined)
   const headers: Record<string, string> = {
-    'Content-Type': file.contentType,
+    'Content-Type': contentType,
+    'Content-Security-Policy': DOWNLOAD_CSP,
     ETag: file.etag,
     'Last-Modified': new Date(file.modified).toUTCString(),
     'Accept-Ranges': 'bytes',

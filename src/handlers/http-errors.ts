@@ -7,6 +7,7 @@ import { z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { AccessError } from '../auth/index.js'
 import { type ErrorCode, errorCodes, StorageError } from '../storage/index.js'
 
 export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
@@ -94,7 +95,8 @@ export function toStorageError(e: unknown): StorageError | null {
 /** `onError` for every handler app: known errors become SPEC 3.5 JSON; anything else is a bug (500). */
 export function onError(e: Error, c: Context): Response {
   const known = toStorageError(e)
-  if (known) return errorResponse(c, known)
+  // 401 and 403 carry their WWW-Authenticate challenge.
+  if (known) return errorResponse(c, known, known instanceof AccessError ? known.headers : undefined)
   console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
   return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
 }

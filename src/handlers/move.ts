@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
@@ -43,7 +44,7 @@ export const moveRoute = createRoute({
 })
 
 export function createMoveHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [moveRoute])
   app.openapi(withBoundedJsonBody(moveRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
@@ -52,6 +53,10 @@ export function createMoveHandler(deps: HandlerDeps) {
     const target = deps.stores.get(targetStore)
     const from = requestPath(c, rawPath)
     const to = parsePath(body.to)
+    // Both ends: the source is read and removed, the target written.
+    await authorize(c, { operation: 'move', action: 'read', store, path: from })
+    await authorize(c, { operation: 'move', action: 'delete', store, path: from })
+    await authorize(c, { operation: 'move', action: 'write', store: targetStore, path: to })
     const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c) }
     const moved =
       target === source

@@ -11,6 +11,7 @@ import {
   type PutOptions,
   type WritePreconditions,
 } from '../storage/index.js'
+import { parseMediaType } from './media-type.js'
 import { ETAG_LIST } from './schemas.js'
 
 /** Entity tags of an `If-Match`/`If-None-Match` header: `*` or a list of quoted tags. */
@@ -78,7 +79,7 @@ export function contentLength(c: Context, maxBytes: number | undefined): number 
 export function putOptions(c: Context, maxBytes: number | undefined): PutOptions {
   const options: PutOptions = { ...writePreconditions(c) }
   const contentType = c.req.header('content-type')
-  if (contentType) options.contentType = contentType
+  if (contentType?.trim()) options.contentType = parseMediaType(contentType, 'Content-Type')
   const metadata = metadataHeader(c)
   if (metadata) options.metadata = metadata
   const sha256 = sha256Header(c)

@@ -4,6 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { MAX_PART_NUMBER, type PutPartOptions } from '../storage/index.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { contentLength, requestBody, sha256Header } from './request-options.js'
 import { decimalQuery, PartInfoSchema, Sha256Header, StoreParam, UploadIdParam } from './schemas.js'
@@ -30,11 +31,12 @@ export const uploadPartRoute = createRoute({
 })
 
 export function createUploadPartHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [uploadPartRoute])
   app.openapi(uploadPartRoute, async (c) => {
     const { store, uploadId } = c.req.valid('param')
     const { part } = c.req.valid('query')
     const driver = deps.stores.get(store)
+    await ownedUpload(c, driver, store, uploadId, 'uploadPart')
     const options: PutPartOptions = {}
     const sha256 = sha256Header(c)
     if (sha256) options.expectedSha256 = sha256

@@ -23,7 +23,8 @@ describe('configuration', () => {
     const config = loadConfig({})
     expect(config).toMatchObject({
       PORT: 8081,
-      HOST: '0.0.0.0',
+      HOST: '127.0.0.1', // no authentication configured: loopback only (SPEC 6)
+      AUTH_MODE: 'anonymous',
       STORAGE_DIR: './data',
       MONGODB_DB: 'filestorage',
       INLINE_MAX_BYTES: 1048576,

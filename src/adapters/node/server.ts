@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream'
 import { getRequestListener } from '@hono/node-server'
 import { errorBody } from '../../handlers/index.js'
 import { hostPort } from '../host-port.js'
-import { rawTargetProblem } from './request-target.js'
+import { rawTargetProblem } from '../../handlers/raw-target.js'
 
 export interface ServeOptions {
   host: string

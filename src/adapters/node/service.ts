@@ -7,6 +7,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
+import { accessOptions, urlOptions } from './access.js'
 import { accessLog } from './access-log.js'
 import { browserAccess } from './browser-access.js'
 import { nodeRequestBody } from './request-body.js'
@@ -52,6 +53,8 @@ export async function startService(
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
     jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
+    access: accessOptions(config),
+    urls: urlOptions(config),
   })
   const app = new OpenAPIHono()
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))

@@ -75,6 +75,8 @@ export interface UploadDoc {
   totalSize?: number
   /** A protocol layer's strings (tus `Upload-Metadata`), as JSON text: keys may hold `.` or `$`. */
   attributesJson?: string
+  /** Who created the upload (an access-control principal's id). */
+  owner?: string
   /**
    * Set while a completion assembles the parts, so that two completions do not run at once: a lease
    * its completion renews while it works, so one that died holds it only briefly.

@@ -49,6 +49,7 @@ const putLoad = (s: RunningService) =>
     ...wrk,
     method: 'PUT',
     url: `${new URL(s.api).origin}/`,
+    token: s.token,
     pathPrefix: '/filestorage/v1/disk/upload/small/put/',
     names: 1024,
     bodyBytes: settings.smallBytes,
@@ -56,15 +57,15 @@ const putLoad = (s: RunningService) =>
 
 const WORKLOADS: Record<string, Workload> = {
   download: {
-    setup: (s) => upload(`${s.api}/disk/upload/bench/large.bin`, source(settings.largeBytes)),
-    run: (s) => repeat(3, () => download(`${s.api}/disk/download/bench/large.bin`)),
+    setup: (s) => upload(`${s.api}/disk/upload/bench/large.bin`, source(settings.largeBytes), undefined, s.token),
+    run: (s) => repeat(3, () => download(`${s.api}/disk/download/bench/large.bin`, undefined, s.token)),
   },
   upload: {
-    run: (s) => repeat(3, () => upload(`${s.api}/disk/upload/bench/upload.bin`, source(settings.largeBytes))),
+    run: (s) => repeat(3, () => upload(`${s.api}/disk/upload/bench/upload.bin`, source(settings.largeBytes), undefined, s.token)),
   },
   'small-get': {
-    setup: (s, work) => upload(`${s.api}/disk/upload/small/get.bin`, small(work)),
-    run: (s) => load({ ...wrk, method: 'GET', url: `${s.api}/disk/download/small/get.bin` }),
+    setup: (s, work) => upload(`${s.api}/disk/upload/small/get.bin`, small(work), undefined, s.token),
+    run: (s) => load({ ...wrk, method: 'GET', url: `${s.api}/disk/download/small/get.bin`, token: s.token }),
   },
   'small-put': {
     // The same names as the profiled run, so that it replaces files as the benchmark does.
@@ -73,12 +74,12 @@ const WORKLOADS: Record<string, Workload> = {
   },
   'gridfs-get': {
     mongo: true,
-    setup: (s) => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600),
-    run: (s) => repeat(3, () => download(`${s.api}/mongo/download/bench/gridfs.bin`, 600)),
+    setup: (s) => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600, s.token),
+    run: (s) => repeat(3, () => download(`${s.api}/mongo/download/bench/gridfs.bin`, 600, s.token)),
   },
   'gridfs-put': {
     mongo: true,
-    run: (s) => repeat(2, () => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600)),
+    run: (s) => repeat(2, () => upload(`${s.api}/mongo/upload/bench/gridfs.bin`, source(settings.gridfsBytes), 600, s.token)),
   },
   tus: {
     run: async (s) => {
@@ -86,7 +87,7 @@ const WORKLOADS: Record<string, Workload> = {
       if (!(await speaksTus(endpoint)).ok) throw new Error('our service has no tus endpoint yet')
       const file = source(settings.tusBytes)
       const metadata = { path: 'bench/profile-tus.bin', filename: 'profile-tus.bin' }
-      await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata }))
+      await repeat(2, () => tusUpload({ endpoint, file, chunkBytes: settings.tusChunkBytes, metadata, token: s.token }))
     },
   },
 }

@@ -63,7 +63,8 @@ async function main(): Promise<void> {
   const machine = machineInfo()
   const header =
     `Measured ${startedAt.toISOString()} on this machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryMiB} MiB, ` +
-    `Linux ${machine.kernel}, Node ${machine.node}, ${machine.nginx}, wrk ${machine.wrk.split(' ')[1]}, curl ${machine.curl.split(' ')[1]}; loopback only. ` +
+    `Linux ${machine.kernel}, Node ${machine.node}, ${machine.nginx}, wrk ${machine.wrk.split(' ')[1]}, curl ${machine.curl.split(' ')[1]}, ` +
+    `SeaweedFS ${machine.seaweedfs}; loopback only. ` +
     `Load average before: ${loadBefore}; after: ${loadAfter}. Medians of ${settings.runs} run(s).`
   console.log(`\n${header}\n\n${table}\n`)
 

@@ -6,6 +6,8 @@
 #
 # Usage: scripts/test-services.sh COMMAND [ARGS]
 #   install                     build/install whatever is missing (idempotent)
+#   install-seaweedfs           build the SeaweedFS `weed` binary, a bench-only peer
+#                               (about 8 minutes on 2 cores; CI never calls it)
 #   start   [ferretdb|consul|all]   start on free loopback ports, wait until ready,
 #                               write and print $RUN/env
 #   stop    [--keep] [ferretdb|consul|all]
@@ -31,6 +33,9 @@ set -euo pipefail
 readonly FERRETDB_VERSION=v1.24.2
 readonly CONSUL_VERSION=v1.14.11
 readonly SCHEMATHESIS_VERSION=4.32.5
+# SeaweedFS tags releases without a "v", so the Go proxy serves only pseudo-versions
+# of its commits; this is master of 2026-11-09.
+readonly SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 readonly SERVICES=(ferretdb consul)
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,6 +128,40 @@ install_consul() {
   log "consul $CONSUL_VERSION: built $BIN_DIR/consul"
 }
 
+# `weed version` prints SeaweedFS's own release number, not the module version, so
+# the module version we built is kept beside the binary.
+seaweedfs_ok() {
+  [[ -x $BIN_DIR/weed && $(cat "$BIN_DIR/weed.version" 2>/dev/null) == "$SEAWEEDFS_VERSION" ]] &&
+    "$BIN_DIR/weed" version >/dev/null 2>&1
+}
+
+install_seaweedfs() {
+  if seaweedfs_ok; then
+    log "seaweedfs $SEAWEEDFS_VERSION: already built at $BIN_DIR/weed"
+    return
+  fi
+  need_go seaweedfs
+  log "seaweedfs $SEAWEEDFS_VERSION: building (about 8 minutes on 2 cores) ..."
+  local dir
+  dir=$(new_build_dir seaweedfs)
+  # A replace directive applies only in the main module, so our throwaway module
+  # repeats SeaweedFS's one: tyler-smith/go-bip39 is gone from its host.
+  printf 'module filestorage.local/weedbuild\n\ngo 1.26\n\nreplace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0\n' >"$dir/go.mod"
+  printf '//go:build tools\n\npackage weedbuild\n\nimport _ "github.com/seaweedfs/seaweedfs/weed"\n' >"$dir/tools.go"
+  mkdir -p "$BIN_DIR"
+  (
+    cd "$dir"
+    go get "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION"
+    go mod tidy -e || true # -e still exits non-zero on some unresolvable test-only imports
+    go build -o "$BIN_DIR/weed.tmp" github.com/seaweedfs/seaweedfs/weed
+  )
+  mv -f "$BIN_DIR/weed.tmp" "$BIN_DIR/weed"
+  printf '%s\n' "$SEAWEEDFS_VERSION" >"$BIN_DIR/weed.version"
+  rm -rf "$dir"
+  seaweedfs_ok || die "built $BIN_DIR/weed but it does not run"
+  log "seaweedfs $SEAWEEDFS_VERSION: built $BIN_DIR/weed"
+}
+
 have_command() { PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null; }
 
 # apt-get install, as root or through sudo; `apt-get update` only when needed.
@@ -135,10 +174,10 @@ apt_install() {
   "${as_root[@]}" apt-get update -q >&2 && "${install[@]}" >&2
 }
 
-# Debian packages: nginx and redis-server are required, wrk (benchmarks) is optional.
+# Debian packages: nginx, redis-server and curl (signed-URL tests, Consul readiness) are required, wrk (benchmarks) is optional.
 install_packages() {
   local missing=() pair pkg bin
-  for pair in nginx:nginx redis-server:redis-server; do
+  for pair in nginx:nginx redis-server:redis-server curl:curl; do
     pkg=${pair%%:*} bin=${pair##*:}
     if have_command "$bin"; then log "$pkg: already installed"; else missing+=("$pkg"); fi
   done
@@ -519,6 +558,7 @@ main() {
   shift || true
   case $command in
     install) cmd_install ;;
+    install-seaweedfs) install_seaweedfs ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_restart "$@" ;;

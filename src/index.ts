@@ -1,7 +1,8 @@
 /**
- * filestorage as a library: the storage core and its drivers, and the Hono handlers (each usable
- * alone, or all together with `createFileStorageApp`). The node adapter is `filestorage/node`; finding
- * and calling instances through Consul is `filestorage/discovery`.
+ * filestorage as a library: the storage core and its drivers, the Hono handlers (each usable alone,
+ * or all together with `createFileStorageApp`) and access control (`filestorage/auth`). The node
+ * adapter is `filestorage/node`; finding and calling instances through Consul is `filestorage/discovery`.
  */
 export * from './storage/index.js'
 export * from './handlers/index.js'
+export * from './auth/index.js'

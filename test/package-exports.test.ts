@@ -44,6 +44,7 @@ describe('package exports', () => {
   it('exports the parts on their own paths', () => {
     expect(exportsOf('filestorage/storage')).toContain('DiskDriver')
     expect(exportsOf('filestorage/handlers')).toContain('createMoveHandler')
+    expect(exportsOf('filestorage/auth')).toEqual(expect.arrayContaining(['tokenAuthorizer', 'anonymousAuthorizer', 'createTokenVerifier', 'UrlSigner']))
     expect(exportsOf('filestorage/node')).toEqual(expect.arrayContaining(['startService', 'loadConfig', 'serve']))
   })
 })

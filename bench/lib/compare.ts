@@ -1,19 +1,25 @@
 /**
- * Measures our service and a peer side by side: warm-up on each, then `runs` rounds that take
- * both in turn (the order alternating, so that drifting machine noise falls on both alike), with
- * the peak RSS of each side's processes over the whole stretch.
+ * Measures servers side by side: warm-up on each, then `runs` rounds that take all of them in
+ * turn, each round starting one further along (so that drifting machine noise falls on all alike),
+ * with the CPU time and the peak RSS of each side's processes.
  */
 import { cpuMs } from './cpu.js'
 import { figureOf, type Figure, type RunSample } from './results.js'
 import { PeakRssWatch } from './rss.js'
 
 export interface Contender {
-  /** Processes whose peak RSS is reported (our service; the peer's server). */
+  /** Processes whose CPU time and peak RSS are counted (every process of the server). */
   pids: number[]
   /** Runs before the measured rounds, not counted. */
   warmup?: () => Promise<unknown>
   /** One measured run. */
   measure: () => Promise<RunSample>
+}
+
+export interface Measured {
+  figure: Figure
+  /** Undefined for a side without processes of its own (a floor measured in the bench's process). */
+  peakRss?: number
 }
 
 export interface Comparison {
@@ -23,25 +29,29 @@ export interface Comparison {
   peerPeakRss?: number
 }
 
-export async function compare(runs: number, ours: Contender, peer?: Contender): Promise<Comparison> {
-  const oursWatch = new PeakRssWatch(ours.pids)
-  const peerWatch = peer && peer.pids.length ? new PeakRssWatch(peer.pids) : undefined
-  await ours.warmup?.()
-  await peer?.warmup?.()
-  const oursSamples: RunSample[] = []
-  const peerSamples: RunSample[] = []
-  for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0 || !peer) {
-      oursSamples.push(await measured(ours))
-      if (peer) peerSamples.push(await measured(peer))
-    } else {
-      peerSamples.push(await measured(peer))
-      oursSamples.push(await measured(ours))
+/** The contenders' figures, in the order given. */
+export async function rotate(runs: number, contenders: Contender[]): Promise<Measured[]> {
+  const watches = contenders.map((c) => (c.pids.length ? new PeakRssWatch(c.pids) : undefined))
+  for (const contender of contenders) await contender.warmup?.()
+  const samples: RunSample[][] = contenders.map(() => [])
+  for (let round = 0; round < runs; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const i = (round + k) % contenders.length
+      samples[i]!.push(await measured(contenders[i]!))
     }
   }
-  const result: Comparison = { ours: figureOf(oursSamples), oursPeakRss: oursWatch.read() }
-  if (peer) result.peer = figureOf(peerSamples)
-  if (peerWatch) result.peerPeakRss = peerWatch.read()
+  return contenders.map((_, i) => {
+    const peakRss = watches[i]?.read()
+    return { figure: figureOf(samples[i]!), ...(peakRss === undefined ? {} : { peakRss }) }
+  })
+}
+
+/** Our side against a peer's (or alone), ours first in the first round. */
+export async function compare(runs: number, ours: Contender, peer?: Contender): Promise<Comparison> {
+  const [o, p] = await rotate(runs, peer ? [ours, peer] : [ours])
+  const result: Comparison = { ours: o!.figure, oursPeakRss: o!.peakRss ?? 0 }
+  if (p) result.peer = p.figure
+  if (p?.peakRss !== undefined) result.peerPeakRss = p.peakRss
   return result
 }
 

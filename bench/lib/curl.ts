@@ -28,16 +28,19 @@ async function curl(args: string[], timeoutSeconds: number): Promise<{ status: n
   return { status: status!, down: down!, up: up!, seconds: seconds! }
 }
 
+/** `-H Authorization: Bearer` when a token is given (our service; the peers take none). */
+const authorization = (token?: string) => (token ? ['-H', `Authorization: Bearer ${token}`] : [])
+
 /** GET `url` into /dev/null; fails unless the status is 200. */
-export async function download(url: string, timeoutSeconds = 300): Promise<Transfer> {
-  const r = await curl(['-o', '/dev/null', url], timeoutSeconds)
+export async function download(url: string, timeoutSeconds = 300, token?: string): Promise<Transfer> {
+  const r = await curl(['-o', '/dev/null', ...authorization(token), url], timeoutSeconds)
   if (r.status !== 200) throw new Error(`GET ${url}: status ${r.status}`)
   return { status: r.status, bytes: r.down, seconds: r.seconds }
 }
 
 /** PUT the file at `file` to `url` (streamed from disk); fails unless the status is 2xx. */
-export async function upload(url: string, file: string, timeoutSeconds = 300): Promise<Transfer> {
-  const r = await curl(['-o', '/dev/null', '-T', file, url], timeoutSeconds)
+export async function upload(url: string, file: string, timeoutSeconds = 300, token?: string): Promise<Transfer> {
+  const r = await curl(['-o', '/dev/null', ...authorization(token), '-T', file, url], timeoutSeconds)
   if (r.status < 200 || r.status > 299) throw new Error(`PUT ${url}: status ${r.status}`)
   return { status: r.status, bytes: r.up, seconds: r.seconds }
 }

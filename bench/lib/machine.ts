@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { nginxVersion } from './nginx.js'
+import { WEED, weedVersion } from './seaweedfs.js'
 import { MiB } from './stats.js'
 
 export interface MachineInfo {
@@ -15,6 +16,8 @@ export interface MachineInfo {
   nginx: string
   wrk: string
   curl: string
+  /** `weed version` and the module version it was built from, or "not built". */
+  seaweedfs: string
 }
 
 function firstLine(command: string, args: string[]): string {
@@ -36,7 +39,13 @@ export function machineInfo(): MachineInfo {
     nginx: nginxVersion(),
     wrk: firstLine('wrk', ['--version']),
     curl: firstLine('curl', ['--version']),
+    seaweedfs: seaweedFsVersion(),
   }
+}
+
+function seaweedFsVersion(): string {
+  const module = weedVersion()
+  return module ? `${firstLine(WEED, ['version']).replace(/^version\s+/, '').replace(/\s+/g, ' ')} (module ${module})` : 'not built'
 }
 
 /** The 1, 5 and 15 minute load averages, as `uptime` shows them. */

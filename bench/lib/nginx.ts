@@ -2,12 +2,14 @@
  * nginx from Debian, the peer for plain HTTP transfers: static GET with sendfile, and WebDAV PUT.
  * It runs from a generated configuration in a temporary prefix, in the foreground, on a free
  * loopback port, with ONE worker process: the same single-process footing as our Node service.
+ * Also the gateway, nginx in front of the service as deploy/nginx/nginx.conf configures it.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { answers, startProcess, waitUntil } from './processes.js'
+import { startNginx as startTestNginx } from '../../test/helpers/nginx.js'
+import { answers, processTree, startProcess, track, waitUntil } from './processes.js'
 
 export const NGINX = process.env.BENCH_NGINX ?? '/usr/sbin/nginx'
 
@@ -90,8 +92,25 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
 
 /** The one worker of an nginx master. */
 function workerOf(masterPid: number): number {
-  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/)
-  const worker = Number(children[0])
-  if (!Number.isInteger(worker) || worker <= 0) throw new Error('nginx has no worker process')
+  const worker = processTree(masterPid)[1]
+  if (worker === undefined) throw new Error('nginx has no worker process')
   return worker
+}
+
+export interface RunningGateway {
+  /** `http://127.0.0.1:port`, proxying to the service (`/filestorage/v1/...`). */
+  url: string
+  /** nginx's master and workers (`worker_processes auto`: one per core). */
+  pids: number[]
+  stop(): Promise<void>
+}
+
+/**
+ * The gateway in front of one instance at `upstream` (host:port): the production
+ * deploy/nginx/nginx.conf unchanged, started by the tests' helper the way gateway.sh starts it.
+ */
+export async function startGateway(upstream: string): Promise<RunningGateway> {
+  const gateway = await startTestNginx(NGINX, `server ${upstream};\n`)
+  track(gateway.child)
+  return { url: gateway.origin, pids: processTree(gateway.child.pid!), stop: () => gateway.dispose() }
 }

@@ -1,16 +1,12 @@
 /**
- * A free TCP port on loopback, found by binding port 0 and letting it go.
+ * Free TCP ports on loopback: the tests' helper (all ports held until every one is chosen, so
+ * they differ), and one port alone.
  */
-import { createServer } from 'node:net'
+import { freePorts } from '../../test/helpers/ports.js'
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
+export { freePorts }
+
+export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1)
+  return port!
 }

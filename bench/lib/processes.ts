@@ -3,7 +3,7 @@
  * in a log file, waited for until they answer, and stopped by signal with a deadline.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs'
 
 export interface StartedProcess {
   child: ChildProcess
@@ -120,4 +120,21 @@ export async function answers(url: string, init: RequestInit = {}): Promise<bool
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(1000) })
   await res.body?.cancel()
   return res.status < 500
+}
+
+/**
+ * `pid` and all its descendants (a cluster's primary and workers, nginx's master and workers),
+ * from /proc/<pid>/task/<tid>/children; a process that exits meanwhile is left out.
+ */
+export function processTree(pid: number): number[] {
+  const children: number[] = []
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim()
+      if (list) children.push(...list.split(/\s+/).map(Number))
+    }
+  } catch {
+    return []
+  }
+  return [pid, ...children.flatMap(processTree)]
 }

@@ -27,6 +27,10 @@ export interface Row {
   peer?: Figure
   /** ours / peer, of the medians; higher is better for us. */
   ratio?: number
+  /** The ratio this row must reach (an issue's target); the table marks a ratio below it. */
+  target?: number
+  /** A row of another server against the peer, not ours: its ratio is context, never marked. */
+  reference?: boolean
   /** Peak RSS in bytes while the row was measured (warm-up included). */
   oursPeakRss?: number
   peerPeakRss?: number

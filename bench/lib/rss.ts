@@ -32,8 +32,11 @@ export class PeakRssWatch {
     for (const pid of pids) resetPeakRss(pid)
   }
 
-  /** The largest peak among the watched processes, in bytes. */
+  /**
+   * The sum of the watched processes' peaks, in bytes: a whole server's memory (an upper bound
+   * for one of several processes, whose peaks need not coincide).
+   */
   read(): number {
-    return Math.max(...this.#pids.map(peakRss))
+    return this.#pids.map(peakRss).reduce((a, b) => a + b, 0)
   }
 }

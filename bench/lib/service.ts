@@ -1,11 +1,13 @@
 /**
  * Our service as the production runs it: the built `dist/` entry point in its own Node process,
- * on loopback, without request logging.
+ * on loopback, without request logging, with access control on (every request verifies a token).
  */
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { mintToken } from '../../src/auth/index.js'
 import { freePort } from './ports.js'
-import { answers, startProcess, waitUntil, type StartedProcess } from './processes.js'
+import { answers, processTree, startProcess, waitUntil, type StartedProcess } from './processes.js'
 
 export const PROJECT_DIR = join(import.meta.dirname, '..', '..')
 const MAIN = join(PROJECT_DIR, 'dist', 'src', 'adapters', 'node', 'main.js')
@@ -22,12 +24,22 @@ export interface ServiceOptions {
   mongodbDb?: string
   /** Extra Node flags, e.g. `--cpu-prof`. */
   nodeArgs?: string[]
+  /** Sets WORKERS (issue 12: node:cluster workers sharing the socket); unset when not given. */
+  workers?: number
 }
 
+/** One HMAC key per bench run, so a token stays good across the service's restarts within it. */
+const KEY = { kid: 'bench', secret: randomBytes(32).toString('hex') }
+
 export interface RunningService {
+  /** The process we started (the primary, with workers). */
   pid: number
+  /** Every process of the service once it answers: `pid` and its workers, if any. */
+  pids: number[]
   /** `http://127.0.0.1:port/filestorage/v1` */
   api: string
+  /** A bearer token with every right, for the clients of our service (curl, wrk, tus-js-client, fetch). */
+  token: string
   stop(): Promise<void>
 }
 
@@ -42,7 +54,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     STORAGE_DIR: options.storageDir,
     LOG_REQUESTS: 'false',
     SHUTDOWN_TIMEOUT_SECONDS: '5',
+    AUTH_HMAC_SECRETS: `${KEY.kid}:${KEY.secret}`,
   }
+  if (options.workers !== undefined) env.WORKERS = String(options.workers)
   if (options.mongodbUri) {
     env.MONGODB_URI = options.mongodbUri
     env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'
@@ -54,5 +68,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   })
   const api = `http://127.0.0.1:${port}/filestorage/v1`
   await waitUntil('the service', started, () => answers(`${api}/help`))
-  return { pid: started.pid, api, stop: () => started.stop('SIGTERM', 15_000) }
+  const pids = await settledProcesses(started.pid, options.workers ?? 1)
+  const token = await mintToken({ key: KEY, sub: 'bench', scopes: ['files:*:*:'], expiresIn: 24 * 3600 })
+  return { pid: started.pid, pids, api, token, stop: () => started.stop('SIGTERM', 15_000) }
+}
+
+/**
+ * The service's processes once `workers` of them run beside the primary, or after 10 s (a
+ * service without WORKERS stays one process: the caller tells by `pids.length`).
+ */
+async function settledProcesses(pid: number, workers: number): Promise<number[]> {
+  const deadline = Date.now() + (workers > 1 ? 10_000 : 0)
+  for (;;) {
+    const pids = processTree(pid)
+    if (pids.length > workers || Date.now() >= deadline) return pids
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }

@@ -3,7 +3,8 @@
  *   BENCH_RUNS=3      measured runs per figure (the table shows medians)
  *   BENCH_QUICK=1     a short smoke run: one run, small files, short load
  *   BENCH_DIR=...     working folder for the generated files (default: <tmpdir>/filestorage-bench)
- *   BENCH_ONLY=disk,small,tus,mongo   run only these scenarios
+ *   BENCH_ONLY=disk,small,tus,mongo,memory   run only these scenarios
+ *   BENCH_LOAD_SECONDS=5   seconds of wrk load per run (the small-file rows)
  */
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,7 +50,7 @@ export function readSettings(): Settings {
     smallBytes: 4096,
     connections: 32,
     wrkThreads: 2,
-    loadSeconds: positiveInt('BENCH_LOAD_SECONDS', quick ? 2 : 10),
+    loadSeconds: positiveInt('BENCH_LOAD_SECONDS', quick ? 2 : 5),
     warmupSeconds: quick ? 1 : 2,
     tusBytes: quick ? 64 * MiB : 512 * MiB,
     tusChunkBytes: 64 * MiB,

@@ -1,5 +1,7 @@
 /**
- * The results as a Markdown table (printed, and pasted into docs/benchmarks.md as it is).
+ * The results as a Markdown table (printed, and pasted into the docs as it is). The "measured"
+ * columns are our service's, except in rows that name another server before "vs" (section 2 sets
+ * every server against the SeaweedFS filer).
  */
 import type { Figure, Row } from './results.js'
 import { MiB } from './stats.js'
@@ -17,19 +19,22 @@ function latency(figure: Figure | undefined): string {
   return `${figure.p50Ms.toFixed(2)} / ${figure.p99Ms.toFixed(2)} ms`
 }
 
-/** CPU per unit of work: per GiB for transfers, per 1000 requests for request rates. */
+/** CPU per unit of work: per GiB for transfers, per request for request rates (ms per 1000 = µs per one). */
 function cpu(figure: Figure | undefined, unit: Row['unit']): string {
   if (figure?.cpuMsPerUnit === undefined) return ''
-  const ms = Math.round(figure.cpuMsPerUnit).toLocaleString('en-US')
-  return unit === 'req/s' ? `${ms} ms/1k req` : `${ms} ms/GiB`
+  const amount = Math.round(figure.cpuMsPerUnit).toLocaleString('en-US')
+  return unit === 'req/s' ? `${amount} µs/req` : `${amount} ms/GiB`
 }
 
 const rss = (bytes: number | undefined): string => (bytes === undefined ? '' : `${Math.round(bytes / MiB)} MiB`)
 
+/** Bold when below the row's target, or below 0.8 for a row of ours without one. */
 function ratio(row: Row): string {
   if (row.ratio === undefined) return ''
   const text = row.ratio.toFixed(2)
-  return row.ratio < 0.8 ? `**${text}**` : text
+  const below = !row.reference && row.ratio < (row.target ?? 0.8)
+  const target = row.target === undefined ? '' : ` (target ${row.target.toFixed(1)})`
+  return below ? `**${text}**${target}` : `${text}${target}`
 }
 
 function measurement(row: Row): string {
@@ -38,7 +43,7 @@ function measurement(row: Row): string {
 
 export function markdownTable(rows: Row[]): string {
   const lines = [
-    '| measurement | ours | peer | ours/peer | ours p50 / p99 | peer p50 / p99 | our CPU | peer CPU | our peak RSS | peer peak RSS |',
+    '| measurement | measured | peer | measured/peer | p50 / p99 | peer p50 / p99 | CPU | peer CPU | peak RSS | peer peak RSS |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   let section = ''

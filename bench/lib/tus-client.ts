@@ -11,6 +11,8 @@ export interface TusUploadOptions {
   chunkBytes: number
   metadata: Record<string, string>
   timeoutMs?: number
+  /** Sent as `Authorization: Bearer` with every request. */
+  token?: string
 }
 
 /** Uploads the file; resolves with the seconds it took and the upload's URL. */
@@ -23,6 +25,7 @@ export function tusUpload(options: TusUploadOptions): Promise<{ seconds: number;
       retryDelays: null,
       storeFingerprintForResuming: false,
       metadata: options.metadata,
+      ...(options.token ? { headers: { Authorization: `Bearer ${options.token}` } } : {}),
       onError: (e) => {
         clearTimeout(timer)
         reject(e)

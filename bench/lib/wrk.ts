@@ -22,6 +22,8 @@ export interface LoadOptions {
   pathPrefix?: string
   names?: number
   bodyBytes?: number
+  /** Sent as `Authorization: Bearer` with every request. */
+  token?: string
 }
 
 export interface LoadResult {
@@ -46,6 +48,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   if (options.pathPrefix) env.WRK_PATH_PREFIX = options.pathPrefix
   if (options.names) env.WRK_NAMES = String(options.names)
   if (options.bodyBytes) env.WRK_BODY_BYTES = String(options.bodyBytes)
+  if (options.token) env.WRK_AUTHORIZATION = `Bearer ${options.token}`
   const args = [
     `-t${options.threads}`,
     `-c${options.connections}`,

@@ -1,6 +1,7 @@
 /**
  * Section 1: a large download and a large upload through the `disk` store, against nginx on the
- * same file (static GET with sendfile; WebDAV PUT), with curl as the client of both.
+ * same file (static GET with sendfile; WebDAV PUT), with curl as the client of both; the same
+ * download through the nginx gateway (deploy/nginx/nginx.conf) in front of the service.
  * Also the cost of the sha256 our uploads must compute while streaming (SPEC 3.4), measured alone.
  */
 import { createHash } from 'node:crypto'
@@ -8,7 +9,7 @@ import { join } from 'node:path'
 import { compare } from '../lib/compare.js'
 import type { BenchContext } from '../lib/context.js'
 import { download, upload, type Transfer } from '../lib/curl.js'
-import { startNginx } from '../lib/nginx.js'
+import { startGateway, startNginx } from '../lib/nginx.js'
 import { comparedRow, figureOf, type Row, type RunSample } from '../lib/results.js'
 import { transferSample } from '../lib/samples.js'
 import { startService } from '../lib/service.js'
@@ -24,18 +25,26 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
   const storageDir = join(ctx.workDir, 'store')
   const service = await startService({ storageDir, logFile: join(ctx.workDir, 'service.log') })
   const nginx = await startNginx({ staticRoot: storageDir, davRoot: join(ctx.workDir, 'dav'), prefix: join(ctx.workDir, 'nginx') })
+  const gateway = await startGateway(new URL(service.api).host)
   try {
     // The file both serve: stored through our API, served by nginx from our store's folder.
-    await upload(`${service.api}/disk/upload/bench/large.bin`, source)
+    await upload(`${service.api}/disk/upload/bench/large.bin`, source, undefined, service.token)
     const size = sizeLabel(largeBytes)
     const rows: Row[] = []
 
     /** Our transfer against nginx's, warmed up and measured in turns, as a row of the table. */
-    const versusNginx = async (name: string, peerName: string, ours: () => Promise<RunSample>, peer: () => Promise<RunSample>, note?: string) => {
+    const versusNginx = async (
+      name: string,
+      peerName: string,
+      ours: () => Promise<RunSample>,
+      peer: () => Promise<RunSample>,
+      note?: string,
+      oursPids = service.pids,
+    ) => {
       ctx.log(name)
       const figures = await compare(
         runs,
-        { pids: [service.pid], warmup: ours, measure: ours },
+        { pids: oursPids, warmup: ours, measure: ours },
         { pids: [nginx.workerPid], warmup: peer, measure: peer },
       )
       rows.push(comparedRow({ section: SECTION, name, unit: 'MB/s', peerName, ...(note ? { note } : {}), ...figures }))
@@ -44,13 +53,22 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     await versusNginx(
       `download ${size} (GET)`,
       'nginx static GET (sendfile)',
-      () => download(`${service.api}/disk/download/bench/large.bin`).then(rate),
+      () => download(`${service.api}/disk/download/bench/large.bin`, undefined, service.token).then(rate),
       () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+    )
+    // The baseline of issue 12's X-Accel-Redirect mode: today the gateway proxies our answer.
+    await versusNginx(
+      `download ${size} through the nginx gateway (GET)`,
+      'nginx static GET (sendfile)',
+      () => download(`${gateway.url}/filestorage/v1/disk/download/bench/large.bin`, undefined, service.token).then(rate),
+      () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+      'deploy/nginx/nginx.conf as it is: nginx proxies the service; CPU and RSS of the service and the gateway together',
+      [...service.pids, ...gateway.pids],
     )
     await versusNginx(
       `upload ${size} (PUT)`,
       'nginx WebDAV PUT',
-      () => upload(`${service.api}/disk/upload/bench/upload.bin`, source).then(rate),
+      () => upload(`${service.api}/disk/upload/bench/upload.bin`, source, undefined, service.token).then(rate),
       () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
       'ours computes the sha256 while streaming; nginx does not',
     )
@@ -66,6 +84,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     })
     return rows
   } finally {
+    await gateway.stop()
     await nginx.stop()
     await service.stop()
   }

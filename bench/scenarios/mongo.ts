@@ -49,7 +49,7 @@ export async function mongo(ctx: BenchContext): Promise<Row[]> {
       mongodbUri: server.uri,
       mongodbDb: SERVICE_DB,
     })
-    const storeMissing = await mongoStoreMissing(service.api)
+    const storeMissing = await mongoStoreMissing(service.api, service.token)
     const source = ctx.sourceFile(gridfsBytes)
     const floorDb = client.db(FLOOR_DB)
     const rows: Row[] = []
@@ -57,17 +57,18 @@ export async function mongo(ctx: BenchContext): Promise<Row[]> {
     ctx.log(names.up)
     const floorUpload = () => timedFloorUpload(floorDb, source, gridfsBytes)
     const api = service.api
+    const auth = { Authorization: `Bearer ${service.token}` }
     const oursUpload = async () => {
       // Into an empty bucket, as the floor: the previous copy goes first.
-      await fetch(`${api}/mongo/delete/bench/gridfs.bin`, { method: 'DELETE' }).then((r) => r.body?.cancel())
-      return rate(await upload(`${api}/mongo/upload/bench/gridfs.bin`, source, 600))
+      await fetch(`${api}/mongo/delete/bench/gridfs.bin`, { method: 'DELETE', headers: auth }).then((r) => r.body?.cancel())
+      return rate(await upload(`${api}/mongo/upload/bench/gridfs.bin`, source, 600, service!.token))
     }
     rows.push(await row(ctx, names.up, storeMissing, service.pid, oursUpload, floorUpload))
 
     ctx.log(names.down)
     const floorId = await floorUploadForRead(floorDb, source)
     const floorDownload = () => timedFloorDownload(floorDb, floorId)
-    const oursDownload = async () => rate(await download(`${api}/mongo/download/bench/gridfs.bin`, 600))
+    const oursDownload = async () => rate(await download(`${api}/mongo/download/bench/gridfs.bin`, 600, service!.token))
     rows.push(await row(ctx, names.down, storeMissing, service.pid, oursDownload, floorDownload))
 
     if (storeMissing) {
@@ -76,10 +77,10 @@ export async function mongo(ctx: BenchContext): Promise<Row[]> {
       ctx.log(names.inline)
       const small = join(ctx.workDir, 'small.bin')
       writeFileSync(small, Buffer.alloc(smallBytes, 0x61))
-      await upload(`${api}/mongo/upload/bench/inline.bin`, small)
+      await upload(`${api}/mongo/upload/bench/inline.bin`, small, undefined, service.token)
       const settings = ctx.settings
       const url = `${api}/mongo/download/bench/inline.bin`
-      const options = { url, method: 'GET' as const, connections: settings.connections, threads: settings.wrkThreads }
+      const options = { url, method: 'GET' as const, connections: settings.connections, threads: settings.wrkThreads, token: service.token }
       const result = await compare(settings.runs, {
         pids: [service.pid],
         warmup: () => load({ ...options, seconds: settings.warmupSeconds }),
@@ -99,8 +100,8 @@ export async function mongo(ctx: BenchContext): Promise<Row[]> {
 }
 
 /** A reason when the service has no `mongo` store; undefined when it has one. */
-async function mongoStoreMissing(api: string): Promise<string | undefined> {
-  const res = await fetch(`${api}/mongo/list/`, { signal: AbortSignal.timeout(10_000) })
+async function mongoStoreMissing(api: string, token: string): Promise<string | undefined> {
+  const res = await fetch(`${api}/mongo/list/`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) })
   await res.body?.cancel()
   if (res.status === 200) return undefined
   return `our service has no \`mongo\` store yet with MONGODB_URI set (GET /filestorage/v1/mongo/list/ answered ${res.status}; issue-mongo)`

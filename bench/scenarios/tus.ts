@@ -45,9 +45,10 @@ export async function tus(ctx: BenchContext): Promise<Row[]> {
     const peerEndpoint = `http://127.0.0.1:${port}/files/`
     await waitUntil('the tus peer', peer, () => answers(peerEndpoint, { method: 'OPTIONS' }))
     try {
-      const measure = async (endpoint: string, chunkBytes: number, clean?: () => void) => {
+      const measure = async (endpoint: string, chunkBytes: number, clean?: () => void, token?: string) => {
         const { seconds } = await tusUpload({
           endpoint,
+          ...(token ? { token } : {}),
           file: source,
           chunkBytes,
           // `path` places the file in our store (each upload replaces it); @tus/server keeps metadata as it is.
@@ -62,7 +63,7 @@ export async function tus(ctx: BenchContext): Promise<Row[]> {
       const rows: Row[] = []
       for (const shape of shapes) {
         ctx.log(shape.name)
-        const ours = () => measure(endpoint, shape.chunkBytes)
+        const ours = () => measure(endpoint, shape.chunkBytes, undefined, service.token)
         const theirs = () => measure(peerEndpoint, shape.chunkBytes, cleanPeer)
         const result = await compare(
           runs,

@@ -2,9 +2,12 @@
 --   WRK_METHOD=GET (default): GET the URL given on the command line.
 --   WRK_METHOD=PUT: PUT a body of WRK_BODY_BYTES bytes to WRK_PATH_PREFIX .. "<thread>-<n>",
 --     n cycling over WRK_NAMES names, so most uploads replace a file (as a busy store does).
+--   WRK_AUTHORIZATION: sent as the Authorization header of every request.
 -- done() prints one line "WRK_JSON {...}" with the counts and latency percentiles (microseconds).
 
 local method = os.getenv("WRK_METHOD") or "GET"
+local authorization = os.getenv("WRK_AUTHORIZATION")
+if authorization then wrk.headers["Authorization"] = authorization end
 
 if method == "PUT" then
   local prefix = os.getenv("WRK_PATH_PREFIX") or "/put-"
@@ -13,7 +16,7 @@ if method == "PUT" then
   local chars = {}
   for i = 1, size do chars[i] = string.char(math.random(0, 255)) end
   local body = table.concat(chars)
-  local headers = { ["Content-Type"] = "application/octet-stream" }
+  local headers = { ["Content-Type"] = "application/octet-stream", ["Authorization"] = authorization }
   local threads = 0
 
   function setup(thread)

@@ -3,6 +3,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { StoreParam, UploadIdParam } from './schemas.js'
 
@@ -17,10 +18,12 @@ export const abortUploadRoute = createRoute({
 })
 
 export function createAbortUploadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [abortUploadRoute])
   app.openapi(abortUploadRoute, async (c) => {
     const { store, uploadId } = c.req.valid('param')
-    await deps.stores.get(store).abortUpload(uploadId)
+    const driver = deps.stores.get(store)
+    await ownedUpload(c, driver, store, uploadId, 'abortUpload')
+    await driver.abortUpload(uploadId)
     return c.body(null, 204)
   })
   return app

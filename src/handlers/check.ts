@@ -1,23 +1,39 @@
 /**
- * check: `GET /filestorage/v1/check` reports every store's health: `200` when all answer, else `503`.
- * Consul's health check and load balancers call it, so it never waits long on a stuck store.
+ * check: `GET /filestorage/v1/check` reports every store's health. Consul's health check and load
+ * balancers call it, so it never waits long on a stuck store.
+ *
+ * A store is `up`, `degraded` (it answers, but cannot take writes: a full disk, a read-only file
+ * system, a database refusing writes) or `down` (it does not answer). The answer is `200` only when
+ * every store is up, else `503`: that is what takes an instance out of rotation everywhere (Consul
+ * marks any status but 2xx and 429 critical, so it leaves `?passing` and the nginx upstream; nginx,
+ * HAProxy and cloud load balancers fail a check on a 5xx). A degraded instance keeps serving reads to
+ * whoever calls it directly, and passes again at the next check once it can write again.
+ *
+ * It is public, so without credentials it says only the status per store: the driver, latency,
+ * writability and error text (which can name server paths) go to a caller who may read in that store.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import type { HealthReport, StorageDriver } from '../storage/index.js'
+import { ROOT } from '../storage/index.js'
+import { allows } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 
 const StoreHealth = z
   .object({
-    status: z.enum(['up', 'down']),
-    driver: z.string(),
-    latencyMs: z.number(),
-    message: z.string().optional(),
+    status: z.enum(['up', 'degraded', 'down']),
+    driver: z.string().optional().openapi({ description: 'For a caller who may read in the store.' }),
+    writable: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'False when the store answers but cannot take writes now. For a caller who may read in the store.' }),
+    latencyMs: z.number().optional().openapi({ description: 'For a caller who may read in the store.' }),
+    message: z.string().optional().openapi({ description: 'Why it is down or degraded, for a caller who may read in the store.' }),
   })
   .openapi('StoreHealth')
 
 const CheckSchema = z
   .object({
-    status: z.enum(['ok', 'unavailable']),
+    status: z.enum(['ok', 'degraded', 'unavailable']),
     stores: z.record(z.string(), StoreHealth),
   })
   .openapi('Check')
@@ -28,9 +44,13 @@ export const checkRoute = createRoute({
   operationId: 'check',
   tags: ['service'],
   summary: 'Health of the service and of every store',
+  description:
+    '`200` when every store answers and takes writes. `503` when a store does not answer (`unavailable`) ' +
+    'or cannot take writes (`degraded`: a full disk, a read-only file system, a database refusing writes), ' +
+    'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers.',
   responses: {
-    200: { description: 'Every store answers', content: { 'application/json': { schema: CheckSchema } } },
-    503: { description: 'Some store does not answer', content: { 'application/json': { schema: CheckSchema } } },
+    200: { description: 'Every store answers and takes writes', content: { 'application/json': { schema: CheckSchema } } },
+    503: { description: 'Some store is down or cannot take writes', content: { 'application/json': { schema: CheckSchema } } },
   },
 })
 
@@ -52,29 +72,36 @@ async function probe(driver: StorageDriver, timeoutMs: number): Promise<HealthRe
   }
 }
 
+const statusOf = (r: HealthReport): 'up' | 'degraded' | 'down' => (!r.ok ? 'down' : r.writable === false ? 'degraded' : 'up')
+
 export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number }) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [checkRoute], { public: true })
   app.openapi(checkRoute, async (c) => {
     const entries = deps.stores.entries()
     const reports = await Promise.all(entries.map(([, d]) => probe(d, deps.checkTimeoutMs ?? CHECK_TIMEOUT_MS)))
+    const detailed = await Promise.all(
+      entries.map(([store]) => allows(c, { operation: 'check', action: 'read', store, path: ROOT, below: true })),
+    )
     const stores = Object.fromEntries(
       entries.map(([name, driver], i) => {
         const r = reports[i]!
+        const status = statusOf(r)
+        if (!detailed[i]) return [name, { status }]
         return [
           name,
           {
-            status: r.ok ? ('up' as const) : ('down' as const),
+            status,
             driver: driver.kind,
+            writable: r.ok && r.writable !== false,
             latencyMs: Math.round(r.latencyMs * 10) / 10,
             ...(r.message ? { message: r.message } : {}),
           },
         ]
       }),
     )
-    const ok = reports.every((r) => r.ok)
-    return c.json({ status: ok ? ('ok' as const) : ('unavailable' as const), stores }, ok ? 200 : 503, {
-      'Cache-Control': 'no-store',
-    })
+    const statuses = reports.map(statusOf)
+    const status = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
+    return c.json({ status, stores }, status === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
   })
   return app
 }

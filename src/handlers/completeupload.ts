@@ -4,7 +4,9 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { fileInfo, MAX_PART_NUMBER, parseSha256, type CompleteUploadOptions } from '../storage/index.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { FileInfoSchema, StoreParam, UploadIdParam } from './schemas.js'
 
@@ -37,19 +39,21 @@ export const completeUploadRoute = createRoute({
   responses: {
     200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
     201: { description: 'Created the file', content: { 'application/json': { schema: FileInfoSchema } } },
-    ...errorResponses(400, 404, 409, 412, 413, 503),
+    ...errorResponses(400, 404, 408, 409, 412, 413, 503, 507),
   },
 })
 
 export function createCompleteUploadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
-  app.openapi(completeUploadRoute, async (c) => {
+  const app = createHandlerApp(deps, [completeUploadRoute])
+  app.openapi(withBoundedJsonBody(completeUploadRoute, deps), async (c) => {
     const { store, uploadId } = c.req.valid('param')
+    const driver = deps.stores.get(store)
+    await ownedUpload(c, driver, store, uploadId, 'completeUpload')
     const body = c.req.valid('json')
     const options: CompleteUploadOptions = {}
     if (body.parts) options.parts = body.parts
     if (body.sha256) options.expectedSha256 = parseSha256(body.sha256)
-    const { file, created } = await deps.stores.get(store).completeUpload(uploadId, options)
+    const { file, created } = await driver.completeUpload(uploadId, options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
   })
   return app

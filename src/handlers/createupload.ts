@@ -3,7 +3,10 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { validateMetadata, type CreateUploadOptions } from '../storage/index.js'
+import { authorize, ownerOf } from './access.js'
+import { parseMediaType } from './media-type.js'
 import { requestPath } from './request-path.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
@@ -36,21 +39,23 @@ export const createUploadRoute = createRoute({
   },
   responses: {
     201: { description: 'The upload', content: { 'application/json': { schema: UploadSessionSchema } } },
-    ...errorResponses(400, 403, 404, 409, 412, 503),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
   },
 })
 
 export function createCreateUploadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
-  app.openapi(createUploadRoute, async (c) => {
+  const app = createHandlerApp(deps, [createUploadRoute])
+  app.openapi(withBoundedJsonBody(createUploadRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
+    await authorize(c, { operation: 'createUpload', action: 'write', store, path })
     const metadata = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
     const options: CreateUploadOptions = {
       ...writePreconditions(c),
-      ...(body.contentType ? { contentType: body.contentType } : {}),
+      owner: ownerOf(c),
+      ...(body.contentType ? { contentType: parseMediaType(body.contentType, 'contentType') } : {}),
       ...(metadata ? { metadata } : {}),
       ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
     }

@@ -2,6 +2,7 @@
  * delete: `DELETE /{store}/delete/{path}` removes a file, or a folder (`recursive` when not empty).
  */
 import { createRoute, z } from '@hono/zod-openapi'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
@@ -28,12 +29,14 @@ export const deleteRoute = createRoute({
 })
 
 export function createDeleteHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [deleteRoute])
   app.openapi(deleteRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const { recursive } = c.req.valid('query')
     const driver = deps.stores.get(store)
-    await driver.delete(requestPath(c, rawPath), { recursive, ...ifMatchOf(c) })
+    const path = requestPath(c, rawPath)
+    await authorize(c, { operation: 'delete', action: 'delete', store, path })
+    await driver.delete(path, { recursive, ...ifMatchOf(c) })
     return c.body(null, 204)
   })
   return app

@@ -3,6 +3,10 @@
  * validate with) and `GET /docs`, an interactive page (Swagger UI) over it, whose script and styles
  * this handler serves too (swagger-ui-assets.ts). Every URL in the page is relative to the page, so
  * it works wherever the handler is mounted, also behind a proxy that strips a prefix.
+ *
+ * With access control on, the document declares the authorizer's security schemes and puts them,
+ * with the `401` and `403` answers, on every operation but the public ones, so the page's
+ * "Authorize" button sends the token with every "Try it out".
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { html } from 'hono/html'
@@ -18,6 +22,8 @@ export interface DocsOptions {
   service?: { name: string; version: string }
   /** The stores served: the `store` parameter takes only these (others answer `404 unknown_store`). */
   storeNames?: string[]
+  /** The authorizer's OpenAPI security schemes (none: anonymous access, nothing to declare). */
+  securitySchemes?: Record<string, Record<string, unknown>>
 }
 
 type Operation = { parameters?: { name: string; in: string; schema?: Record<string, unknown>; content?: unknown }[] }
@@ -39,6 +45,9 @@ function refineParameters(operation: Operation, storeNames: string[] | undefined
   }
 }
 
+/** Operations anyone may call, credentials or not. */
+const PUBLIC_OPERATIONS = new Set(['check', 'help', 'tusOptions'])
+
 type Document = ReturnType<OpenAPIHono['getOpenAPI31Document']>
 
 export function buildOpenApiDocument(options: DocsOptions): Document {
@@ -59,6 +68,7 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
         name: 'resumable uploads (tus)',
         description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
       },
+      { name: 'signed URLs', description: 'URLs that grant one operation on one path to whoever holds them, until they expire' },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })
@@ -69,6 +79,7 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   for (const item of Object.values(document.paths)) {
     for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
   }
+  declareSecurity(document, options.securitySchemes ?? {})
   return document
 }
 
@@ -88,7 +99,7 @@ const docsPage = html`<!doctype html>
     <script src="${assets}/swagger-ui-bundle.js"></script>
     <script>
       // validatorUrl 'none': Swagger UI would otherwise send the document's URL to validator.swagger.io.
-      window.ui = SwaggerUIBundle({ url: 'openapi.json', dom_id: '#swagger-ui', validatorUrl: 'none' })
+      window.ui = SwaggerUIBundle({ url: 'openapi.json', dom_id: '#swagger-ui', validatorUrl: 'none', persistAuthorization: true })
     </script>
   </body>
 </html>
@@ -100,6 +111,27 @@ export const DOCS_ROUTES = [
   { method: 'get', path: '/docs' },
   ...swaggerUiAssetRoutes('/docs'),
 ]
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'] as const
+
+function declareSecurity(document: Document, schemes: Record<string, Record<string, unknown>>): void {
+  const names = Object.keys(schemes)
+  if (names.length === 0) return
+  document.components = { ...document.components, securitySchemes: schemes as never }
+  const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method]
+      if (!operation || PUBLIC_OPERATIONS.has(operation.operationId ?? '')) continue
+      operation.security = names.map((name) => ({ [name]: [] }))
+      operation.responses = {
+        ...operation.responses,
+        401: operation.responses?.[401] ?? error('`unauthorized`: no token, or one that is not accepted (`WWW-Authenticate: Bearer`)'),
+        403: operation.responses?.[403] ?? error('`forbidden`: the token has no right for this, or a signed URL does not grant it'),
+      }
+    }
+  }
+}
 
 export function createDocsHandler(options: DocsOptions) {
   const app = createHandlerApp()

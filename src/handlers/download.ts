@@ -1,14 +1,21 @@
 /**
  * download: `GET` and `HEAD /{store}/download/{path}`, with Range, ETag and If-None-Match /
  * If-Modified-Since, and `?disposition=attachment` for a save-as name (RFC 6266 / 5987).
+ *
+ * Served content is inert (SPEC 6): every answer carries a sandboxing Content-Security-Policy, and
+ * active types (HTML, SVG, XML, JavaScript) go as attachments unless a caller with the read right
+ * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
+ * is served as `application/octet-stream`.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
-import rangeParser from 'range-parser'
+import { combineRanges, parse as parseRange } from 'range-parser'
 import { type ByteRange, keepsChanging, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
+import { DOWNLOAD_CSP, isActiveType, servedMediaType } from './media-type.js'
 import { parseEtagList } from './request-options.js'
 import { EtagListHeader, PathParam, StoreParam } from './schemas.js'
 
@@ -25,7 +32,9 @@ export const downloadRoute = createRoute({
     params: z.object({ store: StoreParam, path: PathParam }),
     query: z.object({
       disposition: z.enum(['attachment', 'inline']).optional().openapi({
-        description: 'Send `Content-Disposition` with the file name, to save (`attachment`) or show (`inline`).',
+        description:
+          'Send `Content-Disposition` with the file name, to save (`attachment`) or show (`inline`). HTML, SVG, XML ' +
+          'and JavaScript are always sent as attachments unless `inline` is asked for (not possible with a signed URL).',
       }),
     }),
     headers: z.object({
@@ -50,13 +59,15 @@ const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 const OPEN_ATTEMPTS = 3
 
 export function createDownloadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [downloadRoute])
 
   app.openapi(downloadRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
-    const { disposition } = c.req.valid('query')
+    const { disposition: asked } = c.req.valid('query')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
+    const grant = await authorize(c, { operation: 'download', action: 'read', store, path })
+    const disposition = grant.signed && asked === 'inline' ? undefined : asked
 
     if (c.req.method === 'GET' && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
@@ -103,9 +114,12 @@ async function open(driver: StorageDriver, path: string, range: ByteRange | unde
   return null
 }
 
-function representationHeaders(file: StoredFile, disposition?: 'attachment' | 'inline'): Record<string, string> {
+function representationHeaders(file: StoredFile, asked?: 'attachment' | 'inline'): Record<string, string> {
+  const contentType = servedMediaType(file.contentType)
+  const disposition = asked ?? (isActiveType(contentType) ? 'attachment' : undefined)
   const headers: Record<string, string> = {
-    'Content-Type': file.contentType,
+    'Content-Type': contentType,
+    'Content-Security-Policy': DOWNLOAD_CSP,
     ETag: file.etag,
     'Last-Modified': new Date(file.modified).toUTCString(),
     'Accept-Ranges': 'bytes',
@@ -131,22 +145,29 @@ function notModified(ifNoneMatch: string | undefined, ifModifiedSince: string | 
 }
 
 /**
- * The one range to send, `undefined` for the whole file, or 'unsatisfiable'. Malformed headers and
- * several ranges are answered with the whole file, as RFC 9110 allows; so is a stale `If-Range`.
+ * The one range to send (RFC 9110 14), `undefined` for the whole file, or 'unsatisfiable'.
+ * - A suffix longer than the file selects all of it (`bytes=-5000` of 1000 bytes: 0-999), and an
+ *   end beyond the file is cut to its last byte.
+ * - Overlapping or adjacent ranges are merged; ranges that still remain several are answered with
+ *   the whole file (RFC 9110 allows it; no multipart/byteranges), as are a malformed or invalid
+ *   header (`bytes=5-2`, `bytes=x`), a unit other than bytes, and a stale `If-Range`.
+ * - Unsatisfiable (416) only when no range overlaps the file (`bytes=1000-` of 1000 bytes,
+ *   `bytes=-0`). An empty file has no byte to range over: it is always sent whole (200), as nginx
+ *   does, so clients that send a Range with every request still get it.
  */
 function requestedRange(
   header: string | undefined,
   ifRange: string | undefined,
   file: StoredFile,
 ): ByteRange | undefined | 'unsatisfiable' {
-  if (header === undefined) return undefined
+  if (header === undefined || file.size === 0) return undefined
   if (ifRange !== undefined) {
     const current = ifRange.startsWith('"') ? ifRange === file.etag : ifRange === new Date(file.modified).toUTCString()
     if (!current) return undefined
   }
-  const ranges = rangeParser(file.size, header, { combine: true })
-  if (ranges === -1) return 'unsatisfiable'
-  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined
-  const [range] = ranges
-  return range ? { start: range.start, end: range.end } : undefined
+  const parsed = parseRange(file.size, header)
+  if (parsed.type !== 'bytes' || parsed.code & 1) return undefined // malformed or invalid: ignored
+  if (parsed.ranges.length === 0) return 'unsatisfiable'
+  const ranges = combineRanges(parsed.ranges)
+  return ranges.length === 1 ? { start: ranges[0]!.start, end: ranges[0]!.end } : undefined
 }

@@ -1,19 +1,54 @@
 /**
  * What every handler shares: its dependencies, and a fresh OpenAPIHono app that answers errors
- * as JSON (SPEC 3.5), so each handler can be mounted alone in another app.
+ * as JSON (SPEC 3.5) and guards its own routes (access.ts), so each handler can be mounted alone.
  */
-import { OpenAPIHono } from '@hono/zod-openapi'
+import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import type { StoreRegistry } from '../storage/index.js'
+import { accessMiddleware, type AccessOptions, OPEN_ACCESS } from './access.js'
 import { onError, validationHook } from './http-errors.js'
 
 export interface HandlerDeps {
   stores: StoreRegistry
   /** Uploads larger than this get `413 payload_too_large`; unlimited when unset. */
   maxUploadBytes?: number
+  /**
+   * A JSON body (move, createupload, completeupload) must arrive whole within this, else
+   * `408 request_timeout`; unlimited when unset. Streamed bodies have no such deadline.
+   */
+  jsonBodyTimeoutMs?: number
+  /**
+   * Who may do what (SPEC 6). Unset: everyone may do everything, as for a host app that
+   * authenticates on its own; the node adapter always sets it.
+   */
+  access?: AccessOptions
+  /** How absolute URLs (a tus upload's `Location`, signed URLs) are built. */
+  urls?: UrlOptions
 }
 
-export function createHandlerApp(): OpenAPIHono {
+export interface UrlOptions {
+  /** The base clients reach the service at (`https://files.example.com`, with a path a proxy strips). */
+  publicUrl?: string
+  /** Whether this request comes from a proxy whose `Forwarded`/`X-Forwarded-*` headers are believed. */
+  trustForwarded?: (c: Context) => boolean
+}
+
+/** The Hono form of a route's path (`/{store}/x/{path{.+}}` is `/:store/x/:path{.+}`), as zod-openapi registers it. */
+const honoPath = (path: string) => path.replaceAll(/\/{(.+?)}/g, '/:$1')
+
+/**
+ * A handler's app. `guarded` lists its routes (definitions or Hono paths): each gets the access
+ * middleware before anything else runs; `public` routes authenticate without requiring it.
+ */
+export function createHandlerApp(
+  deps?: Pick<HandlerDeps, 'access'>,
+  guarded: (RouteConfig | string)[] = [],
+  options: { public?: boolean } = {},
+): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook })
   app.onError(onError)
+  const middleware = accessMiddleware(deps?.access ?? OPEN_ACCESS, options)
+  const paths = new Set(guarded.map((r) => (typeof r === 'string' ? r : honoPath(r.path))))
+  for (const path of paths) app.use(path, middleware)
   return app
 }

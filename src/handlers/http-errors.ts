@@ -7,6 +7,7 @@ import { z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { AccessError } from '../auth/index.js'
 import { type ErrorCode, errorCodes, StorageError } from '../storage/index.js'
 
 export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
@@ -22,11 +23,13 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   upload_incomplete: 409,
   offset_mismatch: 409,
   precondition_failed: 412,
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
   store_unavailable: 503,
   method_not_allowed: 405,
+  insufficient_storage: 507,
 }
 
 export const ErrorSchema = z
@@ -92,7 +95,8 @@ export function toStorageError(e: unknown): StorageError | null {
 /** `onError` for every handler app: known errors become SPEC 3.5 JSON; anything else is a bug (500). */
 export function onError(e: Error, c: Context): Response {
   const known = toStorageError(e)
-  if (known) return errorResponse(c, known)
+  // 401 and 403 carry their WWW-Authenticate challenge.
+  if (known) return errorResponse(c, known, known instanceof AccessError ? known.headers : undefined)
   console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
   return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
 }

@@ -18,6 +18,7 @@ import { createInfoHandler, infoRoute } from './info.js'
 import { createListHandler, listRootRoute, listRoute } from './list.js'
 import { methodNotAllowedHandler } from './method-not-allowed.js'
 import { createMoveHandler, moveRoute } from './move.js'
+import { createSignHandler, signRoute } from './sign.js'
 import { createTusHandler, tusRoutes } from './tus.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
@@ -48,6 +49,7 @@ export const fileRoutes: RouteConfig[] = [
   completeUploadRoute,
   abortUploadRoute,
   ...tusRoutes,
+  signRoute,
   checkRoute,
   helpRoute,
 ]
@@ -75,18 +77,30 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createCompleteUploadHandler(options),
     createAbortUploadHandler(options),
     createTusHandler(options),
+    createSignHandler(options),
     createCheckHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
     api.route('/', handler)
   }
-  api.route('/', createDocsHandler({ app: api, basePath, storeNames: options.stores.names(), ...(options.service ? { service: options.service } : {}) }))
+  api.route(
+    '/',
+    createDocsHandler({
+      app: api,
+      basePath,
+      storeNames: options.stores.names(),
+      ...(options.service ? { service: options.service } : {}),
+      securitySchemes: options.access?.authorizer.securitySchemes ?? {},
+    }),
+  )
   app.route(basePath, api)
   return app
 }
 
-export type { HandlerDeps } from './handler-app.js'
+export type { HandlerDeps, UrlOptions } from './handler-app.js'
 export { createHandlerApp } from './handler-app.js'
+export { accessMiddleware, type AccessOptions, allows, authorize, type Grant, OPEN_ACCESS, principalOf } from './access.js'
+export { isActiveType, isMediaType, parseMediaType } from './media-type.js'
 export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'
 export { buildOpenApiDocument, createDocsHandler } from './docs.js'
 export {
@@ -102,6 +116,7 @@ export {
   createCompleteUploadHandler,
   createAbortUploadHandler,
   createTusHandler,
+  createSignHandler,
   createCheckHandler,
   createHelpHandler,
 }
@@ -120,6 +135,7 @@ export {
   completeUploadRoute,
   abortUploadRoute,
   tusRoutes,
+  signRoute,
   checkRoute,
   helpRoute,
 }

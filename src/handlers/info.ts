@@ -3,6 +3,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, notFound } from '../storage/index.js'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
@@ -22,11 +23,12 @@ export const infoRoute = createRoute({
 })
 
 export function createInfoHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [infoRoute])
   app.openapi(infoRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
+    await authorize(c, { operation: 'info', action: 'read', store, path })
     const entry = await driver.lookup(path)
     if (!entry) throw notFound(`"${path}"`)
     return c.json(entryInfo(store, entry), 200, entry.type === 'file' ? { ETag: entry.etag } : {})

@@ -5,7 +5,9 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryInfo, moveAcrossStores, parsePath } from '../storage/index.js'
+import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { ifMatchOf } from './request-options.js'
@@ -37,13 +39,13 @@ export const moveRoute = createRoute({
   },
   responses: {
     200: { description: 'What is now at the new place', content: { 'application/json': { schema: EntrySchema } } },
-    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
   },
 })
 
 export function createMoveHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
-  app.openapi(moveRoute, async (c) => {
+  const app = createHandlerApp(deps, [moveRoute])
+  app.openapi(withBoundedJsonBody(moveRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     const source = deps.stores.get(store)
@@ -51,6 +53,10 @@ export function createMoveHandler(deps: HandlerDeps) {
     const target = deps.stores.get(targetStore)
     const from = requestPath(c, rawPath)
     const to = parsePath(body.to)
+    // Both ends: the source is read and removed, the target written.
+    await authorize(c, { operation: 'move', action: 'read', store, path: from })
+    await authorize(c, { operation: 'move', action: 'delete', store, path: from })
+    await authorize(c, { operation: 'move', action: 'write', store: targetStore, path: to })
     const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c) }
     const moved =
       target === source

@@ -3,7 +3,7 @@
  * are read by the consumer before the next part is parsed, so memory stays flat however large the
  * files are (Hono's parseBody() would buffer the whole body).
  */
-import { Readable } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
 import busboy from 'busboy'
 import { StorageError } from '../storage/index.js'
 
@@ -55,16 +55,18 @@ export async function* formParts(
   parser.on('filesLimit', tooMany('files'))
   parser.on('fieldsLimit', tooMany('fields'))
   parser.on('partsLimit', tooMany('parts'))
-  parser.on('error', (e) =>
-    push({ error: new StorageError('invalid_request', `the form could not be read: ${(e as Error).message}`) }),
-  )
-  parser.on('close', () => push({ done: true }))
 
   const source = Readable.fromWeb(body as never)
-  source.on('error', (e) =>
-    push({ error: new StorageError('invalid_request', 'the request body ended before it was complete', { cause: e }) }),
-  )
-  source.pipe(parser)
+  // pipeline, not pipe: a body that breaks off (the client went away) destroys the parser, and
+  // busboy then fails the file stream being read, so the upload of that part stops at once. Its
+  // callback is the one end of the form: after the last part, or at the first failure.
+  pipeline(source, parser, (e) => {
+    if (!e) return push({ done: true })
+    const message = source.errored
+      ? 'the request body ended before it was complete'
+      : `the form could not be read: ${e.message}`
+    push({ error: new StorageError('invalid_request', message, { cause: e }) })
+  })
   try {
     for (;;) {
       const event = queue.shift()
@@ -78,10 +80,9 @@ export async function* formParts(
       yield event.part
     }
   } finally {
-    source.unpipe(parser)
-    source.destroy()
     parser.removeAllListeners()
     parser.on('error', () => {})
+    source.destroy()
     parser.destroy()
   }
 }

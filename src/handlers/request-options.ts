@@ -11,6 +11,7 @@ import {
   type PutOptions,
   type WritePreconditions,
 } from '../storage/index.js'
+import { parseMediaType } from './media-type.js'
 import { ETAG_LIST } from './schemas.js'
 
 /** Entity tags of an `If-Match`/`If-None-Match` header: `*` or a list of quoted tags. */
@@ -78,7 +79,7 @@ export function contentLength(c: Context, maxBytes: number | undefined): number 
 export function putOptions(c: Context, maxBytes: number | undefined): PutOptions {
   const options: PutOptions = { ...writePreconditions(c) }
   const contentType = c.req.header('content-type')
-  if (contentType) options.contentType = contentType
+  if (contentType?.trim()) options.contentType = parseMediaType(contentType, 'Content-Type')
   const metadata = metadataHeader(c)
   if (metadata) options.metadata = metadata
   const sha256 = sha256Header(c)
@@ -91,20 +92,12 @@ export function putOptions(c: Context, maxBytes: number | undefined): PutOptions
 
 const EMPTY = new Uint8Array(0)
 
-declare module 'hono' {
-  interface ContextVariableMap {
-    /**
-     * Set by an adapter that can read the body more cheaply than `c.req.raw.body` (the node adapter
-     * reads Node's own request; see src/adapters/node/request-body.ts). Handlers stay web-standard.
-     */
-    requestBody?: () => ReadableStream<Uint8Array>
-  }
-}
-
-/** The request body as a stream (from the adapter's reader when it set one); an absent body is an empty one. */
+/**
+ * The request body as a stream; an absent body is an empty one. An adapter may have put its own
+ * reader there (the node adapter reads Node's request itself, with an idle timeout: see
+ * src/adapters/node/request-body.ts); handlers stay web-standard.
+ */
 export function requestBody(c: Context): ReadableStream<Uint8Array> {
-  const fromAdapter = c.get('requestBody')
-  if (fromAdapter) return fromAdapter()
   return (
     c.req.raw.body ??
     new ReadableStream<Uint8Array>({

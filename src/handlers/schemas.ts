@@ -49,6 +49,18 @@ export const UploadIdParam = z.string().openapi({
   example: '4f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99',
 })
 
+/**
+ * A whole number in a query string, written in plain decimal digits: `12`, never `+12`, `1e1`,
+ * `0x0c`, ` 12`, `12.0` or `012`, which Number() would all read as 12. One spelling per number.
+ */
+export const decimalQuery = (min: number, max: number, description: string) =>
+  z
+    .string()
+    .regex(/^(0|[1-9][0-9]*)$/, 'must be a whole number in plain decimal digits (no sign, exponent, spaces or leading zeros)')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .openapi({ type: 'integer', minimum: min, maximum: max, description: `${description} Plain decimal digits, no leading zeros.` })
+
 /** `true`/`false` (or `1`/`0`) in a query string. */
 export const BooleanQuery = z
   .enum(['true', 'false', '1', '0', ''])

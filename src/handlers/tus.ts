@@ -29,7 +29,7 @@ const UPLOAD = '/:store/tus/:uploadId'
 
 export function createTusHandler(handlerDeps: HandlerDeps) {
   const deps: TusDeps = { ...handlerDeps, writes: new UploadWrites() }
-  const app = createHandlerApp()
+  const app = createHandlerApp(handlerDeps, [...COLLECTION, UPLOAD])
   app.onError(tusError)
   for (const route of tusRoutes) app.openAPIRegistry.registerPath(route)
 

@@ -13,9 +13,11 @@ import {
   type PutResult,
   type StorageDriver,
 } from '../storage/index.js'
+import { authorize, grantedContentType, uploadLimit } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { parseMediaType } from './media-type.js'
 import { formParts } from './multipart.js'
 import { metadataHeader, putOptions, requestBody, writePreconditions } from './request-options.js'
 import { CreateOnlyHeader, DirParam, EtagListHeader, FileInfoSchema, MetadataHeader, PathParam, Sha256Header, StoreParam } from './schemas.js'
@@ -44,7 +46,7 @@ export const uploadRoute = createRoute({
   responses: {
     200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
     201: { description: 'Created a new file', content: { 'application/json': { schema: FileInfoSchema } } },
-    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
   },
 })
 
@@ -82,20 +84,23 @@ export const uploadFormRoute = createRoute({
       description: 'The stored files, in form order',
       content: { 'application/json': { schema: z.array(FileInfoSchema) } },
     },
-    ...errorResponses(400, 403, 404, 409, 412, 413, 503),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
   },
 })
 
 const FORM_LIMITS = { fieldBytes: 64 * 1024, fields: 100, files: 1000 }
 
 export function createUploadHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [uploadRoute, uploadFormRoute])
 
   app.openapi(uploadRoute, async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
-    const options = putOptions(c, deps.maxUploadBytes)
+    const grant = await authorize(c, { operation: 'upload', action: 'write', store, path })
+    const options = putOptions(c, uploadLimit(deps.maxUploadBytes, grant))
+    const contentType = grantedContentType(options.contentType, grant, 'Content-Type')
+    if (contentType !== undefined) options.contentType = contentType
     const { file, created } = await driver.put(path, requestBody(c), options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
   })
@@ -104,6 +109,8 @@ export function createUploadHandler(deps: HandlerDeps) {
     const { store, dir: rawDir } = c.req.valid('param')
     const driver = deps.stores.get(store)
     const dir = requestPath(c, rawDir, { folder: true })
+    // The folder first: a right on it covers every file the form can put there.
+    await authorize(c, { operation: 'uploadForm', action: 'write', store, path: dir })
     const contentType = c.req.header('content-type') ?? ''
     if (!/^multipart\/form-data\s*;/i.test(contentType)) {
       throw new StorageError('invalid_request', 'this route takes a multipart/form-data body')
@@ -121,7 +128,10 @@ export function createUploadHandler(deps: HandlerDeps) {
         if (part.name !== 'file') {
           throw new StorageError('invalid_request', `unexpected file field "${part.name}": file parts are named "file"`)
         }
-        const result = await storePart(driver, dir, part, metadata, conditions, deps.maxUploadBytes)
+        if (part.filename === '') throw new StorageError('invalid_request', 'a file part has no file name')
+        const path = joinPath(dir, parseName(part.filename))
+        await authorize(c, { operation: 'uploadForm', action: 'write', store, path })
+        const result = await storePart(driver, path, part, metadata, conditions, deps.maxUploadBytes)
         stored.push(fileInfo(store, result.file))
         if (result.created) created.push(result.file.path)
       }
@@ -139,17 +149,15 @@ export function createUploadHandler(deps: HandlerDeps) {
 
 async function storePart(
   driver: StorageDriver,
-  dir: string,
-  part: { filename: string; contentType: string; body: ReadableStream<Uint8Array> },
+  path: string,
+  part: { contentType: string; body: ReadableStream<Uint8Array> },
   metadata: Record<string, unknown> | undefined,
   conditions: ReturnType<typeof writePreconditions>,
   maxBytes: number | undefined,
 ): Promise<PutResult> {
-  if (part.filename === '') throw new StorageError('invalid_request', 'a file part has no file name')
-  const path = joinPath(dir, parseName(part.filename))
   return driver.put(path, part.body, {
     ...conditions,
-    contentType: part.contentType,
+    contentType: parseMediaType(part.contentType, "a file part's Content-Type"),
     ...(metadata ? { metadata } : {}),
     ...(maxBytes !== undefined ? { maxBytes } : {}),
   })

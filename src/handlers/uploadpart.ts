@@ -4,9 +4,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { MAX_PART_NUMBER, type PutPartOptions } from '../storage/index.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { contentLength, requestBody, sha256Header } from './request-options.js'
-import { PartInfoSchema, Sha256Header, StoreParam, UploadIdParam } from './schemas.js'
+import { decimalQuery, PartInfoSchema, Sha256Header, StoreParam, UploadIdParam } from './schemas.js'
 
 export const uploadPartRoute = createRoute({
   method: 'put',
@@ -18,23 +19,24 @@ export const uploadPartRoute = createRoute({
   request: {
     params: z.object({ store: StoreParam, uploadId: UploadIdParam }),
     query: z.object({
-      part: z.coerce.number().int().min(1).max(MAX_PART_NUMBER).openapi({ description: 'Part number, from 1.' }),
+      part: decimalQuery(1, MAX_PART_NUMBER, 'Part number, from 1.'),
     }),
     headers: z.object({ 'x-content-sha256': Sha256Header('Hex sha256 the part must have (`400 checksum_mismatch` otherwise).').optional() }),
     body: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } }, required: true },
   },
   responses: {
     200: { description: 'The part as stored', content: { 'application/json': { schema: PartInfoSchema } } },
-    ...errorResponses(400, 404, 413, 503),
+    ...errorResponses(400, 404, 408, 413, 503, 507),
   },
 })
 
 export function createUploadPartHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [uploadPartRoute])
   app.openapi(uploadPartRoute, async (c) => {
     const { store, uploadId } = c.req.valid('param')
     const { part } = c.req.valid('query')
     const driver = deps.stores.get(store)
+    await ownedUpload(c, driver, store, uploadId, 'uploadPart')
     const options: PutPartOptions = {}
     const sha256 = sha256Header(c)
     if (sha256) options.expectedSha256 = sha256

@@ -3,6 +3,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { ownedUpload } from './upload-owner.js'
 import { errorResponses } from './http-errors.js'
 import { StoreParam, UploadIdParam, UploadStatusSchema } from './schemas.js'
 
@@ -20,10 +21,11 @@ export const uploadStatusRoute = createRoute({
 })
 
 export function createUploadStatusHandler(deps: HandlerDeps) {
-  const app = createHandlerApp()
+  const app = createHandlerApp(deps, [uploadStatusRoute])
   app.openapi(uploadStatusRoute, async (c) => {
     const { store, uploadId } = c.req.valid('param')
-    return c.json(await deps.stores.get(store).uploadStatus(uploadId), 200)
+    const { owner: _owner, ...status } = await ownedUpload(c, deps.stores.get(store), store, uploadId, 'uploadStatus')
+    return c.json(status, 200)
   })
   return app
 }

@@ -15,12 +15,14 @@ export const errorCodes = [
   'upload_incomplete',
   'offset_mismatch',
   'precondition_failed',
+  'request_timeout',
   'payload_too_large',
   'unsupported_media_type',
   'range_not_satisfiable',
   'store_unavailable',
   /** A route asked with a method it does not take (HTTP only). */
   'method_not_allowed',
+  'insufficient_storage',
 ] as const
 
 export type ErrorCode = (typeof errorCodes)[number]
@@ -54,6 +56,10 @@ export const fileInTheWay = (file: string) => alreadyExists(`a file at "${file}"
 
 /** An operation that gave up after its target changed under it again and again (other writers racing it). */
 export const keepsChanging = (what: string) => new StorageError('store_unavailable', `${what} keeps changing; try again`)
+
+/** The store has no room left for the write (a full disk, an exhausted quota). */
+export const insufficientStorage = (cause?: unknown) =>
+  new StorageError('insufficient_storage', 'the store is full; free some space, or try another instance', { cause })
 
 export const payloadTooLarge = (limit: number) =>
   new StorageError('payload_too_large', `the body is larger than the limit of ${limit} bytes`, {

@@ -3,6 +3,7 @@
  */
 import { getMimeType } from 'hono/utils/mime'
 import { alreadyExists, preconditionFailed, StorageError } from './errors.js'
+import { jsonTextDepth, valueDepth } from './json-depth.js'
 import type { StoredEntry, StoredFile, WritePreconditions } from './types.js'
 
 export const etagOf = (sha256: string): string => `"${sha256}"`
@@ -57,12 +58,21 @@ export function contentTypeFor(name: string, given?: string): string {
 }
 
 export const MAX_METADATA_BYTES = 16 * 1024
+/** How deeply metadata may nest (the object itself is level 1): far more than any real use needs. */
+export const MAX_METADATA_DEPTH = 32
 
-/** Checks a client metadata object: a JSON object of at most 16 KiB. */
+const tooDeep = () =>
+  new StorageError('invalid_request', `metadata nests deeper than ${MAX_METADATA_DEPTH} levels`, {
+    details: { limit: MAX_METADATA_DEPTH },
+  })
+
+/** Checks a client metadata object: a JSON object of at most 16 KiB, nested at most 32 deep. */
 export function validateMetadata(value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new StorageError('invalid_request', 'metadata must be a JSON object')
   }
+  // Before JSON.stringify, which recurses: a few KB nested thousands deep would overflow the stack.
+  if (valueDepth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH) throw tooDeep()
   // JSON numbers beyond a double (1e999) parse as Infinity and would be stored as null: refuse them.
   const text = JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === 'number' && !Number.isFinite(v)) {
@@ -81,6 +91,7 @@ export function validateMetadata(value: unknown): Record<string, unknown> {
 
 /** Parses metadata sent as JSON text (a header or a form field). */
 export function parseMetadata(text: string): Record<string, unknown> {
+  if (jsonTextDepth(text, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH) throw tooDeep()
   let value: unknown
   try {
     value = JSON.parse(text)

@@ -4,11 +4,13 @@ export * from './errors.js'
 export * from './paths.js'
 export * from './digest.js'
 export * from './file-attributes.js'
+export * from './json-depth.js'
 export * from './ordering.js'
 export * from './part-uploads.js'
 export * from './append-body.js'
 export * from './registry.js'
 export * from './transfer.js'
+export { bodyChunks } from './streams.js'
 export { DiskDriver, type DiskDriverOptions } from './disk/disk-driver.js'
 export {
   DEFAULT_INLINE_MAX_BYTES,

@@ -36,6 +36,8 @@ export interface UploadRecord extends UploadSession, WritePreconditions {
   maxBytes?: number
   /** Opaque strings of a protocol layer (tus `Upload-Metadata`). */
   attributes?: Record<string, string>
+  /** Who created it (CreateUploadOptions.owner). */
+  owner?: string
 }
 
 /**
@@ -61,6 +63,7 @@ export function newUploadRecord(
     ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
     ...(options.totalSize !== undefined ? { totalSize: options.totalSize } : {}),
     ...(options.attributes !== undefined ? { attributes: options.attributes } : {}),
+    ...(options.owner !== undefined ? { owner: options.owner } : {}),
   }
 }
 
@@ -77,6 +80,7 @@ export function uploadStatusOf(record: UploadRecord, parts: PartInfo[]): UploadS
     ...(record.contentType !== undefined ? { contentType: record.contentType } : {}),
     metadata: record.metadata,
     attributes: record.attributes ?? {},
+    ...(record.owner !== undefined ? { owner: record.owner } : {}),
     parts,
     received: receivedBytes(parts),
   }

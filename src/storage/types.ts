@@ -111,6 +111,11 @@ export interface CreateUploadOptions extends WritePreconditions {
    * keeps the `Upload-Metadata` header as the client sent it). At most 16 KiB of keys and values.
    */
   attributes?: Record<string, string>
+  /**
+   * Who created the upload (an access-control principal's id), kept with it so that the HTTP layer
+   * can answer another principal `404`. The core stores it and never looks at it.
+   */
+  owner?: string
 }
 
 export interface UploadSession {
@@ -134,6 +139,8 @@ export interface UploadStatus extends UploadSession {
   metadata: Record<string, unknown>
   /** As given at creation; `{}` when none were. */
   attributes: Record<string, string>
+  /** As given at creation (`CreateUploadOptions.owner`); absent when none was. */
+  owner?: string
   parts: PartInfo[]
   /** Bytes received so far: the sum of the parts' sizes. */
   received: number
@@ -181,7 +188,13 @@ export interface AppendResult {
 }
 
 export interface HealthReport {
+  /** The store answers (reads work). */
   ok: boolean
+  /**
+   * The store can take writes now (room left, not read-only, writes accepted). A store that answers
+   * but cannot write is degraded: `ok` true, `writable` false. Absent: not checked, taken as true.
+   */
+  writable?: boolean
   latencyMs: number
   message?: string
 }

@@ -23,12 +23,17 @@ describe('configuration', () => {
     const config = loadConfig({})
     expect(config).toMatchObject({
       PORT: 8081,
-      HOST: '0.0.0.0',
+      HOST: '127.0.0.1', // no authentication configured: loopback only (SPEC 6)
+      AUTH_MODE: 'anonymous',
       STORAGE_DIR: './data',
       MONGODB_DB: 'filestorage',
       INLINE_MAX_BYTES: 1048576,
       SERVICE_NAME: 'filestorage',
       SERVICE_TAGS: [],
+      HEADERS_TIMEOUT_SECONDS: 20,
+      BODY_IDLE_TIMEOUT_SECONDS: 30,
+      REQUEST_TIMEOUT_SECONDS: 30,
+      MAX_CONNECTIONS: 1024,
     })
     expect(config.MONGODB_URI).toBeUndefined()
     expect(config.MAX_UPLOAD_BYTES).toBeUndefined()
@@ -49,6 +54,11 @@ describe('configuration', () => {
     ['MAX_UPLOAD_BYTES', 'lots'],
     ['MONGODB_URI', 'http://not-mongo'],
     ['LOG_REQUESTS', 'perhaps'],
+    ['HEADERS_TIMEOUT_SECONDS', '0'],
+    ['BODY_IDLE_TIMEOUT_SECONDS', '-5'],
+    ['REQUEST_TIMEOUT_SECONDS', 'soon'],
+    ['MAX_CONNECTIONS', '0'],
+    ['MAX_CONNECTIONS', '1.5'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=`))
   })

@@ -68,6 +68,43 @@ describe('1 GiB through HTTP on the disk store', () => {
     expect(downloadGrowth).toBeLessThan(FLAT)
   })
 
+  it('holds at most about 2 MiB per upload when 40 uploads outrun the disk and the hash', { timeout: 300_000 }, async () => {
+    // 40 clients that send faster than one process can hash and write: every upload's buffers fill
+    // (the socket queue, the digest stage, the file writer). 2 MiB each, plus room for the garbage
+    // collector to lag; at 1 MiB per stage (4 MiB per upload) the growth was 130 to 155 MiB here.
+    const uploads = 40
+    const size = 64 * MiB
+    const chunk = Buffer.alloc(MiB, 5)
+    await svc.resetPeakRss()
+    const before = await svc.rss()
+    const statuses = await Promise.all(
+      Array.from({ length: uploads }, (_, i) =>
+        new Promise<number>((resolve, reject) => {
+          const url = new URL(svc.origin)
+          const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: `/filestorage/v1/disk/upload/many/${i}.bin`, headers: { 'content-length': String(size) } }, (res) => {
+            res.resume()
+            res.on('end', () => resolve(res.statusCode ?? 0))
+          })
+          req.on('error', reject)
+          let sent = 0
+          const pump = () => {
+            while (sent < size) {
+              sent += chunk.length
+              if (!req.write(chunk)) return void req.once('drain', pump)
+            }
+            req.end()
+          }
+          pump()
+        }),
+      ),
+    )
+    expect(statuses).toEqual(Array(uploads).fill(201))
+    const growth = (await svc.peakRss()) - before
+    console.log(`${uploads} concurrent uploads of ${size / MiB} MiB: peak RSS growth ${(growth / MiB).toFixed(1)} MiB`)
+    expect(growth).toBeLessThan(uploads * 2 * MiB + 40 * MiB)
+    expect((await fetch(`${svc.api}/disk/delete/many?recursive=true`, { method: 'DELETE' })).status).toBe(204)
+  })
+
   it('an upload cut off half-way leaves no file, no leftovers, and the previous version intact', { timeout: 300_000 }, async () => {
     const previous = await fetch(`${svc.api}/disk/upload/cut/target.bin`, { method: 'PUT', body: 'the previous version' })
     expect(previous.status).toBe(201)

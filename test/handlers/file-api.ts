@@ -14,6 +14,10 @@ export const API_LIMITS = { MAX_UPLOAD_BYTES: String(8 * 1024 * 1024), PART_SIZE
 /** FileInfo as it arrives in JSON. */
 type FileJson = FileInfo
 
+/** A JSON object whose field `a` nests arrays `depth - 1` deep: `{"a":[[…]]}`, `depth` levels in all. */
+const nested = (depth: number) => `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
 export function describeFileApi(store: string, start: () => Promise<TestService>): void {
   describe(`file API over HTTP: ${store} store`, () => {
     let svc: TestService
@@ -100,6 +104,22 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await expectError(await fetch(url('info', path)), 404, 'not_found')
         const ok = await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-content-sha256': sha256('x').toUpperCase() } })
         expect(ok.status).toBe(201)
+      })
+
+      it('refuses metadata nested deeper than 32 levels with 400, however small, before anything recursive sees it', async () => {
+        const path = `${folder()}/deep.txt`
+        for (const depth of [33, 3000, 20_000]) {
+          const res = await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': nested(depth) } })
+          const body = await expectError(res, 400, 'invalid_request')
+          expect(body.error.message).toMatch(/deeper than 32/)
+        }
+        await expectError(await fetch(url('info', path)), 404, 'not_found')
+        const deepest = await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': nested(32) } })
+        expect(deepest.status).toBe(201)
+        expect(((await deepest.json()) as FileJson).metadata).toEqual(JSON.parse(nested(32)))
+        // Brackets inside strings are text, not nesting.
+        const quoted = JSON.stringify({ s: '[[[[{{{{'.repeat(100), e: '\\"[[' })
+        expect((await fetch(url('upload', path), { method: 'PUT', body: 'x', headers: { 'x-file-metadata': quoted } })).status).toBe(200)
       })
 
       it('honours If-None-Match: * and If-Match with 412', async () => {
@@ -191,6 +211,16 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await expectError(await fetch(url('list', dir)), 404, 'not_found')
       })
 
+      it('refuses a metadata field nested too deep with 400, storing nothing', async () => {
+        const dir = folder()
+        const form = new FormData()
+        form.append('file', new Blob(['one']), 'one.txt')
+        form.append('metadata', nested(3000))
+        form.append('file', new Blob(['two']), 'two.txt')
+        await expectError(await fetch(url('upload', dir), { method: 'POST', body: form }), 400, 'invalid_request')
+        await expectError(await fetch(url('list', dir)), 404, 'not_found')
+      })
+
       it('removes the files it created when a later part fails', async () => {
         const dir = folder()
         const form = new FormData()
@@ -238,6 +268,21 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         ['bytes=10-', 'abcdefghij', 'bytes 10-19/20'],
         ['bytes=-5', 'fghij', 'bytes 15-19/20'],
         ['bytes=18-100', 'ij', 'bytes 18-19/20'],
+        // RFC 9110 14.1.3: a suffix longer than the representation selects all of it.
+        ['bytes=-20', content, 'bytes 0-19/20'],
+        ['bytes=-5000', content, 'bytes 0-19/20'],
+        ['bytes=-99999999999999999999999', content, 'bytes 0-19/20'],
+        ['bytes=0-', content, 'bytes 0-19/20'],
+        ['bytes=19-19', 'j', 'bytes 19-19/20'],
+        ['bytes=19-', 'j', 'bytes 19-19/20'],
+        ['bytes=0-0', '0', 'bytes 0-0/20'],
+        ['Bytes=2-3', '23', 'bytes 2-3/20'],
+        ['bytes= 2-3 , 3-3', '23', 'bytes 2-3/20'],
+        // Overlapping and adjacent ranges merge into one; an unsatisfiable one beside a satisfiable one is dropped.
+        ['bytes=0-3,2-5', '012345', 'bytes 0-5/20'],
+        ['bytes=0-1,2-3', '0123', 'bytes 0-3/20'],
+        ['bytes=-3,15-', 'fghij', 'bytes 15-19/20'],
+        ['bytes=0-1,50-60', '01', 'bytes 0-1/20'],
       ])('answers Range %s with 206', async (range, body, contentRange) => {
         const res = await fetch(url('download', path), { headers: { range } })
         expect(res.status).toBe(206)
@@ -246,20 +291,62 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         expect(await res.text()).toBe(body)
       })
 
-      it('answers a range outside the file with 416 and Content-Range */size', async () => {
-        const res = await fetch(url('download', path), { headers: { range: 'bytes=20-30' } })
-        expect(res.headers.get('content-range')).toBe('bytes */20')
-        await expectError(res, 416, 'range_not_satisfiable')
+      it.each(['bytes=20-30', 'bytes=20-', 'bytes=-0', 'bytes=20-20,99-', 'bytes=99999999999999999999-'])(
+        'answers Range %s, outside the file, with 416 and Content-Range */size',
+        async (range) => {
+          for (const method of ['GET', 'HEAD']) {
+            const res = await fetch(url('download', path), { method, headers: { range } })
+            expect(res.status).toBe(416)
+            expect(res.headers.get('content-range')).toBe('bytes */20')
+            if (method === 'GET') await expectError(res, 416, 'range_not_satisfiable')
+          }
+        },
+      )
+
+      it.each([
+        ['several ranges', { range: 'bytes=0-1,5-6' }],
+        ['a unit other than bytes', { range: 'lines=1-2' }],
+        ['a malformed range', { range: 'bytes=x-3' }],
+        ['no =', { range: 'bytes 0-3' }],
+        ['a reversed range', { range: 'bytes=5-2' }],
+        ['an invalid range beside a valid one', { range: 'bytes=0-1,x' }],
+        ['a lone dash', { range: 'bytes=-' }],
+        ['an empty set', { range: 'bytes=' }],
+        ['a stale If-Range', { range: 'bytes=0-1', 'if-range': '"stale"' }],
+        ['a weak If-Range', { range: 'bytes=0-1', 'if-range': 'W/"stale"' }],
+        ['an If-Range date that is not Last-Modified', { range: 'bytes=0-1', 'if-range': new Date(0).toUTCString() }],
+      ])('answers %s with the whole file', async (_what, headers: Record<string, string>) => {
+        const res = await fetch(url('download', path), { headers })
+        expect(res.status).toBe(200)
+        expect(res.headers.get('content-range')).toBeNull()
+        expect(res.headers.get('content-length')).toBe('20')
+        expect(await res.text()).toBe(content)
       })
 
-      it('answers several ranges, a malformed one or a stale If-Range with the whole file', async () => {
-        for (const headers of [{ range: 'bytes=0-1,5-6' }, { range: 'lines=1-2' }, { range: 'bytes=0-1', 'if-range': '"stale"' }] as Record<string, string>[]) {
-          const res = await fetch(url('download', path), { headers })
-          expect(res.status).toBe(200)
-          expect(await res.text()).toBe(content)
+      it('honours If-Range with the current ETag or Last-Modified, also on HEAD', async () => {
+        const lastModified = new Date(file.modified).toUTCString()
+        for (const ifRange of [file.etag, lastModified]) {
+          const res = await fetch(url('download', path), { headers: { range: 'bytes=2-4', 'if-range': ifRange } })
+          expect(res.status).toBe(206)
+          expect(res.headers.get('content-range')).toBe('bytes 2-4/20')
+          expect(await res.text()).toBe('234')
         }
-        const current = await fetch(url('download', path), { headers: { range: 'bytes=0-1', 'if-range': file.etag } })
-        expect(current.status).toBe(206)
+        const head = await fetch(url('download', path), { method: 'HEAD', headers: { range: 'bytes=-5000', 'if-range': file.etag } })
+        expect(head.status).toBe(206)
+        expect(head.headers.get('content-range')).toBe('bytes 0-19/20')
+        expect(head.headers.get('content-length')).toBe('20')
+      })
+
+      it('answers any Range on an empty file with the whole (empty) file', async () => {
+        const empty = `${folder()}/empty.bin`
+        await upload(empty, '')
+        for (const range of ['bytes=0-', 'bytes=-5', 'bytes=0-0', 'bytes=5-10', 'bytes=-0']) {
+          const res = await fetch(url('download', empty), { headers: { range } })
+          expect(res.status).toBe(200)
+          expect(res.headers.get('content-length')).toBe('0')
+          expect(res.headers.get('content-range')).toBeNull()
+          expect(await res.text()).toBe('')
+        }
       })
 
       it('answers 304 to If-None-Match and If-Modified-Since', async () => {
@@ -352,6 +439,10 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await expectError(await fetch(`${url('list', dir)}?limit=0`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?limit=abc`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?limit=10001`), 400, 'invalid_request')
+        for (const limit of ['1e1', '0x10', '+1', '%201', '01', '1.0', '']) {
+          await expectError(await fetch(`${url('list', dir)}?limit=${limit}`), 400, 'invalid_request')
+        }
+        expect((await fetch(`${url('list', dir)}?limit=10000`)).status).toBe(200)
         await expectError(await fetch(`${url('list', dir)}?recursive=maybe`), 400, 'invalid_request')
         await expectError(await fetch(`${url('list', dir)}?cursor=bogus`), 400, 'invalid_request')
         await expectError(await fetch(url('list', `${dir}/missing`)), 404, 'not_found')
@@ -479,6 +570,11 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         const { uploadId } = await create(`${folder()}/bad.bin`)
         await expectError(await sendPart(uploadId, 0, 'x'), 400, 'invalid_request')
         await expectError(await sendPart(uploadId, 'one', 'x'), 400, 'invalid_request')
+        // Only plain decimal digits: Number() would read every one of these as a valid part number.
+        for (const n of ['1e0', '1e3', '0x10', '+1', '%201', '1%20', '01', '1.0', '', '10001']) {
+          await expectError(await sendPart(uploadId, n, 'x'), 400, 'invalid_request')
+        }
+        expect((await (await fetch(`${api}/${store}/uploadstatus/${uploadId}`)).json()) as unknown).toMatchObject({ parts: [] })
         await expectError(await fetch(`${api}/${store}/uploadpart/${uploadId}`, { method: 'PUT', body: 'x' }), 400, 'invalid_request')
         await expectError(await sendPart(uploadId, 1, part(1, Number(API_LIMITS.PART_SIZE_LIMIT) + 1)), 413, 'payload_too_large')
         await expectError(await sendPart(uploadId, 1, 'x', { 'x-content-sha256': sha256('y') }), 400, 'checksum_mismatch')
@@ -487,6 +583,26 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
           400,
           'invalid_request',
         )
+      })
+
+      it('refuses JSON bodies nested too deep (400) or too large (413) on every JSON route, and deep metadata in createupload', async () => {
+        const path = `${folder()}/json.bin`
+        const deepMetadata = `{"metadata":${nested(3000)}}`
+        for (const body of [deepMetadata, `{"metadata":${nested(33)}}`]) {
+          await expectError(await fetch(url('createupload', path), { method: 'POST', body, headers: JSON_HEADERS }), 400, 'invalid_request')
+        }
+        await expectError(await fetch(url('createupload', path), { method: 'POST', headers: { 'x-file-metadata': nested(3000) } }), 400, 'invalid_request')
+        const { uploadId } = await create(path, { body: `{"metadata":${nested(32)}}`, headers: JSON_HEADERS })
+        const deepBody = `{"parts":[1],"x":${'['.repeat(3000)}${']'.repeat(3000)}}`
+        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: deepBody, headers: JSON_HEADERS }), 400, 'invalid_request')
+        await expectError(await fetch(url('move', path), { method: 'POST', body: `{"to":"x","x":${'['.repeat(3000)}${']'.repeat(3000)}}`, headers: JSON_HEADERS }), 400, 'invalid_request')
+        const huge = JSON.stringify({ to: 'x', padding: 'x'.repeat(300 * 1024) })
+        await expectError(await fetch(url('move', path), { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        // The largest legitimate body passes: every one of 10,000 part numbers, spaced out.
+        const allParts = JSON.stringify({ parts: Array.from({ length: 10_000 }, (_, i) => i + 1) }, null, 1)
+        const listed = await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: allParts, headers: JSON_HEADERS })
+        await expectError(listed, 409, 'upload_incomplete')
       })
 
       it('answers 412 when If-None-Match: * no longer holds at completion', async () => {

@@ -5,12 +5,16 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { serve as nodeServe } from '@hono/node-server'
 import { Hono } from 'hono'
+import { type Authorizer, createTokenVerifier, tokenAuthorizer, unauthorized } from '../../src/auth/index.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningServer, serve } from '../../src/adapters/node/server.js'
 import { createDownloadHandler, createFileStorageApp, createUploadHandler } from '../../src/handlers/index.js'
 import { DiskDriver, StoreRegistry } from '../../src/storage/index.js'
-import { expectError } from '../helpers/http.js'
+import { bearer, hmacKey, hmacToken } from '../helpers/auth.js'
+import { expectError, rawRequest } from '../helpers/http.js'
 import { sha256 } from '../helpers/streams.js'
 
 const dirs: string[] = []
@@ -59,6 +63,59 @@ describe('a handler mounted alone in another app', () => {
     const ok = await app.request('/s/upload/a.txt', { method: 'PUT', body: 'tiny' })
     expect(ok.status).toBe(201)
     await expectError(await app.request('/s/upload/b.txt', { method: 'PUT', body: 'far too large' }), 413, 'payload_too_large')
+  })
+})
+
+describe('a handler mounted alone is as strict as the service', () => {
+  const key = hmacKey('k')
+  let origin: string
+  let close: () => Promise<void>
+  /** A developer's own authorizer: a user named by a header their gateway sets, allowed under their folder. */
+  const gatewayUsers: Authorizer = {
+    authenticate: (c) => {
+      const user = c.req.header('x-gateway-user')
+      if (!user) throw unauthorized('no user')
+      return { id: `gw:${user}`, sub: user, kind: 'gateway' }
+    },
+    allows: (principal, request) => request.path === principal.sub || request.path.startsWith(`${principal.sub}/`),
+  }
+  beforeAll(async () => {
+    const stores = new StoreRegistry({ files: await DiskDriver.open({ dir: await tempDir() }) })
+    await stores.get('files').put('docs/a.txt', new Blob(['secret a']).stream())
+    await stores.get('files').put('secret.txt', new Blob(['top secret']).stream())
+    await stores.get('files').put('ana/b.txt', new Blob(['ana b']).stream())
+    const host = new Hono()
+    host.get('/public', (c) => c.text('no token needed here'))
+    const access = { authorizer: tokenAuthorizer(createTokenVerifier({ hmacSecrets: [key] })) }
+    host.route('/assets', createDownloadHandler({ stores, access }))
+    host.route('/mine', createDownloadHandler({ stores, access: { authorizer: gatewayUsers } }))
+    // @hono/node-server's own serve: nothing of the node adapter's checks runs before the handler.
+    const server = nodeServe({ fetch: host.fetch, hostname: '127.0.0.1', port: 0 })
+    await new Promise<void>((resolve) => server.once('listening', resolve))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    close = () => new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  afterAll(async () => close?.())
+
+  it('refuses a raw %2e%2e target itself, though node-server resolved it to another file', async () => {
+    const token = await hmacToken(key, 'ana', ['files:read:files:docs'])
+    const res = await rawRequest(origin, 'GET', '/assets/files/download/docs/%2e%2e/secret.txt', { headers: bearer(token) })
+    await expectError(res, 400, 'invalid_path')
+    await expectError(await rawRequest(origin, 'GET', '/assets/files/download/docs/../secret.txt', { headers: bearer(token) }), 400, 'invalid_path')
+  })
+
+  it('answers 401 without a token and 403 outside the token\'s rights; the host\'s own routes stay its own', async () => {
+    await expectError(await fetch(`${origin}/assets/files/download/docs/a.txt`), 401, 'unauthorized')
+    const token = await hmacToken(key, 'ana', ['files:read:files:docs'])
+    expect(await (await fetch(`${origin}/assets/files/download/docs/a.txt`, { headers: bearer(token) })).text()).toBe('secret a')
+    await expectError(await fetch(`${origin}/assets/files/download/secret.txt`, { headers: bearer(token) }), 403, 'forbidden')
+    expect(await (await fetch(`${origin}/public`)).text()).toBe('no token needed here')
+  })
+
+  it('takes a developer\'s own authorizer in place of tokens', async () => {
+    await expectError(await fetch(`${origin}/mine/files/download/ana/b.txt`), 401, 'unauthorized')
+    expect(await (await fetch(`${origin}/mine/files/download/ana/b.txt`, { headers: { 'x-gateway-user': 'ana' } })).text()).toBe('ana b')
+    await expectError(await fetch(`${origin}/mine/files/download/secret.txt`, { headers: { 'x-gateway-user': 'ana' } }), 403, 'forbidden')
   })
 })
 

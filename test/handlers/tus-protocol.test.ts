@@ -403,20 +403,39 @@ for (const store of tusStores()) {
     })
 
     describe('Location behind a proxy', () => {
-      it('follows X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix and Forwarded; ignores values that are not a scheme, host or path', async () => {
-        const locate = async (headers: Record<string, string>) =>
-          (await createTusUpload(collection, { 'Upload-Length': '1', ...headers })).location
-        const path = `/filestorage/v1/${store}/tus/`
-        expect(await locate({ 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'files.example.com' })).toMatch(
-          new RegExp(`^https://files\\.example\\.com${path}[0-9a-f]{32}$`),
-        )
-        expect(await locate({ Forwarded: 'for=1.2.3.4;proto=https;host="up.example.com:8443"', 'X-Forwarded-Prefix': '/storage/' })).toMatch(
-          new RegExp(`^https://up\\.example\\.com:8443/storage${path}[0-9a-f]{32}$`),
-        )
-        const origin = new URL(svc.origin)
-        expect(await locate({ 'X-Forwarded-Proto': 'javascript', 'X-Forwarded-Host': 'evil.com/x?', 'X-Forwarded-Prefix': '/../x' })).toMatch(
-          new RegExp(`^http://${origin.host}${path}[0-9a-f]{32}$`),
-        )
+      const path = `/filestorage/v1/${store}/tus/`
+      const locate = async (api: string, headers: Record<string, string>) =>
+        (await createTusUpload(`${api}/${store}/tus/`, { 'Upload-Length': '1', ...headers })).location
+      const spoofed = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'evil.example', Forwarded: 'host=evil.example', 'X-Forwarded-Prefix': '/x' }
+
+      it('is built from the request\'s own host: a client that is not a trusted proxy cannot move it', async () => {
+        expect(await locate(svc.api, spoofed)).toMatch(new RegExp(`^http://${new URL(svc.origin).host}${path}[0-9a-f]{32}$`))
+      })
+
+      it('follows X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix and Forwarded from a trusted proxy; ignores values that are not a scheme, host or path', async () => {
+        const proxied = await startTestService({ TRUSTED_PROXIES: '127.0.0.0/8', ...storeEnv(store) })
+        try {
+          expect(await locate(proxied.api, { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'files.example.com' })).toMatch(
+            new RegExp(`^https://files\\.example\\.com${path}[0-9a-f]{32}$`),
+          )
+          expect(await locate(proxied.api, { Forwarded: 'for=1.2.3.4;proto=https;host="up.example.com:8443"', 'X-Forwarded-Prefix': '/storage/' })).toMatch(
+            new RegExp(`^https://up\\.example\\.com:8443/storage${path}[0-9a-f]{32}$`),
+          )
+          expect(await locate(proxied.api, { 'X-Forwarded-Proto': 'javascript', 'X-Forwarded-Host': 'evil.com/x?', 'X-Forwarded-Prefix': '/../x' })).toMatch(
+            new RegExp(`^http://${new URL(proxied.origin).host}${path}[0-9a-f]{32}$`),
+          )
+        } finally {
+          await proxied.stop()
+        }
+      })
+
+      it('is under PUBLIC_URL when it is set, whatever the headers say', async () => {
+        const configured = await startTestService({ PUBLIC_URL: 'https://files.example.com/storage', TRUSTED_PROXIES: '127.0.0.1', ...storeEnv(store) })
+        try {
+          expect(await locate(configured.api, spoofed)).toMatch(new RegExp(`^https://files\\.example\\.com/storage${path}[0-9a-f]{32}$`))
+        } finally {
+          await configured.stop()
+        }
       })
     })
 

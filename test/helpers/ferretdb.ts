@@ -37,10 +37,13 @@ export interface FerretDb {
   dispose(): Promise<void>
 }
 
-/** Prepares a FerretDB on a free port; `start()` runs it. */
-export async function ferretDb(bin: string): Promise<FerretDb> {
+/**
+ * Prepares a FerretDB on a free port; `start()` runs it. Its data goes to a new folder under
+ * `parentDir` (the system's temporary folder by default; a test's own small file system to fill).
+ */
+export async function ferretDb(bin: string, parentDir = tmpdir()): Promise<FerretDb> {
   const [port] = (await freePorts(1)) as [number]
-  const dataDir = await mkdtemp(join(tmpdir(), 'filestorage-ferretdb-'))
+  const dataDir = await mkdtemp(join(parentDir, 'filestorage-ferretdb-'))
   const uri = `mongodb://127.0.0.1:${port}/`
   let current: TestChild | undefined
 

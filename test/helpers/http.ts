@@ -3,6 +3,7 @@
  * resolves `..` and `%2e%2e` before sending), and JSON error assertions.
  */
 import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { expect } from 'vitest'
 
 export interface RawResponse {
@@ -59,4 +60,33 @@ export async function expectError(response: Response | RawResponse, status: numb
   expect(typeof body.error.message).toBe('string')
   expect(body.error.message.length).toBeGreaterThan(0)
   return body
+}
+
+/**
+ * A request written by hand on its own connection (head, then as much of the body as given), left
+ * open: the test decides when to send more, read the answer, or cut the connection.
+ */
+export async function openRawRequest(origin: string, head: string, body: Buffer | string = ''): Promise<Socket> {
+  const url = new URL(origin)
+  const socket = connect(Number(url.port), url.hostname)
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+  socket.on('error', () => {}) // a cut the server makes is what some tests wait for
+  socket.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body)]))
+  return socket
+}
+
+/** Everything a raw connection receives until the server closes it (or `timeoutMs` passes). */
+export function readUntilClosed(socket: Socket, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    let received = ''
+    socket.on('data', (c: Buffer) => (received += c.toString('latin1')))
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve(received)
+    }, timeoutMs)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolve(received)
+    })
+  })
 }

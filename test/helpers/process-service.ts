@@ -3,7 +3,7 @@
  * process: memory measurements, signals, restarts, several instances.
  */
 import type { ChildProcess } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { type Exit, spawnChild } from './child-process.js'
 
@@ -27,6 +27,8 @@ export interface ProcessService {
   /** Peak resident memory since start or the last `resetPeakRss`, in bytes. */
   peakRss(): Promise<number>
   resetPeakRss(): Promise<void>
+  /** How many file descriptors the process holds open now (from /proc). */
+  openFds(): Promise<number>
   /** Sends a signal and waits (bounded) for the exit. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>
   exited: Promise<Exit>
@@ -97,6 +99,7 @@ export async function spawnService(
     peakRss: () => procStatus(pid, 'VmHWM'),
     // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS (Linux 4.0+).
     resetPeakRss: () => writeFile(`/proc/${pid}/clear_refs`, '5'),
+    openFds: async () => (await readdir(`/proc/${pid}/fd`)).length,
     exited,
     stop: (signal = 'SIGTERM', timeoutMs = 15_000) => service.stop(signal, timeoutMs),
   }

@@ -17,7 +17,10 @@ export interface TestService {
   stop(): Promise<void>
 }
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+export async function startTestService(
+  env: Record<string, string> = {},
+  options: { log?: (line: string) => void } = {},
+): Promise<TestService> {
   const storageDir = await mkdtemp(join(tmpdir(), 'filestorage-http-'))
   const config = loadConfig({
     PORT: '0',
@@ -27,7 +30,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     SHUTDOWN_TIMEOUT_SECONDS: '5',
     ...env,
   })
-  const service = await startService(config, () => {})
+  const service = await startService(config, options.log ?? (() => {}))
   return {
     service,
     origin: service.http.url,

@@ -428,6 +428,15 @@ export function describeStorageContract(label: string, target: ContractTarget): 
     describe('uploads in parts', () => {
       const partBody = (n: number, size = 1000) => Buffer.alloc(size, n)
 
+      it('keeps the owner an upload was created with, and none when none was given', async () => {
+        const owned = await store.createUpload('parts/owned.bin', { owner: 'https://idp.example#ana' })
+        expect((await store.uploadStatus(owned.uploadId)).owner).toBe('https://idp.example#ana')
+        expect(await store.declareUploadSize(owned.uploadId, 10)).toMatchObject({ owner: 'https://idp.example#ana', totalSize: 10 })
+        const unowned = await store.createUpload('parts/unowned.bin')
+        expect((await store.uploadStatus(unowned.uploadId)).owner).toBeUndefined()
+        await Promise.all([store.abortUpload(owned.uploadId), store.abortUpload(unowned.uploadId)])
+      })
+
       it('assembles parts sent out of order, re-sent parts replacing earlier ones', async () => {
         const session = await store.createUpload('parts/out.bin', { contentType: 'application/x-test', metadata: { m: 1 } })
         expect(session.uploadId).toMatch(/^[0-9a-f]{32}$/)

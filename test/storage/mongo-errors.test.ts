@@ -4,7 +4,7 @@
 import { MongoNetworkError, MongoNetworkTimeoutError, MongoServerError, MongoTopologyClosedError } from 'mongodb'
 import { describe, expect, it } from 'vitest'
 import { StorageError } from '../../src/storage/index.js'
-import { isDuplicateKey, isUnavailable, storageErrorOf } from '../../src/storage/mongo/connection.js'
+import { isDuplicateKey, isOutOfSpace, isUnavailable, storageErrorOf } from '../../src/storage/mongo/connection.js'
 
 const serverError = (code: number, message: string) => new MongoServerError({ code, errmsg: message, message })
 
@@ -37,5 +37,17 @@ describe('MongoDB errors', () => {
     expect(storageErrorOf(bug)).toBe(bug) // a 500: the store asked for something the server cannot do
     const client = new StorageError('not_found', 'x')
     expect(storageErrorOf(client)).toBe(client)
+  })
+
+  it('turns a server out of space into insufficient_storage: MongoDB (14031) and FerretDB on SQLite (1, SQLITE_FULL)', () => {
+    for (const e of [
+      serverError(14031, 'Both the data and the journal files are out of disk space'),
+      serverError(1, '[msg_insert.go:168 handler.(*Handler).MsgInsert] [db.go:167 fsql.(*DB).InTransaction] database or disk is full (13)'),
+    ]) {
+      expect(isOutOfSpace(e)).toBe(true)
+      expect((storageErrorOf(e) as StorageError).code).toBe('insufficient_storage')
+    }
+    expect(isOutOfSpace(serverError(1, 'some other internal error'))).toBe(false)
+    expect(isOutOfSpace(new Error('database or disk is full'))).toBe(false)
   })
 })

@@ -26,8 +26,11 @@ export interface FileStorageClientOptions {
   target: ServiceResolver | ServiceResolverOptions | string
   /** Where the API is mounted on the instances; default `/filestorage/v1`. */
   basePath?: string
-  /** Sent as `Authorization: Bearer <token>` with every request. */
-  token?: string
+  /**
+   * Sent as `Authorization: Bearer <token>` with every request: a token, or a function that returns
+   * one, asked before every request (so that it can refresh one that expires).
+   */
+  token?: string | (() => string | Promise<string>)
   /** Attempts of one request when no answer comes back (see above); default 3. */
   attempts?: number
   fetch?: typeof fetch
@@ -116,8 +119,9 @@ export interface SignedUrl {
 }
 
 export interface CheckReport {
-  status: 'ok' | 'unavailable'
-  stores: Record<string, { status: 'up' | 'down'; driver: string; latencyMs: number; message?: string }>
+  status: 'ok' | 'degraded' | 'unavailable'
+  /** `driver`, `writable`, `latencyMs` and `message` only for a caller who may read in the store. */
+  stores: Record<string, { status: 'up' | 'degraded' | 'down'; driver?: string; writable?: boolean; latencyMs?: number; message?: string }>
 }
 
 interface RequestSpec {
@@ -138,7 +142,7 @@ export class FileStorageClient {
   readonly #attempts: number
   readonly #fetch: typeof fetch
   readonly #onRetry: (event: RetryEvent) => void
-  readonly #authorization: string | undefined
+  readonly #token: FileStorageClientOptions['token']
 
   constructor(options: FileStorageClientOptions) {
     const { target } = options
@@ -148,7 +152,7 @@ export class FileStorageClient {
     this.#attempts = Math.max(1, options.attempts ?? 3)
     this.#fetch = options.fetch ?? globalThis.fetch
     this.#onRetry = options.onRetry ?? (() => {})
-    this.#authorization = options.token ? `Bearer ${options.token}` : undefined
+    this.#token = options.token
   }
 
   /**
@@ -306,8 +310,9 @@ export class FileStorageClient {
     const suffix = `${this.#basePath}${spec.route}${query.size ? `?${query}` : ''}`
 
     let failure: unknown
-    if (this.#authorization) headers.Authorization = this.#authorization
     for (let attempt = 1; attempt <= this.#attempts; attempt++) {
+      const token = typeof this.#token === 'function' ? await this.#token() : this.#token
+      if (token) headers.Authorization = `Bearer ${token}`
       const origin = await this.#origin()
       let response: Response
       try {

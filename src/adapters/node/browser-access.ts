@@ -25,6 +25,7 @@ const REQUEST_HEADERS = [
 ]
 
 const RESPONSE_HEADERS = [
+  'WWW-Authenticate',
   'ETag',
   'Last-Modified',
   'Content-Length',

@@ -9,6 +9,7 @@
  * folder (src/storage/disk: records by inode, locks across processes).
  */
 import cluster, { type Worker } from 'node:cluster'
+import { sharedSigningKeyEnv } from './access.js'
 import type { Config } from './config.js'
 import type { ConsulRegistration } from './consul-registration.js'
 import { registerWithConsul, type Service, type ServiceRoles } from './service.js'
@@ -61,9 +62,10 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
   let restartDelay = 0
   let announce!: (where: { url: string; stores: string[] }) => void
   const listening = new Promise<{ url: string; stores: string[] }>((resolve) => (announce = resolve))
+  const shared = sharedSigningKeyEnv(config)
 
   const fork = (role: Role, replacing?: number) => {
-    const worker = cluster.fork({ [ROLE_VARIABLE]: role })
+    const worker = cluster.fork({ ...shared, [ROLE_VARIABLE]: role })
     roles.set(worker, role)
     worker.on('message', (message: Listening) => {
       if (message?.type !== 'filestorage:listening') return

@@ -2,6 +2,7 @@
  * Configuration from the environment (SPEC 4), validated with zod. A bad value stops start-up with
  * a message naming the variable.
  */
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { hostAddress } from './host-address.js'
@@ -74,9 +75,35 @@ const commaList = z
       .filter(Boolean),
   )
 
+/** `kid:secret` pairs, comma-separated (AUTH_HMAC_SECRETS, AUTH_URL_SIGNING_KEYS): ids for rotation, secrets of 32 bytes or more. */
+const secretKeys = commaList.transform((items, ctx) =>
+  items.map((item) => {
+    const colon = item.indexOf(':')
+    const kid = item.slice(0, colon)
+    const secret = item.slice(colon + 1)
+    if (colon < 1 || !/^[A-Za-z0-9._-]+$/.test(kid)) {
+      ctx.addIssue({ code: 'custom', message: 'each key is kid:secret, the kid made of letters, digits, ".", "_" and "-"' })
+    } else if (Buffer.byteLength(secret) < 32) {
+      ctx.addIssue({ code: 'custom', message: `the secret of "${kid}" is shorter than 32 bytes (try: openssl rand -hex 32)` })
+    }
+    return { kid, secret }
+  }),
+)
+
+/** An address or a CIDR block (TRUSTED_PROXIES). */
+const addressOrBlock = z.string().refine((v) => {
+  const [address, bits, ...rest] = v.split('/')
+  const family = isIP(address ?? '')
+  const max = family === 4 ? 32 : 128
+  return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max))
+}, 'each item is an IP address or a CIDR block (10.0.0.0/8)')
+
+const httpUrl = z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional())
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8081),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Default: 0.0.0.0 with authentication configured, else 127.0.0.1 (see loadConfig). */
+  HOST: optionalString,
   STORAGE_DIR: z.string().min(1).default('./data'),
   MONGODB_URI: z.preprocess(emptyAsUnset, z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb://').optional()),
   MONGODB_DB: z.string().min(1).default('filestorage'),
@@ -98,6 +125,14 @@ export const configSchema = z.object({
     .union([z.literal('auto'), z.coerce.number().int().min(1).max(256)])
     .default(1)
     .transform((v) => (v === 'auto' ? availableParallelism() : v)),
+  /** A client must send its request line and headers within this (slowloris: connections that dribble). */
+  HEADERS_TIMEOUT_SECONDS: seconds.default(20),
+  /** A request body that sends nothing for this long while the server waits for it is cut (408). */
+  BODY_IDLE_TIMEOUT_SECONDS: seconds.default(30),
+  /** A JSON body (move, createupload, completeupload) must arrive whole within this (408); uploads have no such deadline. */
+  REQUEST_TIMEOUT_SECONDS: seconds.default(30),
+  /** Connections one process serves at once (each worker, with WORKERS); more are refused until some close. */
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1024),
   LOG_REQUESTS: flag.default(true),
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
   CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
@@ -112,12 +147,27 @@ export const configSchema = z.object({
   SERVICE_NAME: serviceName,
   SERVICE_ADDRESS: optionalString,
   SERVICE_TAGS: commaList,
+  // Access control (SPEC 6; README "Security").
+  AUTH_MODE: z.preprocess(emptyAsUnset, z.enum(['token', 'anonymous']).optional()),
+  AUTH_ISSUER: httpUrl,
+  AUTH_JWKS_URL: httpUrl,
+  AUTH_AUDIENCE: commaList,
+  AUTH_HMAC_SECRETS: secretKeys,
+  AUTH_RIGHTS_CLAIM: z.string().min(1).default('filestorage'),
+  AUTH_CLOCK_SKEW: duration.default(30_000).pipe(z.number().max(300_000, 'must be at most 5m')),
+  AUTH_JWKS_COOLDOWN: duration.default(30_000),
+  AUTH_URL_SIGNING_KEYS: secretKeys,
+  AUTH_URL_MAX_EXPIRY: duration.default(3_600_000).pipe(z.number().min(1000, 'must be at least 1s')),
+  /** Where clients reach the service (tus Location, signed URLs); default: the request's own host. */
+  PUBLIC_URL: httpUrl,
+  /** Proxies whose Forwarded / X-Forwarded-* headers are believed. */
+  TRUSTED_PROXIES: commaList.pipe(z.array(addressOrBlock)),
 })
 
 type ParsedConfig = z.infer<typeof configSchema>
 
-/** The configuration, with SERVICE_ADDRESS resolved (SPEC 4: the host's address by default). */
-export type Config = ParsedConfig & { SERVICE_ADDRESS: string }
+/** The configuration, with HOST, SERVICE_ADDRESS and the access mode resolved. */
+export type Config = ParsedConfig & { HOST: string; SERVICE_ADDRESS: string; AUTH_MODE: 'token' | 'anonymous' }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -126,7 +176,29 @@ export class ConfigError extends Error {
 /** Reads the configuration; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const config = parseEnvironment(configSchema, env)
-  return { ...config, SERVICE_ADDRESS: config.SERVICE_ADDRESS ?? hostAddress(config.HOST) }
+  const keys = Boolean(config.AUTH_ISSUER || config.AUTH_JWKS_URL || config.AUTH_HMAC_SECRETS.length > 0)
+  const mode = config.AUTH_MODE ?? (keys ? 'token' : 'anonymous')
+  if (mode === 'token' && !keys) {
+    throw new ConfigError('invalid configuration:\n  AUTH_MODE=token: set AUTH_ISSUER, AUTH_JWKS_URL or AUTH_HMAC_SECRETS to verify tokens with')
+  }
+  if (mode === 'anonymous' && keys) {
+    throw new ConfigError('invalid configuration:\n  AUTH_MODE=anonymous: token keys are configured too (AUTH_ISSUER, AUTH_JWKS_URL, AUTH_HMAC_SECRETS); unset one or the other')
+  }
+  const host = config.HOST ?? (mode === 'token' ? '0.0.0.0' : '127.0.0.1')
+  if (mode === 'anonymous' && config.AUTH_MODE === undefined && !isLoopback(host)) {
+    throw new ConfigError(
+      `refusing to serve HOST=${host} without authentication: anyone who reaches it could read, overwrite and delete every file.\n` +
+        '  Configure AUTH_ISSUER, AUTH_JWKS_URL or AUTH_HMAC_SECRETS (README, "Security"), listen on a loopback address\n' +
+        '  (HOST=127.0.0.1), or set AUTH_MODE=anonymous to serve everyone anonymously on purpose.',
+    )
+  }
+  return { ...config, HOST: host, AUTH_MODE: mode, SERVICE_ADDRESS: config.SERVICE_ADDRESS ?? hostAddress(host) }
+}
+
+/** 127.0.0.0/8, ::1 (also as ::ffff:127.x.x.x) and localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
 /** Reads the variables `schema` names from `env`; throws a ConfigError naming every bad one. */

@@ -8,11 +8,15 @@ import type { Duplex } from 'node:stream'
 import { getRequestListener } from '@hono/node-server'
 import { errorBody } from '../../handlers/index.js'
 import { hostPort } from '../host-port.js'
-import { rawTargetProblem } from './request-target.js'
+import { rawTargetProblem } from '../../handlers/raw-target.js'
 
 export interface ServeOptions {
   host: string
   port: number
+  /** Request line and headers must arrive within this; `408` JSON, then the connection is closed. */
+  headersTimeoutMs?: number
+  /** Connections served at once; more are closed as they come until some end. */
+  maxConnections?: number
 }
 
 export interface RunningServer {
@@ -29,8 +33,7 @@ type Fetch = Parameters<typeof getRequestListener>[0]
 
 export async function serve(fetch: Fetch, options: ServeOptions): Promise<RunningServer> {
   const listener = getRequestListener(fetch)
-  // Room for 16 KiB of X-File-Metadata (SPEC 3.1) beside the other headers; Node's default is 16 KiB in all.
-  const server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const problem = rawTargetProblem(req.url ?? '/')
     if (problem) {
       const body = JSON.stringify(errorBody('invalid_path', problem))
@@ -40,12 +43,24 @@ export async function serve(fetch: Fetch, options: ServeOptions): Promise<Runnin
     }
     closeIfBodyUnread(req, res)
     void listener(req, res)
-  })
+  }
+  const server = createServer(
+    {
+      // Room for 16 KiB of X-File-Metadata (SPEC 3.1) beside the other headers; Node's default is 16 KiB in all.
+      maxHeaderSize: 64 * 1024,
+      // How often Node looks for connections past headersTimeout: every second, not every 30 (the default).
+      connectionsCheckingInterval: 1000,
+    },
+    onRequest,
+  )
   server.on('clientError', answerClientError)
-  // Large transfers over slow links: no per-request deadline, but a bound on idle header waits.
+  // Large transfers over slow links: no deadline for a whole request (Node's requestTimeout would
+  // cut a long upload); stalled bodies are cut by the idle timeout where they are read
+  // (request-body.ts), and JSON bodies by their own deadline (handlers/json-body.ts).
   server.requestTimeout = 0
-  server.headersTimeout = 60_000
+  server.headersTimeout = options.headersTimeoutMs ?? 20_000
   server.keepAliveTimeout = 65_000 // above nginx's and typical load balancers' idle timeouts
+  if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -59,19 +74,27 @@ export async function serve(fetch: Fetch, options: ServeOptions): Promise<Runnin
   return { server, port, url: `http://${hostPort(host, port)}`, stop: (ms) => stop(server, ms) }
 }
 
-/** Requests Node cannot even parse get a JSON error too, not an empty 400. */
-function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || !error.code?.startsWith('HPE_')) {
+/**
+ * Requests Node cannot even parse get a JSON error too, not an empty 400; so do requests whose
+ * headers did not arrive within headersTimeout (408). Nothing is written once a response started.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex & { _httpMessage?: { headersSent?: boolean } }): void {
+  const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+  if (!socket.writable || socket._httpMessage?.headersSent || !(timeout || error.code?.startsWith('HPE_'))) {
     socket.destroy()
     return
   }
   const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
-  const body = JSON.stringify(
-    errorBody('invalid_request', tooLarge ? 'the request headers are too large (64 KiB at most)' : 'malformed HTTP request'),
-  )
+  const [status, body] = timeout
+    ? ['408 Request Timeout', errorBody('request_timeout', 'the request headers did not arrive in time')]
+    : tooLarge
+      ? ['431 Request Header Fields Too Large', errorBody('invalid_request', 'the request headers are too large (64 KiB at most)')]
+      : ['400 Bad Request', errorBody('invalid_request', 'malformed HTTP request')]
+  const json = JSON.stringify(body)
+  // Closed once written: a client that stalls must not keep the socket by never closing its side.
   socket.end(
-    `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    () => socket.destroy(),
   )
 }
 

@@ -7,6 +7,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
+import { accessOptions, urlOptions } from './access.js'
 import { accessLog } from './access-log.js'
 import { browserAccess } from './browser-access.js'
 import { nodeRequestBody } from './request-body.js'
@@ -50,17 +51,25 @@ export async function startService(
   const api = createFileStorageApp({
     stores,
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
+    jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
+    access: accessOptions(config),
+    urls: urlOptions(config),
   })
   const app = new OpenAPIHono()
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))
   app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
-  app.use(nodeRequestBody())
+  app.use(nodeRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000 }))
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   app.route('/', api)
 
-  const http = await serve(app.fetch, { host: config.HOST, port: config.PORT })
+  const http = await serve(app.fetch, {
+    host: config.HOST,
+    port: config.PORT,
+    headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
+    maxConnections: config.MAX_CONNECTIONS,
+  })
   const sweep = async () => {
     for (const [name, driver] of stores.entries()) {
       try {

@@ -5,7 +5,9 @@
  */
 import type { Context } from 'hono'
 import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
+import { authorize, type Grant, grantedContentType, ownerOf, signedTarget, signerOf, uploadLimit } from '../access.js'
 import type { HandlerDeps } from '../handler-app.js'
+import { ownedUpload } from '../upload-owner.js'
 import { errorBody } from '../http-errors.js'
 import { requestBody, writePreconditions } from '../request-options.js'
 import { uploadLocation } from './location.js'
@@ -35,8 +37,12 @@ export interface TusDeps extends HandlerDeps {
   writes: UploadWrites
 }
 
-const driverOf = (deps: TusDeps, c: Context): StorageDriver => deps.stores.get(c.req.param('store')!)
+const storeOf = (c: Context): string => c.req.param('store')!
+const driverOf = (deps: TusDeps, c: Context): StorageDriver => deps.stores.get(storeOf(c))
 const uploadIdOf = (c: Context): string => c.req.param('uploadId')!
+
+/** The upload named by the URL, once its owner is this request's principal (else `404`, before anything else). */
+const ownUpload = (deps: TusDeps, c: Context) => ownedUpload(c, driverOf(deps, c), storeOf(c), uploadIdOf(c), 'tusUpload')
 
 /** OPTIONS: what this server supports. */
 export function tusOptions(deps: TusDeps, c: Context): Response {
@@ -56,21 +62,25 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   if (c.req.header('upload-concat') !== undefined) {
     throw new StorageError('invalid_request', 'the concatenation extension is not supported')
   }
-  const totalSize = uploadLength(c, deps.maxUploadBytes)
   const rawMetadata = c.req.header('upload-metadata') ?? ''
-  const target = uploadTarget(parseUploadMetadata(rawMetadata), newUploadId())
+  const target = uploadTarget(parseUploadMetadata(rawMetadata), newUploadId(), signedTarget(c))
+  const grant = await authorize(c, { operation: 'tusCreate', action: 'write', store: storeOf(c), path: target.path })
+  const contentType = grantedContentType(target.contentType, grant, 'filetype')
+  const maxBytes = uploadLimit(deps.maxUploadBytes, grant)
+  const totalSize = uploadLength(c, maxBytes)
   const withData = hasBody(c)
   if (withData) requireOffsetStream(c.req.header('content-type'))
   const append = withData ? appendOptions(c, 0) : undefined
   const driver = driverOf(deps, c)
   // Bytes sent along that cannot fit are refused before an upload exists for them.
-  if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes: deps.maxUploadBytes }, append.expectedSize)
+  if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes }, append.expectedSize)
   const options: CreateUploadOptions = {
     ...writePreconditions(c),
+    owner: ownerOf(c),
     metadata: target.metadata,
-    ...(target.contentType ? { contentType: target.contentType } : {}),
+    ...(contentType ? { contentType } : {}),
     ...(totalSize !== undefined ? { totalSize } : {}),
-    ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+    ...(maxBytes !== undefined ? { maxBytes } : {}),
     ...(rawMetadata ? { attributes: { [METADATA_ATTRIBUTE]: rawMetadata } } : {}),
   }
   const session = await driver.createUpload(target.path, options)
@@ -78,7 +88,24 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   const headers = append
     ? await deps.writes.run(session.uploadId, requestBody(c), (body) => appendAndFinish(driver, progress, body, append))
     : await finishIfComplete(driver, progress)
-  return c.body(null, 201, { ...headers, Location: uploadLocation(c.req.raw, session.uploadId), 'Content-Length': '0' })
+  return c.body(null, 201, { ...headers, Location: location(deps, c, grant, session), 'Content-Length': '0' })
+}
+
+/**
+ * The new upload's URL. Created through a signed URL, it is signed too, for this one upload until
+ * it expires: the holder of the creation URL goes on with HEAD and PATCH without any other credential.
+ */
+function location(deps: TusDeps, c: Context, grant: Grant, session: { uploadId: string; path: string; expiresAt: string }): string {
+  const url = uploadLocation(c, session.uploadId, deps.urls)
+  if (!grant.signed) return url
+  const query = signerOf(c)!.sign({
+    operation: 'tusUpload',
+    store: storeOf(c),
+    path: session.path,
+    uploadId: session.uploadId,
+    expires: Math.floor(Date.parse(session.expiresAt) / 1000),
+  })
+  return `${url}?${query}`
 }
 
 /**
@@ -88,6 +115,7 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
  */
 export async function tusHead(deps: TusDeps, c: Context): Promise<Response> {
   checkTusResumable(c.req.header('tus-resumable'))
+  await ownUpload(deps, c)
   const uploadId = uploadIdOf(c)
   const driver = driverOf(deps, c)
   return deps.writes.exclusive(uploadId, async () => {
@@ -106,6 +134,7 @@ export async function tusPatch(deps: TusDeps, c: Context): Promise<Response> {
   const lengthHeader = c.req.header('upload-length')
   const declared = lengthHeader === undefined ? undefined : checkedLength(lengthHeader, deps.maxUploadBytes)
   const append = appendOptions(c, offset)
+  await ownUpload(deps, c) // before it can stop a write of the owner's in flight
   const driver = driverOf(deps, c)
   const uploadId = uploadIdOf(c)
   return deps.writes.run(uploadId, requestBody(c), async (body) => {
@@ -119,6 +148,7 @@ export async function tusPatch(deps: TusDeps, c: Context): Promise<Response> {
 /** DELETE: terminates the upload, discarding its bytes. */
 export async function tusTerminate(deps: TusDeps, c: Context): Promise<Response> {
   checkTusResumable(c.req.header('tus-resumable'))
+  await ownUpload(deps, c)
   const uploadId = uploadIdOf(c)
   const driver = driverOf(deps, c)
   await deps.writes.exclusive(uploadId, () => driver.abortUpload(uploadId))

@@ -59,10 +59,36 @@ export async function appendAndFinish(
   body: ReadableStream<Uint8Array>,
   options: AppendPartOptions,
 ): Promise<Record<string, string>> {
-  const result = await driver.appendPart(progress.uploadId, body, options)
+  const watched = remembersFailure(body)
+  const result = await driver.appendPart(progress.uploadId, watched.body, options)
   const headers = await finishIfComplete(driver, { ...progress, received: result.offset })
-  if (result.partial) throw new StorageError('invalid_request', 'the request body ended before it was complete')
+  // What arrived is kept; the answer (when the client is still there) says why the rest did not: a
+  // stalled body is a 408, a newer request taking over a 400.
+  if (result.partial) throw watched.failure() ?? new StorageError('invalid_request', 'the request body ended before it was complete')
   return headers
+}
+
+/** `body`, remembering the StorageError it fails with: a driver reports a cut append only as partial. */
+function remembersFailure(body: ReadableStream<Uint8Array>): { body: ReadableStream<Uint8Array>; failure(): StorageError | undefined } {
+  let failure: StorageError | undefined
+  const reader = body.getReader()
+  const watched = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read()
+          if (done) controller.close()
+          else controller.enqueue(value)
+        } catch (e) {
+          if (e instanceof StorageError) failure = e
+          controller.error(e)
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  )
+  return { body: watched, failure: () => failure }
 }
 
 /** Assembles the file once every byte has arrived; answers the headers for the client either way. */

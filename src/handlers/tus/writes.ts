@@ -10,6 +10,9 @@
  * it was sent for); this only spares a resuming client a needless 409 on the same instance.
  */
 import { StorageError } from '../../storage/index.js'
+import { stoppableBody } from '../stoppable-body.js'
+
+const tookOver = () => new StorageError('invalid_request', 'a newer request for this upload took over')
 
 interface Write {
   stop(): void
@@ -42,29 +45,6 @@ export class UploadWrites {
 
   /** `exclusive`, for a step that writes `body`: a later request stops it by ending the body there. */
   run<T>(uploadId: string, body: ReadableStream<Uint8Array>, write: (body: ReadableStream<Uint8Array>) => Promise<T>): Promise<T> {
-    return this.exclusive(uploadId, (stop) => write(stoppable(body, stop)))
+    return this.exclusive(uploadId, (stop) => write(stoppableBody(body, stop, tookOver)))
   }
-}
-
-/** The body, failing (as a cut connection does) once `signal` aborts. */
-function stoppable(body: ReadableStream<Uint8Array>, signal: AbortSignal): ReadableStream<Uint8Array> {
-  const reader = body.getReader()
-  const stopped = () => new StorageError('invalid_request', 'a newer request for this upload took over')
-  // A pending read resolves (done) when the body is cancelled; `pull` then reports the stop.
-  signal.addEventListener('abort', () => reader.cancel(stopped()).catch(() => {}), { once: true })
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (signal.aborted) return controller.error(stopped())
-      let result: Awaited<ReturnType<typeof reader.read>>
-      try {
-        result = await reader.read()
-      } catch (e) {
-        return controller.error(e)
-      }
-      if (signal.aborted) return controller.error(stopped())
-      if (result.done) controller.close()
-      else controller.enqueue(result.value)
-    },
-    cancel: (reason) => reader.cancel(reason),
-  })
 }

@@ -61,6 +61,7 @@ import type {
   WritePreconditions,
 } from '../types.js'
 import { Adoptions } from './adoptions.js'
+import { checkWritable } from './disk-health.js'
 import { type FileRecord, FileRecords, isSameFile, recordMatches } from './file-records.js'
 import { fileRangeStream } from './file-stream.js'
 import { Instances } from './instances.js'
@@ -330,11 +331,9 @@ export class DiskDriver implements StorageDriver {
   async health(): Promise<HealthReport> {
     const started = performance.now()
     try {
-      // The root answers and the temporary folder is writable: what every upload needs.
-      const probe = this.layout.tmpFile()
-      await (await open(probe, 'wx')).close()
-      await unlink(probe)
-      return { ok: true, latencyMs: performance.now() - started }
+      // The temporary folder takes writes (space, inodes, a probe block): what every upload needs.
+      const { writable, message } = await checkWritable(this.layout.tmpDir, this.layout.tmpFile())
+      return { ok: true, writable, latencyMs: performance.now() - started, ...(message ? { message } : {}) }
     } catch (e) {
       return { ok: false, latencyMs: performance.now() - started, message: (e as Error).message }
     }

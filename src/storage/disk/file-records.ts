@@ -69,19 +69,22 @@ export class FileRecords {
   }
 
   /**
-   * Gives `file` (a file only the caller can reach: a temporary file, a claimed part) its record: the holder
-   * first, then the record, staged and renamed into place. `stats` are the file's own, taken after
-   * its last byte was written. Replaces the record of an inode that already has one (adoption of a
-   * file edited in place).
+   * Gives `file` (a file only the caller can reach: a temporary file, a claimed part) its record: the
+   * holder first, then the record. Nobody looks for the record of an inode that has no name yet, so
+   * it is written in place; `visible` says the inode has one (adoption), and the record is then
+   * staged and renamed in, never seen half written. Replaces a record the inode already has.
    */
-  async attach(file: string, stats: Stats, record: FileRecord): Promise<void> {
+  async attach(file: string, stats: Stats, record: FileRecord, visible = false): Promise<void> {
     const holder = this.holder(stats.ino)
-    await this.#makeShard(stats.ino)
     try {
-      await link(file, holder)
+      await this.#link(file, holder, stats.ino)
     } catch (e) {
       // A holder of this number can only be this very inode: a holder pins the number it is named by.
       if (!isErrno(e, 'EEXIST')) throw e
+    }
+    if (!visible) {
+      await writeFile(this.#record(stats.ino), JSON.stringify(record))
+      return
     }
     const staged = this.tmpFile()
     await writeFile(staged, JSON.stringify(record))
@@ -90,6 +93,17 @@ export class FileRecords {
     } catch (e) {
       await unlink(staged).catch(() => {})
       throw e
+    }
+  }
+
+  /** link(), making the shard folder the first time one is needed (not on every write). */
+  async #link(file: string, holder: string, ino: number): Promise<void> {
+    try {
+      await link(file, holder)
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT') || this.#madeShards.has(ino % SHARDS)) throw e
+      await this.#makeShard(ino)
+      await link(file, holder)
     }
   }
 
@@ -104,7 +118,7 @@ export class FileRecords {
     try {
       const pinned = await lstat(pin)
       if (pinned.ino !== stats.ino || pinned.size !== stats.size || pinned.mtimeMs !== stats.mtimeMs) return false
-      await this.attach(pin, pinned, record)
+      await this.attach(pin, pinned, record, true)
       return true
     } finally {
       await unlink(pin).catch(() => {})

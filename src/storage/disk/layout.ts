@@ -17,7 +17,7 @@ import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
-import { StorageError } from '../errors.js'
+import { insufficientStorage, StorageError } from '../errors.js'
 import { parentOf, RESERVED_NAME, ROOT } from '../paths.js'
 
 export class DiskLayout {
@@ -240,7 +240,7 @@ export function fromFsError(e: unknown, path: string): unknown {
       return new StorageError('invalid_path', 'the path is too long for this file system')
     case 'ENOSPC':
     case 'EDQUOT':
-      return new StorageError('store_unavailable', 'the store is out of space')
+      return insufficientStorage(e)
     case 'EROFS':
       return new StorageError('store_unavailable', 'the store is read-only')
     case 'ELOOP':

@@ -19,7 +19,7 @@ import {
   MongoServerSelectionError,
   MongoTopologyClosedError,
 } from 'mongodb'
-import { StorageError } from '../errors.js'
+import { insufficientStorage, StorageError } from '../errors.js'
 
 /** How long an operation waits for a server before the store answers `store_unavailable`. */
 export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000
@@ -104,12 +104,25 @@ export function isUnavailable(e: unknown): boolean {
   )
 }
 
-/** A connectivity failure as `store_unavailable`; anything else as it is (a StorageError, or a bug). */
+/**
+ * True when the server refused a write for want of space: MongoDB's OutOfDiskSpace (14031), or
+ * FerretDB's `InternalError` (code 1) carrying SQLite's SQLITE_FULL ("database or disk is full").
+ */
+export function isOutOfSpace(e: unknown): boolean {
+  if (!(e instanceof MongoServerError)) return false
+  return e.code === 14031 || (e.code === 1 && /database or disk is full/.test(e.message))
+}
+
+/**
+ * A connectivity failure as `store_unavailable`, a full server as `insufficient_storage`; anything
+ * else as it is (a StorageError, or a bug).
+ */
 export function storageErrorOf(e: unknown): unknown {
   if (e instanceof StorageError) return e
   if (isUnavailable(e)) {
     return new StorageError('store_unavailable', 'MongoDB is unavailable right now; try again shortly', { cause: e })
   }
+  if (isOutOfSpace(e)) return insufficientStorage(e)
   return e
 }
 

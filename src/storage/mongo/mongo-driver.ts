@@ -64,6 +64,7 @@ import {
   UPLOADS,
   type UploadDoc,
 } from './schema.js'
+import { writeProbe } from './schema.js'
 import { MongoSweeper } from './sweeper.js'
 import { forEachLimited } from '../for-each-limited.js'
 import { MongoUploads } from './uploads.js'
@@ -97,6 +98,7 @@ const TREE_BATCH = 200
 const TREE_CONCURRENCY = 8
 /** `/check` must answer quickly even when MongoDB does not. */
 const HEALTH_TIMEOUT_MS = 1500
+const HEALTH_LATE = 'MongoDB did not answer in time'
 
 export class MongoDriver implements StorageDriver {
   readonly kind: MongoDriverKind
@@ -301,14 +303,22 @@ export class MongoDriver implements StorageDriver {
     const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('MongoDB did not answer in time')), HEALTH_TIMEOUT_MS)
+      timer = setTimeout(() => reject(new Error(HEALTH_LATE)), HEALTH_TIMEOUT_MS)
     })
     try {
       // A ping proves the server answers; the indexes must exist before the store takes writes.
       await Promise.race([this.#run(() => this.db.command({ ping: 1 })), timeout])
-      return { ok: true, latencyMs: performance.now() - started }
     } catch (e) {
+      clearTimeout(timer)
       return { ok: false, latencyMs: performance.now() - started, message: (e as Error).message }
+    }
+    try {
+      // A server can answer and still refuse writes (a full disk under it, a read-only user or node).
+      await Promise.race([this.#run(() => writeProbe(this.db)), timeout])
+      return { ok: true, writable: true, latencyMs: performance.now() - started }
+    } catch (e) {
+      const down = isStorageError(e, 'store_unavailable') || !(e instanceof Error) || e.message === HEALTH_LATE
+      return { ok: !down, writable: false, latencyMs: performance.now() - started, message: (e as Error).message }
     } finally {
       clearTimeout(timer)
     }

@@ -7,6 +7,7 @@
  *   uploads        uploads in parts: where the file goes, with what, until when
  *   upload_parts   one record per received part (sent by number, or appended), naming its GridFS file
  *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
+ *   health         one record every health check rewrites: proof that the server takes writes
  *
  * Only plain and unique indexes: the subset MongoDB and FerretDB v1 both build. Index creation is
  * idempotent and runs at start-up; while MongoDB is down it is retried until it succeeds.
@@ -18,6 +19,12 @@ export const UPLOADS = 'uploads'
 export const PARTS = 'upload_parts'
 export const LEASES = 'byte_leases'
 export const BUCKET = 'fs'
+export const HEALTH = 'health'
+
+/** The write of a health check: one small upsert, refused by a server that cannot write (FerretDB on a full disk). */
+export async function writeProbe(db: Db): Promise<void> {
+  await db.collection<{ _id: string; at: Date }>(HEALTH).updateOne({ _id: 'write-probe' }, { $set: { at: new Date() } }, { upsert: true })
+}
 
 /** A file's record. */
 export interface FileDoc {
@@ -68,6 +75,8 @@ export interface UploadDoc {
   totalSize?: number
   /** A protocol layer's strings (tus `Upload-Metadata`), as JSON text: keys may hold `.` or `$`. */
   attributesJson?: string
+  /** Who created the upload (an access-control principal's id). */
+  owner?: string
   /**
    * Set while a completion assembles the parts, so that two completions do not run at once: a lease
    * its completion renews while it works, so one that died holds it only briefly.

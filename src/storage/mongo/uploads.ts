@@ -420,6 +420,7 @@ function toDoc(record: UploadRecord): UploadDoc {
     ...(record.maxBytes !== undefined ? { maxBytes: record.maxBytes } : {}),
     ...(record.totalSize !== undefined ? { totalSize: record.totalSize } : {}),
     ...(record.attributes !== undefined ? { attributesJson: JSON.stringify(record.attributes) } : {}),
+    ...(record.owner !== undefined ? { owner: record.owner } : {}),
   }
 }
 
@@ -437,6 +438,7 @@ function fromDoc(doc: UploadDoc): UploadRecord {
     ...(doc.maxBytes !== undefined ? { maxBytes: doc.maxBytes } : {}),
     ...(doc.totalSize !== undefined ? { totalSize: doc.totalSize } : {}),
     ...(doc.attributesJson !== undefined ? { attributes: JSON.parse(doc.attributesJson) as Record<string, string> } : {}),
+    ...(doc.owner !== undefined ? { owner: doc.owner } : {}),
   }
 }
 

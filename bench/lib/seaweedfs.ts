@@ -1,0 +1,70 @@
+/**
+ * The SeaweedFS filer, the peer for small files: `weed server -filer` (master, volume server and
+ * filer in one process, with their defaults: the filer's metadata in LevelDB, file contents on the
+ * volume server), as many users run it. Built from the Go module proxy by
+ * `scripts/test-services.sh install-seaweedfs` (bench-only: CI does not build it) into
+ * ~/.cache/filestorage/bin/weed; started on free loopback ports with its data in a temporary
+ * folder, and stopped (its data removed) after.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { freePorts } from './ports.js'
+import { startProcess, waitUntil } from './processes.js'
+
+const CACHE_DIR = process.env.FILESTORAGE_CACHE ?? join(homedir(), '.cache', 'filestorage')
+export const WEED = process.env.BENCH_WEED ?? join(CACHE_DIR, 'bin', 'weed')
+export const WEED_INSTALL = 'scripts/test-services.sh install-seaweedfs'
+
+/** The module version scripts/test-services.sh built, or undefined when `weed` is not there. */
+export function weedVersion(): string | undefined {
+  if (!existsSync(WEED)) return undefined
+  try {
+    return readFileSync(`${WEED}.version`, 'utf8').trim()
+  } catch {
+    return 'unknown version'
+  }
+}
+
+export interface RunningSeaweedFs {
+  /** The filer, `http://127.0.0.1:port`: GET and PUT `/<path>`. */
+  filer: string
+  /** The one `weed` process (all its goroutines: master, volume server and filer). */
+  pids: number[]
+  stop(): Promise<void>
+}
+
+export async function startSeaweedFs(options: { dataDir: string; logFile: string }): Promise<RunningSeaweedFs> {
+  mkdirSync(options.dataDir, { recursive: true })
+  const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc] = await freePorts(6)
+  const args = [
+    '-logtostderr',
+    'server',
+    '-filer',
+    '-ip=127.0.0.1',
+    '-ip.bind=127.0.0.1',
+    `-dir=${options.dataDir}`,
+    `-master.port=${master}`,
+    `-master.port.grpc=${masterGrpc}`,
+    `-volume.port=${volume}`,
+    `-volume.port.grpc=${volumeGrpc}`,
+    `-filer.port=${filer}`,
+    `-filer.port.grpc=${filerGrpc}`,
+    `-filer.localSocket=${join(options.dataDir, 'filer.sock')}`,
+    // Loopback only: no anonymous usage report to SeaweedFS's server.
+    '-master.telemetry=false',
+    // It would wait 10 s between leaving the master and stopping.
+    '-volume.preStopSeconds=0',
+  ]
+  const started = startProcess(WEED, args, { logFile: options.logFile })
+  const url = `http://127.0.0.1:${filer}`
+  // Ready once a write goes through: the volume server must have joined the master first.
+  await waitUntil('the SeaweedFS filer', started, () => writes(`${url}/.bench-ready`), 60_000)
+  return { filer: url, pids: [started.pid], stop: () => started.stop('SIGTERM', 15_000) }
+}
+
+async function writes(url: string): Promise<boolean> {
+  const res = await fetch(url, { method: 'PUT', body: 'ready', signal: AbortSignal.timeout(2000) })
+  await res.body?.cancel()
+  return res.status === 201
+}

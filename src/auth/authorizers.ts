@@ -1,0 +1,89 @@
+/**
+ * The two authorizers the service ships: bearer JWTs carrying rights (the default with any key
+ * configured), and anonymous access for local use.
+ */
+import type { Context } from 'hono'
+import { forbidden, unauthorized } from './errors.js'
+import { type Right, rightsAllow, rightsFromClaims } from './rights.js'
+import type { TokenVerifier } from './token-verifier.js'
+import type { Authorizer, Principal } from './types.js'
+
+export interface TokenPrincipal extends Principal {
+  readonly kind: 'token'
+  readonly rights: readonly Right[]
+}
+
+export interface TokenAuthorizerOptions {
+  /** The structured rights claim's name (default `filestorage`). */
+  rightsClaim?: string
+  /** An OpenID Connect issuer, declared in the OpenAPI document beside the bearer scheme. */
+  openIdConnectUrl?: string
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i
+
+/** `Authorization: Bearer <JWT>`, verified by `verifier`; the rights come from its claims (rights.ts). */
+export function tokenAuthorizer(verifier: TokenVerifier, options: TokenAuthorizerOptions = {}): Authorizer {
+  return {
+    async authenticate(c: Context): Promise<TokenPrincipal> {
+      const header = c.req.header('authorization')
+      if (header === undefined || header.trim() === '') throw unauthorized('a bearer token is required (Authorization: Bearer <token>)')
+      const token = BEARER.exec(header.trim())?.[1]
+      if (!token) throw unauthorized('the Authorization header must be "Bearer <token>"', { invalidToken: true })
+      const claims = await verifier.verify(token)
+      return {
+        kind: 'token',
+        // The issuer keeps two providers' equal subjects apart (an issuer URL has no "#").
+        id: `${claims.iss ?? ''}#${claims.sub}`,
+        sub: claims.sub,
+        rights: rightsFromClaims(claims, options.rightsClaim ? { claim: options.rightsClaim } : {}),
+      }
+    },
+    allows: (principal, request) => rightsAllow((principal as TokenPrincipal).rights ?? [], request),
+    securitySchemes: {
+      bearerAuth: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description:
+          'A JWT whose rights are OAuth scopes `files:<read|write|delete|*>:<store|*>:<path prefix>` (e.g. ' +
+          '`files:read:disk:users/ana`) and/or a structured claim `[{ "store", "prefix", "actions" }]`.',
+      },
+      ...(options.openIdConnectUrl ? { openIdConnect: { type: 'openIdConnect', openIdConnectUrl: options.openIdConnectUrl } } : {}),
+    },
+  }
+}
+
+export const ANONYMOUS: Principal = { id: 'anonymous', sub: 'anonymous', kind: 'anonymous' }
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export interface AnonymousOptions {
+  /**
+   * Browser origins whose pages may write (CORS_ORIGINS; `*` for any). When given, a write from a
+   * page of any other origin is refused (`403`): without credentials, nothing else stops a foreign
+   * page from posting a form here. Unset: no check (a host app doing its own).
+   */
+  allowedOrigins?: string[]
+  /** Origins the service itself is reached at besides the request's own (its public URL). */
+  ownOrigins?: string[]
+}
+
+/** Everyone may do everything: for local use, on a loopback address or on purpose (AUTH_MODE=anonymous). */
+export function anonymousAuthorizer(options: AnonymousOptions = {}): Authorizer {
+  const { allowedOrigins } = options
+  return {
+    authenticate(c: Context): Principal {
+      if (allowedOrigins && !SAFE_METHODS.has(c.req.method) && !allowedOrigins.includes('*')) {
+        const origin = c.req.header('origin')
+        const own = [new URL(c.req.url).origin, ...(options.ownOrigins ?? [])]
+        const crossSite = origin !== undefined ? !own.includes(origin) && !allowedOrigins.includes(origin) : c.req.header('sec-fetch-site') === 'cross-site'
+        if (crossSite) {
+          throw forbidden(`a ${c.req.method} from the page of another origin (${origin ?? 'unknown'}) is refused; allow it in CORS_ORIGINS`)
+        }
+      }
+      return ANONYMOUS
+    },
+    allows: () => true,
+  }
+}

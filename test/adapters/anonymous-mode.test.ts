@@ -1,0 +1,125 @@
+/**
+ * Anonymous mode only on purpose (SPEC 6): without authentication configured the service listens on
+ * loopback, refuses to start on another address unless AUTH_MODE=anonymous says so, and refuses
+ * writes from pages of origins CORS_ORIGINS does not allow. Configured keys make it token mode.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { get } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/adapters/node/config.js'
+import { hmacKey, keysEnv } from '../helpers/auth.js'
+import { expectError } from '../helpers/http.js'
+import { spawnService } from '../helpers/process-service.js'
+import { waitFor } from '../helpers/wait.js'
+import { startTestService, type TestService } from '../helpers/test-service.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const secrets = keysEnv(hmacKey('k'))
+
+describe('the access mode from the configuration', () => {
+  it('is anonymous on loopback with nothing set, token mode on every address with keys', () => {
+    expect(loadConfig({})).toMatchObject({ AUTH_MODE: 'anonymous', HOST: '127.0.0.1' })
+    expect(loadConfig({ HOST: '::1' })).toMatchObject({ AUTH_MODE: 'anonymous', HOST: '::1' })
+    expect(loadConfig({ AUTH_HMAC_SECRETS: secrets })).toMatchObject({ AUTH_MODE: 'token', HOST: '0.0.0.0' })
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://idp.example/jwks.json' })).toMatchObject({ AUTH_MODE: 'token' })
+    expect(loadConfig({ AUTH_MODE: 'anonymous', HOST: '0.0.0.0' })).toMatchObject({ AUTH_MODE: 'anonymous', HOST: '0.0.0.0' })
+  })
+
+  it('refuses another address without authentication, saying how to fix it', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.20']) {
+      expect(() => loadConfig({ HOST: host })).toThrow(/without authentication[\s\S]*AUTH_HMAC_SECRETS[\s\S]*AUTH_MODE=anonymous/)
+    }
+  })
+
+  it('refuses contradictions and weak secrets, naming the variable', () => {
+    expect(() => loadConfig({ AUTH_MODE: 'token' })).toThrow(/AUTH_MODE=token: set AUTH_ISSUER, AUTH_JWKS_URL or AUTH_HMAC_SECRETS/)
+    expect(() => loadConfig({ AUTH_MODE: 'anonymous', AUTH_HMAC_SECRETS: secrets })).toThrow(/AUTH_MODE=anonymous: token keys are configured too/)
+    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'k:short' })).toThrow(/AUTH_HMAC_SECRETS="k:short": the secret of "k" is shorter than 32 bytes/)
+    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'no-kid-here' })).toThrow(/AUTH_HMAC_SECRETS=.*each key is kid:secret/)
+    expect(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(/TRUSTED_PROXIES=/)
+    expect(() => loadConfig({ AUTH_ISSUER: 'not a url' })).toThrow(/AUTH_ISSUER=/)
+  })
+
+  it('stops the process on 0.0.0.0 without authentication, with the message and exit code 2', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, HOST: '0.0.0.0', PORT: '0' }
+    for (const name of ['AUTH_MODE', 'AUTH_ISSUER', 'AUTH_JWKS_URL', 'AUTH_HMAC_SECRETS', 'MONGODB_URI', 'CONSUL_HTTP_ADDR']) delete env[name]
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/adapters/node/main.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 })
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(/refusing to serve HOST=0\.0\.0\.0 without authentication/)
+    expect(result.stderr).toMatch(/AUTH_MODE=anonymous/)
+  })
+
+  it('serves everyone on every address with AUTH_MODE=anonymous, and on loopback by default', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-anon-'))
+    try {
+      for (const env of [{ HOST: '0.0.0.0', AUTH_MODE: 'anonymous' }, { HOST: '' }] as Record<string, string>[]) {
+        const svc = await spawnService({ ...env, STORAGE_DIR: dir })
+        expect((await fetch(`${svc.api}/disk/upload/x.txt`, { method: 'PUT', body: 'x' })).status).toBeLessThan(300)
+        expect(await svc.stop()).toEqual({ code: 0, signal: null })
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('signed URLs in anonymous mode', () => {
+  it('are good on every worker: the primary gives them all one key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-anon-workers-'))
+    const svc = await spawnService({ STORAGE_DIR: dir, WORKERS: '2' })
+    try {
+      // Each worker opens the disk store (one instance record each) just before it listens.
+      const instances = () => readdir(join(dir, '.filestorage/instances')).then((n) => n.filter((f) => f.endsWith('.json')).length, () => 0)
+      await waitFor('both workers', async () => (await instances()) === 2)
+      await new Promise((r) => setTimeout(r, 500))
+      await fetch(`${svc.api}/disk/upload/shared.txt`, { method: 'PUT', body: 'on every worker' })
+      const signed = (await (
+        await fetch(`${svc.api}/disk/sign/shared.txt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"operation":"download"}' })
+      ).json()) as { url: string }
+      expect(signed.url).toContain('kid=local')
+      // A new connection each time: node:cluster hands connections to the workers in turn.
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          new Promise<number>((resolve, reject) => get(signed.url, { agent: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject)),
+        ),
+      )
+      expect(statuses).toEqual(Array(8).fill(200))
+    } finally {
+      expect(await svc.stop()).toEqual({ code: 0, signal: null })
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('cross-site writes in anonymous mode', () => {
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await startTestService({ CORS_ORIGINS: 'https://app.example' })
+  })
+  afterAll(async () => svc?.stop())
+
+  const formPost = (headers: Record<string, string>) => {
+    const body = new FormData()
+    body.append('file', new Blob(['planted']), 'planted.txt')
+    return fetch(`${svc.api}/disk/upload/inbox`, { method: 'POST', body, headers })
+  }
+
+  it('refuses a form POST from another origin, and a delete; stores nothing', async () => {
+    await expectError(await formPost({ Origin: 'https://evil.example' }), 403, 'forbidden')
+    await expectError(await formPost({ Origin: 'null' }), 403, 'forbidden')
+    await expectError(await formPost({ 'Sec-Fetch-Site': 'cross-site' }), 403, 'forbidden')
+    await expectError(await fetch(`${svc.api}/disk/delete/inbox?recursive=true`, { method: 'DELETE', headers: { Origin: 'https://evil.example' } }), 403, 'forbidden')
+    expect(await readdir(svc.storageDir)).not.toContain('inbox')
+  })
+
+  it('takes writes from its own origin, from CORS_ORIGINS, and from clients that are not browsers; reads from anywhere', async () => {
+    expect((await formPost({ Origin: svc.origin })).status).toBe(201)
+    expect((await formPost({ Origin: 'https://app.example' })).status).toBe(201)
+    expect((await formPost({})).status).toBe(201)
+    expect((await fetch(`${svc.api}/disk/list/inbox`, { headers: { Origin: 'https://evil.example' } })).status).toBe(200)
+  })
+})

@@ -1,0 +1,143 @@
+/**
+ * Slow and stalled clients against the service as a process, with short timeouts: headers that
+ * never finish, bodies that stop (also one shorter than its Content-Length) and JSON bodies that
+ * trickle are cut with a `408 request_timeout` JSON answer in the configured time, and release
+ * their descriptors and temporary files; a slowloris of 300 connections and 50 stalled bodies does
+ * not keep a normal client from being served; MAX_CONNECTIONS bounds the connections.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openRawRequest, rawRequest, readUntilClosed } from '../helpers/http.js'
+import { holdings, waitUntilReleased } from '../helpers/leftovers.js'
+import { type ProcessService, spawnService } from '../helpers/process-service.js'
+import { waitFor } from '../helpers/wait.js'
+
+const TIMEOUTS = { HEADERS_TIMEOUT_SECONDS: '2', BODY_IDLE_TIMEOUT_SECONDS: '2', REQUEST_TIMEOUT_SECONDS: '3' }
+/** Generous: the cut must come within the configured 2-3 s, plus Node's once-a-second check and a loaded machine. */
+const CUT_WITHIN_MS = 10_000
+
+let dir: string
+let svc: ProcessService
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'filestorage-slow-'))
+  svc = await spawnService({ STORAGE_DIR: dir, ...TIMEOUTS })
+})
+afterAll(async () => {
+  await svc?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const request = (head: string, headers: Record<string, string>, body = '') =>
+  `${head} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`
+
+/** The status line and JSON error code of a raw answer. */
+function answer(raw: string): { status: string; code?: string } {
+  const status = raw.split('\r\n')[0] ?? ''
+  const json = raw.slice(raw.indexOf('\r\n\r\n') + 4)
+  try {
+    return { status, code: (JSON.parse(json) as { error: { code: string } }).error.code }
+  } catch {
+    return { status }
+  }
+}
+
+describe('stalled requests', () => {
+  it.each([
+    ['headers that never end', request('GET /filestorage/v1/check', {}).slice(0, -2)],
+    ['a connection that sends nothing', ''],
+    ['a PUT body shorter than its Content-Length', request('PUT /filestorage/v1/disk/upload/short.bin', { 'Content-Length': '1000' }, 'x'.repeat(100))],
+    ['a chunked PUT that stops', request('PUT /filestorage/v1/disk/upload/chunked.bin', { 'Transfer-Encoding': 'chunked' }, '5\r\nhello\r\n')],
+    [
+      'a form that stops in a file',
+      request(
+        'POST /filestorage/v1/disk/upload/form',
+        { 'Content-Type': 'multipart/form-data; boundary=B', 'Content-Length': '10000' },
+        '--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc\r\n--B\r\nContent-Disposition: form-data; name="file"; filename="b.txt"\r\n\r\nstal',
+      ),
+    ],
+    ['a JSON body that stops', request('POST /filestorage/v1/disk/move/a.txt', { 'Content-Type': 'application/json', 'Content-Length': '100' }, '{"to":')],
+  ])('cuts %s with 408 request_timeout, leaving nothing', async (_what, raw) => {
+    const before = await holdings(svc, dir)
+    const socket = await openRawRequest(svc.origin, raw)
+    expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
+    await waitUntilReleased(svc, dir, before)
+  })
+
+  it('cuts a JSON body that trickles (never idle, never done) at the request deadline', async () => {
+    const socket = await openRawRequest(svc.origin, request('POST /filestorage/v1/disk/move/a.txt', { 'Content-Type': 'application/json', 'Content-Length': '100' }))
+    const trickle = setInterval(() => socket.writable && socket.write(' '), 500)
+    try {
+      expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
+    } finally {
+      clearInterval(trickle)
+    }
+  })
+
+  it('cuts a stalled uploadpart with 408 and keeps no part', async () => {
+    const { uploadId } = (await rawRequest(svc.origin, 'POST', '/filestorage/v1/disk/createupload/stalled-part.bin')).json<{ uploadId: string }>()
+    const socket = await openRawRequest(svc.origin, request(`PUT /filestorage/v1/disk/uploadpart/${uploadId}?part=1`, { 'Content-Length': '1000' }, 'x'.repeat(10)))
+    expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
+    expect((await rawRequest(svc.origin, 'GET', `/filestorage/v1/disk/uploadstatus/${uploadId}`)).json()).toMatchObject({ parts: [] })
+  })
+
+  it('cuts a stalled tus PATCH with 408, keeping the bytes it received (tus resumes from them)', async () => {
+    const tus = { 'Tus-Resumable': '1.0.0' }
+    const created = await rawRequest(svc.origin, 'POST', '/filestorage/v1/disk/tus/', { headers: { ...tus, 'Upload-Length': '1000' } })
+    const location = new URL(String(created.headers.location), svc.origin).pathname
+    const socket = await openRawRequest(
+      svc.origin,
+      request(`PATCH ${location}`, { ...tus, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '1000' }, 'x'.repeat(10)),
+    )
+    expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
+    expect((await rawRequest(svc.origin, 'HEAD', location, { headers: tus })).headers['upload-offset']).toBe('10')
+  })
+})
+
+describe('a slowloris', () => {
+  it('of 300 connections and 50 stalled bodies neither stops a normal client nor leaves anything once cut', { timeout: 120_000 }, async () => {
+    const file = Buffer.alloc(256 * 1024, 7)
+    expect((await rawRequest(svc.origin, 'PUT', '/filestorage/v1/disk/upload/served.bin', { body: file })).status).toBe(201)
+    const before = await holdings(svc, dir)
+
+    const sockets: Socket[] = []
+    for (let i = 0; i < 300; i++) {
+      sockets.push(await openRawRequest(svc.origin, `GET /filestorage/v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-${i}: `))
+    }
+    for (let i = 0; i < 50; i++) {
+      sockets.push(await openRawRequest(svc.origin, request(`PUT /filestorage/v1/disk/upload/stalled/${i}.bin`, { 'Content-Length': '1000000' }, 'x'.repeat(1000))))
+    }
+    const closed = sockets.map((s) => readUntilClosed(s, CUT_WITHIN_MS * 2))
+    // A normal client meanwhile: every download whole and correct.
+    let served = 0
+    const until = Date.now() + 3000
+    while (Date.now() < until) {
+      const res = await rawRequest(svc.origin, 'GET', '/filestorage/v1/disk/download/served.bin', { timeoutMs: 5000 })
+      expect(res.status).toBe(200)
+      expect(res.body.equals(file)).toBe(true)
+      served++
+    }
+    expect(served).toBeGreaterThan(0)
+    // Every slow connection is cut by the server, with a 408 when it could still be answered.
+    for (const raw of await Promise.all(closed)) expect(answer(raw)).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
+    await waitUntilReleased(svc, dir, before)
+  })
+})
+
+describe('MAX_CONNECTIONS', () => {
+  it('refuses connections beyond the bound and serves again once some close', async () => {
+    const small = await spawnService({ STORAGE_DIR: join(dir, 'small'), MAX_CONNECTIONS: '3' })
+    try {
+      const baseline = await small.openFds()
+      const held = await Promise.all([1, 2, 3].map(() => openRawRequest(small.origin, 'GET /filestorage/v1/check HTTP/1.1\r\nHost: x\r\n')))
+      await waitFor('the three connections to be accepted', async () => (await small.openFds()) >= baseline + 3, { timeoutMs: 5000 })
+      await expect(rawRequest(small.origin, 'GET', '/filestorage/v1/check', { timeoutMs: 5000 })).rejects.toThrow()
+      for (const s of held) s.destroy()
+      await waitFor('a connection to be served again', async () => (await rawRequest(small.origin, 'GET', '/filestorage/v1/check')).status === 200, { timeoutMs: 5000 })
+    } finally {
+      await small.stop()
+    }
+  })
+})

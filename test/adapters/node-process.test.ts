@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/adapters/node/config.js'
+import { expectError, rawRequest } from '../helpers/http.js'
 import { spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -117,6 +118,18 @@ describe('the service process', () => {
     expect(await svc.exited).toEqual({ code: 0, signal: null })
     expect(svc.output()).toMatch(/SIGTERM: finishing requests in flight/)
     expect((await readFile(join(storage, 'inflight.bin'))).length).toBe(40 * chunk.length)
+  })
+
+  it('answers TRACE with a body 405, as any method a route does not serve (fetch Request refuses to carry it)', async () => {
+    const svc = await spawnService({ STORAGE_DIR: join(dir, 'trace') })
+    try {
+      for (const path of ['/filestorage/v1/disk/sign/a.txt', '/filestorage/v1/disk/upload/a.txt', '/filestorage/v1/disk/completeupload/0123456789abcdef0123456789abcdef']) {
+        const res = await rawRequest(svc.origin, 'TRACE', path, { headers: { 'content-type': 'application/json', 'content-length': '2' }, body: '{}' })
+        await expectError(res, 405, 'method_not_allowed')
+      }
+    } finally {
+      await svc.stop()
+    }
   })
 
   it('stops on SIGINT too', async () => {

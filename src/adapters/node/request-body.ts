@@ -113,13 +113,19 @@ const hasBody = (incoming: IncomingMessage) =>
   incoming.headers['transfer-encoding'] !== undefined || Number(incoming.headers['content-length'] ?? 0) > 0
 
 /**
+ * Methods the fetch `Request` refuses to carry (it throws on them). No route serves them: they are
+ * answered 405 without their body ever being read, so it is left as node-server has it.
+ */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+
+/**
  * Middleware: a request with a body gets `incomingBody` as its body (`c.req.raw.body`), in place of
  * node-server's own reader, so that every read of it is cheap and bounded by the idle timeout.
  */
 export function nodeRequestBody(options: IncomingBodyOptions = {}): MiddlewareHandler {
   return async (c, next) => {
     const incoming = nodeIncoming(c.env)
-    if (incoming && hasBody(incoming)) {
+    if (incoming && hasBody(incoming) && !FORBIDDEN_METHODS.has(c.req.method)) {
       const raw = c.req.raw
       c.req.raw = new Request(raw.url, {
         method: raw.method,

@@ -120,13 +120,17 @@ describe('the service process', () => {
     expect((await readFile(join(storage, 'inflight.bin'))).length).toBe(40 * chunk.length)
   })
 
-  it('answers TRACE with a body 405, as any method a route does not serve (fetch Request refuses to carry it)', async () => {
+  it('answers TRACE or GET with a body 405 where the route does not serve it (fetch Request refuses to carry that body)', async () => {
     const svc = await spawnService({ STORAGE_DIR: join(dir, 'trace') })
     try {
-      for (const path of ['/filestorage/v1/disk/sign/a.txt', '/filestorage/v1/disk/upload/a.txt', '/filestorage/v1/disk/completeupload/0123456789abcdef0123456789abcdef']) {
-        const res = await rawRequest(svc.origin, 'TRACE', path, { headers: { 'content-type': 'application/json', 'content-length': '2' }, body: '{}' })
+      const paths = ['/filestorage/v1/disk/sign/a.txt', '/filestorage/v1/disk/upload/a.txt', '/filestorage/v1/disk/completeupload/0123456789abcdef0123456789abcdef']
+      for (const [method, path] of [...paths.map((p) => ['TRACE', p]), ['GET', paths[1]!]] as const) {
+        const res = await rawRequest(svc.origin, method, path, { headers: { 'content-type': 'application/json', 'content-length': '2' }, body: '{}' })
         await expectError(res, 405, 'method_not_allowed')
       }
+      // A route that serves GET answers it as without the body.
+      const info = await rawRequest(svc.origin, 'GET', '/filestorage/v1/disk/info/none.txt', { headers: { 'content-length': '2' }, body: '{}' })
+      await expectError(info, 404, 'not_found')
     } finally {
       await svc.stop()
     }

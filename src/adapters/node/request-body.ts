@@ -113,10 +113,11 @@ const hasBody = (incoming: IncomingMessage) =>
   incoming.headers['transfer-encoding'] !== undefined || Number(incoming.headers['content-length'] ?? 0) > 0
 
 /**
- * Methods the fetch `Request` refuses to carry (it throws on them). No route serves them: they are
- * answered 405 without their body ever being read, so it is left as node-server has it.
+ * Methods whose body the fetch `Request` refuses to carry (it throws: CONNECT, TRACE and TRACK
+ * always, GET and HEAD with a body). No route reads a body of these: it is left as node-server has
+ * it, and the route answers (405 where it does not serve the method).
  */
-const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'CONNECT', 'TRACE', 'TRACK'])
 
 /**
  * Middleware: a request with a body gets `incomingBody` as its body (`c.req.raw.body`), in place of
@@ -125,7 +126,7 @@ const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 export function nodeRequestBody(options: IncomingBodyOptions = {}): MiddlewareHandler {
   return async (c, next) => {
     const incoming = nodeIncoming(c.env)
-    if (incoming && hasBody(incoming) && !FORBIDDEN_METHODS.has(c.req.method)) {
+    if (incoming && hasBody(incoming) && !METHODS_WITHOUT_BODY.has(c.req.method)) {
       const raw = c.req.raw
       c.req.raw = new Request(raw.url, {
         method: raw.method,

@@ -57,12 +57,16 @@ export async function* formParts(
   parser.on('partsLimit', tooMany('parts'))
 
   const source = Readable.fromWeb(body as never)
+  // Which side failed first: pipeline destroys the other one with the same error.
+  let bodyFailedFirst: boolean | undefined
+  source.once('error', () => (bodyFailedFirst ??= true))
+  parser.once('error', () => (bodyFailedFirst ??= false))
   // pipeline, not pipe: a body that breaks off (the client went away) destroys the parser, and
   // busboy then fails the file stream being read, so the upload of that part stops at once. Its
   // callback is the one end of the form: after the last part, or at the first failure.
   pipeline(source, parser, (e) => {
     if (!e) return push({ done: true })
-    const message = source.errored
+    const message = bodyFailedFirst
       ? 'the request body ended before it was complete'
       : `the form could not be read: ${e.message}`
     push({ error: new StorageError('invalid_request', message, { cause: e }) })

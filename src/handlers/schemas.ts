@@ -3,6 +3,7 @@
  * components, so the generated document names them.
  */
 import { z } from '@hono/zod-openapi'
+import { MAX_MEDIA_TYPE_LENGTH, MEDIA_TYPE } from './media-type.js'
 
 export const StoreParam = z.string().openapi({
   param: { name: 'store', in: 'path' },
@@ -42,6 +43,13 @@ export const DirParam = z.string().openapi({
   maxLength: 1025,
   example: 'reports/2024',
 })
+
+/**
+ * The folder of a form upload (`POST /{store}/upload/{path}`): a folder path, under the name `path`
+ * because the PUT on the same URL names it so, and OpenAPI takes two templates that differ only in
+ * their parameter names for one path (they must not both exist): each method keeps its own rules.
+ */
+export const FormFolderParam = DirParam.openapi({ param: { name: 'path', in: 'path' } })
 
 export const UploadIdParam = z.string().openapi({
   param: { name: 'uploadId', in: 'path' },
@@ -147,6 +155,10 @@ export const EtagListHeader = (description: string) =>
     .string()
     .regex(ETAG_LIST, 'must be * or a list of quoted entity tags, e.g. "abc"')
     .openapi({ description, example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' })
+
+/** A content type in a JSON body: an RFC 9110 media type, as `parseMediaType` accepts it (`400` otherwise). */
+export const MediaTypeField = (description: string) =>
+  z.string().max(MAX_MEDIA_TYPE_LENGTH).regex(MEDIA_TYPE, 'must be a media type (type/subtype[; parameters])').openapi({ description })
 
 /** `If-None-Match` on a write: `*` only (create, never replace). */
 export const CreateOnlyHeader = z.literal('*').openapi({ description: '`*`: create only, never replace (`412` if it exists).' })

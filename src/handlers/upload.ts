@@ -1,6 +1,6 @@
 /**
- * upload: `PUT /{store}/upload/{path}` streams the raw body into one file; `POST /{store}/upload/{dir}`
- * streams the `file` parts of a multipart form into that folder.
+ * upload: `PUT /{store}/upload/{path}` streams the raw body into one file; `POST /{store}/upload/{path}`
+ * streams the `file` parts of a multipart form into the folder `path`.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import {
@@ -20,7 +20,7 @@ import { errorResponses } from './http-errors.js'
 import { parseMediaType } from './media-type.js'
 import { formParts } from './multipart.js'
 import { metadataHeader, putOptions, requestBody, writePreconditions } from './request-options.js'
-import { CreateOnlyHeader, DirParam, EtagListHeader, FileInfoSchema, MetadataHeader, PathParam, Sha256Header, StoreParam } from './schemas.js'
+import { CreateOnlyHeader, EtagListHeader, FormFolderParam, FileInfoSchema, MetadataHeader, PathParam, Sha256Header, StoreParam } from './schemas.js'
 
 const uploadHeaders = z.object({
   'x-file-metadata': MetadataHeader.optional(),
@@ -52,15 +52,15 @@ export const uploadRoute = createRoute({
 
 export const uploadFormRoute = createRoute({
   method: 'post',
-  path: '/{store}/upload/{dir{[\\s\\S]*}}',
+  path: '/{store}/upload/{path{[\\s\\S]*}}',
   operationId: 'uploadForm',
   tags: ['files'],
   summary: 'Upload files from a multipart form',
   description:
-    'Each `file` part is stored in the folder `dir` under its file name, streamed. A `metadata` field (JSON) ' +
+    'Each `file` part is stored in the folder `path` (empty for the root) under its file name, streamed. A `metadata` field (JSON) ' +
     'applies to the file parts after it. If a part fails, the files this request created are removed.',
   request: {
-    params: z.object({ store: StoreParam, dir: DirParam }),
+    params: z.object({ store: StoreParam, path: FormFolderParam }),
     headers: uploadHeaders.pick({ 'if-none-match': true, 'x-file-metadata': true }),
     body: {
       content: {
@@ -72,6 +72,9 @@ export const uploadFormRoute = createRoute({
               file: { type: 'array', items: { type: 'string', format: 'binary' }, minItems: 1 },
             },
             required: ['file'],
+            // Other fields are ignored, but a field name travels in a part header, where control
+            // characters (other than tab) make the form malformed (400).
+            propertyNames: { pattern: '^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$' },
           },
           encoding: { metadata: { contentType: 'application/json' } },
         },
@@ -106,7 +109,7 @@ export function createUploadHandler(deps: HandlerDeps) {
   })
 
   app.openapi(uploadFormRoute, async (c) => {
-    const { store, dir: rawDir } = c.req.valid('param')
+    const { store, path: rawDir } = c.req.valid('param')
     const driver = deps.stores.get(store)
     const dir = requestPath(c, rawDir, { folder: true })
     // The folder first: a right on it covers every file the form can put there.

@@ -704,7 +704,7 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         const routes = body.routes.map((r) => `${r.method} ${r.path}`)
         for (const r of [
           'PUT /filestorage/v1/{store}/upload/{path}',
-          'POST /filestorage/v1/{store}/upload/{dir}',
+          'POST /filestorage/v1/{store}/upload/{path}',
           'GET /filestorage/v1/{store}/download/{path}',
           'GET /filestorage/v1/{store}/info/{path}',
           'GET /filestorage/v1/{store}/list/{dir}',

@@ -10,11 +10,13 @@ import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
-import { CreateOnlyHeader, EtagListHeader, MetadataHeader, MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
+import { CreateOnlyHeader, EtagListHeader, MediaTypeField, MetadataHeader, MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
 
 const CreateUploadBody = z
   .object({
-    contentType: z.string().optional().openapi({ description: 'Content type of the assembled file.' }),
+    contentType: MediaTypeField('Content type of the assembled file; empty is taken as absent.')
+      .or(z.literal(''))
+      .optional(),
     metadata: MetadataSchema.optional(),
   })
   .openapi('CreateUploadRequest')

@@ -11,9 +11,9 @@ import { StorageError } from '../storage/index.js'
 import { authorize, signerOf } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
-import { MAX_MEDIA_TYPE_LENGTH, MEDIA_TYPE, parseMediaType } from './media-type.js'
+import { parseMediaType } from './media-type.js'
 import { requestPath } from './request-path.js'
-import { PathParam, StoreParam } from './schemas.js'
+import { MediaTypeField, PathParam, StoreParam } from './schemas.js'
 import { publicUrl } from './tus/location.js'
 
 const OPERATIONS = {
@@ -32,12 +32,7 @@ const uploadRequest = (operation: 'upload' | 'tus') =>
       operation: z.literal(operation),
       expiresIn,
       maxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'The largest body accepted.' }),
-      contentType: z
-        .string()
-        .max(MAX_MEDIA_TYPE_LENGTH)
-        .regex(MEDIA_TYPE, 'must be a media type (type/subtype[; parameters])')
-        .optional()
-        .openapi({ description: 'The only content type accepted, and stored.' }),
+      contentType: MediaTypeField('The only content type accepted, and stored.').optional(),
     })
     .strict()
 

@@ -23,7 +23,7 @@
 import type { Stats } from 'node:fs'
 import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isErrno } from './layout.js'
+import { isErrno, writeThenRename } from './layout.js'
 
 export interface FileRecord {
   v: 2
@@ -86,14 +86,7 @@ export class FileRecords {
       await writeFile(this.#record(stats.ino), JSON.stringify(record))
       return
     }
-    const staged = this.tmpFile()
-    await writeFile(staged, JSON.stringify(record))
-    try {
-      await rename(staged, this.#record(stats.ino))
-    } catch (e) {
-      await unlink(staged).catch(() => {})
-      throw e
-    }
+    await writeThenRename(this.tmpFile(), this.#record(stats.ino), JSON.stringify(record))
   }
 
   /** link(), making the shard folder the first time one is needed (not on every write). */
@@ -222,9 +215,7 @@ export class FileRecords {
     const record = await readFile(staged, 'utf8').then((t) => JSON.parse(t) as FileRecord, () => null)
     if (!record) return
     if (record.birthtimeMs !== undefined) record.birthtimeMs = (await lstat(this.holder(ino))).birthtimeMs
-    const tmp = this.tmpFile()
-    await writeFile(tmp, JSON.stringify(record))
-    await rename(tmp, this.#record(ino))
+    await writeThenRename(this.tmpFile(), this.#record(ino), JSON.stringify(record))
     await unlink(staged)
   }
 

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
 import { insufficientStorage, StorageError } from '../errors.js'
@@ -180,6 +180,22 @@ export class DiskLayout {
         return // not empty, gone already, or not ours to remove: stop there
       }
     }
+  }
+}
+
+/**
+ * Writes `data` whole to the temporary file `tmp`, then renames it to `to`: a reader sees the old
+ * file or the new one, never half of one. On any failure (a full disk fails the write after the
+ * open succeeded: it needs an inode, no block) the temporary file is removed before the error is
+ * thrown: it belongs to a live process, which the sweeper leaves alone.
+ */
+export async function writeThenRename(tmp: string, to: string, data: string): Promise<void> {
+  try {
+    await writeFile(tmp, data, { flag: 'wx' })
+    await rename(tmp, to)
+  } catch (e) {
+    await unlink(tmp).catch(() => {})
+    throw e
   }
 }
 

@@ -14,10 +14,10 @@
  * sent again meanwhile.
  */
 import { randomBytes } from 'node:crypto'
-import { link, lstat, open, readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises'
+import { link, lstat, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PartInfo } from '../types.js'
-import { isErrno } from './layout.js'
+import { isErrno, writeThenRename } from './layout.js'
 
 export const partName = (n: number) => `part-${String(n).padStart(5, '0')}`
 
@@ -99,8 +99,7 @@ async function bytesOf(dir: string, record: PartRecord, claims: Claim[]): Promis
 /** Writes a part's record through `tmp` and a rename, so a crash never leaves half of one. */
 export async function writePartRecord(dir: string, info: PartInfo, ino: number, tmp: string): Promise<void> {
   const record: PartRecord = { ...info, ino }
-  await writeFile(tmp, JSON.stringify(record))
-  await rename(tmp, join(dir, `${partName(info.part)}.json`))
+  await writeThenRename(tmp, join(dir, `${partName(info.part)}.json`), JSON.stringify(record))
 }
 
 export async function removePartRecord(dir: string, part: number): Promise<void> {

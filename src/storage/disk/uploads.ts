@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { randomBytes } from 'node:crypto'
@@ -69,7 +69,7 @@ import type { CommitRequest } from './disk-driver.js'
 import { AppendTails } from './append-tails.js'
 import { FileSink } from './file-sink.js'
 import type { Instances } from './instances.js'
-import { type DiskLayout, tmpFileWriter } from './layout.js'
+import { type DiskLayout, tmpFileWriter, writeThenRename } from './layout.js'
 import {
   type Claim,
   claimPart,
@@ -475,9 +475,7 @@ export class DiskUploads {
   }
 
   async #writeJson(uploadId: string, name: string, value: unknown): Promise<void> {
-    const tmp = this.layout.tmpFile()
-    await writeFile(tmp, JSON.stringify(value))
-    await rename(tmp, join(this.#dir(uploadId), name))
+    await writeThenRename(this.layout.tmpFile(), join(this.#dir(uploadId), name), JSON.stringify(value))
   }
 
   async #readJson<T extends { v: number }>(uploadId: string, name: string): Promise<T | null> {

@@ -48,7 +48,8 @@ export function createCompleteUploadHandler(deps: HandlerDeps) {
   app.openapi(withBoundedJsonBody(completeUploadRoute, deps), async (c) => {
     const { store, uploadId } = c.req.valid('param')
     const driver = deps.stores.get(store)
-    await ownedUpload(c, driver, store, uploadId, 'completeUpload')
+    // A finished upload too: a retry after a crash answers the stored file (to its owner only).
+    await ownedUpload(c, driver, store, uploadId, 'completeUpload', { finished: true })
     const body = c.req.valid('json')
     const options: CompleteUploadOptions = {}
     if (body.parts) options.parts = body.parts

@@ -5,7 +5,7 @@
  */
 import type { Context } from 'hono'
 import { ANONYMOUS, type Operation } from '../auth/index.js'
-import { type StorageDriver, uploadNotFound, type UploadStatus } from '../storage/index.js'
+import { type StorageDriver, uploadNotFound, type UploadStatus, type UploadStatusOptions } from '../storage/index.js'
 import { authorize, ownerOf } from './access.js'
 
 export async function ownedUpload(
@@ -14,8 +14,9 @@ export async function ownedUpload(
   store: string,
   uploadId: string,
   operation: Operation,
+  options: UploadStatusOptions = {},
 ): Promise<UploadStatus> {
-  const status = await driver.uploadStatus(uploadId)
+  const status = await driver.uploadStatus(uploadId, options)
   // Uploads from before owners were kept belong to anonymous callers only.
   if ((status.owner ?? ANONYMOUS.id) !== ownerOf(c)) throw uploadNotFound(uploadId)
   await authorize(c, { operation, action: 'write', store, path: status.path, uploadId })

@@ -146,6 +146,14 @@ export interface UploadStatus extends UploadSession {
   received: number
 }
 
+export interface UploadStatusOptions {
+  /**
+   * Also answer an upload whose completion committed (until it expires; its `parts` may be gone):
+   * a retried `completeUpload` is checked against its owner and path like the first one.
+   */
+  finished?: boolean
+}
+
 export interface CompleteUploadOptions {
   /** Parts to assemble, in ascending order; all received parts when omitted. */
   parts?: number[]
@@ -242,7 +250,7 @@ export interface StorageDriver {
    * the upload's `maxBytes`, `payload_too_large`.
    */
   declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus>
-  uploadStatus(uploadId: string): Promise<UploadStatus>
+  uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus>
   /** Assembles the parts into the file. With a `totalSize`, the parts must add up to exactly that (`upload_incomplete`). */
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult>
   abortUpload(uploadId: string): Promise<void>

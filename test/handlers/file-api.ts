@@ -556,6 +556,10 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         expect(await done.json()).toMatchObject({ path, size: 4000, sha256: sha256(whole), contentType: 'application/x-parts', metadata: { via: 'parts' } })
         expect(Buffer.from(await (await fetch(url('download', path))).arrayBuffer()).equals(whole)).toBe(true)
         await expectError(await fetch(`${api}/${store}/uploadstatus/${session.uploadId}`), 404, 'not_found')
+        // Its answer lost (a crash, a cut connection): completing again answers the stored file.
+        const again = await fetch(`${api}/${store}/completeupload/${session.uploadId}`, { method: 'POST' })
+        expect(again.status, await again.clone().text()).toBe(201)
+        expect(await again.json()).toMatchObject({ path, size: 4000, sha256: sha256(whole), contentType: 'application/x-parts' })
       })
 
       it('answers 409 upload_incomplete for a missing part, naming it', async () => {

@@ -58,6 +58,7 @@ import type {
   StoredFile,
   UploadSession,
   UploadStatus,
+  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import { Adoptions } from './adoptions.js'
@@ -304,8 +305,8 @@ export class DiskDriver implements StorageDriver {
     return this.#guard(uploadId, () => this.#uploads.declareSize(uploadId, totalSize))
   }
 
-  uploadStatus(uploadId: string): Promise<UploadStatus> {
-    return this.#guard(uploadId, () => this.#uploads.status(uploadId))
+  uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus> {
+    return this.#guard(uploadId, () => this.#uploads.status(uploadId, options))
   }
 
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult> {

@@ -63,6 +63,7 @@ import type {
   StoredFile,
   UploadSession,
   UploadStatus,
+  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import type { CommitRequest } from './disk-driver.js'
@@ -285,13 +286,13 @@ export class DiskUploads {
     return this.status(uploadId)
   }
 
-  async status(uploadId: string): Promise<UploadStatus> {
+  async status(uploadId: string, options: UploadStatusOptions = {}): Promise<UploadStatus> {
     checkUploadId(uploadId)
     // Under the upload's lock: a recovery under way (by the sweeper, or another request) holds it
     // while it re-hashes what a dead append left, and the status must count those bytes.
     return this.locks.run(uploadLock(uploadId), async () => {
       await this.#recoverDeadClaimsLocked(uploadId)
-      const session = await this.#session(uploadId)
+      const session = await this.#session(uploadId, options.finished)
       return uploadStatusOf(session, (await this.#parts(uploadId)).map((p) => p.info))
     })
   }
@@ -510,11 +511,11 @@ export class DiskUploads {
     }
   }
 
-  /** The live session, or `not_found` for an unknown, finished or expired one. */
-  async #session(uploadId: string): Promise<SessionFile> {
+  /** The live session, or `not_found` for an unknown, finished (unless `finished` is allowed) or expired one. */
+  async #session(uploadId: string, finished = false): Promise<SessionFile> {
     checkUploadId(uploadId)
     const session = await this.#readSession(uploadId)
-    if (!session || isExpired(session.expiresAt) || (await this.#committed(uploadId))) throw uploadNotFound(uploadId)
+    if (!session || isExpired(session.expiresAt) || (!finished && (await this.#committed(uploadId)))) throw uploadNotFound(uploadId)
     return session
   }
 

@@ -41,6 +41,7 @@ import type {
   StoredFile,
   UploadSession,
   UploadStatus,
+  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import { ByteLeases } from './byte-leases.js'
@@ -283,8 +284,8 @@ export class MongoDriver implements StorageDriver {
     return this.#run(() => this.#uploads.declareSize(uploadId, totalSize))
   }
 
-  uploadStatus(uploadId: string): Promise<UploadStatus> {
-    return this.#run(() => this.#uploads.status(uploadId))
+  uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus> {
+    return this.#run(() => this.#uploads.status(uploadId, options))
   }
 
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult> {

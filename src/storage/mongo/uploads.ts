@@ -53,6 +53,7 @@ import type {
   StoredFile,
   UploadSession,
   UploadStatus,
+  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import { type AppendedBytes, receiveAppend } from './append-bytes.js'
@@ -226,8 +227,8 @@ export class MongoUploads {
     return this.status(uploadId)
   }
 
-  async status(uploadId: string): Promise<UploadStatus> {
-    const session = await this.#live(uploadId)
+  async status(uploadId: string, options: UploadStatusOptions = {}): Promise<UploadStatus> {
+    const session = await this.#live(uploadId, options.finished)
     return uploadStatusOf(fromDoc(session), (await this.#parts(uploadId)).map(partInfo))
   }
 
@@ -331,11 +332,11 @@ export class MongoUploads {
     return orphans.length
   }
 
-  /** The upload, or `not_found` for an unknown, finished or expired one. */
-  async #live(uploadId: string): Promise<UploadDoc> {
+  /** The upload, or `not_found` for an unknown, finished (unless `finished` is allowed) or expired one. */
+  async #live(uploadId: string, finished = false): Promise<UploadDoc> {
     checkUploadId(uploadId)
     const session = await this.uploads.findOne({ _id: uploadId })
-    if (!session || session.finished || isExpired(session.expiresAt.toISOString())) throw uploadNotFound(uploadId)
+    if (!session || (session.finished && !finished) || isExpired(session.expiresAt.toISOString())) throw uploadNotFound(uploadId)
     return session
   }
 

@@ -3,12 +3,25 @@
  * and serves 40 concurrent 64 MiB downloads, printed, and bounded by PEAK_RSS_BOUND_MIB.
  */
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, expect, test } from 'vitest'
 import type { ProcessService } from '../helpers/process-service.js'
 import { report, startBuilt, tempDir } from './harness.js'
 import { MEMORY, PEAK_RSS_BOUND_MIB } from './knobs.js'
 
 const MiB = 1024 * 1024
+const PROBE = fileURLToPath(new URL('./memory-probe.mjs', import.meta.url))
+
+type Usage = Record<'rss' | 'heapTotal' | 'heapUsed' | 'external' | 'arrayBuffers', number>
+
+/** Where the memory is, from the service's own process.memoryUsage() (memory-probe.mjs), in MiB. */
+function breakdown(u: Usage): string {
+  const mib = (n: number) => `${Math.round(n / MiB)}`
+  // external includes arrayBuffers (Buffers); the rest of the RSS is native: code, stacks, malloc, libuv.
+  return `rss ${mib(u.rss)} = V8 heap ${mib(u.heapTotal)} (used ${mib(u.heapUsed)}) + Buffers ${mib(u.arrayBuffers)} + other external ${mib(u.external - u.arrayBuffers)} + native ${mib(u.rss - u.heapTotal - u.external)}`
+}
 let svc: ProcessService | undefined
 afterAll(async () => {
   await svc?.stop('SIGKILL')
@@ -42,13 +55,16 @@ async function download(api: string, path: string): Promise<number> {
 test(`peak RSS under ${MEMORY.uploads} concurrent ${MEMORY.fileBytes / MiB} MiB uploads and ${MEMORY.downloads} downloads stays under ${PEAK_RSS_BOUND_MIB} MiB`, async () => {
   const dir = await tempDir('memory')
   try {
-    svc = await startBuilt({ STORAGE_DIR: dir.path })
+    const probeFile = join(dir.path, 'memory-probe.json')
+    svc = await startBuilt({ STORAGE_DIR: join(dir.path, 'data'), MEMORY_PROBE_FILE: probeFile }, undefined, ['--import', PROBE])
     const api = svc.api
     const base = randomBytes(MiB)
     const sources = ['memory/source-0.mp4', 'memory/source-1.mp4', 'memory/source-2.mp4', 'memory/source-3.mp4']
     for (const path of sources) expect((await upload(api, path, base)).status).toBe(201)
     const atRest = await svc.rss()
     await svc.resetPeakRss()
+    svc.child.kill('SIGUSR2') // the probe's peaks too
+    await new Promise((r) => setTimeout(r, 100))
 
     const results = await Promise.allSettled([
       ...Array.from({ length: MEMORY.uploads }, async (_, i) => {
@@ -62,6 +78,13 @@ test(`peak RSS under ${MEMORY.uploads} concurrent ${MEMORY.fileBytes / MiB} MiB 
       }),
     ])
     const peakMiB = Math.round((await svc.peakRss()) / MiB)
+    await new Promise((r) => setTimeout(r, 100))
+    const probe = JSON.parse(await readFile(probeFile, 'utf8')) as { peak: Usage; atPeakRss: Usage }
+    const transfers = MEMORY.uploads + MEMORY.downloads
+    console.log(
+      `[reliability] memory: at the highest RSS sampled: ${breakdown(probe.atPeakRss)} MiB; peaks of each part: heap ${Math.round(probe.peak.heapTotal / MiB)}, ` +
+        `Buffers ${Math.round(probe.peak.arrayBuffers / MiB)} MiB; above rest: ${((peakMiB * MiB - atRest) / transfers / MiB).toFixed(2)} MiB per transfer (${transfers} at once)`,
+    )
     const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))
     console.log(`[reliability] memory: RSS at rest ${Math.round(atRest / MiB)} MiB, peak ${peakMiB} MiB (bound ${PEAK_RSS_BOUND_MIB} MiB)`)
     await report('memory', {

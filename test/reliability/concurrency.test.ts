@@ -1,12 +1,12 @@
 /**
- * Concurrency audit (issue 10, finding 1): 32 writers and 32 readers over 8 paths, on one process
- * and on two processes sharing one store; zero mismatches allowed, during the run, after it, and
- * after a restart.
+ * Concurrency audit (issue 10, finding 1; issue 12): 32 writers and 32 readers over 8 paths, on one
+ * process, on two processes sharing one store, and on one service with WORKERS=2 (two cluster
+ * workers on one socket); zero mismatches allowed, during the run, after it, and after a restart.
  */
 import { afterAll, describe, expect, test } from 'vitest'
 import type { ProcessService } from '../helpers/process-service.js'
 import { finalStateProblems, runConcurrencyAudit } from './concurrency-audit.js'
-import { auditedStores, report, startBuilt, storeEnv, tempDir } from './harness.js'
+import { auditedStores, internalUsage, report, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { expectNone } from './expect-none.js'
 
 const started: ProcessService[] = []
@@ -21,20 +21,29 @@ async function startProcesses(count: number, env: Record<string, string>): Promi
 }
 
 describe.each(auditedStores('the concurrency audit'))('concurrency audit on the %s store', (store) => {
-  test.each([1, 2])('%i process(es) on one store: every read shows one version written, and so does every path after a restart', async (processes) => {
+  const setups = [
+    { label: 'x1', what: '1 process', processes: 1, workers: 1 },
+    { label: 'x2', what: '2 processes', processes: 2, workers: 1 },
+    { label: 'WORKERS=2', what: '1 service with WORKERS=2', processes: 1, workers: 2 },
+  ]
+  test.each(setups)('$what on one store: every read shows one version written, and so does every path after a restart', async ({ label, processes, workers }) => {
     const dir = await tempDir(`audit-${store}`)
     try {
       const env = { STORAGE_DIR: dir.path, ...storeEnv(store) }
-      const services = await startProcesses(processes, env)
+      const services = await startProcesses(processes, { ...env, WORKERS: String(workers) })
       const apis = services.map((s) => s.api)
-      const audit = await runConcurrencyAudit({ apis, store, dir: `audit-${processes}` })
+      const rss = trackPeakRss(() => services)
+      const audit = await runConcurrencyAudit({ apis, store, dir: `audit-${processes}-${workers}` })
       const after = await finalStateProblems(apis, store, audit.log, audit.paths)
+      const peakRssMiB = await rss.stop()
 
       await Promise.all(services.map((s) => s.stop('SIGTERM')))
       const restarted = await startProcesses(1, env)
       const afterRestart = await finalStateProblems([restarted[0]!.api], store, audit.log, audit.paths)
       const changed = audit.paths.filter((p) => afterRestart.held.get(p) !== after.held.get(p))
       await restarted[0]!.stop('SIGTERM')
+      // What the store keeps beside the files once every write is finished (disk: large temporary files).
+      const leftovers = store === 'disk' ? (await internalUsage(dir.path)).large : undefined
 
       const kinds = {
         'during the run': audit.mismatches,
@@ -42,16 +51,19 @@ describe.each(auditedStores('the concurrency audit'))('concurrency audit on the 
         'after the run': after.problems,
         'after a restart': afterRestart.problems,
         'changed across the restart': changed,
+        'left behind': leftovers ?? [],
       }
       const failed = Object.entries(kinds).flatMap(([kind, problems]) => problems.map((p) => `${kind}: ${p}`))
-      await report(`concurrency ${store} x${processes}`, {
+      await report(`concurrency ${store} ${label}`, {
         readsAudited: audit.readsAudited,
-        mismatches: failed.length,
+        mismatches: failed.length - (leftovers?.length ?? 0),
+        ...(leftovers ? { leftoversFound: leftovers.length } : {}),
+        peakRssMiB,
         failed: Object.entries(kinds)
           .filter(([, problems]) => problems.length > 0)
           .map(([kind, problems]) => `${kind}: ${problems.length}, e.g. ${problems[0]}`),
       })
-      console.log(`[reliability] concurrency ${store} x${processes}: ${audit.writes} writes, ${audit.readsAudited} reads audited`)
+      console.log(`[reliability] concurrency ${store} ${label}: ${audit.writes} writes, ${audit.readsAudited} reads audited`)
       expect(audit.writes, 'the writers did not get going').toBeGreaterThan(40)
       expect(audit.readsAudited, 'the readers did not get going').toBeGreaterThan(200)
       expectNone(failed, `of ${audit.writes} writes and ${audit.readsAudited} reads`)

@@ -12,7 +12,7 @@ import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir } from './harness.js'
+import { auditedStores, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
 import { type Answer, json, send } from './sender.js'
@@ -76,6 +76,8 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     let payloadBytes = 0
     let svc = await startBuilt(env)
     started.push(svc)
+    const rss = trackPeakRss(() => [svc])
+    let readsAudited = 0
     const api = () => svc.api
     const crashNow = () => {
       if (svc.child.exitCode === null && svc.child.signalCode === null) svc.child.kill('SIGKILL')
@@ -89,6 +91,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     /** The path holds one of `allowed`, complete (download and info agree) with its attributes. */
     const checkPath = async (path: string, allowed: (Version | undefined)[], what: string): Promise<string[]> => {
       const info = await readInfo(api(), store, path)
+      readsAudited++
       if (info.status === 404) {
         held.set(path, undefined)
         return allowed.includes(undefined) ? [] : [`${what}: ${path} is gone (404) though a version of it was stored`]
@@ -97,6 +100,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       const v = log.get(info.info!.sha256)
       const found = differences(seenInInfo(info.info!), v, `${what}: info`)
       const download = await readDownload(api(), store, path)
+      readsAudited++
       if (download.status !== 200) found.push(`${what}: download of ${path} answers ${download.status} while info answers 200`)
       else found.push(...download.problems.map((p) => `${what}: ${p}`), ...differences(download.seen!, v, `${what}: download`))
       if (v && !allowed.includes(v)) found.push(`${what}: ${path} holds a version that is neither the previous nor the new one`)
@@ -107,6 +111,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     const checkListing = async (what: string): Promise<string[]> => {
       const listing = await listAll(api(), store, '')
       if (listing.status !== 200) return [`${what}: the listing answers ${listing.status}`]
+      readsAudited += listing.entries.length
       return listing.entries.flatMap((e: FileInfoJson) => differences(seenInInfo(e), log.get(e.sha256), `${what}: listing entry`))
     }
 
@@ -273,12 +278,16 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       } else {
         leftovers = await gridFsLeftovers(env.MONGODB_URI!, env.MONGODB_DB!, storedFiles)
       }
+      const peakRssMiB = await rss.stop()
       await svc.stop('SIGTERM')
       if (leftovers.found > 0) {
         problems.push(`${leftovers.found} leftovers (${leftovers.bytes} bytes, payloads ${payloadBytes} bytes) after a sweep: ${leftovers.detail.slice(0, 5).join(', ')}`)
       }
       await report(`crash loop ${store}`, {
+        readsAudited,
+        mismatches: problems.length,
         crashesSurvived: survived,
+        peakRssMiB,
         leftoversFound: leftovers.found,
         leftoverBytes: leftovers.bytes,
         failed: problems.length ? [`${problems.length} problems, e.g. ${problems.slice(0, 4).join(' | ')}`] : [],

@@ -11,7 +11,7 @@ import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { waitFor } from '../helpers/wait.js'
 import { expectNone } from './expect-none.js'
-import { report, sleep, startBuilt, treeEntries } from './harness.js'
+import { report, sleep, startBuilt, trackPeakRss, treeEntries } from './harness.js'
 import { FULL_DISK } from './knobs.js'
 import { mountTmpfs } from './mount.js'
 import { readDownload } from './reads.js'
@@ -46,6 +46,8 @@ test('a full disk: every write refused with 507 (or 503), nothing left behind, /
   const problems: string[] = []
   try {
     svc = await startBuilt({ STORAGE_DIR: mount.path, SWEEP_INTERVAL_SECONDS: String(SWEEP_SECONDS) })
+    const running = svc
+    const rss = trackPeakRss(() => [running])
     const api = svc.api
     const put = (path: string, body: Buffer) => fetch(`${api}/disk/upload/${path}`, { method: 'PUT', body, headers: { 'Content-Type': 'application/pdf' } })
 
@@ -116,7 +118,8 @@ test('a full disk: every write refused with 507 (or 503), nothing left behind, /
     const freeAfter = (await statfs(mount.path)).bfree
     if (freeAfter < freeBefore) problems.push(`refused writes left ${(freeBefore - freeAfter) * (await statfs(mount.path)).bsize} bytes in use`)
     const kept = await readDownload(api, 'disk', stored[0]!.path)
-    if (kept.seen?.sha256 !== stored[0]!.sha) problems.push(`the file a refused PUT would have replaced is harmed (download ${kept.status})`)
+    const keptMismatch = kept.seen?.sha256 === stored[0]!.sha ? 0 : 1
+    if (keptMismatch) problems.push(`the file a refused PUT would have replaced is harmed (download ${kept.status})`)
 
     const check = await fetch(`${api}/check`)
     const checkBody = await check.text()
@@ -138,8 +141,9 @@ test('a full disk: every write refused with 507 (or 503), nothing left behind, /
     await waitFor('/check to recover once space is free', async () => (await fetch(`${api}/check`)).status === 200, { timeoutMs: 10_000 }).catch((e: Error) =>
       problems.push(e.message),
     )
+    const peakRssMiB = await rss.stop()
     await svc.stop('SIGTERM')
-    await report('full disk', { leftoversFound: added.length, failed: problems })
+    await report('full disk', { readsAudited: 1, mismatches: keptMismatch, leftoversFound: added.length, peakRssMiB, failed: problems })
     expectNone(problems, 'on a full disk')
   } finally {
     await svc?.stop('SIGKILL')

@@ -25,9 +25,9 @@ export function storeEnv(store: string, database = randomDbName('rel')): Record<
 }
 
 /** Starts the built service (`npm run build` first; `npm run test:reliability` does). */
-export async function startBuilt(env: Record<string, string>, startTimeoutMs = 30_000): Promise<ProcessService> {
+export async function startBuilt(env: Record<string, string>, startTimeoutMs = 30_000, nodeArgs: string[] = []): Promise<ProcessService> {
   if (!existsSync(join(ROOT, BUILT_MAIN))) throw new Error(`${BUILT_MAIN} is missing: run "npm run build" first`)
-  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { built: true, startTimeoutMs })
+  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { built: true, startTimeoutMs, nodeArgs })
 }
 
 export async function tempDir(label: string): Promise<{ path: string; remove(): Promise<void> }> {
@@ -46,6 +46,35 @@ export interface Figures {
   notCut?: number
   /** Checks that failed, briefly. */
   failed?: string[]
+}
+
+/** A process's peak resident memory (VmHWM, kept by the kernel), in bytes; 0 once it is gone. */
+async function processPeak(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024
+}
+
+/**
+ * The highest resident memory of any one process of the services an audit runs (a WORKERS service's
+ * workers included), in MiB: each process's own peak, read every 250 ms and at `stop()`, so nothing
+ * is missed but the last quarter second of a process killed with SIGKILL.
+ */
+export function trackPeakRss(services: () => ProcessService[]): { stop(): Promise<number> } {
+  let peak = 0
+  const sample = async () => {
+    for (const svc of services()) {
+      const children = await readFile(`/proc/${svc.pid}/task/${svc.pid}/children`, 'utf8').catch(() => '')
+      for (const pid of [svc.pid, ...children.trim().split(/\s+/).filter(Boolean).map(Number)]) peak = Math.max(peak, await processPeak(pid))
+    }
+  }
+  const timer = setInterval(() => void sample(), 250)
+  return {
+    async stop() {
+      clearInterval(timer)
+      await sample()
+      return Math.round(peak / (1024 * 1024))
+    },
+  }
 }
 
 /** Prints `figures` and keeps them for the summary (the file the global setup names). */

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, expect, test } from 'vitest'
 import { requireBinary } from '../helpers/external.js'
 import type { ProcessService } from '../helpers/process-service.js'
-import { report, startBuilt, tempDir } from './harness.js'
+import { report, startBuilt, tempDir, trackPeakRss } from './harness.js'
 import { SCHEMATHESIS } from './knobs.js'
 
 const SETTINGS = fileURLToPath(new URL('./schemathesis', import.meta.url))
@@ -73,11 +73,14 @@ test('schemathesis with all its checks finds nothing in the disk service and its
       '--max-time',
       String(SCHEMATHESIS.maxTimeSeconds),
     ]
+    const running = svc
+    const rss = trackPeakRss(() => [running])
     const { code, output } = await run(bin, args, dir.path, SCHEMATHESIS.timeoutSeconds * 1000)
+    const peakRssMiB = await rss.stop()
     const summary = output.trim().split('\n').slice(-1)[0] ?? ''
     const failures = [...output.matchAll(/^_{3,} (.+?) _{3,}$/gm)].map((m) => m[1]!)
     console.log(`[reliability] schemathesis ${SCHEMATHESIS.version} (${args.slice(5).join(' ')}): ${summary}`)
-    await report('schemathesis', { failed: code === 0 ? [] : [`exit ${code}: ${summary}; in ${failures.join(', ')}`] })
+    await report('schemathesis', { peakRssMiB, failed: code === 0 ? [] : [`exit ${code}: ${summary}; in ${failures.join(', ')}`] })
     expect(code, `schemathesis reports problems (exit ${code}); its output:\n${output.slice(-20_000)}`).toBe(0)
   } finally {
     await svc?.stop('SIGKILL')

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, internalUsage, openDescriptors, report, sleep, startBuilt, storeEnv, tempDir } from './harness.js'
+import { auditedStores, internalUsage, openDescriptors, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { SLOW_CLIENTS, TIMEOUT_VARS } from './knobs.js'
 
 const started: ProcessService[] = []
@@ -63,7 +63,9 @@ describe.each(auditedStores('the slow-clients audit'))('slow clients on the %s s
     }
     const svc = await startBuilt(env)
     started.push(svc)
+    const rss = trackPeakRss(() => [svc])
     const problems: string[] = []
+    let badDownloads = 0
     const open: Tracked[] = []
     try {
       const file = randomBytes(1024 * 1024)
@@ -84,6 +86,7 @@ describe.each(auditedStores('the slow-clients audit'))('slow clients on the %s s
           try {
             const res = await fetch(fileUrl, { signal: AbortSignal.timeout(SLOW_CLIENTS.downloadBoundMs) })
             const body = Buffer.from(await res.arrayBuffer())
+            if (res.status !== 200 || sha256(body) !== sha256(file)) badDownloads++
             if (res.status !== 200 || sha256(body) !== sha256(file)) problems.push(`a download during the attack answers ${res.status} with ${body.length} bytes`)
           } catch (e) {
             problems.push(`a download during the attack failed: ${(e as Error).message}`)
@@ -134,7 +137,14 @@ describe.each(auditedStores('the slow-clients audit'))('slow clients on the %s s
       const p50 = Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0)
       const max = Math.round(sorted.at(-1) ?? 0)
       console.log(`[reliability] slow clients ${store}: ${latencies.length} downloads during the attack, latency p50 ${p50} ms, max ${max} ms; descriptors ${fdsBefore} -> ${fdsAfter}`)
-      await report(`slow clients ${store}`, { notCut, leftoversFound: Math.max(0, tempAfter - tempBefore), failed: problems })
+      await report(`slow clients ${store}`, {
+        readsAudited: latencies.length,
+        mismatches: badDownloads,
+        notCut,
+        leftoversFound: Math.max(0, tempAfter - tempBefore),
+        peakRssMiB: await rss.stop(),
+        failed: problems,
+      })
       expect(latencies.length, 'the downloader made no request').toBeGreaterThan(3)
       expectNone(problems, 'under slow clients')
     } finally {

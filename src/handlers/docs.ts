@@ -53,9 +53,12 @@ type Document = ReturnType<OpenAPIHono['getOpenAPI31Document']>
 export function buildOpenApiDocument(options: DocsOptions): Document {
   const document = options.app.getOpenAPI31Document({
     openapi: '3.1.0',
+    // The paths are absolute (the base path included), so the server is the document's own origin.
+    servers: [{ url: '/', description: 'the service that serves this document' }],
     info: {
       title: 'filestorage',
       version: options.service?.version ?? '1',
+      license: { name: 'MIT', url: 'https://opensource.org/license/mit' },
       description:
         'Stores files and hands them back over HTTP: upload, download, list, move, delete, and large uploads in parts. ' +
         'Paths are UTF-8, NFC, segments joined by `/` (percent-encode as usual). Every error is JSON: ' +
@@ -116,13 +119,23 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 
 function declareSecurity(document: Document, schemes: Record<string, Record<string, unknown>>): void {
   const names = Object.keys(schemes)
-  if (names.length === 0) return
+  if (names.length === 0) {
+    // No authorizer (anonymous mode, or a host app that authenticates on its own): say so.
+    for (const item of Object.values(document.paths ?? {})) {
+      for (const method of HTTP_METHODS) if (item[method]) item[method].security = []
+    }
+    return
+  }
   document.components = { ...document.components, securitySchemes: schemes as never }
   const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
   for (const item of Object.values(document.paths ?? {})) {
     for (const method of HTTP_METHODS) {
       const operation = item[method]
-      if (!operation || PUBLIC_OPERATIONS.has(operation.operationId ?? '')) continue
+      if (!operation) continue
+      if (PUBLIC_OPERATIONS.has(operation.operationId ?? '')) {
+        operation.security = [] // says "no credentials needed" where a tool would assume a scheme is missing
+        continue
+      }
       operation.security = names.map((name) => ({ [name]: [] }))
       operation.responses = {
         ...operation.responses,

@@ -138,8 +138,13 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         await upload(path, 'small')
         const tooBig = new Uint8Array(Number(API_LIMITS.MAX_UPLOAD_BYTES) + 1)
         await expectError(await fetch(url('upload', path), { method: 'PUT', body: tooBig }), 413, 'payload_too_large')
+        // Chunked (no Content-Length), four times the limit, then it ends: bounded, so a client that
+        // keeps pulling after the server stopped reading cannot grow without end.
+        let sent = 0
         const streamed = new ReadableStream({
           pull(c) {
+            if (sent >= 4 * Number(API_LIMITS.MAX_UPLOAD_BYTES)) return c.close()
+            sent += 1024 * 1024
             c.enqueue(new Uint8Array(1024 * 1024))
           },
         })

@@ -3,7 +3,7 @@
  * the requests in flight finish (up to a deadline), then close what is left.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { getRequestListener } from '@hono/node-server'
 import { errorBody } from '../../handlers/index.js'
@@ -106,9 +106,33 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex & { _htt
 function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
   const writeHead = res.writeHead
   res.writeHead = function (this: ServerResponse, ...args: Parameters<typeof writeHead>) {
-    if (!req.complete) this.shouldKeepAlive = false
+    if (!req.complete) {
+      this.shouldKeepAlive = false
+      lingerOnClose(req.socket)
+    }
     return writeHead.apply(this, args)
   } as typeof writeHead
+}
+
+/** How long a connection closed on an unread body keeps reading it (nginx: lingering_timeout 5 s). */
+const LINGER_MS = 2000
+
+/**
+ * Node closes such a connection with `destroySoon()`: it sends the answer, then destroys the socket
+ * while the client's body is still arriving, and the kernel answers that data with a reset, which
+ * can reach the client before it has read the answer (fetch then fails with EPIPE or ECONNRESET
+ * instead of showing the 413). So, as nginx's lingering close: send the answer and our FIN, keep
+ * reading (and discarding, Node's parser dumps the unread body) until the client closes its side or
+ * LINGER_MS pass, then destroy. http.Server sockets allow half-open connections, so reading goes on.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function (this: Socket) {
+    if (this.destroyed) return
+    const timer = setTimeout(() => this.destroy(), LINGER_MS)
+    this.once('end', () => this.destroy())
+    this.once('close', () => clearTimeout(timer))
+    this.end()
+  }
 }
 
 function stop(server: Server, timeoutMs: number): Promise<void> {

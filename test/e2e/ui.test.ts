@@ -185,6 +185,50 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 120_000)
 
+  it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {
+    const page = await openPage(writer, 'resume')
+    const bytes = randomBytes(12 * MiB)
+    const file = join(dir, 'large.bin')
+    await writeFile(file, bytes)
+    const cdp = await throttleUploads(page, 3 * MiB)
+    await page.setInputFiles('#picker', [file])
+    // Cut part-way: once some megabytes went, the page is reloaded (the request dies with it).
+    await expect
+      .poll(async () => Number(await page.locator('#uploads li[data-path="resume/large.bin"] progress').getAttribute('value')), { timeout: 20_000 })
+      .toBeGreaterThan(2 * MiB)
+    await cdp.detach()
+    await page.reload()
+    // tus-js-client kept the upload's URL in localStorage, under the file's fingerprint.
+    const stored = (await page.evaluate(
+      'Object.keys(localStorage).filter((k) => k.startsWith("tus::")).map((k) => JSON.parse(localStorage.getItem(k)).uploadUrl)',
+    )) as string[]
+    expect(stored).toHaveLength(1)
+    const head = await fetch(stored[0]!, { method: 'HEAD', headers: { ...bearer(writer), 'Tus-Resumable': '1.0.0' } })
+    expect(head.status).toBe(200)
+    const had = Number(head.headers.get('upload-offset'))
+    expect(had).toBeGreaterThan(0)
+    expect(had).toBeLessThan(bytes.length)
+
+    const creations: string[] = []
+    const offsets: number[] = []
+    page.on('request', (request) => {
+      if (!request.url().includes('/disk/tus/')) return
+      if (request.method() === 'POST') creations.push(request.url())
+      if (request.method() === 'PATCH') offsets.push(Number(request.headers()['upload-offset']))
+    })
+    await expect.poll(() => page.textContent('#token-state')).toBe('a token is set for this tab') // the tab kept it
+    await page.setInputFiles('#picker', [file])
+    const upload = page.locator('#uploads li[data-path="resume/large.bin"]')
+    await expect.poll(() => upload.getAttribute('data-state'), { timeout: 30_000 }).toBe('done')
+    expect(creations).toEqual([]) // no new upload: the same one went on
+    expect(offsets[0]).toBe(had) // from where the service stood, not from 0
+    const res = await info('resume/large.bin')
+    expect(await res.json()).toMatchObject({ size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') })
+    // Finished: its fingerprint is gone, so the same file sent again is a new upload.
+    expect(await page.evaluate('Object.keys(localStorage).filter((k) => k.startsWith("tus::")).length')).toBe(0)
+    expect(isolated!.blocked).toEqual([])
+  }, 90_000)
+
   it('explains a 403 when the token lacks the right, and a 401 for a token the service refuses', async () => {
     await fetch(`${svc.api}/disk/upload/guarded/keep.txt`, { method: 'PUT', headers: bearer(writer), body: 'keep me' })
     const reader = await hmacToken(key, 'ui-reader', ['files:read:disk'])

@@ -1,7 +1,11 @@
 /**
- * Previews of images, text and PDF. The file is fetched with the token and shown from a blob: URL in
- * an iframe with `sandbox` (an opaque origin, no scripts, no forms, no navigation of the page), so a
- * hostile file cannot act as the page. Active content (HTML, SVG, scripts) is never previewed.
+ * Previews of images, text and PDF. The file is fetched with the token and shown from a blob: URL
+ * whose type the page sets (so nothing is ever rendered as HTML): text in an iframe with `sandbox`
+ * (an opaque origin, no scripts, no forms, no navigation of the page); images in an <img>, which
+ * runs nothing (and needs none of the inline styles the browser's own image document would apply
+ * against the page's CSP); PDF in an iframe without `sandbox`, because Chromium refuses to show a
+ * PDF in a sandboxed frame: the blob is typed application/pdf, so only the browser's PDF viewer
+ * renders it. Active content (HTML, SVG, scripts) is never previewed.
  */
 import { type FileEntry, fetchFile } from './api.js'
 import { h } from './dom.js'
@@ -34,11 +38,11 @@ export async function showPreview(container: HTMLElement, store: string, file: F
   const type = kind === 'text' ? 'text/plain;charset=utf-8' : kind === 'pdf' ? 'application/pdf' : file.contentType
   closePreview(container)
   current = URL.createObjectURL(new Blob([blob], { type }))
-  // PDF needs the browser's viewer, which a frame without allow-scripts cannot run in some browsers.
-  const sandbox = kind === 'pdf' ? 'allow-scripts' : ''
   container.append(
     h('div', { class: 'preview-bar' }, h('strong', {}, file.path), h('button', { type: 'button', onclick: () => closePreview(container) }, 'Close')),
-    h('iframe', { sandbox, src: current, title: `preview of ${file.name}`, referrerpolicy: 'no-referrer', 'data-kind': kind }),
+    kind === 'image'
+      ? h('img', { src: current, alt: `preview of ${file.name}`, 'data-kind': kind })
+      : h('iframe', { sandbox: kind === 'text' ? '' : undefined, src: current, title: `preview of ${file.name}`, referrerpolicy: 'no-referrer', 'data-kind': kind }),
   )
   container.hidden = false
 }

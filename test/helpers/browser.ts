@@ -29,9 +29,10 @@ export async function isolatedContext(browser: Browser, origin: string): Promise
   context.setDefaultTimeout(20_000)
   const blocked: string[] = []
   await context.route('**/*', (route) => {
-    const url = route.request().url()
-    if (new URL(url).origin === origin || url.startsWith('blob:') || url.startsWith('data:')) return route.continue()
-    blocked.push(url)
+    const url = new URL(route.request().url())
+    // Only the network is refused: blob:, data: and the browser's own pages (its PDF viewer) are not.
+    if (url.origin === origin || !['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) return route.continue()
+    blocked.push(url.href)
     return route.abort('blockedbyclient')
   })
   return { context, blocked }

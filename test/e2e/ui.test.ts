@@ -193,6 +193,24 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 120_000)
 
+  it('uploads files dropped on the listing', async () => {
+    const page = await openPage(writer, 'dropped')
+    // A drop as the page receives it: a DataTransfer holding two files, dropped on the listing.
+    await page.evaluate(`(() => {
+      const transfer = new DataTransfer()
+      transfer.items.add(new File(['dropped one'], 'one.txt', { type: 'text/plain' }))
+      transfer.items.add(new File([new Uint8Array(300000).fill(7)], 'two.bin'))
+      const target = document.getElementById('drop')
+      target.dispatchEvent(new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true }))
+      target.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }))
+    })()`)
+    await row(page, 'dropped/one.txt').waitFor()
+    await row(page, 'dropped/two.bin').waitFor()
+    expect(await (await fetch(`${svc.api}/disk/download/dropped/one.txt`, { headers: bearer(writer) })).text()).toBe('dropped one')
+    expect(await (await info('dropped/two.bin')).json()).toMatchObject({ size: 300_000, sha256: createHash('sha256').update(Buffer.alloc(300_000, 7)).digest('hex') })
+    expect(isolated!.blocked).toEqual([])
+  }, 60_000)
+
   it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {
     const page = await openPage(writer, 'resume')
     const bytes = randomBytes(12 * MiB)

@@ -84,27 +84,39 @@ function renderCrumbs(): void {
 
 // ---- the listing --------------------------------------------------------------------------------
 
+/** Counts listings asked for: the answer of one that a newer one replaced is dropped. */
+let listings = 0
+
+/** Lists the folder in the URL. The table is `aria-busy` until the newest listing is shown. */
 async function load(): Promise<void> {
+  const listing = ++listings
   readLocation()
   els.store.value = state.store
   renderCrumbs()
   closePreview(els.preview)
-  await attempt(async () => {
-    state.entries = []
-    renderRows()
-    els.status.textContent = 'loading…'
-    try {
-      const { entries, truncated } = await listFolder(state.store, state.dir)
-      state.entries = entries
-      els.status.textContent = truncated ? `the first ${MAX_ENTRIES} entries` : ''
-    } catch (e) {
-      // A folder that does not exist yet is where a new folder's first upload will go.
-      const missing = (e as { status?: number }).status === 404 && state.dir !== ''
-      els.status.textContent = missing ? 'This folder is empty: upload files into it to create it.' : ''
-      if (!missing) throw e
-    }
-    renderRows()
-  })
+  els.table.setAttribute('aria-busy', 'true')
+  state.entries = []
+  els.status.textContent = 'loading…'
+  renderRows()
+  let shown: Entry[] = []
+  let status = ''
+  let error: unknown
+  try {
+    const { entries, truncated } = await listFolder(state.store, state.dir)
+    shown = entries
+    status = truncated ? `the first ${MAX_ENTRIES} entries` : ''
+  } catch (e) {
+    // A folder that does not exist yet is where a new folder's first upload will go.
+    if ((e as { status?: number }).status === 404 && state.dir !== '') status = 'This folder is empty: upload files into it to create it.'
+    else error = e
+  }
+  if (listing !== listings) return
+  state.entries = shown
+  els.status.textContent = status
+  if (error) showError(error)
+  else els.error.hidden = true
+  renderRows()
+  els.table.setAttribute('aria-busy', 'false')
 }
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
@@ -213,6 +225,7 @@ const refreshSoon = () => {
 const uploader = createUploader(els.uploads, refreshSoon, (e) => showError(e))
 
 function upload(files: { file: File; relativePath: string }[]): void {
+  if (!state.store) return showError(new Error('the service named no store to upload to (is it running?)'))
   if (files.length) uploader.add(state.store, files.map(({ file, relativePath }) => ({ file, path: join(state.dir, relativePath) })))
 }
 

@@ -75,10 +75,14 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
       await page.click('#token-form button[type=submit]')
       await expect.poll(() => page.textContent('#token-state')).toBe('a token is set for this tab')
     }
+    await listed(page)
     // The page must not have thrown (a CSP refusal of its own script would show here or as no rows).
     expect(errors).toEqual([])
     return page
   }
+
+  /** Waits until the page shows its newest listing (the table is aria-busy while one is on its way). */
+  const listed = (page: Page) => page.locator('#files[aria-busy=false]').waitFor()
 
   const row = (page: Page, path: string) => page.locator(`#file-rows tr[data-path="${path}"]`)
 
@@ -243,6 +247,7 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
       if (request.method() === 'PATCH') offsets.push(Number(request.headers()['upload-offset']))
     })
     await expect.poll(() => page.textContent('#token-state')).toBe('a token is set for this tab') // the tab kept it
+    await listed(page)
     await page.setInputFiles('#picker', [file])
     const upload = page.locator('#uploads li[data-path="resume/large.bin"]')
     await expect.poll(() => upload.getAttribute('data-state'), { timeout: 30_000 }).toBe('done')
@@ -337,7 +342,7 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
   it('the API docs page renders its operations with no network but the service', async () => {
     isolated = await isolatedContext(browser, svc.origin)
     const page = await isolated.context.newPage()
-    await page.goto(`${svc.api}/docs`)
+    await page.goto(`${svc.api}/docs`, { timeout: 60_000 }) // 1.7 MB of Swagger UI to parse on a busy machine
     const operations = page.locator('.opblock')
     await operations
       .first()
@@ -348,5 +353,5 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(await operations.count()).toBeGreaterThan(10)
     expect(await page.locator('.opblock-summary-path').allTextContents()).toContain('/filestorage/v1/{store}/upload/{path}')
     expect(isolated.blocked).toEqual([])
-  }, 60_000)
+  }, 120_000)
 })

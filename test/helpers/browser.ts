@@ -26,7 +26,7 @@ export interface IsolatedContext {
 /** A fresh browser context (its own storage) whose pages may only reach `origin`. */
 export async function isolatedContext(browser: Browser, origin: string): Promise<IsolatedContext> {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 } })
-  context.setDefaultTimeout(20_000)
+  context.setDefaultTimeout(30_000) // bounded, with room for a machine shared by several test runs
   const blocked: string[] = []
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url())

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provision and run the real services the integration tests use:
 # FerretDB (MongoDB wire protocol on SQLite) and a Consul dev agent, plus the
-# Debian packages nginx, redis-server and wrk, and schemathesis (PyPI) in a
-# virtual environment for the reliability suite.
+# Debian packages nginx, redis-server, chromium (the browser tests) and wrk, and
+# schemathesis (PyPI) in a virtual environment for the reliability suite.
 #
 # Usage: scripts/test-services.sh COMMAND [ARGS]
 #   install                     build/install whatever is missing (idempotent)
@@ -174,10 +174,11 @@ apt_install() {
   "${as_root[@]}" apt-get update -q >&2 && "${install[@]}" >&2
 }
 
-# Debian packages: nginx, redis-server and curl (signed-URL tests, Consul readiness) are required, wrk (benchmarks) is optional.
+# Debian packages: nginx, redis-server, curl (signed-URL tests, Consul readiness) and chromium (the
+# browser tests, driven by playwright-core) are required, wrk (benchmarks) is optional.
 install_packages() {
   local missing=() pair pkg bin
-  for pair in nginx:nginx redis-server:redis-server curl:curl; do
+  for pair in nginx:nginx redis-server:redis-server curl:curl chromium:chromium; do
     pkg=${pair%%:*} bin=${pair##*:}
     if have_command "$bin"; then log "$pkg: already installed"; else missing+=("$pkg"); fi
   done

@@ -20,6 +20,7 @@ import { methodNotAllowedHandler } from './method-not-allowed.js'
 import { createMoveHandler, moveRoute } from './move.js'
 import { createSignHandler, signRoute } from './sign.js'
 import { createTusHandler, tusRoutes } from './tus.js'
+import { createUiHandler, UI_ROUTES } from './ui.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
 import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
@@ -55,7 +56,7 @@ export const fileRoutes: RouteConfig[] = [
 ]
 
 /** `404`, or `405` with `Allow` for a route of the file API asked with another method. */
-export const fileStorageNotFound = (basePath = DEFAULT_BASE_PATH) => methodNotAllowedHandler([...fileRoutes, ...DOCS_ROUTES], basePath)
+export const fileStorageNotFound = (basePath = DEFAULT_BASE_PATH) => methodNotAllowedHandler([...fileRoutes, ...DOCS_ROUTES, ...UI_ROUTES], basePath)
 
 export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHono {
   const basePath = options.basePath ?? DEFAULT_BASE_PATH
@@ -83,6 +84,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
   ]) {
     api.route('/', handler)
   }
+  api.route('/', createUiHandler())
   api.route(
     '/',
     createDocsHandler({
@@ -103,6 +105,7 @@ export { accessMiddleware, type AccessOptions, allows, authorize, type Grant, OP
 export { isActiveType, isMediaType, parseMediaType } from './media-type.js'
 export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'
 export { buildOpenApiDocument, createDocsHandler } from './docs.js'
+export { createUiHandler, UI_CSP, type UiOptions } from './ui.js'
 export {
   createUploadHandler,
   createDownloadHandler,

@@ -22,6 +22,8 @@ import { generated, sha256 } from '../helpers/streams.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { registrationEnv } from '../helpers/consul.js'
 import { requireService } from '../helpers/external.js'
+import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
+import type { SecretKey } from '../../src/auth/index.js'
 import { tusOffset } from '../helpers/tus.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -268,28 +270,6 @@ describe('filestorage: every command with --json', () => {
     expectOk(rm)
     expect(jsonOut(rm)).toEqual({ deleted: [{ store: 'disk', path: 'json' }], failed: [] })
   }, 300_000)
-
-  it('sign prints { url, method, expiresAt } once the service signs URLs', async () => {
-    await putRemote('cli/signed.txt', new TextEncoder().encode('signed bytes'))
-    // Probe: POST /sign exists once access control lands (SPEC 6); until then the route is unknown (404).
-    const probe = await fetch(`${svc.api}/disk/sign/cli/signed.txt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"operation":"download"}' })
-    const run = await cli('--json', 'sign', 'disk:cli/signed.txt', '--expires-in', '600')
-    if (probe.status === 404) {
-      // The CLI reports the service's answer as it would any other: exit code and the API's message.
-      expect(run.code).toBe(EXIT.notFound)
-      expect(jsonError(run)).toMatchObject({ status: 404, code: 'not_found', message: expect.stringContaining('/sign/') })
-      console.log('[cli sign] the service has no sign route yet: only the error path is checked')
-      return
-    }
-    expectOk(run)
-    const signed = jsonOut<{ url: string; method: string; expiresAt: string }>(run)
-    expect(signed.method).toBe('GET')
-    expect(Date.parse(signed.expiresAt)).toBeGreaterThan(Date.now())
-    const res = await fetch(new URL(signed.url, svc.origin)) // whoever holds it, without a token
-    expect(await res.text()).toBe('signed bytes')
-    const plain = await cli('sign', 'disk:cli/signed.txt')
-    expect(plain.stdout.toString().trim()).toMatch(/^https?:\/\//)
-  }, 60_000)
 })
 
 describe('filestorage: exit codes and the API error', () => {
@@ -348,26 +328,85 @@ describe('filestorage: exit codes and the API error', () => {
     expect(run.code).toBe(EXIT.unavailable)
     expect(jsonError(run).code).toBe('store_unavailable')
   }, 180_000)
+})
 
-  it('a bad token: 5 with the API error where the service checks tokens', async () => {
-    // A service with a token secret configured (SPEC 6, AUTH_HMAC_SECRETS). Before access control
-    // lands, the variable is unknown to the service, which then ignores tokens.
-    const guarded = await spawnService({ STORAGE_DIR: join(dir, 'store-guarded'), AUTH_HMAC_SECRETS: `cli-test:${randomBytes(32).toString('hex')}` })
-    try {
-      const enforced = (await fetch(`${guarded.api}/disk/list/`)).status === 401
-      const run = await runCli(['--json', '--token', 'not-a-valid-token', 'ls', 'disk:'], { ...env, FILESTORAGE_URL: guarded.origin })
-      if (enforced) {
-        expect(run.code).toBe(EXIT.unauthorized)
-        expect(jsonError(run)).toMatchObject({ status: 401, code: 'unauthorized', message: expect.any(String) })
-      } else {
-        console.log('[cli token] the service does not check tokens yet: checked that a token is accepted and ignored')
-        expectOk(run)
-        expect(jsonOut(run)).toHaveProperty('entries')
-      }
-    } finally {
-      await guarded.stop()
-    }
+describe('filestorage against a service with access control (SPEC 6)', () => {
+  let guarded: ProcessService
+  let key: SecretKey
+  const guardedCli = (token: string | undefined, ...args: string[]) =>
+    runCli(token === undefined ? args : ['--token', token, ...args], { ...env, FILESTORAGE_URL: guarded.origin })
+
+  beforeAll(async () => {
+    key = hmacKey('cli-test')
+    guarded = await spawnService({ STORAGE_DIR: join(dir, 'store-guarded'), AUTH_HMAC_SECRETS: keysEnv(key) })
+    const res = await fetch(`${guarded.api}/disk/upload/cli/signed.txt`, {
+      method: 'PUT',
+      headers: bearer(await hmacToken(key, 'cli-setup', ['files:write:disk'])),
+      body: 'signed bytes',
+    })
+    expect(res.status).toBe(201)
+  })
+  afterAll(async () => guarded?.stop())
+
+  it('sign prints { url, method, expiresAt }: a URL that downloads the file without a token', async () => {
+    const reader = await hmacToken(key, 'cli-reader', ['files:read:disk:cli'])
+    const run = await guardedCli(reader, '--json', 'sign', 'disk:cli/signed.txt', '--expires-in', '600')
+    expectOk(run)
+    const signed = jsonOut<{ url: string; method: string; expiresAt: string }>(run)
+    expect(signed.method).toBe('GET')
+    const expiresIn = (Date.parse(signed.expiresAt) - Date.now()) / 1000
+    expect(expiresIn).toBeGreaterThan(500)
+    expect(expiresIn).toBeLessThanOrEqual(601)
+    expect((await fetch(`${guarded.api}/disk/download/cli/signed.txt`)).status).toBe(401) // the file needs a token...
+    const res = await fetch(new URL(signed.url, guarded.origin)) // ...the signed URL does not
+    expect(res.status).toBe(200)
+    expect(await res.text()).toBe('signed bytes')
+    // Any change to what was signed is refused.
+    expect((await fetch(new URL(signed.url, guarded.origin).href.replace('signed.txt', 'other.txt'))).status).toBe(403)
+
+    const plain = await guardedCli(reader, 'sign', 'disk:cli/signed.txt')
+    expectOk(plain)
+    expect(plain.stdout.toString().trim()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/filestorage\/v1\/disk\/download\/cli\/signed\.txt\?.*sig=/)
+
+    // Signing needs the right the URL grants: a token that may only write cannot sign a download.
+    const writer = await hmacToken(key, 'cli-writer', ['files:write:disk'])
+    const refused = await guardedCli(writer, '--json', 'sign', 'disk:cli/signed.txt')
+    expect(refused.code).toBe(EXIT.forbidden)
+    expect(jsonError(refused)).toMatchObject({ status: 403, code: 'forbidden', message: expect.any(String) })
   }, 60_000)
+
+  it('a bad or missing token: 5, a token without the right: 6, each with the API error', async () => {
+    const bad = await guardedCli('not-a-valid-token', '--json', 'ls', 'disk:')
+    expect(bad.code).toBe(EXIT.unauthorized)
+    expect(jsonError(bad)).toMatchObject({ exitCode: EXIT.unauthorized, status: 401, code: 'unauthorized', message: expect.any(String) })
+    // Signed with a key the service does not hold.
+    const forged = await guardedCli(await hmacToken(hmacKey('cli-test'), 'mallory', ['files:*:disk']), '--json', 'cat', 'disk:cli/signed.txt')
+    expect(forged.code).toBe(EXIT.unauthorized)
+    expect(jsonError(forged)).toMatchObject({ status: 401, code: 'unauthorized' })
+    const none = await guardedCli(undefined, '--json', 'stat', 'disk:cli/signed.txt')
+    expect(none.code).toBe(EXIT.unauthorized)
+    expect(jsonError(none)).toMatchObject({ status: 401, code: 'unauthorized' })
+    const human = await guardedCli('not-a-valid-token', 'ls', 'disk:')
+    expect(human.code).toBe(EXIT.unauthorized)
+    expect(human.stderr).toMatch(/^filestorage: .+ \(401 unauthorized\)\n$/)
+
+    const readerElsewhere = await hmacToken(key, 'cli-other', ['files:read:disk:elsewhere'])
+    const local = join(dir, 'forbidden.txt')
+    await writeFile(local, 'nope')
+    for (const args of [['cat', 'disk:cli/signed.txt'], ['put', local, 'disk:cli/forbidden.txt'], ['rm', 'disk:cli/signed.txt']]) {
+      const run = await guardedCli(readerElsewhere, '--json', ...args)
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(EXIT.forbidden)
+      expect(jsonError(run)).toMatchObject({ exitCode: EXIT.forbidden, status: 403, code: 'forbidden', message: expect.any(String) })
+    }
+    // Nothing was changed by the refused commands; the right token does it all.
+    const owner = await hmacToken(key, 'cli-owner', ['files:*:disk:cli'])
+    const cat = await guardedCli(owner, 'cat', 'disk:cli/signed.txt')
+    expectOk(cat)
+    expect(cat.stdout.toString()).toBe('signed bytes')
+    const ls = await guardedCli(owner, '--json', 'ls', 'disk:cli')
+    expectOk(ls)
+    expect(jsonOut<{ entries: { path: string }[] }>(ls).entries.map((e) => e.path)).toEqual(['cli/signed.txt'])
+  }, 120_000)
 })
 
 const consulAddr = requireService('CONSUL_HTTP_ADDR', 'CLI discovery')

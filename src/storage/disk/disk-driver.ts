@@ -24,10 +24,11 @@
  * any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
-import { createReadStream } from 'node:fs'
+import { closeSync, constants, createReadStream, fstatSync, open as openCallback } from 'node:fs'
 import { link, lstat, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
+import { promisify } from 'node:util'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { fileInTheWay, keepsChanging, notFound, preconditionFailed, StorageError } from '../errors.js'
@@ -95,6 +96,8 @@ const READ_CHUNK = 1024 * 1024
 const READ_ATTEMPTS = 5
 
 const pathLock = (path: string) => `path:${path}`
+/** open(2) returning the plain descriptor (a FileHandle cannot be closed synchronously). */
+const openFile = promisify(openCallback)
 
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
@@ -174,27 +177,41 @@ export class DiskDriver implements StorageDriver {
   async read(path: string, range?: ByteRange): Promise<ReadResult> {
     invalidPathIfRoot(path)
     return this.#guard(path, async () => {
-      await this.layout.confine(path)
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-        const handle = await open(this.layout.data(path), 'r')
+        const fd = await this.#openConfined(path)
+        let owned = true // until the stream takes the descriptor over
         try {
-          const stats = await handle.stat()
+          // Calls on an open descriptor do not wait for the disk: made at once, not through the thread pool.
+          const stats = fstatSync(fd)
           if (!stats.isFile()) throw notFound(`a file at "${path}"`)
-          const file = await this.#describeOpen(path, handle.fd, stats)
+          await this.layout.confineOpened(fd, path)
+          const file = await this.#describeOpen(path, fd, stats)
           if (!file) {
-            await handle.close()
+            closeSync(fd)
             continue // overtaken by a write: read the new file
           }
           // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-          const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+          owned = false
+          const body = await fileRangeStream(fd, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
           return { file, body }
         } catch (e) {
-          await handle.close().catch(() => {})
+          if (owned) closeSync(fd)
           throw e
         }
       }
       throw keepsChanging(`"${path}"`)
     })
+  }
+
+  /** Opens the file at `path` for reading; a path that leads outside the store is `forbidden`, not missing. */
+  async #openConfined(path: string): Promise<number> {
+    try {
+      // Non-blocking: a FIFO put in the store answers at once instead of holding a thread until a writer comes.
+      return await openFile(this.layout.data(path), constants.O_RDONLY | constants.O_NONBLOCK)
+    } catch (e) {
+      await this.layout.confine(path)
+      throw e
+    }
   }
 
   async stat(path: string): Promise<StoredFile> {

@@ -230,16 +230,27 @@ export class DiskDriver implements StorageDriver {
 
   /** `lookup` of a path already confined to the root. */
   async #lookupConfined(path: string): Promise<StoredEntry | null> {
+    return (await this.#lookupLinked(path)).entry
+  }
+
+  /**
+   * `lookup` of a confined path, with the path's own stats (`lstat`: what a rename onto it would
+   * replace, a symbolic link itself rather than what it points to). One call unless it is a link.
+   */
+  async #lookupLinked(path: string): Promise<{ entry: StoredEntry | null; own: Stats | null }> {
+    const abs = this.layout.data(path)
+    let own: Stats
     let stats: Stats
     try {
-      stats = await stat(this.layout.data(path))
+      own = await lstat(abs)
+      stats = own.isSymbolicLink() ? await stat(abs) : own
     } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return { entry: null, own: null }
       throw e
     }
-    if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
-    if (!stats.isFile()) return null
-    return this.#describe(path, stats)
+    if (stats.isDirectory()) return { entry: { type: 'directory', path, name: baseName(path) }, own }
+    if (!stats.isFile()) return { entry: null, own }
+    return { entry: await this.#describe(path, stats), own }
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -388,11 +399,16 @@ export class DiskDriver implements StorageDriver {
 
   /** The checks a write makes before reading its body, and again under the lock of its commit. */
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
+    return (await this.#precheckLinked(path, conditions)).current
+  }
+
+  /** `#precheck`, with the path's own stats (see `#lookupLinked`). */
+  async #precheckLinked(path: string, conditions: WritePreconditions): Promise<{ current: StoredFile | null; own: Stats | null }> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
-    const current = await this.#lookupConfined(path)
-    checkWriteConditions(path, current, conditions)
-    return current as StoredFile | null
+    const { entry, own } = await this.#lookupLinked(path)
+    checkWriteConditions(path, entry, conditions)
+    return { current: entry as StoredFile | null, own }
   }
 
   async #assertNoFileAbove(path: string): Promise<void> {
@@ -411,8 +427,8 @@ export class DiskDriver implements StorageDriver {
   /** Steps 2 to 5 of the commit protocol (top of this file): `request.tmp` becomes the file at `path`. */
   async #commit(path: string, request: CommitRequest): Promise<PutResult> {
     return this.#locks.run(pathLock(path), async () => {
-      const previous = await this.#precheck(path, request)
-      const replaced = previous ? await lstat(this.layout.data(path)).catch(() => null) : null
+      const { current: previous, own } = await this.#precheckLinked(path, request)
+      const replaced = previous ? own : null
       const stats = await stat(request.tmp)
       const record: FileRecord = {
         v: 2,
@@ -424,7 +440,8 @@ export class DiskDriver implements StorageDriver {
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
       }
-      await this.records.attach(request.tmp, stats, record)
+      const bytes = await this.records.attach(request.tmp, stats, record)
+      this.#cache.set(stats, record, bytes) // the next write or read of this path needs it
       failpoint('disk.commit.attached')
       const result: PutResult = { file: describe(path, record, stats), created: previous === null }
       await request.beforePlace?.(result, stats.ino)

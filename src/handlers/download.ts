@@ -6,6 +6,14 @@
  * active types (HTML, SVG, XML, JavaScript) go as attachments unless a caller with the read right
  * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
  * is served as `application/octet-stream`.
+ *
+ * Behind nginx with `accelRedirect` (ACCEL_REDIRECT_LOCATION), a GET that the service has authorized
+ * and resolved is answered with its headers and `X-Accel-Redirect` naming the very version it
+ * described, and nginx sends the file (sendfile). Only where nginx would answer as the service does:
+ * no If-Match, If-Unmodified-Since or If-Range (nginx would judge them by its own validators), and
+ * at most one plain range (nginx applies the Range header itself, as the service would). nginx asks
+ * again with `X-Filestorage-Accel: off` when that version is gone by the time it opens it; the
+ * service then sends the bytes itself.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
@@ -58,6 +66,11 @@ const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
 
+/** Headers by which nginx would judge a request on its own, so the service sends such answers itself. */
+const NGINX_JUDGES = ['if-match', 'if-unmodified-since', 'if-range']
+/** One range that nginx and the service read alike. */
+const PLAIN_RANGE = /^bytes=(\d+-\d*|-\d+)$/
+
 export function createDownloadHandler(deps: HandlerDeps) {
   const app = createHandlerApp(deps, [downloadRoute])
 
@@ -68,8 +81,14 @@ export function createDownloadHandler(deps: HandlerDeps) {
     const path = requestPath(c, rawPath)
     const grant = await authorize(c, { operation: 'download', action: 'read', store, path })
     const disposition = grant.signed && asked === 'inline' ? undefined : asked
+    const accel =
+      deps.accelRedirect !== undefined &&
+      driver.localVersion !== undefined &&
+      c.req.method === 'GET' &&
+      c.req.header('x-filestorage-accel') !== 'off' &&
+      !NGINX_JUDGES.some((h) => c.req.header(h) !== undefined)
 
-    if (c.req.method === 'GET' && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
+    if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
       const { file, body } = await driver.read(path)
       const headers = representationHeaders(file, disposition)
@@ -96,6 +115,20 @@ export function createDownloadHandler(deps: HandlerDeps) {
       if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${file.size}`
       headers['Content-Length'] = String(range ? range.end - range.start + 1 : file.size)
       if (c.req.method === 'HEAD') return c.body(null, status, headers)
+
+      const rangeHeader = c.req.header('range')
+      const local = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader))) ? await driver.localVersion?.(file) : undefined
+      if (local !== undefined) {
+        // nginx sends the file, its length and range, and Accept-Ranges with a whole file; the rest is
+        // ours. These two go under other names, which deploy/nginx/nginx.conf turns back: nginx would
+        // keep the headers themselves through its fallback (see there) and send them twice.
+        const contentDisposition = headers['Content-Disposition']
+        for (const name of ['Content-Length', 'Content-Range', 'Accept-Ranges', 'Content-Disposition']) delete headers[name]
+        if (contentDisposition !== undefined) headers['X-Accel-Content-Disposition'] = contentDisposition
+        if (range) headers['X-Accel-Accept-Ranges'] = 'bytes'
+        headers['X-Accel-Redirect'] = deps.accelRedirect + local.split('/').map(encodeURIComponent).join('/')
+        return c.body(null, 200, headers)
+      }
 
       const opened = await open(driver, path, range, file)
       if (opened) return c.body(opened, status, headers)

@@ -26,7 +26,7 @@
 import type { Stats } from 'node:fs'
 import { closeSync, constants, createReadStream, fstatSync, open as openCallback } from 'node:fs'
 import { link, lstat, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { createHash } from 'node:crypto'
 import { promisify } from 'node:util'
 import { pipeline } from 'node:stream/promises'
@@ -92,6 +92,8 @@ export interface CommitRequest extends WritePreconditions {
 }
 
 const READ_CHUNK = 1024 * 1024
+/** How long a name given by `localVersion` lasts: ample for a web server to open it. */
+export const LOCAL_VERSION_HOLD_MS = 60_000
 /** Reads overtaken by writes this many times in a row give up (`store_unavailable`). */
 const READ_ATTEMPTS = 5
 
@@ -102,6 +104,8 @@ const openFile = promisify(openCallback)
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
   readonly #cache = new RecordCache()
+  /** The file each description returned was made from, for `localVersion`. */
+  readonly #versions = new WeakMap<StoredFile, Stats>()
   readonly #adoptions: Adoptions
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
@@ -191,8 +195,12 @@ export class DiskDriver implements StorageDriver {
             continue // overtaken by a write: read the new file
           }
           // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
+          // A range worked out for the version the caller described may not fit this one (the path
+          // was replaced since): cut to this file; the caller, comparing versions, asks again.
+          const end = Math.min(range?.end ?? stats.size - 1, stats.size - 1)
+          const start = Math.min(range?.start ?? 0, end + 1)
           owned = false
-          const body = await fileRangeStream(fd, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+          const body = await fileRangeStream(fd, start, end, READ_CHUNK)
           return { file, body }
         } catch (e) {
           if (owned) closeSync(fd)
@@ -216,7 +224,9 @@ export class DiskDriver implements StorageDriver {
 
   async stat(path: string): Promise<StoredFile> {
     const entry = await this.lookup(path)
-    if (entry?.type !== 'file') throw notFound(`a file at "${path}"`)
+    // The messages of `read`, so that a GET says the same whichever way it is answered.
+    if (!entry) throw notFound(`"${path}"`)
+    if (entry.type !== 'file') throw notFound(`a file at "${path}"`)
     return entry
   }
 
@@ -251,6 +261,36 @@ export class DiskDriver implements StorageDriver {
     if (stats.isDirectory()) return { entry: { type: 'directory', path, name: baseName(path) }, own }
     if (!stats.isFile()) return { entry: null, own }
     return { entry: await this.#describe(path, stats), own }
+  }
+
+  /**
+   * A link of its own to the version `file` was described from, in this process's temporary folder
+   * (reclaimed with it should the process die), removed after `LOCAL_VERSION_HOLD_MS`. Made from the
+   * holder (file-records.ts), then checked to be that very version: once the version is released
+   * its inode number, and so its holder's name, can be taken by a new file.
+   */
+  async localVersion(file: StoredFile): Promise<string | undefined> {
+    const version = this.#versions.get(file)
+    if (!version) return undefined
+    const pin = this.layout.tmpFile()
+    try {
+      await link(this.records.holder(version.ino), pin)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined // released already
+      throw e
+    }
+    const pinned = await lstat(pin)
+    const same =
+      pinned.ino === version.ino &&
+      pinned.size === version.size &&
+      pinned.mtimeMs === version.mtimeMs &&
+      pinned.birthtimeMs === version.birthtimeMs
+    if (!same) {
+      await unlink(pin)
+      return undefined
+    }
+    setTimeout(() => void unlink(pin).catch(() => {}), LOCAL_VERSION_HOLD_MS).unref()
+    return relative(this.layout.root, pin)
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -443,7 +483,7 @@ export class DiskDriver implements StorageDriver {
       const bytes = await this.records.attach(request.tmp, stats, record)
       this.#cache.set(stats, record, bytes) // the next write or read of this path needs it
       failpoint('disk.commit.attached')
-      const result: PutResult = { file: describe(path, record, stats), created: previous === null }
+      const result: PutResult = { file: this.#described(path, record, stats), created: previous === null }
       await request.beforePlace?.(result, stats.ino)
       const target = this.layout.data(path)
       if (request.mustNotExist) {
@@ -519,7 +559,7 @@ export class DiskDriver implements StorageDriver {
       const stats = known ?? (await stat(this.layout.data(path)))
       if (!stats.isFile()) return null
       const record = await this.#recordOf(stats)
-      if (record) return describe(path, record, stats)
+      if (record) return this.#described(path, record, stats)
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
         const handle = await open(this.layout.data(path), 'r')
         try {
@@ -544,7 +584,7 @@ export class DiskDriver implements StorageDriver {
    */
   async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile | null> {
     const record = await this.#recordOf(stats)
-    if (record) return describe(path, record, stats)
+    if (record) return this.#described(path, record, stats)
     const now = await stat(this.layout.data(path)).catch(() => null)
     if (now?.ino !== stats.ino) return null
     return this.#describeFromBytes(path, fd, stats)
@@ -577,6 +617,13 @@ export class DiskDriver implements StorageDriver {
     }
     this.#adoptions.add(this.layout.data(path), stats, record)
     return describe(path, record, stats)
+  }
+
+  /** `describe`, for a file that has its record (and so a holder). */
+  #described(path: string, record: FileRecord, stats: Stats): StoredFile {
+    const file = describe(path, record, stats)
+    this.#versions.set(file, stats)
+    return file
   }
 
   #birthOf(stats: Stats): { birthtimeMs?: number } {

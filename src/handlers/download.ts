@@ -63,6 +63,9 @@ export const downloadRoute = createRoute({
 /** Headers that make a GET depend on the file's description before it is opened. */
 const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 
+/** Files up to this size are answered from memory (the disk store reads them in one chunk anyway). */
+const SMALL_BODY_BYTES = 64 * 1024
+
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
 
@@ -93,7 +96,8 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const { file, body } = await driver.read(path)
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
-      return c.body(body, 200, headers)
+      // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
+      return respond(file.size <= SMALL_BODY_BYTES ? await readAll(body) : body, 200, headers)
     }
 
     for (let attempt = 1; ; attempt++) {
@@ -101,7 +105,7 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const file = await driver.stat(path)
       const headers = representationHeaders(file, disposition)
       if (notModified(c.req.header('if-none-match'), c.req.header('if-modified-since'), file)) {
-        return c.body(null, 304, headers)
+        return respond(null, 304, headers)
       }
       const range = requestedRange(c.req.header('range'), c.req.header('if-range'), file)
       if (range === 'unsatisfiable') {
@@ -114,7 +118,7 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const status = range ? 206 : 200
       if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${file.size}`
       headers['Content-Length'] = String(range ? range.end - range.start + 1 : file.size)
-      if (c.req.method === 'HEAD') return c.body(null, status, headers)
+      if (c.req.method === 'HEAD') return respond(null, status, headers)
 
       const rangeHeader = c.req.header('range')
       const local = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader))) ? await driver.localVersion?.(file) : undefined
@@ -127,16 +131,31 @@ export function createDownloadHandler(deps: HandlerDeps) {
         if (contentDisposition !== undefined) headers['X-Accel-Content-Disposition'] = contentDisposition
         if (range) headers['X-Accel-Accept-Ranges'] = 'bytes'
         headers['X-Accel-Redirect'] = deps.accelRedirect + local.split('/').map(encodeURIComponent).join('/')
-        return c.body(null, 200, headers)
+        return respond(null, 200, headers)
       }
 
       const opened = await open(driver, path, range, file)
-      if (opened) return c.body(opened, status, headers)
+      if (opened) return respond(opened, status, headers)
       if (attempt >= OPEN_ATTEMPTS) throw keepsChanging('the file')
     }
   })
 
   return app
+}
+
+/**
+ * The answer, made directly: `c.body` copies more than one header into a `Headers` object, which
+ * the node adapter turns back into a plain object for node:http; a plain object goes as it is.
+ */
+function respond(body: ReadableStream<Uint8Array> | Uint8Array | null, status: 200 | 206 | 304, headers: Record<string, string>): Response {
+  return new Response(body, { status, headers })
+}
+
+/** The whole of a small body (one chunk, for the disk store's read of a small file). */
+async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of body) chunks.push(chunk)
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
 }
 
 /** Opens the file, or returns null when it is no longer the version `expected` describes. */

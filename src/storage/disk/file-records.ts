@@ -22,7 +22,7 @@
  */
 import { closeSync, open, type Stats, writeFileSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno, writeThenRename } from './layout.js'
 

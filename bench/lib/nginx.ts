@@ -107,10 +107,11 @@ export interface RunningGateway {
 
 /**
  * The gateway in front of one instance at `upstream` (host:port): the production
- * deploy/nginx/nginx.conf unchanged, started by the tests' helper the way gateway.sh starts it.
+ * deploy/nginx/nginx.conf unchanged, started by the tests' helper the way gateway.sh starts it;
+ * with `storageDir`, nginx sends the files of an instance with ACCEL_REDIRECT_LOCATION itself.
  */
-export async function startGateway(upstream: string): Promise<RunningGateway> {
-  const gateway = await startTestNginx(NGINX, `server ${upstream};\n`)
+export async function startGateway(upstream: string, options: { storageDir?: string } = {}): Promise<RunningGateway> {
+  const gateway = await startTestNginx(NGINX, `server ${upstream};\n`, options)
   track(gateway.child)
   return { url: gateway.origin, pids: processTree(gateway.child.pid!), stop: () => gateway.dispose() }
 }

@@ -26,6 +26,8 @@ export interface ServiceOptions {
   nodeArgs?: string[]
   /** Sets WORKERS (issue 12: node:cluster workers sharing the socket); unset when not given. */
   workers?: number
+  /** More environment (e.g. ACCEL_REDIRECT_LOCATION). */
+  env?: Record<string, string>
 }
 
 /** One HMAC key per bench run, so a token stays good across the service's restarts within it. */
@@ -57,6 +59,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     AUTH_HMAC_SECRETS: `${KEY.kid}:${KEY.secret}`,
   }
   if (options.workers !== undefined) env.WORKERS = String(options.workers)
+  Object.assign(env, options.env)
   if (options.mongodbUri) {
     env.MONGODB_URI = options.mongodbUri
     env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'

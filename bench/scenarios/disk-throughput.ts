@@ -1,7 +1,9 @@
 /**
  * Section 1: a large download and a large upload through the `disk` store, against nginx on the
  * same file (static GET with sendfile; WebDAV PUT), with curl as the client of both; the same
- * download through the nginx gateway (deploy/nginx/nginx.conf) in front of the service.
+ * download through the nginx gateway (deploy/nginx/nginx.conf) in front of the service, proxying
+ * its answer, and in front of a second instance on the same store with ACCEL_REDIRECT_LOCATION,
+ * where nginx sends the file itself (issue 12's target: 0.9x nginx static).
  * Also the cost of the sha256 our uploads must compute while streaming (SPEC 3.4), measured alone.
  */
 import { createHash } from 'node:crypto'
@@ -17,6 +19,8 @@ import { sizeLabel } from '../lib/settings.js'
 import { megabytesPerSecond } from '../lib/stats.js'
 
 const SECTION = '1. disk throughput'
+/** The internal location of deploy/nginx/nginx.conf. */
+const ACCEL_LOCATION = '/_filestorage/disk/'
 const rate = (t: Transfer): RunSample => transferSample(t.bytes, t.seconds)
 
 export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
@@ -26,6 +30,12 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
   const service = await startService({ storageDir, logFile: join(ctx.workDir, 'service.log') })
   const nginx = await startNginx({ staticRoot: storageDir, davRoot: join(ctx.workDir, 'dav'), prefix: join(ctx.workDir, 'nginx') })
   const gateway = await startGateway(new URL(service.api).host)
+  const accelService = await startService({
+    storageDir,
+    logFile: join(ctx.workDir, 'service-accel.log'),
+    env: { ACCEL_REDIRECT_LOCATION: ACCEL_LOCATION },
+  })
+  const accelGateway = await startGateway(new URL(accelService.api).host, { storageDir })
   try {
     // The file both serve: stored through our API, served by nginx from our store's folder.
     await upload(`${service.api}/disk/upload/bench/large.bin`, source, undefined, service.token)
@@ -40,6 +50,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
       peer: () => Promise<RunSample>,
       note?: string,
       oursPids = service.pids,
+      target?: number,
     ) => {
       ctx.log(name)
       const figures = await compare(
@@ -47,7 +58,17 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
         { pids: oursPids, warmup: ours, measure: ours },
         { pids: [nginx.workerPid], warmup: peer, measure: peer },
       )
-      rows.push(comparedRow({ section: SECTION, name, unit: 'MB/s', peerName, ...(note ? { note } : {}), ...figures }))
+      rows.push(
+        comparedRow({
+          section: SECTION,
+          name,
+          unit: 'MB/s',
+          peerName,
+          ...(note ? { note } : {}),
+          ...(target !== undefined ? { target } : {}),
+          ...figures,
+        }),
+      )
     }
 
     await versusNginx(
@@ -56,14 +77,23 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
       () => download(`${service.api}/disk/download/bench/large.bin`, undefined, service.token).then(rate),
       () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
     )
-    // The baseline of issue 12's X-Accel-Redirect mode: today the gateway proxies our answer.
+    // The gateway proxying our answer, then sending the file itself (ACCEL_REDIRECT_LOCATION).
     await versusNginx(
       `download ${size} through the nginx gateway (GET)`,
       'nginx static GET (sendfile)',
       () => download(`${gateway.url}/filestorage/v1/disk/download/bench/large.bin`, undefined, service.token).then(rate),
       () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
-      'deploy/nginx/nginx.conf as it is: nginx proxies the service; CPU and RSS of the service and the gateway together',
+      'deploy/nginx/nginx.conf: nginx proxies the service; CPU and RSS of the service and the gateway together',
       [...service.pids, ...gateway.pids],
+    )
+    await versusNginx(
+      `download ${size} through the nginx gateway with X-Accel-Redirect (GET)`,
+      'nginx static GET (sendfile)',
+      () => download(`${accelGateway.url}/filestorage/v1/disk/download/bench/large.bin`, undefined, service.token).then(rate),
+      () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+      'ACCEL_REDIRECT_LOCATION: the service authorizes and resolves, nginx sends the file; CPU and RSS of both together',
+      [...accelService.pids, ...accelGateway.pids],
+      0.9,
     )
     await versusNginx(
       `upload ${size} (PUT)`,
@@ -84,6 +114,8 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     })
     return rows
   } finally {
+    await accelGateway.stop()
+    await accelService.stop()
     await gateway.stop()
     await nginx.stop()
     await service.stop()

@@ -4,6 +4,8 @@
 #   GATEWAY_PREFIX   nginx's prefix: conf/ and temp dirs   (default /var/lib/filestorage-gateway)
 #   GATEWAY_LISTEN   what nginx listens on                 (default 8080)
 #   APP_DIR          where the image holds the project     (default /app)
+#   GATEWAY_STORAGE_DIR  the disk store's folder, mounted here read-only, for the instances'
+#                    ACCEL_REDIRECT_LOCATION (nginx sends the bytes); unset: the instances do
 # The upstream sync reads CONSUL_HTTP_ADDR, SERVICE_NAME and CONSUL_HTTP_TOKEN (docs/configuration.md).
 set -eu
 app=${APP_DIR:-/app}
@@ -21,6 +23,12 @@ cp "$app/deploy/nginx/nginx.conf" "$conf/nginx.conf"
 echo "listen ${GATEWAY_LISTEN:-8080};" >"$conf/listen.conf"
 # Until the sync has heard from Consul: no instance (nginx answers a JSON 503).
 [ -f "$conf/upstreams.conf" ] || echo 'server 127.0.0.1:9 down;' >"$conf/upstreams.conf"
+# X-Accel-Redirect: the disk store's folder as this container sees it (mounted read-only), if at all.
+if [ -n "${GATEWAY_STORAGE_DIR:-}" ]; then
+  echo "alias ${GATEWAY_STORAGE_DIR%/}/;" >"$conf/accel.conf"
+else
+  echo 'return 404;' >"$conf/accel.conf"
+fi
 
 export NGINX_UPSTREAM_FILE="$conf/upstreams.conf" NGINX_PID_FILE="$prefix/nginx.pid"
 nginx -p "$prefix/" -c "$conf/nginx.conf" -e stderr -g "pid $NGINX_PID_FILE;"

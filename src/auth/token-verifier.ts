@@ -7,6 +7,10 @@
  * and an asymmetric one only against the JWKS, so an HS256 token "signed" with an RSA public key, or
  * `alg: none`, never reaches a key it could fool. jose refetches the JWKS when a token names an
  * unknown `kid` (at most once per cooldown) and caches it in between.
+ *
+ * Verifying a signature is most of a small request's cost (jose goes through WebCrypto, a round trip
+ * to the thread pool), and a client sends the same token with request after request: a token
+ * accepted once is remembered (verified-tokens.ts) and only its expiry is checked again.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto'
 import {
@@ -19,6 +23,7 @@ import {
 } from 'jose'
 import { StorageError } from '../storage/index.js'
 import { unauthorized } from './errors.js'
+import { VerifiedTokens } from './verified-tokens.js'
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512']
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
@@ -47,6 +52,8 @@ export interface TokenVerifierOptions {
   jwksCooldownMs?: number
   /** How long the discovery document or the JWKS may take (default 5 s). */
   fetchTimeoutMs?: number
+  /** How long an accepted token is taken again without verifying its signature (default 60 s; 0: never). */
+  rememberMs?: number
 }
 
 export interface TokenVerifier {
@@ -64,12 +71,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new Error(`the HMAC secret "${kid}" is shorter than ${MIN_SECRET_BYTES} bytes`)
   }
   const remote = options.jwksUrl || options.issuer ? remoteKeys(options) : undefined
+  const clockTolerance = options.clockSkewSeconds ?? 30
   const claims = {
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
-    clockTolerance: options.clockSkewSeconds ?? 30,
+    clockTolerance,
     requiredClaims: ['sub', 'exp'],
   }
+  const accepted = new VerifiedTokens<JWTPayload & { sub: string }>({ rememberMs: options.rememberMs ?? 60_000, clockTolerance })
 
   const hmacKey = (kid: string | undefined): KeyObject => {
     // Without a kid, only an unambiguous single secret is tried.
@@ -80,27 +89,35 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   return {
     async verify(token) {
-      let alg: string | undefined
-      let kid: string | undefined
-      try {
-        ;({ alg, kid } = decodeProtectedHeader(token))
-      } catch {
-        throw unauthorized('the token is not a well-formed JWT', { invalidToken: true })
-      }
-      try {
-        if (alg && HMAC_ALGORITHMS.includes(alg) && secrets.size > 0) {
-          const { payload } = await jwtVerify(token, hmacKey(kid), { ...claims, algorithms: HMAC_ALGORITHMS })
-          return payload as JWTPayload & { sub: string }
-        }
-        if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && remote) {
-          const { payload } = await jwtVerify(token, remote, { ...claims, algorithms: ASYMMETRIC_ALGORITHMS })
-          return payload as JWTPayload & { sub: string }
-        }
-      } catch (e) {
-        throw asAccessError(e)
-      }
-      throw unauthorized(`tokens signed with "${String(alg)}" are not accepted here`, { invalidToken: true })
+      const known = accepted.get(token)
+      if (known) return known
+      const payload = await verifySignature(token)
+      accepted.set(token, payload)
+      return payload
     },
+  }
+
+  async function verifySignature(token: string): Promise<JWTPayload & { sub: string }> {
+    let alg: string | undefined
+    let kid: string | undefined
+    try {
+      ;({ alg, kid } = decodeProtectedHeader(token))
+    } catch {
+      throw unauthorized('the token is not a well-formed JWT', { invalidToken: true })
+    }
+    try {
+      if (alg && HMAC_ALGORITHMS.includes(alg) && secrets.size > 0) {
+        const { payload } = await jwtVerify(token, hmacKey(kid), { ...claims, algorithms: HMAC_ALGORITHMS })
+        return payload as JWTPayload & { sub: string }
+      }
+      if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && remote) {
+        const { payload } = await jwtVerify(token, remote, { ...claims, algorithms: ASYMMETRIC_ALGORITHMS })
+        return payload as JWTPayload & { sub: string }
+      }
+    } catch (e) {
+      throw asAccessError(e)
+    }
+    throw unauthorized(`tokens signed with "${String(alg)}" are not accepted here`, { invalidToken: true })
   }
 }
 

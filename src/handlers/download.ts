@@ -6,6 +6,14 @@
  * active types (HTML, SVG, XML, JavaScript) go as attachments unless a caller with the read right
  * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
  * is served as `application/octet-stream`.
+ *
+ * Behind nginx with `accelRedirect` (ACCEL_REDIRECT_LOCATION), a GET that the service has authorized
+ * and resolved is answered with its headers and `X-Accel-Redirect` naming the very version it
+ * described, and nginx sends the file (sendfile). Only where nginx would answer as the service does:
+ * no If-Match, If-Unmodified-Since or If-Range (nginx would judge them by its own validators), and
+ * at most one plain range (nginx applies the Range header itself, as the service would). nginx asks
+ * again with `X-Filestorage-Accel: off` when that version is gone by the time it opens it; the
+ * service then sends the bytes itself.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
@@ -55,8 +63,16 @@ export const downloadRoute = createRoute({
 /** Headers that make a GET depend on the file's description before it is opened. */
 const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 
+/** Files up to this size are answered from memory (the disk store reads them in one chunk anyway). */
+const SMALL_BODY_BYTES = 64 * 1024
+
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
+
+/** Headers by which nginx would judge a request on its own, so the service sends such answers itself. */
+const NGINX_JUDGES = ['if-match', 'if-unmodified-since', 'if-range']
+/** One range that nginx and the service read alike. */
+const PLAIN_RANGE = /^bytes=(\d+-\d*|-\d+)$/
 
 export function createDownloadHandler(deps: HandlerDeps) {
   const app = createHandlerApp(deps, [downloadRoute])
@@ -68,13 +84,20 @@ export function createDownloadHandler(deps: HandlerDeps) {
     const path = requestPath(c, rawPath)
     const grant = await authorize(c, { operation: 'download', action: 'read', store, path })
     const disposition = grant.signed && asked === 'inline' ? undefined : asked
+    const accel =
+      deps.accelRedirect !== undefined &&
+      driver.localVersion !== undefined &&
+      c.req.method === 'GET' &&
+      c.req.header('x-filestorage-accel') !== 'off' &&
+      !NGINX_JUDGES.some((h) => c.req.header(h) !== undefined)
 
-    if (c.req.method === 'GET' && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
+    if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
       const { file, body } = await driver.read(path)
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
-      return c.body(body, 200, headers)
+      // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
+      return respond(file.size <= SMALL_BODY_BYTES ? await readAll(body) : body, 200, headers)
     }
 
     for (let attempt = 1; ; attempt++) {
@@ -82,7 +105,7 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const file = await driver.stat(path)
       const headers = representationHeaders(file, disposition)
       if (notModified(c.req.header('if-none-match'), c.req.header('if-modified-since'), file)) {
-        return c.body(null, 304, headers)
+        return respond(null, 304, headers)
       }
       const range = requestedRange(c.req.header('range'), c.req.header('if-range'), file)
       if (range === 'unsatisfiable') {
@@ -95,15 +118,44 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const status = range ? 206 : 200
       if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${file.size}`
       headers['Content-Length'] = String(range ? range.end - range.start + 1 : file.size)
-      if (c.req.method === 'HEAD') return c.body(null, status, headers)
+      if (c.req.method === 'HEAD') return respond(null, status, headers)
+
+      const rangeHeader = c.req.header('range')
+      const local = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader))) ? await driver.localVersion?.(file) : undefined
+      if (local !== undefined) {
+        // nginx sends the file, its length and range, and Accept-Ranges with a whole file; the rest is
+        // ours. These two go under other names, which deploy/nginx/nginx.conf turns back: nginx would
+        // keep the headers themselves through its fallback (see there) and send them twice.
+        const contentDisposition = headers['Content-Disposition']
+        for (const name of ['Content-Length', 'Content-Range', 'Accept-Ranges', 'Content-Disposition']) delete headers[name]
+        if (contentDisposition !== undefined) headers['X-Accel-Content-Disposition'] = contentDisposition
+        if (range) headers['X-Accel-Accept-Ranges'] = 'bytes'
+        headers['X-Accel-Redirect'] = deps.accelRedirect + local.split('/').map(encodeURIComponent).join('/')
+        return respond(null, 200, headers)
+      }
 
       const opened = await open(driver, path, range, file)
-      if (opened) return c.body(opened, status, headers)
+      if (opened) return respond(opened, status, headers)
       if (attempt >= OPEN_ATTEMPTS) throw keepsChanging('the file')
     }
   })
 
   return app
+}
+
+/**
+ * The answer, made directly: `c.body` copies more than one header into a `Headers` object, which
+ * the node adapter turns back into a plain object for node:http; a plain object goes as it is.
+ */
+function respond(body: ReadableStream<Uint8Array> | Uint8Array | null, status: 200 | 206 | 304, headers: Record<string, string>): Response {
+  return new Response(body, { status, headers })
+}
+
+/** The whole of a small body (one chunk, for the disk store's read of a small file). */
+async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of body) chunks.push(chunk)
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
 }
 
 /** Opens the file, or returns null when it is no longer the version `expected` describes. */

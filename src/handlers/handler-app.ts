@@ -24,6 +24,12 @@ export interface HandlerDeps {
   access?: AccessOptions
   /** How absolute URLs (a tus upload's `Location`, signed URLs) are built. */
   urls?: UrlOptions
+  /**
+   * nginx sends the bytes (X-Accel-Redirect): downloads of files a store can name on the local file
+   * system (`StorageDriver.localVersion`) are answered with their headers and this internal
+   * location followed by that name, which nginx maps to the store's folder. Unset: never.
+   */
+  accelRedirect?: string
 }
 
 export interface UrlOptions {

@@ -222,6 +222,13 @@ export interface StorageDriver {
   stat(path: string): Promise<StoredFile>
   /** Describes whatever is at `path`, or returns null. */
   lookup(path: string): Promise<StoredEntry | null>
+  /**
+   * A name on the local file system, relative to the store's folder, that holds exactly the
+   * version `file` describes (a `file` this driver returned) long enough for it to be opened, even if that version is replaced or deleted meanwhile: for a web server in front to open and
+   * send (X-Accel-Redirect). Undefined where there is none (a store not on a local disk, a file the
+   * store has not recorded yet, a version already gone).
+   */
+  localVersion?(file: StoredFile): Promise<string | undefined>
   list(dir: string, options?: ListOptions): Promise<ListPage>
   /** Moves a file or a folder (with everything under it). Returns what is now at `to`. */
   move(from: string, to: string, options?: MoveOptions): Promise<StoredEntry>

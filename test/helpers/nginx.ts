@@ -1,7 +1,7 @@
 /**
  * A real nginx that a suite runs itself, with the production configuration deploy/nginx/nginx.conf
- * copied unchanged into a temporary prefix; only listen.conf (a loopback port) and upstreams.conf
- * differ. Started the way deploy/nginx/gateway.sh starts it, but in the foreground (`daemon off`)
+ * copied unchanged into a temporary prefix; only listen.conf (a loopback port), upstreams.conf and
+ * accel.conf (the disk store's folder for X-Accel-Redirect, when given) differ. Started the way deploy/nginx/gateway.sh starts it, but in the foreground (`daemon off`)
  * so the test owns the process.
  */
 import type { ChildProcess } from 'node:child_process'
@@ -23,6 +23,9 @@ export function nginxBinary(): string | undefined {
   return requireBinary('NGINX_BIN', ['/usr/sbin/nginx', ...onPath], 'nginx')
 }
 
+/** accel.conf as gateway.sh writes it: the internal location's folder, or 404 (the service sends the bytes). */
+export const accelConf = (storageDir?: string): string => (storageDir ? `alias ${storageDir}/;\n` : 'return 404;\n')
+
 export interface NginxProcess {
   child: ChildProcess
   /** `http://127.0.0.1:port` */
@@ -38,7 +41,11 @@ export interface NginxProcess {
   dispose(): Promise<void>
 }
 
-export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 down;\n'): Promise<NginxProcess> {
+export async function startNginx(
+  bin: string,
+  upstreams = 'server 127.0.0.1:9 down;\n',
+  options: { storageDir?: string } = {},
+): Promise<NginxProcess> {
   const prefix = await mkdtemp(join(tmpdir(), 'filestorage-nginx-'))
   const confDir = join(prefix, 'conf')
   await mkdir(confDir)
@@ -50,6 +57,7 @@ export async function startNginx(bin: string, upstreams = 'server 127.0.0.1:9 do
   await copyFile(NGINX_CONF, conf)
   await writeFile(join(confDir, 'listen.conf'), `listen 127.0.0.1:${port};\n`)
   await writeFile(upstreamsFile, upstreams)
+  await writeFile(join(confDir, 'accel.conf'), accelConf(options.storageDir))
 
   const nginx = spawnChild(bin, ['-p', `${prefix}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${pidFile};`])
   const { child, output } = nginx

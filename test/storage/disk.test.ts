@@ -41,6 +41,31 @@ describe('disk driver on its own', () => {
     expect(await readdir(join(root, 'reports'))).toEqual(['q1.txt'])
   })
 
+  it('reads a range worked out for a longer version that was replaced meanwhile as what fits, described as the new version', async () => {
+    const long = await store.put('shrinks.bin', streamOf('x'.repeat(5000)))
+    await store.put('shrinks.bin', streamOf('short'))
+    // The caller worked the range out from the long version; the short one is what it opens.
+    const past = await store.read('shrinks.bin', { start: 1000, end: 4999 })
+    expect(past.file.etag).not.toBe(long.file.etag)
+    expect(await text(past.body)).toBe('')
+    const across = await store.read('shrinks.bin', { start: 2, end: 4999 })
+    expect(await text(across.body)).toBe('ort')
+  })
+
+  it('names each version it described for a web server to send, and only that version', async () => {
+    const first = await store.put('pinned.bin', streamOf('version one'))
+    const name = await store.localVersion(first.file)
+    await store.put('pinned.bin', streamOf('version two, longer'))
+    await store.delete('pinned.bin')
+    // Replaced, then deleted: the name still holds the version described.
+    expect(await readFile(join(root, name!), 'utf8')).toBe('version one')
+    expect(name!.startsWith('.filestorage/')).toBe(true)
+    const gone = (await store.put('pinned.bin', streamOf('three'))).file
+    await store.put('pinned.bin', streamOf('four'))
+    // Its holder released, its inode number perhaps taken by a newer file: no name at all.
+    expect(await store.localVersion(gone)).toBeUndefined()
+  })
+
   it('adopts a file an operator put there by hand: described from its bytes, recorded once in the background', async () => {
     await mkdir(join(root, 'manual'))
     await writeFile(join(root, 'manual/notes.txt'), '# by hand')

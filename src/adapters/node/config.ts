@@ -162,6 +162,14 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl,
   /** Proxies whose Forwarded / X-Forwarded-* headers are believed. */
   TRUSTED_PROXIES: commaList.pipe(z.array(addressOrBlock)),
+  /**
+   * nginx sends the bytes of disk-store downloads: its internal location mapped to STORAGE_DIR
+   * (deploy/nginx/nginx.conf); unset: the service sends them.
+   */
+  ACCEL_REDIRECT_LOCATION: z.preprocess(
+    emptyAsUnset,
+    z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must be a location path such as /_filestorage/disk/').optional(),
+  ),
 })
 
 type ParsedConfig = z.infer<typeof configSchema>

@@ -55,6 +55,7 @@ export async function startService(
     service: { name: config.SERVICE_NAME, version: VERSION },
     access: accessOptions(config),
     urls: urlOptions(config),
+    ...(config.ACCEL_REDIRECT_LOCATION ? { accelRedirect: config.ACCEL_REDIRECT_LOCATION } : {}),
   })
   const app = new OpenAPIHono()
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))

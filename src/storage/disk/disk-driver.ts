@@ -24,10 +24,11 @@
  * any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
-import { createReadStream } from 'node:fs'
+import { closeSync, constants, createReadStream, fstatSync, open as openCallback } from 'node:fs'
 import { link, lstat, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { createHash } from 'node:crypto'
+import { promisify } from 'node:util'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { fileInTheWay, keepsChanging, notFound, preconditionFailed, StorageError } from '../errors.js'
@@ -91,14 +92,20 @@ export interface CommitRequest extends WritePreconditions {
 }
 
 const READ_CHUNK = 1024 * 1024
+/** How long a name given by `localVersion` lasts: ample for a web server to open it. */
+export const LOCAL_VERSION_HOLD_MS = 60_000
 /** Reads overtaken by writes this many times in a row give up (`store_unavailable`). */
 const READ_ATTEMPTS = 5
 
 const pathLock = (path: string) => `path:${path}`
+/** open(2) returning the plain descriptor (a FileHandle cannot be closed synchronously). */
+const openFile = promisify(openCallback)
 
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
   readonly #cache = new RecordCache()
+  /** The file each description returned was made from, for `localVersion`. */
+  readonly #versions = new WeakMap<StoredFile, Stats>()
   readonly #adoptions: Adoptions
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
@@ -174,22 +181,29 @@ export class DiskDriver implements StorageDriver {
   async read(path: string, range?: ByteRange): Promise<ReadResult> {
     invalidPathIfRoot(path)
     return this.#guard(path, async () => {
-      await this.layout.confine(path)
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-        const handle = await open(this.layout.data(path), 'r')
+        const fd = await this.#openConfined(path)
+        let owned = true // until the stream takes the descriptor over
         try {
-          const stats = await handle.stat()
+          // Calls on an open descriptor do not wait for the disk: made at once, not through the thread pool.
+          const stats = fstatSync(fd)
           if (!stats.isFile()) throw notFound(`a file at "${path}"`)
-          const file = await this.#describeOpen(path, handle.fd, stats)
+          await this.layout.confineOpened(fd, path)
+          const file = await this.#describeOpen(path, fd, stats)
           if (!file) {
-            await handle.close()
+            closeSync(fd)
             continue // overtaken by a write: read the new file
           }
           // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-          const body = await fileRangeStream(handle, range?.start ?? 0, range?.end ?? stats.size - 1, READ_CHUNK)
+          // A range worked out for the version the caller described may not fit this one (the path
+          // was replaced since): cut to this file; the caller, comparing versions, asks again.
+          const end = Math.min(range?.end ?? stats.size - 1, stats.size - 1)
+          const start = Math.min(range?.start ?? 0, end + 1)
+          owned = false
+          const body = await fileRangeStream(fd, start, end, READ_CHUNK)
           return { file, body }
         } catch (e) {
-          await handle.close().catch(() => {})
+          if (owned) closeSync(fd)
           throw e
         }
       }
@@ -197,9 +211,22 @@ export class DiskDriver implements StorageDriver {
     })
   }
 
+  /** Opens the file at `path` for reading; a path that leads outside the store is `forbidden`, not missing. */
+  async #openConfined(path: string): Promise<number> {
+    try {
+      // Non-blocking: a FIFO put in the store answers at once instead of holding a thread until a writer comes.
+      return await openFile(this.layout.data(path), constants.O_RDONLY | constants.O_NONBLOCK)
+    } catch (e) {
+      await this.layout.confine(path)
+      throw e
+    }
+  }
+
   async stat(path: string): Promise<StoredFile> {
     const entry = await this.lookup(path)
-    if (entry?.type !== 'file') throw notFound(`a file at "${path}"`)
+    // The messages of `read`, so that a GET says the same whichever way it is answered.
+    if (!entry) throw notFound(`"${path}"`)
+    if (entry.type !== 'file') throw notFound(`a file at "${path}"`)
     return entry
   }
 
@@ -213,16 +240,57 @@ export class DiskDriver implements StorageDriver {
 
   /** `lookup` of a path already confined to the root. */
   async #lookupConfined(path: string): Promise<StoredEntry | null> {
+    return (await this.#lookupLinked(path)).entry
+  }
+
+  /**
+   * `lookup` of a confined path, with the path's own stats (`lstat`: what a rename onto it would
+   * replace, a symbolic link itself rather than what it points to). One call unless it is a link.
+   */
+  async #lookupLinked(path: string): Promise<{ entry: StoredEntry | null; own: Stats | null }> {
+    const abs = this.layout.data(path)
+    let own: Stats
     let stats: Stats
     try {
-      stats = await stat(this.layout.data(path))
+      own = await lstat(abs)
+      stats = own.isSymbolicLink() ? await stat(abs) : own
     } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return { entry: null, own: null }
       throw e
     }
-    if (stats.isDirectory()) return { type: 'directory', path, name: baseName(path) }
-    if (!stats.isFile()) return null
-    return this.#describe(path, stats)
+    if (stats.isDirectory()) return { entry: { type: 'directory', path, name: baseName(path) }, own }
+    if (!stats.isFile()) return { entry: null, own }
+    return { entry: await this.#describe(path, stats), own }
+  }
+
+  /**
+   * A link of its own to the version `file` was described from, in this process's temporary folder
+   * (reclaimed with it should the process die), removed after `LOCAL_VERSION_HOLD_MS`. Made from the
+   * holder (file-records.ts), then checked to be that very version: once the version is released
+   * its inode number, and so its holder's name, can be taken by a new file.
+   */
+  async localVersion(file: StoredFile): Promise<string | undefined> {
+    const version = this.#versions.get(file)
+    if (!version) return undefined
+    const pin = this.layout.tmpFile()
+    try {
+      await link(this.records.holder(version.ino), pin)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined // released already
+      throw e
+    }
+    const pinned = await lstat(pin)
+    const same =
+      pinned.ino === version.ino &&
+      pinned.size === version.size &&
+      pinned.mtimeMs === version.mtimeMs &&
+      pinned.birthtimeMs === version.birthtimeMs
+    if (!same) {
+      await unlink(pin)
+      return undefined
+    }
+    setTimeout(() => void unlink(pin).catch(() => {}), LOCAL_VERSION_HOLD_MS).unref()
+    return relative(this.layout.root, pin)
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -371,11 +439,16 @@ export class DiskDriver implements StorageDriver {
 
   /** The checks a write makes before reading its body, and again under the lock of its commit. */
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
+    return (await this.#precheckLinked(path, conditions)).current
+  }
+
+  /** `#precheck`, with the path's own stats (see `#lookupLinked`). */
+  async #precheckLinked(path: string, conditions: WritePreconditions): Promise<{ current: StoredFile | null; own: Stats | null }> {
     await this.layout.confine(path)
     await this.#assertNoFileAbove(path)
-    const current = await this.#lookupConfined(path)
-    checkWriteConditions(path, current, conditions)
-    return current as StoredFile | null
+    const { entry, own } = await this.#lookupLinked(path)
+    checkWriteConditions(path, entry, conditions)
+    return { current: entry as StoredFile | null, own }
   }
 
   async #assertNoFileAbove(path: string): Promise<void> {
@@ -394,8 +467,8 @@ export class DiskDriver implements StorageDriver {
   /** Steps 2 to 5 of the commit protocol (top of this file): `request.tmp` becomes the file at `path`. */
   async #commit(path: string, request: CommitRequest): Promise<PutResult> {
     return this.#locks.run(pathLock(path), async () => {
-      const previous = await this.#precheck(path, request)
-      const replaced = previous ? await lstat(this.layout.data(path)).catch(() => null) : null
+      const { current: previous, own } = await this.#precheckLinked(path, request)
+      const replaced = previous ? own : null
       const stats = await stat(request.tmp)
       const record: FileRecord = {
         v: 2,
@@ -407,9 +480,10 @@ export class DiskDriver implements StorageDriver {
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
       }
-      await this.records.attach(request.tmp, stats, record)
+      const bytes = await this.records.attach(request.tmp, stats, record)
+      this.#cache.set(stats, record, bytes) // the next write or read of this path needs it
       failpoint('disk.commit.attached')
-      const result: PutResult = { file: describe(path, record, stats), created: previous === null }
+      const result: PutResult = { file: this.#described(path, record, stats), created: previous === null }
       await request.beforePlace?.(result, stats.ino)
       const target = this.layout.data(path)
       if (request.mustNotExist) {
@@ -485,7 +559,7 @@ export class DiskDriver implements StorageDriver {
       const stats = known ?? (await stat(this.layout.data(path)))
       if (!stats.isFile()) return null
       const record = await this.#recordOf(stats)
-      if (record) return describe(path, record, stats)
+      if (record) return this.#described(path, record, stats)
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
         const handle = await open(this.layout.data(path), 'r')
         try {
@@ -510,7 +584,7 @@ export class DiskDriver implements StorageDriver {
    */
   async #describeOpen(path: string, fd: number, stats: Stats): Promise<StoredFile | null> {
     const record = await this.#recordOf(stats)
-    if (record) return describe(path, record, stats)
+    if (record) return this.#described(path, record, stats)
     const now = await stat(this.layout.data(path)).catch(() => null)
     if (now?.ino !== stats.ino) return null
     return this.#describeFromBytes(path, fd, stats)
@@ -543,6 +617,13 @@ export class DiskDriver implements StorageDriver {
     }
     this.#adoptions.add(this.layout.data(path), stats, record)
     return describe(path, record, stats)
+  }
+
+  /** `describe`, for a file that has its record (and so a holder). */
+  #described(path: string, record: FileRecord, stats: Stats): StoredFile {
+    const file = describe(path, record, stats)
+    this.#versions.set(file, stats)
+    return file
   }
 
   #birthOf(stats: Stats): { birthtimeMs?: number } {

@@ -20,8 +20,9 @@
  * A record also holds the file's size and mtime: a file edited in place by hand no longer matches
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
-import type { Stats } from 'node:fs'
-import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, open, type Stats, writeFileSync } from 'node:fs'
+import { promisify } from 'node:util'
+import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno, writeThenRename } from './layout.js'
 
@@ -51,6 +52,22 @@ export const isSameFile = (record: FileRecord, stats: Stats): boolean =>
 
 const SHARDS = 4096
 
+const openFile = promisify(open)
+
+/**
+ * Writes `text` as the whole content of the file at `path` (created or emptied). Only the open goes
+ * through the thread pool: a record's few hundred bytes go to the page cache at once, and closing
+ * does not wait for the disk, so a round trip for each would cost more than the calls.
+ */
+async function writeNewFile(path: string, text: string): Promise<void> {
+  const fd = await openFile(path, 'w')
+  try {
+    writeFileSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 export class FileRecords {
   readonly #madeShards = new Set<number>()
 
@@ -73,8 +90,9 @@ export class FileRecords {
    * holder first, then the record. Nobody looks for the record of an inode that has no name yet, so
    * it is written in place; `visible` says the inode has one (adoption), and the record is then
    * staged and renamed in, never seen half written. Replaces a record the inode already has.
+   * Returns the record's size in bytes.
    */
-  async attach(file: string, stats: Stats, record: FileRecord, visible = false): Promise<void> {
+  async attach(file: string, stats: Stats, record: FileRecord, visible = false): Promise<number> {
     const holder = this.holder(stats.ino)
     try {
       await this.#link(file, holder, stats.ino)
@@ -82,11 +100,13 @@ export class FileRecords {
       // A holder of this number can only be this very inode: a holder pins the number it is named by.
       if (!isErrno(e, 'EEXIST')) throw e
     }
+    const text = JSON.stringify(record)
     if (!visible) {
-      await writeFile(this.#record(stats.ino), JSON.stringify(record))
-      return
+      await writeNewFile(this.#record(stats.ino), text)
+      return text.length
     }
-    await writeThenRename(this.tmpFile(), this.#record(stats.ino), JSON.stringify(record))
+    await writeThenRename(this.tmpFile(), this.#record(stats.ino), text)
+    return text.length
   }
 
   /** link(), making the shard folder the first time one is needed (not on every write). */

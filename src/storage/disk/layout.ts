@@ -13,7 +13,7 @@
  * abandoned the moment it is known dead, not after some hours.
  */
 import { randomUUID } from 'node:crypto'
-import { createWriteStream, type WriteStream } from 'node:fs'
+import { closeSync, createWriteStream, open, openSync, readlinkSync, write, type WriteStream, writev } from 'node:fs'
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
@@ -31,6 +31,8 @@ export class DiskLayout {
   /** Where an earlier version kept sidecars by path; migrated at start-up (legacy-sidecars.ts). */
   readonly legacyMetaDir: string
   #instance: string | undefined
+  /** Whether `/proc/self/fd/<fd>` names the file open as `fd` here (Linux). */
+  readonly #namesDescriptors: boolean
 
   /** `root` must already be the real (symlink-free) absolute path; see `DiskLayout.open`. */
   private constructor(readonly root: string) {
@@ -42,6 +44,7 @@ export class DiskLayout {
     this.trashRoot = join(this.internal, 'trash')
     this.uploadsDir = join(this.internal, 'uploads')
     this.legacyMetaDir = join(this.internal, 'meta')
+    this.#namesDescriptors = namesDescriptors(root)
   }
 
   static async open(dir: string): Promise<DiskLayout> {
@@ -139,8 +142,7 @@ export class DiskLayout {
     for (;;) {
       try {
         const real = await realpath(abs)
-        const reserved = real === this.internal || real.startsWith(this.internal + sep)
-        if (!this.isInsideRoot(real) || reserved) {
+        if (!this.isInsideRoot(real) || this.#isReserved(real)) {
           throw new StorageError('forbidden', 'the path leads outside the store')
         }
         return
@@ -149,6 +151,29 @@ export class DiskLayout {
         abs = dirname(abs)
       }
     }
+  }
+
+  /**
+   * `confine` for a file already open as `fd` (opened at `path`). Where Linux names the file an open
+   * descriptor refers to (`/proc/self/fd`), that very file is checked, at once: no resolving of the
+   * path again through the thread pool, and no window between the check and the open. Anything
+   * else (no /proc, a name outside or reserved, a file deleted meanwhile) is decided by `confine`.
+   */
+  async confineOpened(fd: number, path: string): Promise<void> {
+    if (this.#namesDescriptors) {
+      let real: string | undefined
+      try {
+        real = readlinkSync(`/proc/self/fd/${fd}`)
+      } catch {
+        // no answer: resolve the path instead
+      }
+      if (real !== undefined && this.isInsideRoot(real) && !this.#isReserved(real) && !real.endsWith(' (deleted)')) return
+    }
+    await this.confine(path)
+  }
+
+  #isReserved(real: string): boolean {
+    return real === this.internal || real.startsWith(this.internal + sep)
   }
 
   /** A fresh name in this process's trash folder. */
@@ -183,6 +208,19 @@ export class DiskLayout {
   }
 }
 
+/** Whether `/proc/self/fd` names what a descriptor refers to: probed once with the root folder. */
+function namesDescriptors(root: string): boolean {
+  let fd: number | undefined
+  try {
+    fd = openSync(root, 'r')
+    return readlinkSync(`/proc/self/fd/${fd}`) === root
+  } catch {
+    return false
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
 /**
  * Writes `data` whole to the temporary file `tmp`, then renames it to `to`: a reader sees the old
  * file or the new one, never half of one. On any failure (a full disk fails the write after the
@@ -201,10 +239,21 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
 
 /**
  * A new temporary file to stream an upload into. Its buffer holds several chunks, which it writes
- * with one writev while the next ones arrive.
+ * with one writev while the next ones arrive. It is closed at once rather than through the thread
+ * pool (closing does not wait for the disk; a round trip costs more than the call).
  */
 export const tmpFileWriter = (tmp: string): WriteStream =>
-  createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_BUFFER_BYTES })
+  createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_BUFFER_BYTES, fs: { open, write, writev, close: closeAtOnce } })
+
+function closeAtOnce(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
+  let error: NodeJS.ErrnoException | null = null
+  try {
+    closeSync(fd)
+  } catch (e) {
+    error = e as NodeJS.ErrnoException
+  }
+  process.nextTick(callback, error) // asynchronous, as fs.close calls back
+}
 
 /**
  * `place(from, to)` (a rename, or a link) into a folder that may not exist yet. The first try makes

@@ -124,6 +124,18 @@ describe('disk driver on its own', () => {
   })
 
   describe('two instances on one folder', () => {
+    it('open a new folder together: every one starts, and the folder is marked once', async () => {
+      const fresh = await mkdtemp(join(tmpdir(), 'filestorage-disk-together-'))
+      try {
+        const opened = await Promise.allSettled(Array.from({ length: 8 }, () => DiskDriver.open({ dir: fresh })))
+        expect(opened.filter((r) => r.status === 'rejected')).toEqual([])
+        expect((await readdir(join(fresh, '.filestorage'))).filter((name) => name.startsWith('store.json'))).toEqual(['store.json'])
+        for (const r of opened) if (r.status === 'fulfilled') await r.value.close()
+      } finally {
+        await rm(fresh, { recursive: true, force: true })
+      }
+    })
+
     it('let exactly one of two creations with If-None-Match: * win, every time', async () => {
       const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
       for (let round = 0; round < 20; round++) {

@@ -79,9 +79,16 @@ export class DiskLayout {
   }
 
   async markOpened(): Promise<void> {
-    const draft = join(this.internal, 'store.json.new')
-    await writeFile(draft, JSON.stringify({ v: 1, ino: (await stat(this.internal)).ino }))
-    await rename(draft, join(this.internal, 'store.json'))
+    // A draft of its own: processes opening a new store together each write the same marker, and
+    // a shared draft name let one rename away the other's draft (ENOENT, a failed start).
+    const draft = join(this.internal, `store.json.${randomUUID()}.new`)
+    try {
+      await writeFile(draft, JSON.stringify({ v: 1, ino: (await stat(this.internal)).ino }))
+      await rename(draft, join(this.internal, 'store.json'))
+    } catch (e) {
+      await rm(draft, { force: true })
+      throw e
+    }
   }
 
   /**

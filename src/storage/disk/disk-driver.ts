@@ -74,6 +74,9 @@ import { RecordCache } from './record-cache.js'
 import { StoreLocks } from './store-locks.js'
 import { DiskUploads } from './uploads.js'
 
+/** How long a closing store waits for operations that hold locks before it lets go of them. */
+const CLOSE_LOCK_WAIT_MS = 5000
+
 export interface DiskDriverOptions {
   /** Root folder of the store; created when missing. */
   dir: string
@@ -415,6 +418,7 @@ export class DiskDriver implements StorageDriver {
 
   async close(): Promise<void> {
     await this.#adoptions.idle()
+    await this.#locks.release(CLOSE_LOCK_WAIT_MS)
     await this.instances.close()
     await rm(this.layout.tmpDir, { recursive: true, force: true })
     await rm(join(this.layout.trashRoot, this.instances.id), { recursive: true, force: true })

@@ -35,13 +35,31 @@ export class StoreLocks {
     const sorted = [...new Set(typeof keys === 'string' ? [keys] : keys)].sort()
     return this.#local.run(sorted, async () => {
       const held: string[] = []
+      this.#running++
       try {
         for (const key of sorted) held.push(await this.#acquire(key))
         return await fn()
       } finally {
         for (const file of held) await unlink(file).catch(() => {})
+        if (--this.#running === 0) for (const wake of this.#idle.splice(0)) wake()
       }
     })
+  }
+
+  #running = 0
+  readonly #idle: (() => void)[] = []
+
+  /**
+   * Before the instance unregisters (a clean close): waits up to `timeoutMs` for the operations
+   * holding locks to end, then removes whatever links it still holds. A lock whose holder's record
+   * is gone names no one, so no waiter could ever reap it: a service stopped while a request held a
+   * lock (a tus PATCH cut by the shutdown) left its upload locked for good.
+   */
+  async release(timeoutMs: number): Promise<void> {
+    if (this.#running > 0) {
+      await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), sleep(timeoutMs)])
+    }
+    await this.removeLocksOf(this.instances.record)
   }
 
   /** Removes the locks a dead instance held: the links to its record (`record`, renamed by its reaper). */

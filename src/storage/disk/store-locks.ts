@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { link, lstat, readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { StorageError } from '../errors.js'
 import { KeyedLock } from '../keyed-lock.js'
 import type { Instances } from './instances.js'
 import { isErrno } from './layout.js'
@@ -47,15 +48,19 @@ export class StoreLocks {
   }
 
   #running = 0
+  /** Set once the store closes: a lock taken after release() would outlive the holder's record. */
+  #closing = false
   readonly #idle: (() => void)[] = []
 
   /**
    * Before the instance unregisters (a clean close): waits up to `timeoutMs` for the operations
    * holding locks to end, then removes whatever links it still holds. A lock whose holder's record
    * is gone names no one, so no waiter could ever reap it: a service stopped while a request held a
-   * lock (a tus PATCH cut by the shutdown) left its upload locked for good.
+   * lock (a tus PATCH cut by the shutdown, which then takes the lock again to keep what it received)
+   * left its upload locked for good. From here on no lock is taken: the store is closing.
    */
   async release(timeoutMs: number): Promise<void> {
+    this.#closing = true
     if (this.#running > 0) {
       await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), sleep(timeoutMs)])
     }
@@ -76,6 +81,7 @@ export class StoreLocks {
   async #acquire(key: string): Promise<string> {
     const file = join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32))
     for (let attempt = 0; ; attempt++) {
+      if (this.#closing) throw new StorageError('store_unavailable', 'the store is closing')
       try {
         await link(this.instances.record, file)
         return file

@@ -64,7 +64,10 @@ export class StoreLocks {
     if (this.#running > 0) {
       await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), sleep(timeoutMs)])
     }
-    await this.removeLocksOf(this.instances.record)
+    // A record already gone (reaped by another process that thought us dead) took its locks along.
+    await this.removeLocksOf(this.instances.record).catch((e: unknown) => {
+      if (!isErrno(e, 'ENOENT')) throw e
+    })
   }
 
   /** Removes the locks a dead instance held: the links to its record (`record`, renamed by its reaper). */

@@ -73,6 +73,27 @@ new_build_dir() {
   printf '%s' "$dir"
 }
 
+# build_go_command NAME MODULE VERSION PACKAGE GO_MOD_LINE...: builds PACKAGE of MODULE@VERSION
+# into $BIN_DIR/NAME through a throwaway module whose go.mod carries the given lines (a go
+# directive, replace directives the real module's go.mod has, which apply only in a main module).
+build_go_command() {
+  local name=$1 module=$2 version=$3 package=$4
+  shift 4
+  local dir
+  dir=$(new_build_dir "$name")
+  { printf 'module filestorage.local/%sbuild\n' "$name"; printf '\n%s\n' "$@"; } >"$dir/go.mod"
+  printf '//go:build tools\n\npackage %sbuild\n\nimport _ "%s"\n' "$name" "$package" >"$dir/tools.go"
+  mkdir -p "$BIN_DIR"
+  (
+    cd "$dir"
+    go get "$module@$version"
+    go mod tidy -e || true # -e still exits non-zero on some unresolvable test-only imports
+    go build -o "$BIN_DIR/$name.tmp" "$package"
+  )
+  mv -f "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
+  rm -rf "$dir"
+}
+
 install_ferretdb() {
   if ferretdb_ok; then
     log "ferretdb $FERRETDB_VERSION: already built at $BIN_DIR/ferretdb"
@@ -111,19 +132,7 @@ install_consul() {
   # 1.14.x is the newest line buildable here: 1.15+ need the envoyextensions and
   # troubleshoot submodules, which the Go proxy here refuses; 1.17+ are BSL anyway.
   log "consul $CONSUL_VERSION: building (about 4 minutes on 2 cores) ..."
-  local dir
-  dir=$(new_build_dir consul)
-  printf 'module filestorage.local/consulbuild\n\ngo 1.20\n' >"$dir/go.mod"
-  printf '//go:build tools\n\npackage consulbuild\n\nimport _ "github.com/hashicorp/consul"\n' >"$dir/tools.go"
-  mkdir -p "$BIN_DIR"
-  (
-    cd "$dir"
-    go get "github.com/hashicorp/consul@$CONSUL_VERSION"
-    go mod tidy -e || true # -e still exits non-zero on some unresolvable test-only imports
-    go build -o "$BIN_DIR/consul.tmp" github.com/hashicorp/consul
-  )
-  mv -f "$BIN_DIR/consul.tmp" "$BIN_DIR/consul"
-  rm -rf "$dir"
+  build_go_command consul github.com/hashicorp/consul "$CONSUL_VERSION" github.com/hashicorp/consul 'go 1.20'
   consul_ok || die "built $BIN_DIR/consul but it does not print $CONSUL_VERSION"
   log "consul $CONSUL_VERSION: built $BIN_DIR/consul"
 }
@@ -142,22 +151,11 @@ install_seaweedfs() {
   fi
   need_go seaweedfs
   log "seaweedfs $SEAWEEDFS_VERSION: building (about 8 minutes on 2 cores) ..."
-  local dir
-  dir=$(new_build_dir seaweedfs)
   # A replace directive applies only in the main module, so our throwaway module
   # repeats SeaweedFS's one: tyler-smith/go-bip39 is gone from its host.
-  printf 'module filestorage.local/weedbuild\n\ngo 1.26\n\nreplace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0\n' >"$dir/go.mod"
-  printf '//go:build tools\n\npackage weedbuild\n\nimport _ "github.com/seaweedfs/seaweedfs/weed"\n' >"$dir/tools.go"
-  mkdir -p "$BIN_DIR"
-  (
-    cd "$dir"
-    go get "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION"
-    go mod tidy -e || true # -e still exits non-zero on some unresolvable test-only imports
-    go build -o "$BIN_DIR/weed.tmp" github.com/seaweedfs/seaweedfs/weed
-  )
-  mv -f "$BIN_DIR/weed.tmp" "$BIN_DIR/weed"
+  build_go_command weed github.com/seaweedfs/seaweedfs "$SEAWEEDFS_VERSION" github.com/seaweedfs/seaweedfs/weed \
+    'go 1.26' 'replace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0'
   printf '%s\n' "$SEAWEEDFS_VERSION" >"$BIN_DIR/weed.version"
-  rm -rf "$dir"
   seaweedfs_ok || die "built $BIN_DIR/weed but it does not run"
   log "seaweedfs $SEAWEEDFS_VERSION: built $BIN_DIR/weed"
 }

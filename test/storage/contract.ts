@@ -135,6 +135,8 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         await expectCode(store.read('dir'), 'not_found')
         await expectCode(store.stat('dir'), 'not_found')
         await expectCode(store.stat('dir/file.txt/below'), 'not_found')
+        await expectCode(store.read('dir/file.txt/below'), 'not_found')
+        await expectCode(store.read('dir/file.txt/below', { start: 0, end: 0 }), 'not_found')
       })
     })
 

@@ -221,6 +221,8 @@ export class DiskDriver implements StorageDriver {
       return await openFile(this.layout.data(path), constants.O_RDONLY | constants.O_NONBLOCK)
     } catch (e) {
       await this.layout.confine(path)
+      // A path under a file names no file: missing, as `stat` says, not a conflict as for a write.
+      if (isErrno(e, 'ENOTDIR')) throw notFound(`"${path}"`)
       throw e
     }
   }

@@ -69,11 +69,14 @@ export const decimalQuery = (min: number, max: number, description: string) =>
     .pipe(z.number().int().min(min).max(max))
     .openapi({ type: 'integer', minimum: min, maximum: max, description: `${description} Plain decimal digits, no leading zeros.` })
 
-/** `true`/`false` (or `1`/`0`) in a query string. */
+/**
+ * `true` or `false` in a query string, the spellings of the boolean the document declares. Nothing
+ * else, and in particular not an empty value: `delete/x?recursive=` must not remove a whole folder.
+ */
 export const BooleanQuery = z
-  .enum(['true', 'false', '1', '0', ''])
+  .enum(['true', 'false'])
   .optional()
-  .transform((v) => v === 'true' || v === '1' || v === '')
+  .transform((v) => v === 'true')
   .openapi({ type: 'boolean' })
 
 const Metadata = z.record(z.string(), z.unknown()).openapi({

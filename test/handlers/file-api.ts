@@ -516,6 +516,12 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         const dir = folder()
         await upload(`${dir}/x/y.txt`, 'y')
         await expectError(await fetch(url('delete', dir), { method: 'DELETE' }), 409, 'directory_not_empty')
+        await expectError(await fetch(`${url('delete', dir)}?recursive=false`, { method: 'DELETE' }), 409, 'directory_not_empty')
+        // Only the declared boolean's spellings: an empty or numeric value removes nothing.
+        for (const value of ['', '1', 'yes', 'TRUE']) {
+          await expectError(await fetch(`${url('delete', dir)}?recursive=${value}`, { method: 'DELETE' }), 400, 'invalid_request')
+        }
+        expect((await fetch(url('info', `${dir}/x/y.txt`))).status).toBe(200)
         expect((await fetch(`${url('delete', dir)}?recursive=true`, { method: 'DELETE' })).status).toBe(204)
         await expectError(await fetch(url('info', dir)), 404, 'not_found')
       })

@@ -82,6 +82,12 @@ export const SCHEMATHESIS = {
   seed: 20240610,
   /** schemathesis's own time budget (fuzzing and stateful tests go on until it is spent). */
   maxTimeSeconds: 60,
+  /**
+   * One thread: with two, Python 3.11's ast.parse (hypothesis calls it to describe its filters)
+   * now and then fails with "SystemError: AST constructor recursion depth mismatch" (CPython
+   * issue 106905: the depth is kept per interpreter, not per thread) and schemathesis stops.
+   */
+  workers: 1,
   /** A bound on the process, should it not stop by itself. */
   timeoutSeconds: 180,
 }

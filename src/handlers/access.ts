@@ -73,7 +73,8 @@ export function accessMiddleware(access: AccessOptions, options: { public?: bool
 }
 
 async function authenticate(c: Context, access: AccessOptions): Promise<Principal> {
-  const signed = access.signer?.read(new URL(c.req.url).searchParams)
+  // A request without a query string carries no signature: no URL to parse (most requests).
+  const signed = access.signer && c.req.url.includes('?') ? access.signer.read(new URL(c.req.url).searchParams) : null
   return signed ? signedPrincipal(signed) : access.authorizer.authenticate(c)
 }
 

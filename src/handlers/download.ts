@@ -63,7 +63,7 @@ export const downloadRoute = createRoute({
 /** Headers that make a GET depend on the file's description before it is opened. */
 const CONDITIONS = ['range', 'if-none-match', 'if-modified-since']
 
-/** Files up to this size are answered from memory (the disk store reads them in one chunk anyway). */
+/** Files up to this size are answered from memory (a driver that read them at once hands them out as bytes). */
 const SMALL_BODY_BYTES = 64 * 1024
 
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
@@ -93,11 +93,11 @@ export function createDownloadHandler(deps: HandlerDeps) {
 
     if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
-      const { file, body } = await driver.read(path)
+      const { file, body, bytes } = await driver.read(path)
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
       // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
-      return respond(file.size <= SMALL_BODY_BYTES ? await readAll(body) : body, 200, headers)
+      return respond(bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(body) : body), 200, headers)
     }
 
     for (let attempt = 1; ; attempt++) {
@@ -160,9 +160,9 @@ async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
 
 /** Opens the file, or returns null when it is no longer the version `expected` describes. */
 async function open(driver: StorageDriver, path: string, range: ByteRange | undefined, expected: StoredFile) {
-  const { file, body } = await driver.read(path, range)
-  if (file.etag === expected.etag) return body
-  await body.cancel()
+  const read = await driver.read(path, range)
+  if (read.file.etag === expected.etag) return read.bytes ?? read.body
+  if (!read.bytes) await read.body.cancel()
   return null
 }
 

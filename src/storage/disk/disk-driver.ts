@@ -37,7 +37,7 @@ import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFo
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
-import { bodyChunks } from '../streams.js'
+import { bodyChunks, readOfBytes } from '../streams.js'
 import type {
   AppendPartOptions,
   AppendResult,
@@ -65,7 +65,7 @@ import type {
 import { Adoptions } from './adoptions.js'
 import { checkWritable } from './disk-health.js'
 import { type FileRecord, FileRecords, isSameFile, recordMatches } from './file-records.js'
-import { fileRangeStream } from './file-stream.js'
+import { fileRange } from './file-stream.js'
 import { Instances } from './instances.js'
 import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter } from './layout.js'
 import { migrateLegacySidecars } from './legacy-sidecars.js'
@@ -203,8 +203,8 @@ export class DiskDriver implements StorageDriver {
           const end = Math.min(range?.end ?? stats.size - 1, stats.size - 1)
           const start = Math.min(range?.start ?? 0, end + 1)
           owned = false
-          const body = await fileRangeStream(fd, start, end, READ_CHUNK)
-          return { file, body }
+          const content = await fileRange(fd, start, end, READ_CHUNK)
+          return content instanceof Uint8Array ? readOfBytes(file, content) : { file, body: content }
         } catch (e) {
           if (owned) closeSync(fd)
           throw e

@@ -4,8 +4,8 @@
  * Read with positional reads straight into fresh buffers that become the stream's chunks:
  * `Readable.toWeb` over an fs stream copies every chunk once more ("to detach it from the pool")
  * and adds a Node stream in between, which costs a third of the throughput of a large download.
- * A range that fits in one chunk is read at once and the file closed before the body is handed
- * out, so that a small file is answered in one write.
+ * A range that fits in one chunk is read at once, the file closed, and its bytes handed out as they
+ * are (no stream at all), so that a small file is answered in one write.
  *
  * Takes a plain descriptor and closes it synchronously: closing a file opened for reading does not
  * wait for the disk, and a thread-pool round trip for it costs more than the call itself.
@@ -16,16 +16,17 @@ import { promisify } from 'node:util'
 const readAt = promisify(read)
 
 /**
- * Streams bytes `start` to `end` (inclusive) of the file open as `fd` in chunks of at most
- * `chunkSize`, one chunk read ahead; `fd` is closed at the end, on cancel and on error. A file that turns out
- * shorter than the range errors the stream, so that a response is cut rather than silently short.
+ * Bytes `start` to `end` (inclusive) of the file open as `fd`: read at once when they fit in one
+ * chunk of `chunkSize`, else streamed in such chunks, one chunk read ahead. `fd` is closed at the
+ * end, on cancel and on error. A file that turns out shorter than the range errors the stream (or
+ * the read), so that a response is cut rather than silently short.
  */
-export async function fileRangeStream(
+export async function fileRange(
   fd: number,
   start: number,
   end: number,
   chunkSize: number,
-): Promise<ReadableStream<Uint8Array>> {
+): Promise<ReadableStream<Uint8Array> | Uint8Array> {
   let position = start
   let open = true
   let reading: Promise<unknown> | undefined
@@ -56,18 +57,11 @@ export async function fileRangeStream(
   }
 
   if (end + 1 - start <= chunkSize) {
-    let whole: Uint8Array | null
     try {
-      whole = await readChunk()
+      return (await readChunk()) ?? new Uint8Array(0)
     } finally {
       close()
     }
-    return new ReadableStream<Uint8Array>({
-      start(controller) {
-        if (whole) controller.enqueue(whole)
-        controller.close()
-      },
-    })
   }
 
   return new ReadableStream<Uint8Array>({

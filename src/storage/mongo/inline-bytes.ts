@@ -11,14 +11,8 @@ export const MAX_INLINE_BYTES = 15 * 1024 * 1024
 
 export const toBinary = (chunks: Uint8Array[]): Binary => new Binary(Buffer.concat(chunks))
 
-/** The bytes of a record (or a range of them) as a stream. */
-export function inlineBody(data: Binary | undefined, range?: ByteRange): ReadableStream<Uint8Array> {
+/** The bytes of a record, or a range of them. */
+export function inlineBytes(data: Binary | undefined, range?: ByteRange): Uint8Array {
   const bytes = data?.value() ?? new Uint8Array(0)
-  const part = range ? bytes.subarray(range.start, range.end + 1) : bytes
-  return new ReadableStream({
-    start(controller) {
-      if (part.length > 0) controller.enqueue(part)
-      controller.close()
-    },
-  })
+  return range ? bytes.subarray(range.start, range.end + 1) : bytes
 }

@@ -19,7 +19,7 @@ import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFo
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, parentOf, ROOT } from '../paths.js'
-import { bodyChunks, toWebStream } from '../streams.js'
+import { bodyChunks, readOfBytes, toWebStream } from '../streams.js'
 import type {
   AppendPartOptions,
   AppendResult,
@@ -49,7 +49,7 @@ import { Catalog, type FileAttributes, fileDoc, toEntry, toStoredFile } from './
 import { isDuplicateKey, MongoConnection, type MongoConnectionOptions } from './connection.js'
 import { Folders } from './folders.js'
 import { GridFsBytes } from './gridfs-bytes.js'
-import { inlineBody, MAX_INLINE_BYTES } from './inline-bytes.js'
+import { inlineBytes, MAX_INLINE_BYTES } from './inline-bytes.js'
 import { listFolder } from './listing.js'
 import { discardBytes, type Placement, type WriteRequest, writeBytes, type WrittenBytes } from './placement.js'
 import {
@@ -186,7 +186,7 @@ export class MongoDriver implements StorageDriver {
         const doc = await this.#catalog.fileWithBytes(path)
         if (!doc) throw notFound(`a file at "${path}"`)
         const file = toStoredFile(doc)
-        if (!doc.gridfsId) return { file, body: inlineBody(doc.data, range) }
+        if (!doc.gridfsId) return readOfBytes(file, inlineBytes(doc.data, range))
         const stream = await this.#gridfs.open(doc.gridfsId, doc.size, range)
         if (stream) return { file, body: toWebStream(stream) }
         // Replaced, and its old bytes deleted, between the two reads: read the new version.

@@ -24,6 +24,15 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i
 
 /** `Authorization: Bearer <JWT>`, verified by `verifier`; the rights come from its claims (rights.ts). */
 export function tokenAuthorizer(verifier: TokenVerifier, options: TokenAuthorizerOptions = {}): Authorizer {
+  // The verifier hands out the same claims object for a token it remembers: its principal is made once.
+  const principals = new WeakMap<object, TokenPrincipal>()
+  const principalOf = (claims: Awaited<ReturnType<TokenVerifier['verify']>>): TokenPrincipal => ({
+    kind: 'token',
+    // The issuer keeps two providers' equal subjects apart (an issuer URL has no "#").
+    id: `${claims.iss ?? ''}#${claims.sub}`,
+    sub: claims.sub,
+    rights: rightsFromClaims(claims, options.rightsClaim ? { claim: options.rightsClaim } : {}),
+  })
   return {
     async authenticate(c: Context): Promise<TokenPrincipal> {
       const header = c.req.header('authorization')
@@ -31,13 +40,9 @@ export function tokenAuthorizer(verifier: TokenVerifier, options: TokenAuthorize
       const token = BEARER.exec(header.trim())?.[1]
       if (!token) throw unauthorized('the Authorization header must be "Bearer <token>"', { invalidToken: true })
       const claims = await verifier.verify(token)
-      return {
-        kind: 'token',
-        // The issuer keeps two providers' equal subjects apart (an issuer URL has no "#").
-        id: `${claims.iss ?? ''}#${claims.sub}`,
-        sub: claims.sub,
-        rights: rightsFromClaims(claims, options.rightsClaim ? { claim: options.rightsClaim } : {}),
-      }
+      let principal = principals.get(claims)
+      if (!principal) principals.set(claims, (principal = principalOf(claims)))
+      return principal
     },
     allows: (principal, request) => rightsAllow((principal as TokenPrincipal).rights ?? [], request),
     securitySchemes: {

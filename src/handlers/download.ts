@@ -93,11 +93,12 @@ export function createDownloadHandler(deps: HandlerDeps) {
 
     if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
-      const { file, body, bytes } = await driver.read(path)
+      const read = await driver.read(path) // not destructured: `body` may be made only when asked for
+      const { file } = read
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
       // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
-      return respond(bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(body) : body), 200, headers)
+      return respond(read.bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(read.body) : read.body), 200, headers)
     }
 
     for (let attempt = 1; ; attempt++) {

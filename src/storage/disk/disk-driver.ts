@@ -92,6 +92,8 @@ export interface CommitRequest extends WritePreconditions {
   metadata?: Record<string, unknown>
   /** Runs once the file has its record, just before it gets its path (an upload's journal). */
   beforePlace?: (result: PutResult, ino: number) => Promise<void>
+  /** The stats of `tmp` as its writer closed it, if it kept them (else it is stat()ed). */
+  tmpStats?: Stats
 }
 
 const READ_CHUNK = 1024 * 1024
@@ -167,11 +169,12 @@ export class DiskDriver implements StorageDriver {
     let committed = false
     try {
       const digest = new DigestStream(options.maxBytes)
-      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp))
+      let tmpStats: Stats | undefined
+      await pipeline(bodyChunks(body), digest, tmpFileWriter(tmp, (stats) => (tmpStats = stats)))
       const sha256 = digest.digest()
       verifySha256(options.expectedSha256, sha256)
       failpoint('disk.put.written')
-      const result = await this.#commit(path, { ...options, tmp, sha256 })
+      const result = await this.#commit(path, { ...options, tmp, sha256, ...(tmpStats ? { tmpStats } : {}) })
       committed = true
       return result
     } catch (e) {
@@ -252,7 +255,7 @@ export class DiskDriver implements StorageDriver {
    * `lookup` of a confined path, with the path's own stats (`lstat`: what a rename onto it would
    * replace, a symbolic link itself rather than what it points to). One call unless it is a link.
    */
-  async #lookupLinked(path: string): Promise<{ entry: StoredEntry | null; own: Stats | null }> {
+  async #lookupLinked(path: string): Promise<{ entry: StoredEntry | null; own: Stats | null; underFile?: boolean }> {
     const abs = this.layout.data(path)
     let own: Stats
     let stats: Stats
@@ -260,7 +263,9 @@ export class DiskDriver implements StorageDriver {
       own = await lstat(abs)
       stats = own.isSymbolicLink() ? await stat(abs) : own
     } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR')) return { entry: null, own: null }
+      if (isErrno(e, 'ENOENT')) return { entry: null, own: null }
+      // A path resolves through folders only: ENOTDIR, and nothing else, says a file stands above it.
+      if (isErrno(e, 'ENOTDIR')) return { entry: null, own: null, underFile: true }
       throw e
     }
     if (stats.isDirectory()) return { entry: { type: 'directory', path, name: baseName(path) }, own }
@@ -451,8 +456,10 @@ export class DiskDriver implements StorageDriver {
   /** `#precheck`, with the path's own stats (see `#lookupLinked`). */
   async #precheckLinked(path: string, conditions: WritePreconditions): Promise<{ current: StoredFile | null; own: Stats | null }> {
     await this.layout.confine(path)
-    await this.#assertNoFileAbove(path)
-    const { entry, own } = await this.#lookupLinked(path)
+    const { entry, own, underFile } = await this.#lookupLinked(path)
+    // Found or missing, every ancestor the lookup went through was a folder: only ENOTDIR needs the
+    // walk, which names the file in the way (or finds it gone meanwhile).
+    if (underFile) await this.#assertNoFileAbove(path)
     checkWriteConditions(path, entry, conditions)
     return { current: entry as StoredFile | null, own }
   }
@@ -475,7 +482,7 @@ export class DiskDriver implements StorageDriver {
     return this.#locks.run(pathLock(path), async () => {
       const { current: previous, own } = await this.#precheckLinked(path, request)
       const replaced = previous ? own : null
-      const stats = await stat(request.tmp)
+      const stats = request.tmpStats ?? (await stat(request.tmp))
       const record: FileRecord = {
         v: 2,
         sha256: request.sha256,

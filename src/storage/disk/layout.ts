@@ -13,7 +13,7 @@
  * abandoned the moment it is known dead, not after some hours.
  */
 import { randomUUID } from 'node:crypto'
-import { closeSync, createWriteStream, open, openSync, readlinkSync, write, type WriteStream, writev } from 'node:fs'
+import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, type WriteStream, writev } from 'node:fs'
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
@@ -247,10 +247,29 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
 /**
  * A new temporary file to stream an upload into. Its buffer holds several chunks, which it writes
  * with one writev while the next ones arrive. It is closed at once rather than through the thread
- * pool (closing does not wait for the disk; a round trip costs more than the call).
+ * pool (closing does not wait for the disk; a round trip costs more than the call). `onClose` gets
+ * the file's stats as it is closed, complete: what a stat() of it would answer, without one.
  */
-export const tmpFileWriter = (tmp: string): WriteStream =>
-  createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_BUFFER_BYTES, fs: { open, write, writev, close: closeAtOnce } })
+export const tmpFileWriter = (tmp: string, onClose?: (stats: Stats) => void): WriteStream =>
+  createWriteStream(tmp, {
+    flags: 'wx',
+    highWaterMark: STREAM_BUFFER_BYTES,
+    fs: {
+      open,
+      write,
+      writev,
+      close(fd: number, callback: (error: NodeJS.ErrnoException | null) => void) {
+        if (onClose) {
+          try {
+            onClose(fstatSync(fd))
+          } catch {
+            // no stats: the caller stats the file itself
+          }
+        }
+        closeAtOnce(fd, callback)
+      },
+    },
+  })
 
 function closeAtOnce(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
   let error: NodeJS.ErrnoException | null = null

@@ -13,9 +13,11 @@
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
 import type { Db, ObjectId } from 'mongodb'
+import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
+import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, parentOf, ROOT } from '../paths.js'
@@ -92,8 +94,13 @@ export interface MongoDriverOptions {
   log?: (line: string) => void
 }
 
-/** Attempts of an operation whose target keeps changing under it before giving up. */
+/** Attempts of a read whose file keeps being replaced under it before giving up. */
 const ATTEMPTS = 5
+/**
+ * Attempts of a write (commit, move, delete) that loses its compare-and-swap to other processes
+ * (writes of one path in this process wait their turn instead), with a jittered backoff between them.
+ */
+const WRITE_ATTEMPTS = 10
 /** Files handled at once when a folder is moved or deleted. */
 const TREE_BATCH = 200
 const TREE_CONCURRENCY = 8
@@ -112,6 +119,11 @@ export class MongoDriver implements StorageDriver {
   readonly #gridfs: GridFsBytes
   readonly #uploads: MongoUploads
   readonly #sweeper: MongoSweeper
+  /**
+   * Writes of one path in this process take turns, so that their compare-and-swaps only ever race
+   * other processes' (the turns of a 32-writer burst would otherwise exhaust the attempts).
+   */
+  readonly #locks = new KeyedLock()
 
   private constructor(connection: MongoConnection, options: MongoDriverOptions) {
     this.kind = options.kind ?? 'mongo'
@@ -221,8 +233,9 @@ export class MongoDriver implements StorageDriver {
 
   async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
     checkMovePaths(from, to)
-    return this.#run(async () => {
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    return this.#run(() => this.#locks.run([from, to], async () => {
+      for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        if (attempt > 0) await backoff(attempt)
         const source = await this.#catalog.entry(from)
         if (!source) throw notFound(`"${from}"`)
         checkEntryIfMatch(options.ifMatch, toEntry(source))
@@ -243,13 +256,14 @@ export class MongoDriver implements StorageDriver {
         if (moved) return toStoredFile(moved)
       }
       throw keepsChanging(`"${from}" or "${to}"`)
-    })
+    }))
   }
 
   async delete(path: string, options: DeleteOptions = {}): Promise<void> {
     invalidPathIfRoot(path)
-    await this.#run(async () => {
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    await this.#run(() => this.#locks.run(path, async () => {
+      for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        if (attempt > 0) await backoff(attempt)
         const doc = await this.#catalog.entry(path)
         if (!doc) throw notFound(`"${path}"`)
         checkEntryIfMatch(options.ifMatch, toEntry(doc))
@@ -264,7 +278,7 @@ export class MongoDriver implements StorageDriver {
         return
       }
       throw keepsChanging(`"${path}"`)
-    })
+    }))
   }
 
   createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
@@ -362,7 +376,9 @@ export class MongoDriver implements StorageDriver {
   /**
    * Points the catalog at new bytes, atomically with the write's preconditions: a create is an
    * insert (the unique path index refuses a second one), a replace a compare-and-swap on the
-   * record it checked. The new bytes are deleted when the write fails; the old ones once replaced.
+   * record it checked. Commits of one path in this process take turns; a swap lost to another
+   * process is tried again after a jittered backoff. The new bytes are deleted when the write
+   * fails; the old ones once replaced.
    */
   async #commit(
     path: string,
@@ -374,9 +390,14 @@ export class MongoDriver implements StorageDriver {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
     try {
-      for (let attempt = 0; attempt < ATTEMPTS && !committed; attempt++) {
-        committed = await this.#place(path, bytes, attributes, conditions, rev)
-      }
+      committed = await this.#locks.run(path, async () => {
+        for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+          if (attempt > 0) await backoff(attempt)
+          const placed = await this.#place(path, bytes, attributes, conditions, rev)
+          if (placed) return placed
+        }
+        return undefined
+      })
     } catch (e) {
       await this.#discard(bytes)
       throw e

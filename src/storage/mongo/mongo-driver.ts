@@ -12,6 +12,7 @@
  * compare-and-swap on that record's `rev`; creation relies on the unique path index. A move is a
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db, ObjectId } from 'mongodb'
 import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
@@ -52,6 +53,7 @@ import { isDuplicateKey, MongoConnection, type MongoConnectionOptions } from './
 import { Folders } from './folders.js'
 import { GridFsBytes } from './gridfs-bytes.js'
 import { inlineBytes, MAX_INLINE_BYTES } from './inline-bytes.js'
+import { LeaseOwners } from './lease-owners.js'
 import { listFolder } from './listing.js'
 import { discardBytes, type Placement, type WriteRequest, writeBytes, type WrittenBytes } from './placement.js'
 import {
@@ -61,6 +63,8 @@ import {
   type FileDoc,
   LEASES,
   type LeaseDoc,
+  OWNERS,
+  type OwnerDoc,
   PARTS,
   type PartDoc,
   SetupOnce,
@@ -107,6 +111,8 @@ const TREE_CONCURRENCY = 8
 /** `/check` must answer quickly even when MongoDB does not. */
 const HEALTH_TIMEOUT_MS = 1500
 const HEALTH_LATE = 'MongoDB did not answer in time'
+/** How long a close waits for the operations still running before it lets go of its registration. */
+const CLOSE_WAIT_MS = 5_000
 
 export class MongoDriver implements StorageDriver {
   readonly kind: MongoDriverKind
@@ -124,6 +130,9 @@ export class MongoDriver implements StorageDriver {
    * other processes' (the turns of a 32-writer burst would otherwise exhaust the attempts).
    */
   readonly #locks = new KeyedLock()
+  readonly #owners: LeaseOwners
+  /** Operations running, which a close lets end before it removes this process's registration. */
+  readonly #running = new Set<Promise<unknown>>()
 
   private constructor(connection: MongoConnection, options: MongoDriverOptions) {
     this.kind = options.kind ?? 'mongo'
@@ -132,14 +141,17 @@ export class MongoDriver implements StorageDriver {
     this.db = connection.client.db(options.db)
     this.#catalog = new Catalog(this.db.collection<CatalogDoc>(CATALOG))
     this.#folders = new Folders(this.#catalog)
-    const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES))
+    const policy = { ...defaultUploadPolicy, ...options.uploads }
+    // A dead process's leases are decided once it has been silent as long as a dead completion holds its upload.
+    this.#owners = new LeaseOwners(this.db.collection<OwnerDoc>(OWNERS), policy.completionLeaseMs)
+    const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES), this.#owners)
     this.#gridfs = new GridFsBytes(this.db, leases)
     const parts = this.db.collection<PartDoc>(PARTS)
     this.#uploads = new MongoUploads(
       this.db.collection<UploadDoc>(UPLOADS),
       parts,
       this.#gridfs,
-      { ...defaultUploadPolicy, ...options.uploads },
+      policy,
       {
         precheck: (path, conditions) => this.#precheck(path, conditions),
         write: (source, request) => this.#write(source, request),
@@ -158,6 +170,7 @@ export class MongoDriver implements StorageDriver {
       parts,
       gridfs: this.#gridfs,
       leases,
+      owners: this.#owners,
     })
     const log = options.log ?? (() => {})
     this.#setup = new SetupOnce(
@@ -341,15 +354,25 @@ export class MongoDriver implements StorageDriver {
 
   async close(): Promise<void> {
     this.#setup.stop()
+    // Its writes end first (bounded): the sweeper decides the leases of a removed registration at once.
+    const waited = Promise.allSettled([...this.#running])
+    await Promise.race([waited, sleep(CLOSE_WAIT_MS, undefined, { ref: false })])
+    await this.#owners.close()
     await this.#connection.close()
   }
 
   /** Runs an operation once the indexes exist, with MongoDB errors mapped to storage errors. */
   #run<T>(operation: () => Promise<T>): Promise<T> {
-    return this.#connection.run(async () => {
+    const running = this.#connection.run(async () => {
       await this.#setup.ready()
       return operation()
     })
+    this.#running.add(running)
+    void running.then(
+      () => this.#running.delete(running),
+      () => this.#running.delete(running),
+    )
+    return running
   }
 
   /**
@@ -420,11 +443,13 @@ export class MongoDriver implements StorageDriver {
     if (current?.type === 'file') {
       // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
       if (current.gridfsId) await this.#gridfs.leases.take(current.gridfsId)
+      await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
       const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
       return (await this.#catalog.swap(current, doc)) ? { doc, replaced: current } : undefined
     }
     const doc = fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, rev)
     await this.#folders.ensureAbove(path)
+    await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
     try {
       await this.#catalog.insert(doc)
     } catch (e) {

@@ -166,7 +166,7 @@ describe.runIf(uri !== undefined)('mongo store: leases by owner', () => {
     await waitFor('both writes to lease their GridFS files', async () => (await count('byte_leases')) === 2)
 
     // The stalled process has not renewed its registration for an hour, as far as the sweeper sees.
-    await database.db.collection('lease_owners').updateMany({}, { $set: { heartbeat: new Date(Date.now() - HOUR) } })
+    await database.db.collection('lease_owners').updateMany({}, { $set: { heartbeat: new Date(Date.now() - HOUR), silentAfter: new Date(Date.now() - HOUR + 30_000) } })
     expect((await sweeper.sweep()).removed).toBe(2)
     expect(await count('lease_owners')).toBe(0)
 

@@ -4,10 +4,12 @@
  * of a write still running, and reclaim the first on its next run instead of an hour later.
  *
  * Each driver registers itself in `lease_owners` before it takes its first lease, and renews its
- * registration's `heartbeat` every third of the liveness window (the completion lease,
- * `completionLeaseMs`), on an unref'd timer; every lease it takes names it as `owner`. A clean
- * close removes the registration once its writes ended. The sweeper first removes registrations
- * silent for a whole window, then decides at once every lease whose owner is not registered.
+ * registration every third of its liveness window (the completion lease, `completionLeaseMs`), on
+ * an unref'd timer, pushing its `silentAfter` one window ahead (each process by its own window, so
+ * instances configured differently still judge each other right); every lease it takes names it as
+ * `owner`. A clean close removes the registration once its writes ended. The sweeper first removes
+ * registrations past their `silentAfter`, then decides at once every lease whose owner is not
+ * registered.
  *
  * The danger is a live process that stalled (event loop, GC, an outage) for longer than the window:
  * the sweeper counts it dead and deletes its unreferenced bytes, which it may be about to commit. So
@@ -67,9 +69,9 @@ export class LeaseOwners {
     )
   }
 
-  /** Removes the registrations silent for a whole window (their processes are dead, or stalled). */
+  /** Removes the registrations silent for a whole window of their own (their processes are dead, or stalled). */
   async reapSilent(now = new Date()): Promise<void> {
-    await this.owners.deleteMany({ heartbeat: { $lt: new Date(now.getTime() - this.windowMs) } })
+    await this.owners.deleteMany({ silentAfter: { $lt: now } })
   }
 
   /** Which of `ids` are registered. */
@@ -96,7 +98,7 @@ export class LeaseOwners {
   async #register(): Promise<string> {
     const id = new ObjectId().toHexString()
     const now = new Date()
-    await this.owners.insertOne({ _id: id, heartbeat: now, started: now, host: hostname(), pid: process.pid })
+    await this.owners.insertOne({ _id: id, ...this.#beatAt(now), started: now, host: hostname(), pid: process.pid })
     if (this.#closed) {
       await this.owners.deleteOne({ _id: id }).catch(() => {})
       throw new StorageError('store_unavailable', 'the store is closed')
@@ -116,9 +118,13 @@ export class LeaseOwners {
     await this.#renew(id).catch(() => {})
   }
 
+  #beatAt(now: Date): { heartbeat: Date; silentAfter: Date } {
+    return { heartbeat: now, silentAfter: new Date(now.getTime() + this.windowMs) }
+  }
+
   /** Renews `id`'s heartbeat; false (and this process unregistered) when it is gone. */
   async #renew(id: string): Promise<boolean> {
-    const { matchedCount } = await this.owners.updateOne({ _id: id }, { $set: { heartbeat: new Date() } })
+    const { matchedCount } = await this.owners.updateOne({ _id: id }, { $set: this.#beatAt(new Date()) })
     if (matchedCount === 1) return true
     if (this.#id === id) this.#id = null // the next write registers again, under a new id
     return false

@@ -123,6 +123,8 @@ export interface OwnerDoc {
   _id: string
   /** Renewed every third of the liveness window, with the writer's clock. */
   heartbeat: Date
+  /** One liveness window after the heartbeat: silent past this, the process counts as dead. */
+  silentAfter: Date
   started: Date
   /** Informative: where the process runs. */
   host: string

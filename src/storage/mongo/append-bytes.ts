@@ -18,6 +18,8 @@ export interface AppendedBytes extends ReceivedBody {
   partial: boolean
   /** The GridFS file holding the bytes; absent when no byte arrived. */
   gridfsId?: ObjectId
+  /** The registration its lease is under (lease-owners.ts). */
+  owner?: string
 }
 
 /** Streams an append's body into GridFS, at most `maxBytes`; throws (having deleted the bytes) when nothing may be kept. */
@@ -41,7 +43,7 @@ export async function receiveAppend(
     )
     const { partial } = acceptReceived(received, options)
     await target.writer?.finish()
-    return { ...received, partial, ...(target.writer ? { gridfsId: target.writer.id } : {}) }
+    return { ...received, partial, ...(target.writer ? { gridfsId: target.writer.id, owner: target.writer.owner } : {}) }
   } catch (e) {
     await target.writer?.abort().catch(() => {}) // its lease stays: the sweeper finishes the job
     throw e

@@ -4,8 +4,13 @@
  *
  * Whatever may leave a GridFS file unreferenced takes a lease on it first: an upload before its
  * first chunk (renewed while it writes), a replace or delete before it lets go of the old bytes.
- * The sweeper looks at leases older than an hour: bytes that no file record or part record names
- * are deleted, and the leases of referenced bytes are dropped.
+ * Each lease names its owner, the registration of the process that took it (lease-owners.ts). The
+ * sweeper decides a lease (bytes that no file record or part record names are deleted, the lease of
+ * referenced bytes is dropped):
+ *
+ * - at once when its owner is gone (dead: silent for the liveness window, or closed);
+ * - an hour after it was taken or renewed otherwise (a live owner's, or one without an owner,
+ *   taken by an older version): a live upload renews its lease as it goes.
  *
  * A write keeps the lease of its new bytes after it commits, for the sweeper to check: on a server
  * whose conditional updates are not atomic (FerretDB v1), two replaces of one file can both see
@@ -14,6 +19,7 @@
  */
 import type { Collection, ObjectId } from 'mongodb'
 import { isDuplicateKey } from './connection.js'
+import type { LeaseOwners } from './lease-owners.js'
 import type { LeaseDoc } from './schema.js'
 
 /** A lease this old belongs to no live write (a live upload renews its lease as it goes). */
@@ -22,15 +28,20 @@ export const LEASE_GRACE_MS = 60 * 60 * 1000
 export const LEASE_RENEW_MS = 5 * 60 * 1000
 
 export class ByteLeases {
-  constructor(readonly leases: Collection<LeaseDoc>) {}
+  constructor(
+    readonly leases: Collection<LeaseDoc>,
+    readonly owners: LeaseOwners,
+  ) {}
 
-  /** Takes (or renews) the lease on a GridFS file. */
-  async take(id: ObjectId, now = new Date()): Promise<void> {
+  /** Takes (or renews) the lease on a GridFS file, under `owner` (this process's registration by default); returns the owner. */
+  async take(id: ObjectId, owner?: string): Promise<string> {
+    const by = owner ?? (await this.owners.current())
     try {
-      await this.leases.updateOne({ _id: id }, { $set: { since: now } }, { upsert: true })
+      await this.leases.updateOne({ _id: id }, { $set: { since: new Date(), owner: by } }, { upsert: true })
     } catch (e) {
       if (!isDuplicateKey(e)) throw e // two takers at once: the lease exists, which is all that matters
     }
+    return by
   }
 
   async release(id: ObjectId): Promise<void> {
@@ -41,8 +52,15 @@ export class ByteLeases {
     await this.leases.deleteMany({ _id: { $in: ids } })
   }
 
-  /** Leases taken before `before`, oldest first. */
-  stale(before: Date, limit: number): Promise<LeaseDoc[]> {
-    return this.leases.find({ since: { $lt: before } }).sort({ since: 1 }).limit(limit).toArray()
+  /**
+   * Leases the sweeper may decide now, at most `limit`: those taken before `before`, and those
+   * whose owner is none of `live` (the caller checks these owners again: one may have registered
+   * after `live` was read).
+   */
+  decidable(before: Date, live: string[], limit: number): Promise<LeaseDoc[]> {
+    return this.leases
+      .find({ $or: [{ since: { $lt: before } }, { owner: { $exists: true, $nin: live } }] })
+      .limit(limit)
+      .toArray()
   }
 }

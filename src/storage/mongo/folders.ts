@@ -15,13 +15,14 @@
  * Between the two, a folder is never left without its record while it holds a file. A crash can
  * leave an empty folder's record behind; the sweeper removes those.
  */
+import { backoff } from '../backoff.js'
 import { fileInTheWay, keepsChanging } from '../errors.js'
 import { ancestorsOf, baseName, parentOf, ROOT } from '../paths.js'
 import type { Catalog } from './catalog.js'
 import { isDuplicateKey } from './connection.js'
 
-/** Attempts to settle the folders while other writes keep changing them. */
-const ATTEMPTS = 5
+/** Attempts to settle the folders while other writes keep changing them (with a jittered backoff between). */
+const ATTEMPTS = 8
 
 export class Folders {
   constructor(private readonly catalog: Catalog) {}
@@ -40,6 +41,7 @@ export class Folders {
     const chain = [...new Set(folders.flatMap((f) => [...ancestorsOf(f), f]))].filter((f) => f !== ROOT)
     if (chain.length === 0) return
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      if (attempt > 0) await backoff(attempt)
       const found = await this.catalog.entries(chain)
       const file = found.find((d) => d.type === 'file')
       if (file) throw fileInTheWay(file.path)

@@ -2,8 +2,9 @@
  * Bytes in a GridFS bucket, streamed both ways: the `gridfs` driver's storage, and where the
  * `mongo` store puts files over the inline threshold and the parts of uploads in parts.
  *
- * Every file is written under a lease (byte-leases.ts), so a write that never commits is found
- * and removed by the sweeper. Reads of a range ask the bucket for just the chunks that hold it.
+ * Every file is written under a lease (byte-leases.ts) of this process, so a write that never
+ * commits is found and removed by the sweeper; a write stops once this process lost its
+ * registration (lease-owners.ts), since the sweeper may have deleted its bytes. Reads of a range ask the bucket for just the chunks that hold it.
  */
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
@@ -17,6 +18,7 @@ import {
   MongoRuntimeError,
   ObjectId,
 } from 'mongodb'
+import { StorageError } from '../errors.js'
 import type { ByteRange } from '../types.js'
 import { type ByteLeases, LEASE_RENEW_MS } from './byte-leases.js'
 import { BUCKET } from './schema.js'
@@ -34,8 +36,8 @@ export class GridFsBytes {
   /** Starts a new GridFS file; `filename` is informative (the path it was written for). */
   async create(filename: string): Promise<GridFsWriter> {
     const id = new ObjectId()
-    await this.leases.take(id)
-    return new GridFsWriter(this, id, this.bucket.openUploadStreamWithId(id, filename))
+    const owner = await this.leases.take(id)
+    return new GridFsWriter(this, id, owner, this.bucket.openUploadStreamWithId(id, filename))
   }
 
   /**
@@ -97,15 +99,20 @@ export class GridFsWriter {
   constructor(
     private readonly store: GridFsBytes,
     readonly id: ObjectId,
+    /** The registration its lease is under: the commit confirms it (see lease-owners.ts). */
+    readonly owner: string,
     private readonly stream: GridFSBucketWriteStream,
   ) {}
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.stream.errored) throw this.stream.errored
+    if (this.store.leases.owners.revoked(this.owner)) {
+      throw new StorageError('store_unavailable', 'this instance lost its registration with the store while writing; try again')
+    }
     if (!this.stream.write(chunk)) await once(this.stream, 'drain')
     if (Date.now() - this.#renewed > LEASE_RENEW_MS) {
       this.#renewed = Date.now()
-      await this.store.leases.take(this.id)
+      await this.store.leases.take(this.id, this.owner)
     }
   }
 

@@ -12,10 +12,13 @@
  * compare-and-swap on that record's `rev`; creation relies on the unique path index. A move is a
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db, ObjectId } from 'mongodb'
+import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
+import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, parentOf, ROOT } from '../paths.js'
@@ -50,6 +53,7 @@ import { isDuplicateKey, MongoConnection, type MongoConnectionOptions } from './
 import { Folders } from './folders.js'
 import { GridFsBytes } from './gridfs-bytes.js'
 import { inlineBytes, MAX_INLINE_BYTES } from './inline-bytes.js'
+import { LeaseOwners } from './lease-owners.js'
 import { listFolder } from './listing.js'
 import { discardBytes, type Placement, type WriteRequest, writeBytes, type WrittenBytes } from './placement.js'
 import {
@@ -59,6 +63,8 @@ import {
   type FileDoc,
   LEASES,
   type LeaseDoc,
+  OWNERS,
+  type OwnerDoc,
   PARTS,
   type PartDoc,
   SetupOnce,
@@ -92,14 +98,21 @@ export interface MongoDriverOptions {
   log?: (line: string) => void
 }
 
-/** Attempts of an operation whose target keeps changing under it before giving up. */
+/** Attempts of a read whose file keeps being replaced under it before giving up. */
 const ATTEMPTS = 5
+/**
+ * Attempts of a write (commit, move, delete) that loses its compare-and-swap to other processes
+ * (writes of one path in this process wait their turn instead), with a jittered backoff between them.
+ */
+const WRITE_ATTEMPTS = 10
 /** Files handled at once when a folder is moved or deleted. */
 const TREE_BATCH = 200
 const TREE_CONCURRENCY = 8
 /** `/check` must answer quickly even when MongoDB does not. */
 const HEALTH_TIMEOUT_MS = 1500
 const HEALTH_LATE = 'MongoDB did not answer in time'
+/** How long a close waits for the operations still running before it lets go of its registration. */
+const CLOSE_WAIT_MS = 5_000
 
 export class MongoDriver implements StorageDriver {
   readonly kind: MongoDriverKind
@@ -112,6 +125,14 @@ export class MongoDriver implements StorageDriver {
   readonly #gridfs: GridFsBytes
   readonly #uploads: MongoUploads
   readonly #sweeper: MongoSweeper
+  /**
+   * Writes of one path in this process take turns, so that their compare-and-swaps only ever race
+   * other processes' (the turns of a 32-writer burst would otherwise exhaust the attempts).
+   */
+  readonly #locks = new KeyedLock()
+  readonly #owners: LeaseOwners
+  /** Operations running, which a close lets end before it removes this process's registration. */
+  readonly #running = new Set<Promise<unknown>>()
 
   private constructor(connection: MongoConnection, options: MongoDriverOptions) {
     this.kind = options.kind ?? 'mongo'
@@ -120,14 +141,17 @@ export class MongoDriver implements StorageDriver {
     this.db = connection.client.db(options.db)
     this.#catalog = new Catalog(this.db.collection<CatalogDoc>(CATALOG))
     this.#folders = new Folders(this.#catalog)
-    const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES))
+    const policy = { ...defaultUploadPolicy, ...options.uploads }
+    // A dead process's leases are decided once it has been silent as long as a dead completion holds its upload.
+    this.#owners = new LeaseOwners(this.db.collection<OwnerDoc>(OWNERS), policy.completionLeaseMs)
+    const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES), this.#owners)
     this.#gridfs = new GridFsBytes(this.db, leases)
     const parts = this.db.collection<PartDoc>(PARTS)
     this.#uploads = new MongoUploads(
       this.db.collection<UploadDoc>(UPLOADS),
       parts,
       this.#gridfs,
-      { ...defaultUploadPolicy, ...options.uploads },
+      policy,
       {
         precheck: (path, conditions) => this.#precheck(path, conditions),
         write: (source, request) => this.#write(source, request),
@@ -146,6 +170,7 @@ export class MongoDriver implements StorageDriver {
       parts,
       gridfs: this.#gridfs,
       leases,
+      owners: this.#owners,
     })
     const log = options.log ?? (() => {})
     this.#setup = new SetupOnce(
@@ -221,8 +246,9 @@ export class MongoDriver implements StorageDriver {
 
   async move(from: string, to: string, options: MoveOptions = {}): Promise<StoredEntry> {
     checkMovePaths(from, to)
-    return this.#run(async () => {
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    return this.#run(() => this.#locks.run([from, to], async () => {
+      for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        if (attempt > 0) await backoff(attempt)
         const source = await this.#catalog.entry(from)
         if (!source) throw notFound(`"${from}"`)
         checkEntryIfMatch(options.ifMatch, toEntry(source))
@@ -243,13 +269,14 @@ export class MongoDriver implements StorageDriver {
         if (moved) return toStoredFile(moved)
       }
       throw keepsChanging(`"${from}" or "${to}"`)
-    })
+    }))
   }
 
   async delete(path: string, options: DeleteOptions = {}): Promise<void> {
     invalidPathIfRoot(path)
-    await this.#run(async () => {
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    await this.#run(() => this.#locks.run(path, async () => {
+      for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        if (attempt > 0) await backoff(attempt)
         const doc = await this.#catalog.entry(path)
         if (!doc) throw notFound(`"${path}"`)
         checkEntryIfMatch(options.ifMatch, toEntry(doc))
@@ -264,7 +291,7 @@ export class MongoDriver implements StorageDriver {
         return
       }
       throw keepsChanging(`"${path}"`)
-    })
+    }))
   }
 
   createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
@@ -327,15 +354,25 @@ export class MongoDriver implements StorageDriver {
 
   async close(): Promise<void> {
     this.#setup.stop()
+    // Its writes end first (bounded): the sweeper decides the leases of a removed registration at once.
+    const waited = Promise.allSettled([...this.#running])
+    await Promise.race([waited, sleep(CLOSE_WAIT_MS, undefined, { ref: false })])
+    await this.#owners.close()
     await this.#connection.close()
   }
 
   /** Runs an operation once the indexes exist, with MongoDB errors mapped to storage errors. */
   #run<T>(operation: () => Promise<T>): Promise<T> {
-    return this.#connection.run(async () => {
+    const running = this.#connection.run(async () => {
       await this.#setup.ready()
       return operation()
     })
+    this.#running.add(running)
+    void running.then(
+      () => this.#running.delete(running),
+      () => this.#running.delete(running),
+    )
+    return running
   }
 
   /**
@@ -362,7 +399,9 @@ export class MongoDriver implements StorageDriver {
   /**
    * Points the catalog at new bytes, atomically with the write's preconditions: a create is an
    * insert (the unique path index refuses a second one), a replace a compare-and-swap on the
-   * record it checked. The new bytes are deleted when the write fails; the old ones once replaced.
+   * record it checked. Commits of one path in this process take turns; a swap lost to another
+   * process is tried again after a jittered backoff. The new bytes are deleted when the write
+   * fails; the old ones once replaced.
    */
   async #commit(
     path: string,
@@ -374,9 +413,14 @@ export class MongoDriver implements StorageDriver {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
     try {
-      for (let attempt = 0; attempt < ATTEMPTS && !committed; attempt++) {
-        committed = await this.#place(path, bytes, attributes, conditions, rev)
-      }
+      committed = await this.#locks.run(path, async () => {
+        for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+          if (attempt > 0) await backoff(attempt)
+          const placed = await this.#place(path, bytes, attributes, conditions, rev)
+          if (placed) return placed
+        }
+        return undefined
+      })
     } catch (e) {
       await this.#discard(bytes)
       throw e
@@ -399,11 +443,13 @@ export class MongoDriver implements StorageDriver {
     if (current?.type === 'file') {
       // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
       if (current.gridfsId) await this.#gridfs.leases.take(current.gridfsId)
+      await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
       const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
       return (await this.#catalog.swap(current, doc)) ? { doc, replaced: current } : undefined
     }
     const doc = fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, rev)
     await this.#folders.ensureAbove(path)
+    await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
     try {
       await this.#catalog.insert(doc)
     } catch (e) {

@@ -43,6 +43,8 @@ export interface WrittenBytes {
   sha256: string
   data?: Binary
   gridfsId?: ObjectId
+  /** The registration the GridFS file's lease is under (lease-owners.ts): confirmed before a record names it. */
+  owner?: string
 }
 
 export async function writeBytes(
@@ -83,7 +85,7 @@ export async function writeBytes(
     throw e
   }
   const written = { size: digest.size, sha256: digest.digest() }
-  const bytes: WrittenBytes = spilled.writer ? { ...written, gridfsId: spilled.writer.id } : { ...written, data: toBinary(buffered) }
+  const bytes: WrittenBytes = spilled.writer ? { ...written, gridfsId: spilled.writer.id, owner: spilled.writer.owner } : { ...written, data: toBinary(buffered) }
   try {
     verifySha256(request.expectedSha256, bytes.sha256)
   } catch (e) {

@@ -7,6 +7,7 @@
  *   uploads        uploads in parts: where the file goes, with what, until when
  *   upload_parts   one record per received part (sent by number, or appended), naming its GridFS file
  *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
+ *   lease_owners   the processes writing to the store, with their heartbeats (see lease-owners.ts)
  *   health         one record every health check rewrites: proof that the server takes writes
  *
  * Only plain and unique indexes: the subset MongoDB and FerretDB v1 both build. Index creation is
@@ -18,6 +19,7 @@ export const CATALOG = 'catalog'
 export const UPLOADS = 'uploads'
 export const PARTS = 'upload_parts'
 export const LEASES = 'byte_leases'
+export const OWNERS = 'lease_owners'
 export const BUCKET = 'fs'
 export const HEALTH = 'health'
 
@@ -112,6 +114,21 @@ export interface LeaseDoc {
   _id: ObjectId
   /** When the lease was taken or last renewed. */
   since: Date
+  /** The registration (lease_owners) of the process that took it; absent on leases of older versions. */
+  owner?: string
+}
+
+export interface OwnerDoc {
+  /** A fresh id per registration: a process that lost its registration registers under a new one. */
+  _id: string
+  /** Renewed every third of the liveness window, with the writer's clock. */
+  heartbeat: Date
+  /** One liveness window after the heartbeat: silent past this, the process counts as dead. */
+  silentAfter: Date
+  started: Date
+  /** Informative: where the process runs. */
+  host: string
+  pid: number
 }
 
 const INDEXES: [collection: string, key: IndexSpecification, options: CreateIndexesOptions][] = [
@@ -123,6 +140,7 @@ const INDEXES: [collection: string, key: IndexSpecification, options: CreateInde
   [PARTS, { uploadId: 1, part: 1 }, { name: 'upload' }],
   [PARTS, { gridfsId: 1 }, { name: 'gridfs' }],
   [LEASES, { since: 1 }, { name: 'since' }],
+  [LEASES, { owner: 1 }, { name: 'owner', sparse: true }],
   // The ones GridFSBucket creates itself, under the same names and options, so that either may come first.
   [`${BUCKET}.files`, { filename: 1, uploadDate: 1 }, { name: 'filename_1_uploadDate_1' }],
   [`${BUCKET}.chunks`, { files_id: 1, n: 1 }, { name: 'files_id_1_n_1', unique: true }],

@@ -4,8 +4,10 @@
  *
  * - uploads in parts past their expiry, with their parts, and parts older than an hour whose upload
  *   is gone (an append that crashed as its upload ended);
- * - GridFS files under a lease older than an hour that no file or part record names (writes that
- *   never committed, old bytes a replace or delete did not get to delete);
+ * - GridFS files under a lease that no file or part record names (writes that never committed, old
+ *   bytes a replace or delete did not get to delete): at once when the lease's owner is gone (its
+ *   registration silent for the liveness window is removed first, see lease-owners.ts), else once
+ *   the lease is an hour old; the leases of referenced bytes are dropped;
  * - folder records left empty (a crash between making a folder and storing its file), a bounded
  *   batch per run, resuming where the previous run stopped.
  */
@@ -14,6 +16,7 @@ import { type ByteLeases, LEASE_GRACE_MS } from './byte-leases.js'
 import type { Catalog } from './catalog.js'
 import type { Folders } from './folders.js'
 import type { GridFsBytes } from './gridfs-bytes.js'
+import type { LeaseOwners } from './lease-owners.js'
 import type { PartDoc } from './schema.js'
 import type { MongoUploads } from './uploads.js'
 
@@ -27,6 +30,7 @@ export interface SweeperParts {
   parts: Collection<PartDoc>
   gridfs: GridFsBytes
   leases: ByteLeases
+  owners: LeaseOwners
 }
 
 export class MongoSweeper {
@@ -46,10 +50,18 @@ export class MongoSweeper {
   async #sweepLeases(now: Date): Promise<number> {
     let removed = 0
     const before = new Date(now.getTime() - LEASE_GRACE_MS)
+    // Liveness by the clock, whatever `now` says: registrations silent for the window go first, so a
+    // stalled process that wakes up finds its registration gone and commits nothing (lease-owners.ts).
+    await this.store.owners.reapSilent()
+    const live = await this.store.owners.all()
     for (let round = 0; round < 100; round++) {
-      const stale = await this.store.leases.stale(before, LEASE_BATCH)
-      const referenced = await this.#referenced(stale.map((l) => l._id))
-      for (const { _id: id } of stale) {
+      const batch = await this.store.leases.decidable(before, live, LEASE_BATCH)
+      // An owner registered after `live` was read is alive (a process registers before its first lease).
+      const unknown = [...new Set(batch.flatMap((l) => (l.owner && !live.includes(l.owner) ? [l.owner] : [])))]
+      live.push(...(await this.store.owners.registered(unknown)))
+      const decided = batch.filter((l) => l.since < before || (l.owner !== undefined && !live.includes(l.owner)))
+      const referenced = await this.#referenced(decided.map((l) => l._id))
+      for (const { _id: id } of decided) {
         if (referenced.has(id.toHexString())) {
           await this.store.leases.release(id)
         } else {
@@ -57,7 +69,7 @@ export class MongoSweeper {
           removed++
         }
       }
-      if (stale.length < LEASE_BATCH) break
+      if (batch.length < LEASE_BATCH) break
     }
     return removed
   }

@@ -130,6 +130,11 @@ export class MongoUploads {
     // The part it replaces, if any: its bytes are leased before the record lets go of them.
     const previous = await this.parts.findOne({ _id: doc._id })
     if (previous) await this.gridfs.leases.take(previous.gridfsId)
+    // The sweeper has not counted this process dead, or the new bytes may be gone (lease-owners.ts).
+    await this.gridfs.leases.owners.confirm(bytes.owner).catch(async (e: unknown) => {
+      await this.files.discard(bytes)
+      throw e
+    })
     const replaced = await this.parts.findOneAndReplace({ _id: doc._id }, doc, { upsert: true, returnDocument: 'before' })
     if (replaced) {
       if (!replaced.gridfsId.equals(previous?.gridfsId)) await this.gridfs.leases.take(replaced.gridfsId)
@@ -169,6 +174,10 @@ export class MongoUploads {
     const received = receivedBytes(parts)
     if (!bytes.gridfsId) return { part: null, offset: received, partial: bytes.partial }
     const doc = partDoc(uploadId, (parts.at(-1)?.part ?? 0) + 1, { ...bytes, gridfsId: bytes.gridfsId })
+    await this.gridfs.leases.owners.confirm(bytes.owner).catch(async (e: unknown) => {
+      await discard()
+      throw e
+    })
     if (!(await this.#insertPart(doc))) {
       await discard()
       throw offsetMismatch(offset, receivedBytes(await this.#parts(uploadId))) // another append at this offset came first

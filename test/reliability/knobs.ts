@@ -33,10 +33,13 @@ export const SLOW_CLIENTS = {
  *  - an upload (40 alone: Buffers peak 131 MiB, ~3 MiB each): the file writer's 1 MiB buffer plus
  *    the 1 MiB writev in flight (STREAM_BUFFER_BYTES), 256 KiB of unread body (request-body.ts),
  *    one 64 KiB socket chunk per side of the digest;
- *  - a download (40 alone: Buffers peak 161 MiB, ~4 MiB each): one 1 MiB chunk read ahead, one
- *    being read, one queued on the socket while the client is slower than the disk.
- * The bound is the highest measured peak plus 64 MiB: the Buffers swing between samples (43 MiB)
- * and the heap's growth under GC timing (~20 MiB) on a loaded machine.
+ *  - a download (40 alone: Buffers peak 161 MiB, ~4 MiB each, when it still read one chunk
+ *    ahead): one 1 MiB chunk being read, one queued on the socket while the client is slower than
+ *    the disk; chunks are read on demand since (file-stream.ts).
+ * The bound is the highest measured peak then plus 64 MiB: the Buffers swing between samples
+ * (43 MiB) and the heap's growth under GC timing (~20 MiB) on a loaded machine. Later runs, as the
+ * service grew (at rest ~125 MiB): 290 to 331 MiB, and once 346 MiB with Buffers at 243 MiB between
+ * samples, before downloads stopped reading ahead (2026-11-30; since then 290, 310 and 315 MiB).
  */
 export const PEAK_RSS_BOUND_MIB = 283 + 64
 

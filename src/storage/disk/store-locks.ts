@@ -14,6 +14,7 @@ import { link, lstat, readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StorageError } from '../errors.js'
+import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import type { Instances } from './instances.js'
 import { isErrno } from './layout.js'
@@ -34,23 +35,25 @@ export class StoreLocks {
   /** Runs `fn` holding every key; several keys are taken in sorted order, each once. */
   async run<T>(keys: string | string[], fn: () => Promise<T>): Promise<T> {
     const sorted = [...new Set(typeof keys === 'string' ? [keys] : keys)].sort()
-    return this.#local.run(sorted, async () => {
-      const held: string[] = []
-      this.#running++
-      try {
-        for (const key of sorted) held.push(await this.#acquire(key))
-        return await fn()
-      } finally {
-        for (const file of held) await unlink(file).catch(() => {})
-        if (--this.#running === 0) for (const wake of this.#idle.splice(0)) wake()
-      }
-    })
+    return this.#local.run(sorted, () =>
+      this.#holding.track(
+        (async () => {
+          const held: string[] = []
+          try {
+            for (const key of sorted) held.push(await this.#acquire(key))
+            return await fn()
+          } finally {
+            for (const file of held) await unlink(file).catch(() => {})
+          }
+        })(),
+      ),
+    )
   }
 
-  #running = 0
+  /** The sections holding (or taking) locks, which release() lets end. */
+  readonly #holding = new InFlight()
   /** Set once the store closes: a lock taken after release() would outlive the holder's record. */
   #closing = false
-  readonly #idle: (() => void)[] = []
 
   /**
    * Before the instance unregisters (a clean close): waits up to `timeoutMs` for the operations
@@ -61,9 +64,7 @@ export class StoreLocks {
    */
   async release(timeoutMs: number): Promise<void> {
     this.#closing = true
-    if (this.#running > 0) {
-      await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), sleep(timeoutMs)])
-    }
+    await this.#holding.settled(timeoutMs)
     // A record already gone (reaped by another process that thought us dead) took its locks along.
     await this.removeLocksOf(this.instances.record).catch((e: unknown) => {
       if (!isErrno(e, 'ENOENT')) throw e

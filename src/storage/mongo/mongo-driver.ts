@@ -12,12 +12,12 @@
  * compare-and-swap on that record's `rev`; creation relies on the unique path index. A move is a
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db, ObjectId } from 'mongodb'
 import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
+import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
 import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
@@ -132,7 +132,7 @@ export class MongoDriver implements StorageDriver {
   readonly #locks = new KeyedLock()
   readonly #owners: LeaseOwners
   /** Operations running, which a close lets end before it removes this process's registration. */
-  readonly #running = new Set<Promise<unknown>>()
+  readonly #running = new InFlight()
 
   private constructor(connection: MongoConnection, options: MongoDriverOptions) {
     this.kind = options.kind ?? 'mongo'
@@ -355,24 +355,19 @@ export class MongoDriver implements StorageDriver {
   async close(): Promise<void> {
     this.#setup.stop()
     // Its writes end first (bounded): the sweeper decides the leases of a removed registration at once.
-    const waited = Promise.allSettled([...this.#running])
-    await Promise.race([waited, sleep(CLOSE_WAIT_MS, undefined, { ref: false })])
+    await this.#running.settled(CLOSE_WAIT_MS)
     await this.#owners.close()
     await this.#connection.close()
   }
 
   /** Runs an operation once the indexes exist, with MongoDB errors mapped to storage errors. */
   #run<T>(operation: () => Promise<T>): Promise<T> {
-    const running = this.#connection.run(async () => {
-      await this.#setup.ready()
-      return operation()
-    })
-    this.#running.add(running)
-    void running.then(
-      () => this.#running.delete(running),
-      () => this.#running.delete(running),
+    return this.#running.track(
+      this.#connection.run(async () => {
+        await this.#setup.ready()
+        return operation()
+      }),
     )
-    return running
   }
 
   /**

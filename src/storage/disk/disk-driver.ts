@@ -24,11 +24,10 @@
  * any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
-import { closeSync, constants, createReadStream, fstatSync, open as openCallback } from 'node:fs'
+import { closeSync, constants, createReadStream, fstatSync } from 'node:fs'
 import { link, lstat, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { createHash } from 'node:crypto'
-import { promisify } from 'node:util'
 import { pipeline } from 'node:stream/promises'
 import { checkAnnouncedSize, DigestStream, verifySha256 } from '../digest.js'
 import { fileInTheWay, keepsChanging, notFound, preconditionFailed, StorageError } from '../errors.js'
@@ -67,7 +66,7 @@ import { checkWritable } from './disk-health.js'
 import { type FileRecord, FileRecords, isSameFile, recordMatches } from './file-records.js'
 import { fileRange } from './file-stream.js'
 import { Instances } from './instances.js'
-import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter } from './layout.js'
+import { DiskLayout, fromFsError, isErrno, openDescriptor, placeMakingFolders, tmpFileWriter } from './layout.js'
 import { migrateLegacySidecars } from './legacy-sidecars.js'
 import { DiskLister } from './listing.js'
 import { RecordCache } from './record-cache.js'
@@ -103,8 +102,6 @@ export const LOCAL_VERSION_HOLD_MS = 60_000
 const READ_ATTEMPTS = 5
 
 const pathLock = (path: string) => `path:${path}`
-/** open(2) returning the plain descriptor (a FileHandle cannot be closed synchronously). */
-const openFile = promisify(openCallback)
 
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
@@ -221,7 +218,7 @@ export class DiskDriver implements StorageDriver {
   async #openConfined(path: string): Promise<number> {
     try {
       // Non-blocking: a FIFO put in the store answers at once instead of holding a thread until a writer comes.
-      return await openFile(this.layout.data(path), constants.O_RDONLY | constants.O_NONBLOCK)
+      return await openDescriptor(this.layout.data(path), constants.O_RDONLY | constants.O_NONBLOCK)
     } catch (e) {
       await this.layout.confine(path)
       // A path under a file names no file: missing, as `stat` says, not a conflict as for a write.

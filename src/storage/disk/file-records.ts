@@ -20,11 +20,10 @@
  * A record also holds the file's size and mtime: a file edited in place by hand no longer matches
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
-import { closeSync, open, type Stats, writeFileSync } from 'node:fs'
-import { promisify } from 'node:util'
+import { closeSync, type Stats, writeFileSync } from 'node:fs'
 import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isErrno, writeThenRename } from './layout.js'
+import { isErrno, openDescriptor, writeThenRename } from './layout.js'
 
 export interface FileRecord {
   v: 2
@@ -52,15 +51,13 @@ export const isSameFile = (record: FileRecord, stats: Stats): boolean =>
 
 const SHARDS = 4096
 
-const openFile = promisify(open)
-
 /**
  * Writes `text` as the whole content of the file at `path` (created or emptied). Only the open goes
  * through the thread pool: a record's few hundred bytes go to the page cache at once, and closing
  * does not wait for the disk, so a round trip for each would cost more than the calls.
  */
 async function writeNewFile(path: string, text: string): Promise<void> {
-  const fd = await openFile(path, 'w')
+  const fd = await openDescriptor(path, 'w')
   try {
     writeFileSync(fd, text)
   } finally {

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto'
 import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, type WriteStream, writev } from 'node:fs'
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
+import { promisify } from 'node:util'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
 import { insufficientStorage, StorageError } from '../errors.js'
 import { parentOf, RESERVED_NAME, ROOT } from '../paths.js'
@@ -243,6 +244,9 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
     throw e
   }
 }
+
+/** open(2) answering the plain descriptor: a FileHandle cannot be closed synchronously. */
+export const openDescriptor = promisify(open)
 
 /**
  * A new temporary file to stream an upload into. Its buffer holds several chunks, which it writes

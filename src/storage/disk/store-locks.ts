@@ -14,13 +14,14 @@ import { link, lstat, readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StorageError } from '../errors.js'
+import { backoffDelay } from '../backoff.js'
 import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import type { Instances } from './instances.js'
 import { isErrno } from './layout.js'
 
-/** Waits between tries on a lock another process holds: short, growing, capped. */
-const backoffMs = (attempt: number) => Math.min(2 ** attempt, 50) * (0.5 + Math.random() / 2)
+/** Waits between tries on a lock another process holds: short, growing, capped (ms). */
+const backoffMs = (attempt: number) => backoffDelay(attempt, 1, 50)
 
 export class StoreLocks {
   readonly #local = new KeyedLock()

@@ -1,3 +1,5 @@
+import { formatBytes } from '../format-bytes.js'
+
 /** A small element builder: text always goes in as text (file names are never parsed as HTML). */
 type Child = Node | string | null | undefined | false
 type Attributes = Record<string, string | number | boolean | ((event: Event) => void) | undefined>
@@ -19,14 +21,5 @@ export function byId<T extends HTMLElement>(id: string): T {
   return element as T
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-
-export function formatBytes(n: number): string {
-  let value = n
-  let unit = 0
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`
-}
+/** `1.5 MiB` in a listing: one decimal below 10, none above. */
+export const formatSize = (bytes: number): string => formatBytes(bytes, [1, 0])

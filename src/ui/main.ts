@@ -5,7 +5,7 @@
  * URL's fragment (`#disk/reports/2025`), so the back button and links work.
  */
 import { type Entry, type FileEntry, listFolder, MAX_ENTRIES, move, remove, signedDownloadUrl, storeNames, token } from './api.js'
-import { byId, formatBytes, h } from './dom.js'
+import { byId, formatSize, h } from './dom.js'
 import { explain } from './explain.js'
 import { type Sort, type SortKey, sortEntries } from './listing.js'
 import { closePreview, previewKind, showPreview } from './preview.js'
@@ -129,7 +129,7 @@ function renderRows(): void {
       'tr',
       { 'data-path': entry.path, 'data-type': entry.type },
       h('td', { class: 'name' }, h('button', { type: 'button', class: `link ${entry.type}`, onclick: open }, isFile ? entry.name : `${entry.name}/`)),
-      h('td', { class: 'size' }, isFile ? formatBytes(entry.size) : ''),
+      h('td', { class: 'size' }, isFile ? formatSize(entry.size) : ''),
       h('td', { class: 'modified' }, isFile ? dateFormat.format(new Date(entry.modified)) : ''),
       h(
         'td',

@@ -9,8 +9,9 @@
  * anonymous disk service declares none. schemathesis/schemathesis.toml widens the statuses two
  * checks accept where a protocol mandates others (tus's 412, 413, 415 and 460; an opaque cursor's
  * 400) and turns off the body check of the download (stored bytes in their uploader's type, no
- * schema), and schemathesis/hooks.py gives it a generator for tus's upload media type and drops the
- * coverage phase's mislabelled cases (positive, with a header value the declared pattern refuses).
+ * schema), and schemathesis/hooks.py gives it a generator for tus's upload media type, drops the
+ * coverage phase's mislabelled cases (positive, with a header value the declared pattern refuses)
+ * and shows it a download's stored bytes as opaque in every phase.
  */
 import { spawn } from 'node:child_process'
 import { homedir } from 'node:os'

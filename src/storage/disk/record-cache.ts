@@ -9,6 +9,7 @@
  * Bounded by the bytes of the records it holds; the least recently used go first.
  */
 import type { Stats } from 'node:fs'
+import { LRUCache } from 'lru-cache'
 import type { FileRecord } from './file-records.js'
 
 interface Entry {
@@ -20,12 +21,10 @@ interface Entry {
 }
 
 export class RecordCache {
-  readonly #entries = new Map<number, Entry>()
-  readonly #maxBytes: number
-  #bytes = 0
+  readonly #entries: LRUCache<number, Entry>
 
   constructor(maxBytes = 4 * 1024 * 1024) {
-    this.#maxBytes = maxBytes
+    this.#entries = new LRUCache({ maxSize: maxBytes, sizeCalculation: (entry) => entry.bytes })
   }
 
   /** The record read for the file with these `stats`, if still held. */
@@ -33,35 +32,20 @@ export class RecordCache {
     const entry = this.#entries.get(stats.ino)
     if (!entry) return undefined
     if (entry.size !== stats.size || entry.mtimeMs !== stats.mtimeMs || entry.birthtimeMs !== stats.birthtimeMs) {
-      this.#remove(stats.ino, entry)
+      this.#entries.delete(stats.ino)
       return undefined
     }
-    // Most recently used last.
-    this.#entries.delete(stats.ino)
-    this.#entries.set(stats.ino, entry)
     return entry.record
   }
 
   /** Holds `record`, read from disk (`bytes` long) for the file with these `stats`. */
   set(stats: Stats, record: FileRecord, bytes: number): void {
-    const previous = this.#entries.get(stats.ino)
-    if (previous) this.#remove(stats.ino, previous)
-    if (bytes > this.#maxBytes) return
     const { size, mtimeMs, birthtimeMs } = stats
-    this.#entries.set(stats.ino, { record, size, mtimeMs, birthtimeMs, bytes })
-    this.#bytes += bytes
-    for (const [oldest, entry] of this.#entries) {
-      if (this.#bytes <= this.#maxBytes) break
-      this.#remove(oldest, entry)
-    }
+    // An entry larger than the whole budget is not held (and drops what the key held before).
+    this.#entries.set(stats.ino, { record, size, mtimeMs, birthtimeMs, bytes: Math.max(bytes, 1) })
   }
 
   get size(): number {
     return this.#entries.size
-  }
-
-  #remove(ino: number, entry: Entry): void {
-    this.#entries.delete(ino)
-    this.#bytes -= entry.bytes
   }
 }

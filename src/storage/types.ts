@@ -73,7 +73,9 @@ export interface ReadResult {
   /**
    * All that `body` would stream, when the driver holds it in memory already (a small file read in
    * one go, bytes inline in a record). A caller may answer with these and leave `body` alone: it is
-   * then never made (a few percent of the CPU of a 4 KiB download).
+   * then never made (a few percent of the CPU of a 4 KiB download). Read-only: they (and the
+   * chunks of `body`) may be shared with other reads of the same file (the disk store's cache of
+   * small files).
    */
   bytes?: Uint8Array
 }

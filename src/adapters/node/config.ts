@@ -105,6 +105,7 @@ export const configSchema = z.object({
   /** Default: 0.0.0.0 with authentication configured, else 127.0.0.1 (see loadConfig). */
   HOST: optionalString,
   STORAGE_DIR: z.string().min(1).default('./data'),
+  DISK_CACHE_BYTES: byteSize.default(32 * 1024 ** 2),
   MONGODB_URI: z.preprocess(emptyAsUnset, z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb://').optional()),
   MONGODB_DB: z.string().min(1).default('filestorage'),
   INLINE_MAX_BYTES: byteSize

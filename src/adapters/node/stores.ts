@@ -15,7 +15,7 @@ export async function openStores(config: Config, log: (line: string) => void = c
     completionLeaseMs: config.COMPLETION_LEASE_SECONDS * 1000,
   }
   const stores = new StoreRegistry()
-  stores.add('disk', await DiskDriver.open({ dir: resolve(config.STORAGE_DIR), uploads }))
+  stores.add('disk', await DiskDriver.open({ dir: resolve(config.STORAGE_DIR), uploads, cacheBytes: config.DISK_CACHE_BYTES }))
   if (config.MONGODB_URI) {
     let mongo: MongoDriver
     try {

@@ -70,6 +70,7 @@ import { DiskLayout, fromFsError, isErrno, openDescriptor, placeMakingFolders, t
 import { migrateLegacySidecars } from './legacy-sidecars.js'
 import { DiskLister } from './listing.js'
 import { RecordCache } from './record-cache.js'
+import { SmallFileCache } from './small-file-cache.js'
 import { StoreLocks } from './store-locks.js'
 import { DiskUploads } from './uploads.js'
 
@@ -79,6 +80,8 @@ const CLOSE_LOCK_WAIT_MS = 5000
 export interface DiskDriverOptions {
   /** Root folder of the store; created when missing. */
   dir: string
+  /** Bytes of small files kept in memory after a read (small-file-cache.ts); 0 keeps none. Default 32 MiB. */
+  cacheBytes?: number
   uploads?: Partial<UploadPolicy>
 }
 
@@ -96,6 +99,7 @@ export interface CommitRequest extends WritePreconditions {
 }
 
 const READ_CHUNK = 1024 * 1024
+const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 /** How long a name given by `localVersion` lasts: ample for a web server to open it. */
 export const LOCAL_VERSION_HOLD_MS = 60_000
 /** Reads overtaken by writes this many times in a row give up (`store_unavailable`). */
@@ -106,6 +110,7 @@ const pathLock = (path: string) => `path:${path}`
 export class DiskDriver implements StorageDriver {
   readonly kind = 'disk'
   readonly #cache = new RecordCache()
+  readonly #smallFiles: SmallFileCache
   /** The file each description returned was made from, for `localVersion`. */
   readonly #versions = new WeakMap<StoredFile, Stats>()
   readonly #adoptions: Adoptions
@@ -120,7 +125,9 @@ export class DiskDriver implements StorageDriver {
     /** Whether records carry birth times (see FileRecord.birthtimeMs). */
     private readonly birthTimes: boolean,
     policy: UploadPolicy,
+    cacheBytes: number,
   ) {
+    this.#smallFiles = new SmallFileCache(cacheBytes)
     this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
     this.#adoptions = new Adoptions(records)
     this.#lister = new DiskLister(layout, (path) => this.#describe(path))
@@ -148,7 +155,8 @@ export class DiskDriver implements StorageDriver {
       await layout.markOpened()
     }
     const birthTimes = await layout.keepsBirthTimes()
-    const driver = new DiskDriver(layout, instances, records, birthTimes, { ...defaultUploadPolicy, ...options.uploads })
+    const policy = { ...defaultUploadPolicy, ...options.uploads }
+    const driver = new DiskDriver(layout, instances, records, birthTimes, policy, options.cacheBytes ?? DEFAULT_CACHE_BYTES)
     await driver.#reapDead() // what a crashed process left goes at once, its locks first
     return driver
   }
@@ -183,8 +191,14 @@ export class DiskDriver implements StorageDriver {
 
   async read(path: string, range?: ByteRange): Promise<ReadResult> {
     invalidPathIfRoot(path)
+    const cached = this.#smallFiles.get(this.layout.data(path))
+    if (cached) {
+      const { start, end } = cutToSize(range, cached.bytes.byteLength)
+      return readOfBytes(cached.file, range ? cached.bytes.subarray(start, end + 1) : cached.bytes)
+    }
     return this.#guard(path, async () => {
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+        const openedAt = Date.now()
         const fd = await this.#openConfined(path)
         let owned = true // until the stream takes the descriptor over
         try {
@@ -198,13 +212,12 @@ export class DiskDriver implements StorageDriver {
             continue // overtaken by a write: read the new file
           }
           // The stream reads the inode opened above, so it matches `file` even if the path is replaced meanwhile.
-          // A range worked out for the version the caller described may not fit this one (the path
-          // was replaced since): cut to this file; the caller, comparing versions, asks again.
-          const end = Math.min(range?.end ?? stats.size - 1, stats.size - 1)
-          const start = Math.min(range?.start ?? 0, end + 1)
+          const { start, end } = cutToSize(range, stats.size)
           owned = false
           const content = await fileRange(fd, start, end, READ_CHUNK)
-          return content instanceof Uint8Array ? readOfBytes(file, content) : { file, body: content }
+          if (!(content instanceof Uint8Array)) return { file, body: content }
+          if (start === 0) this.#smallFiles.set(this.layout.data(path), stats, openedAt, file, content)
+          return readOfBytes(file, content)
         } catch (e) {
           if (owned) closeSync(fd)
           throw e
@@ -237,6 +250,8 @@ export class DiskDriver implements StorageDriver {
 
   async lookup(path: string): Promise<StoredEntry | null> {
     if (path === ROOT) return { type: 'directory', path: ROOT, name: '' }
+    const cached = this.#smallFiles.get(this.layout.data(path))
+    if (cached) return cached.file
     return this.#guard(path, async () => {
       await this.layout.confine(path)
       return this.#lookupConfined(path)
@@ -689,4 +704,14 @@ function describe(path: string, record: FileRecord, stats: Stats): StoredFile {
     metadata: record.metadata,
     driver: 'disk',
   }
+}
+
+/**
+ * `range` (the whole file when undefined) cut to a file of `size` bytes. A range worked out for the
+ * version the caller described may not fit the one read (the path was replaced since): the caller,
+ * comparing versions, asks again.
+ */
+function cutToSize(range: ByteRange | undefined, size: number): ByteRange {
+  const end = Math.min(range?.end ?? size - 1, size - 1)
+  return { start: Math.min(range?.start ?? 0, end + 1), end }
 }

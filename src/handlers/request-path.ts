@@ -9,6 +9,7 @@ import { invalidPath, type ParsePathOptions, parsePath } from '../storage/index.
  * text, which would make `a%ffb` and `a%25ffb` the same file. Such a request is refused instead.
  */
 function assertDecodable(url: string): void {
+  if (!url.includes('%')) return // nothing to decode
   const pathname = url.replace(/^[a-z]+:\/\/[^/]*/i, '').replace(/[?#].*$/s, '')
   try {
     decodeURIComponent(pathname)

@@ -9,7 +9,6 @@ export const RESERVED_NAME = '.filestorage'
 export const MAX_SEGMENT_BYTES = 255
 export const MAX_PATH_BYTES = 1024
 
-const utf8 = new TextEncoder()
 // C0 controls, DEL and C1 controls.
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u
@@ -42,14 +41,14 @@ export function parsePath(raw: string, options: ParsePathOptions = {}): string {
     if (options.folder && raw.length <= 1) return ROOT
     throw invalidPath('the path is empty')
   }
-  if (utf8.encode(path).length > MAX_PATH_BYTES) {
+  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) {
     throw invalidPath(`the path is longer than ${MAX_PATH_BYTES} bytes`)
   }
   const segments = path.split('/')
   for (const segment of segments) {
     if (segment === '') throw invalidPath('the path has an empty segment', raw)
     if (segment === '.' || segment === '..') throw invalidPath(`the path has a "${segment}" segment`, raw)
-    if (utf8.encode(segment).length > MAX_SEGMENT_BYTES) {
+    if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
       throw invalidPath(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`)
     }
   }

@@ -167,7 +167,21 @@ async function open(driver: StorageDriver, path: string, range: ByteRange | unde
   return null
 }
 
+/**
+ * The headers that describe `file`, made once per description (a driver that keeps a file's
+ * description, as the disk store's cache of small files does, hands out the same object each time)
+ * and copied per response, which adds to them.
+ */
+const describedHeaders = new WeakMap<StoredFile, Readonly<Record<string, string>>>()
+
 function representationHeaders(file: StoredFile, asked?: 'attachment' | 'inline'): Record<string, string> {
+  if (asked !== undefined) return headersOf(file, asked)
+  let headers = describedHeaders.get(file)
+  if (!headers) describedHeaders.set(file, (headers = headersOf(file)))
+  return { ...headers }
+}
+
+function headersOf(file: StoredFile, asked?: 'attachment' | 'inline'): Record<string, string> {
   const contentType = servedMediaType(file.contentType)
   const disposition = asked ?? (isActiveType(contentType) ? 'attachment' : undefined)
   const headers: Record<string, string> = {

@@ -100,6 +100,8 @@ export interface CommitRequest extends WritePreconditions {
 
 const READ_CHUNK = 1024 * 1024
 const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+/** An upload announced at most this long is checked against the path once, at the commit. */
+const SMALL_BODY_BYTES = 64 * 1024
 /** How long a name given by `localVersion` lasts: ample for a web server to open it. */
 export const LOCAL_VERSION_HOLD_MS = 60_000
 /** Reads overtaken by writes this many times in a row give up (`store_unavailable`). */
@@ -169,7 +171,11 @@ export class DiskDriver implements StorageDriver {
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     invalidPathIfRoot(path)
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
-    await this.#guard(path, () => this.#precheck(path, options)) // before reading a byte; again at the commit
+    // Checked before reading a byte, so that a body refused anyway is not received for nothing, and
+    // again at the commit. A body announced small is cheaper to receive than to check twice for.
+    if (!(options.expectedSize !== undefined && options.expectedSize <= SMALL_BODY_BYTES)) {
+      await this.#guard(path, () => this.#precheck(path, options))
+    }
     const tmp = this.layout.tmpFile()
     let committed = false
     try {

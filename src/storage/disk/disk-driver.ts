@@ -19,7 +19,10 @@
  *
  * Readers never write: they open the file, then read the record of the inode they opened, which
  * can only describe those bytes. A reader that finds no record for its inode and sees the path now
- * names another file was overtaken by a write, and simply reads again. Uploads in parts and tus
+ * names another file was overtaken by a write, and simply reads again. A small file read recently
+ * is answered from memory once an lstat shows the path still names that very inode, unchanged
+ * (small-file-cache.ts): a write always makes a new inode, so this never mixes versions either.
+ * Uploads in parts and tus
  * uploads commit through the same steps (uploads.ts adds a journal, so a completion interrupted at
  * any point is either finished or still to be done).
  */
@@ -466,7 +469,7 @@ export class DiskDriver implements StorageDriver {
     return fromFsError(e, path)
   }
 
-  /** The checks a write makes before reading its body, and again under the lock of its commit. */
+  /** The checks a write makes before reading its body (unless it is small), and again under the lock of its commit. */
   async #precheck(path: string, conditions: WritePreconditions): Promise<StoredFile | null> {
     return (await this.#precheckLinked(path, conditions)).current
   }

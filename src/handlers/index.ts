@@ -12,6 +12,7 @@ import { createDeleteHandler, deleteRoute } from './delete.js'
 import { createDocsHandler, DOCS_ROUTES } from './docs.js'
 import { createDownloadHandler, downloadRoute } from './download.js'
 import type { HandlerDeps } from './handler-app.js'
+import { mount } from './mount.js'
 import { createHelpHandler, helpRoute } from './help.js'
 import { onError, validationHook } from './http-errors.js'
 import { createInfoHandler, infoRoute } from './info.js'
@@ -65,6 +66,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
   app.notFound(fileStorageNotFound(basePath))
 
   const api = new OpenAPIHono({ defaultHook: validationHook })
+  api.onError(onError)
   for (const handler of [
     createUploadHandler(options),
     createDownloadHandler(options),
@@ -82,10 +84,11 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createCheckHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
-    api.route('/', handler)
+    mount(api, '/', handler)
   }
-  api.route('/', createUiHandler())
-  api.route(
+  mount(api, '/', createUiHandler())
+  mount(
+    api,
     '/',
     createDocsHandler({
       app: api,
@@ -95,12 +98,13 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
     }),
   )
-  app.route(basePath, api)
+  mount(app, basePath, api)
   return app
 }
 
 export type { HandlerDeps, UrlOptions } from './handler-app.js'
 export { createHandlerApp } from './handler-app.js'
+export { mount } from './mount.js'
 export { accessMiddleware, type AccessOptions, allows, authorize, type Grant, OPEN_ACCESS, principalOf } from './access.js'
 export { isActiveType, isMediaType, parseMediaType } from './media-type.js'
 export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'

@@ -4,7 +4,7 @@
  * process; tests start it in-process.
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, onError } from '../../handlers/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, mount, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import type { Config } from './config.js'
 import { accessOptions, urlOptions } from './access.js'
@@ -63,7 +63,7 @@ export async function startService(
   if (config.LOG_REQUESTS) app.use(accessLog(log))
   app.use(nodeRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000 }))
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
-  app.route('/', api)
+  mount(app, '/', api)
 
   const http = await serve(app.fetch, {
     host: config.HOST,

@@ -22,9 +22,9 @@
  * names another file was overtaken by a write, and simply reads again. A small file read recently
  * is answered from memory once an lstat shows the path still names that very inode, unchanged
  * (small-file-cache.ts): a write always makes a new inode, so this never mixes versions either.
- * Uploads in parts and tus
- * uploads commit through the same steps (uploads.ts adds a journal, so a completion interrupted at
- * any point is either finished or still to be done).
+ *
+ * Uploads in parts and tus uploads commit through the same steps (uploads.ts adds a journal, so a
+ * completion interrupted at any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
 import { closeSync, constants, createReadStream, fstatSync } from 'node:fs'
@@ -207,7 +207,7 @@ export class DiskDriver implements StorageDriver {
     }
     return this.#guard(path, async () => {
       for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-        const openedAt = Date.now()
+        const statsFrom = Date.now() // the stats below are at least this recent
         const fd = await this.#openConfined(path)
         let owned = true // until the stream takes the descriptor over
         try {
@@ -225,7 +225,7 @@ export class DiskDriver implements StorageDriver {
           owned = false
           const content = await fileRange(fd, start, end, READ_CHUNK)
           if (!(content instanceof Uint8Array)) return { file, body: content }
-          if (start === 0) this.#smallFiles.set(this.layout.data(path), stats, openedAt, file, content)
+          if (start === 0) this.#smallFiles.set(this.layout.data(path), stats, statsFrom, file, content)
           return readOfBytes(file, content)
         } catch (e) {
           if (owned) closeSync(fd)

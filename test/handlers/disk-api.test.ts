@@ -119,12 +119,16 @@ describe('disk store errors only the disk can cause', () => {
 
   it('answers 403 forbidden for a symbolic link leading out of the root', async () => {
     const outside = await mkdtemp(join(tmpdir(), 'filestorage-outside-'))
-    await writeFile(join(outside, 'secret'), 'secret')
-    await symlink(outside, join(svc.storageDir, 'link'))
-    await expectError(await fetch(`${svc.api}/disk/download/link/secret`), 403, 'forbidden')
-    await expectError(await fetch(`${svc.api}/disk/upload/link/new`, { method: 'PUT', body: 'x' }), 403, 'forbidden')
-    await expectError(await fetch(`${svc.api}/disk/delete/link/secret`, { method: 'DELETE' }), 403, 'forbidden')
-    await expectError(await fetch(`${svc.api}/disk/list/link`), 403, 'forbidden')
+    try {
+      await writeFile(join(outside, 'secret'), 'secret')
+      await symlink(outside, join(svc.storageDir, 'link'))
+      await expectError(await fetch(`${svc.api}/disk/download/link/secret`), 403, 'forbidden')
+      await expectError(await fetch(`${svc.api}/disk/upload/link/new`, { method: 'PUT', body: 'x' }), 403, 'forbidden')
+      await expectError(await fetch(`${svc.api}/disk/delete/link/secret`, { method: 'DELETE' }), 403, 'forbidden')
+      await expectError(await fetch(`${svc.api}/disk/list/link`), 403, 'forbidden')
+    } finally {
+      await rm(outside, { recursive: true, force: true })
+    }
   })
 
   it('answers 503 store_unavailable when its folder disappears, and check reports it down', async () => {

@@ -97,6 +97,27 @@ describe('SmallFileCache', () => {
     expect(off.get(abs)).toBeUndefined()
   })
 
+  it('drops an entry left unused for its idle time, and keeps one in use', async () => {
+    const dir = await tempDir()
+    const idleMs = 600
+    const cache = new SmallFileCache(1024 * 1024, idleMs)
+    const [idle, used] = [join(dir, 'idle'), join(dir, 'used')]
+    await held(cache, idle, randomBytes(10))
+    const since = performance.now()
+    await held(cache, used, randomBytes(10))
+    let lastUse = performance.now()
+    // Used well within the idle time each time, unless a loaded machine slept much longer than asked.
+    let steady = true
+    while (performance.now() - since < idleMs * 1.5) {
+      await sleep(100)
+      steady &&= performance.now() - lastUse < idleMs / 2
+      const entry = cache.get(used)
+      if (steady) expect(entry).toBeDefined()
+      lastUse = performance.now()
+    }
+    expect(cache.get(idle)).toBeUndefined()
+  })
+
   it('keeps within its byte budget, dropping the least recently used first', async () => {
     const dir = await tempDir()
     const cache = new SmallFileCache(4 * (10_000 + 1024))

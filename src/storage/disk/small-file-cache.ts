@@ -12,9 +12,10 @@
  * times, a file is held only once its last change is `SETTLED_MS` older than the read: an edit
  * after the read then always gives it another ctime.
  *
- * The lstat is made synchronously: an entry was read moments ago, so its directory entries and
- * inode are in the kernel's caches, and the call returns in microseconds without waiting for the disk.
- * Bounded by the bytes it holds, least recently used first out.
+ * The lstat is made synchronously: an entry is dropped once unused for `IDLE_MS`, so the path was
+ * used moments ago, its directory entries and inode are in the kernel's caches, and the call
+ * returns in microseconds without waiting for the disk. Bounded by the bytes it holds, least
+ * recently used first out.
  */
 import { lstatSync, type Stats } from 'node:fs'
 import { LRUCache } from 'lru-cache'
@@ -25,6 +26,9 @@ export const SMALL_FILE_BYTES = 64 * 1024
 
 /** Longer than the coarsest timestamps of common file systems (FAT: 2 s; ext4 with small inodes: 1 s). */
 export const SETTLED_MS = 2500
+
+/** An entry unused this long is dropped (so its lstat never finds a path the kernel has forgotten). */
+export const IDLE_MS = 60_000
 
 /** What an entry costs beyond its bytes (its description, the map's own), as counted against the budget. */
 const ENTRY_OVERHEAD_BYTES = 1024
@@ -46,12 +50,14 @@ export class SmallFileCache {
   readonly #entries: LRUCache<string, Entry> | undefined
 
   /** `maxBytes` 0 holds nothing. */
-  constructor(maxBytes: number) {
+  constructor(maxBytes: number, idleMs = IDLE_MS) {
     this.#entries =
       maxBytes > 0
         ? new LRUCache<string, Entry>({
             maxSize: maxBytes,
             sizeCalculation: (entry) => entry.bytes.byteLength + ENTRY_OVERHEAD_BYTES + metadataSize(entry.file),
+            ttl: idleMs,
+            updateAgeOnGet: true,
           })
         : undefined
   }

@@ -19,34 +19,57 @@ export const STREAM_BUFFER_BYTES = 1024 * 1024
  */
 const DIGEST_STAGE_BYTES = 64 * 1024
 
-export class DigestStream extends Transform {
-  #hash: Hash = createHash('sha256')
+/** The sha256 and size of what passes, refusing more than `maxBytes` (`payload_too_large`). */
+export class Digest {
+  readonly #hash: Hash = createHash('sha256')
   #size = 0
-  readonly #maxBytes: number
 
-  constructor(maxBytes = Number.POSITIVE_INFINITY) {
-    // One socket chunk on each side (the default, 16 KiB, holds less than one 64 KiB chunk).
-    super({ highWaterMark: DIGEST_STAGE_BYTES })
-    this.#maxBytes = maxBytes
-  }
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Counts and hashes `chunk`; throws `payload_too_large` once past the limit. */
+  update(chunk: Uint8Array): void {
     this.#size += chunk.length
-    if (this.#size > this.#maxBytes) {
-      callback(payloadTooLarge(this.#maxBytes))
-      return
-    }
+    if (this.#size > this.maxBytes) throw payloadTooLarge(this.maxBytes)
     this.#hash.update(chunk)
-    callback(null, chunk)
   }
 
   get size(): number {
     return this.#size
   }
 
-  /** Hex sha256 of everything that passed; call once, after the stream finished. */
+  /** Hex sha256 of everything that passed; call once, at the end. */
   digest(): string {
     return this.#hash.digest('hex')
+  }
+}
+
+/** A `Digest` as a pass-through stream, for pipelines. */
+export class DigestStream extends Transform {
+  readonly #digest: Digest
+
+  constructor(maxBytes = Number.POSITIVE_INFINITY) {
+    // One socket chunk on each side (the default, 16 KiB, holds less than one 64 KiB chunk).
+    super({ highWaterMark: DIGEST_STAGE_BYTES })
+    this.#digest = new Digest(maxBytes)
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#digest.update(chunk)
+    } catch (e) {
+      callback(e as Error)
+      return
+    }
+    callback(null, chunk)
+  }
+
+  get size(): number {
+    return this.#digest.size
+  }
+
+  /** Hex sha256 of everything that passed; call once, after the stream finished. */
+  digest(): string {
+    return this.#digest.digest()
   }
 }
 

@@ -30,6 +30,38 @@ export async function* bodyChunks(body: ReadableStream<Uint8Array>): AsyncGenera
   }
 }
 
+/**
+ * Reads `chunks` until more than `limit` bytes came or they ended: what came, and whether that was
+ * all. The rest, if any, is still to be read from `chunks` (see `resumed`).
+ */
+export async function gatherUpTo(chunks: AsyncIterator<Uint8Array>, limit: number): Promise<{ gathered: Uint8Array[]; ended: boolean }> {
+  const gathered: Uint8Array[] = []
+  let size = 0
+  while (size <= limit) {
+    const next = await chunks.next()
+    if (next.done) return { gathered, ended: true }
+    gathered.push(next.value)
+    size += next.value.length
+  }
+  return { gathered, ended: false }
+}
+
+/**
+ * `gathered`, then the rest of `chunks`: a body that `gatherUpTo` read the start of, whole again.
+ * Not a generator: one closed before its first chunk would not pass the close on to `chunks`,
+ * which would then never let go of the body it reads.
+ */
+export function resumed(gathered: Uint8Array[], chunks: AsyncGenerator<Uint8Array>): AsyncIterableIterator<Uint8Array> {
+  let next = 0
+  return {
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    next: () => (next < gathered.length ? Promise.resolve({ done: false, value: gathered[next++]! }) : chunks.next()),
+    return: () => chunks.return(undefined),
+  }
+}
+
 /** A Node readable as the web stream the driver interface hands out. */
 export const toWebStream = (readable: Readable): ReadableStream<Uint8Array> =>
   Readable.toWeb(readable) as unknown as ReadableStream<Uint8Array>

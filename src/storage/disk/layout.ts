@@ -248,6 +248,25 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
 /** open(2) answering the plain descriptor: a FileHandle cannot be closed synchronously. */
 export const openDescriptor = promisify(open)
 
+const writeAt = promisify(write)
+
+/**
+ * A new file at `tmp` holding `data`, written with one call (two thread-pool round trips: the open
+ * and the write), and its stats as it was closed. For the few KiB of a small upload, the stream
+ * that `tmpFileWriter` makes, and the pipeline around it, cost more than the write itself.
+ */
+export async function writeSmallFile(tmp: string, data: Uint8Array): Promise<Stats> {
+  const fd = await openDescriptor(tmp, 'wx')
+  try {
+    for (let written = 0; written < data.byteLength; ) {
+      written += (await writeAt(fd, data, written, data.byteLength - written, written)).bytesWritten
+    }
+    return fstatSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /**
  * A new temporary file to stream an upload into. Its buffer holds several chunks, which it writes
  * with one writev while the next ones arrive. It is closed at once rather than through the thread

@@ -8,6 +8,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tmpFiles } from '../helpers/disk-store.js'
 import { openRawRequest, rawRequest } from '../helpers/http.js'
 import { filesUnder, holdings, waitUntilReleased } from '../helpers/leftovers.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
@@ -29,7 +30,7 @@ afterAll(async () => {
 
 /** Non-empty files in the store's temporary folders: what uploads in flight are writing. */
 async function temporaryFilesWritten(): Promise<string[]> {
-  const files = (await filesUnder(dir)).filter((f) => f.includes('/.filestorage/tmp/'))
+  const files = (await tmpFiles(dir)).map((f) => join(dir, '.filestorage', f))
   const sizes = await Promise.all(files.map((f) => stat(f).then((s) => s.size, () => 0)))
   return files.filter((_, i) => (sizes[i] ?? 0) > 0)
 }

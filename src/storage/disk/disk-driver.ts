@@ -220,7 +220,8 @@ export class DiskDriver implements StorageDriver {
 
   async read(path: string, range?: ByteRange): Promise<ReadResult> {
     invalidPathIfRoot(path)
-    const cached = this.#smallFiles.get(this.layout.data(path))
+    const abs = this.layout.data(path)
+    const cached = this.#smallFiles.get(abs)
     if (cached) {
       const { start, end } = cutToSize(range, cached.bytes.byteLength)
       return readOfBytes(cached.file, range ? cached.bytes.subarray(start, end + 1) : cached.bytes)
@@ -245,7 +246,7 @@ export class DiskDriver implements StorageDriver {
           owned = false
           const content = await fileRange(fd, start, end, READ_CHUNK)
           if (!(content instanceof Uint8Array)) return { file, body: content }
-          if (start === 0) this.#smallFiles.set(this.layout.data(path), stats, statsFrom, file, content)
+          if (start === 0) this.#smallFiles.set(abs, stats, statsFrom, file, content)
           return readOfBytes(file, content)
         } catch (e) {
           if (owned) closeSync(fd)

@@ -169,7 +169,13 @@ describe('the service process', () => {
       expect(svc.output()).toMatch(new RegExp(`worker ${workers[0]} \\(sweeper\\) died \\(SIGKILL\\); starting another`))
       const replacement = replaced.find((pid) => pid !== workers[1])!
       await waitFor('the new worker serving', () => svc.output().includes(`worker ${replacement} (sweeper) serving in place of ${workers[0]}`))
-      expect((await fetch(`${svc.api}/disk/info/w/3.txt`)).status).toBe(200)
+      // Fresh connections (no keep-alive), several, so that both workers take some.
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`${svc.api}/disk/info/w/${i}.txt`, { headers: { connection: 'close' } }).catch(async (e: Error) => {
+          throw new Error(`after the replacement: ${e.cause ?? e}; workers now ${await workersOf(svc.pid)}; output:\n${svc.output()}`)
+        })
+        expect(res.status).toBe(200)
+      }
 
       // A slow upload in flight on some worker when SIGTERM comes: finished, then every process exits.
       let sent = 0

@@ -67,6 +67,10 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
   const fork = (role: Role, replacing?: number) => {
     const worker = cluster.fork({ ...shared, [ROLE_VARIABLE]: role })
     roles.set(worker, role)
+    // A message to a worker that has just died (the handing over of a connection, by node:cluster
+    // itself) fails with EPIPE or "channel closed" as an 'error' event: unheard, it would end the
+    // primary and every worker with it. The death itself is handled on 'exit'.
+    worker.on('error', (e: Error) => log(`[filestorage] worker ${worker.process.pid} (${role}): ${e.message}`))
     worker.on('message', (message: Listening) => {
       if (message?.type !== 'filestorage:listening') return
       if (replacing !== undefined) log(`[filestorage] worker ${worker.process.pid} (${role}) serving in place of ${replacing}`)

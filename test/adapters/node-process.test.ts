@@ -197,5 +197,26 @@ describe('the service process', () => {
       const records = await Promise.all(left.map((n) => readFile(join(storage, '.filestorage/instances', n), 'utf8')))
       expect(records).toEqual([])
     })
+
+    it('keeps the port it announced (PORT=0) when every worker dies at once', async () => {
+      // node:cluster closes the listening socket once no worker has it; replacements asking for
+      // port 0 again would land on another random port, away from the one announced and registered.
+      const svc = await spawnService({ STORAGE_DIR: join(dir, 'all-die'), WORKERS: '2' })
+      const workers = await waitFor('two workers', async () => {
+        const pids = await workersOf(svc.pid)
+        return pids.length === 2 ? pids : undefined
+      })
+      for (const pid of workers) process.kill(pid, 'SIGKILL')
+      await waitFor('both replaced and serving', async () => {
+        const pids = await workersOf(svc.pid)
+        const serving = pids.filter((pid) => new RegExp(`worker ${pid} \\(\\w+\\) serving in place of`).test(svc.output()))
+        return serving.length === 2 && !pids.some((pid) => workers.includes(pid))
+      })
+      const res = await fetch(`${svc.api}/disk/list/`).catch(async (e: Error) => {
+        throw new Error(`the announced port refuses: ${e.cause ?? e}; output:\n${svc.output()}`)
+      })
+      expect(res.status).toBe(200)
+      expect(await svc.stop()).toEqual({ code: 0, signal: null })
+    })
   })
 })

@@ -9,6 +9,7 @@
  * folder (src/storage/disk: records by inode, locks across processes).
  */
 import cluster, { type Worker } from 'node:cluster'
+import { createServer, type AddressInfo } from 'node:net'
 import { sharedSigningKeyEnv } from './access.js'
 import type { Config } from './config.js'
 import type { ConsulRegistration } from './consul-registration.js'
@@ -61,11 +62,17 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
   let lastDeath = 0
   let restartDelay = 0
   let announce!: (where: { url: string; stores: string[] }) => void
-  const listening = new Promise<{ url: string; stores: string[] }>((resolve) => (announce = resolve))
+  let cannotListen!: (e: unknown) => void
+  const listening = new Promise<{ url: string; stores: string[] }>((resolve, reject) => {
+    announce = resolve
+    cannotListen = reject
+  })
   const shared = sharedSigningKeyEnv(config)
 
+  // Every worker listens on this port (see portForWorkers); settled before the first fork.
+  let port = config.PORT
   const fork = (role: Role, replacing?: number) => {
-    const worker = cluster.fork({ ...shared, [ROLE_VARIABLE]: role })
+    const worker = cluster.fork({ ...shared, [ROLE_VARIABLE]: role, PORT: String(port) })
     roles.set(worker, role)
     // A message to a worker that has just died (the handing over of a connection, by node:cluster
     // itself) fails with EPIPE or "channel closed" as an 'error' event: unheard, it would end the
@@ -95,12 +102,16 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
     }, restartDelay)
   })
 
-  for (let i = 0; i < config.WORKERS; i++) fork(i === 0 ? 'sweeper' : 'serve')
+  const forked = portForWorkers(config).then((settled) => {
+    port = settled
+    for (let i = 0; i < config.WORKERS && !stopping; i++) fork(i === 0 ? 'sweeper' : 'serve')
+  }, cannotListen)
 
   return {
     listening,
     async stop() {
       stopping = true
+      await forked
       await registration?.stop()
       const workers = [...roles.keys()]
       const exited = workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))))
@@ -111,4 +122,23 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
       clearTimeout(deadline)
     },
   }
+}
+
+/**
+ * The port the workers listen on. node:cluster's primary keeps the listening socket only while some
+ * worker has it: with `PORT=0`, if the only worker listening died before another had started, the
+ * next one would ask for port 0 again and get another random port, away from the one announced and
+ * registered with Consul. So port 0 is turned into a free port of the host once, here, and every
+ * worker, replacements included, asks for that one.
+ */
+async function portForWorkers(config: Config): Promise<number> {
+  if (config.PORT !== 0) return config.PORT
+  const probe = createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen(0, config.HOST, resolve)
+  })
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
 }

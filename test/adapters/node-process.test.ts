@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/adapters/node/config.js'
 import { expectError, rawRequest } from '../helpers/http.js'
 import { spawnService } from '../helpers/process-service.js'
@@ -151,6 +151,7 @@ describe('the service process', () => {
     it('serves one port from two processes, replaces a worker that dies, and drains both on SIGTERM', async () => {
       const storage = join(dir, 'workers')
       const svc = await spawnService({ STORAGE_DIR: storage, WORKERS: '2', LOG_REQUESTS: 'true' })
+      onTestFinished(async () => void (await svc.stop('SIGKILL'))) // a failed step leaves no primary behind (its workers follow it)
       expect(svc.output()).toMatch(/serving stores disk on .* with 2 workers/)
       const workers = await waitFor('two workers', async () => {
         const pids = await workersOf(svc.pid)
@@ -202,6 +203,7 @@ describe('the service process', () => {
       // node:cluster closes the listening socket once no worker has it; replacements asking for
       // port 0 again would land on another random port, away from the one announced and registered.
       const svc = await spawnService({ STORAGE_DIR: join(dir, 'all-die'), WORKERS: '2' })
+      onTestFinished(async () => void (await svc.stop('SIGKILL')))
       const workers = await waitFor('two workers', async () => {
         const pids = await workersOf(svc.pid)
         return pids.length === 2 ? pids : undefined

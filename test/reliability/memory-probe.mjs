@@ -4,7 +4,7 @@
  * of each part, so that the audit can say where the memory goes (V8 heap, buffers outside the
  * heap, the rest: native allocations, code, stacks). A sample on demand at SIGUSR2 resets the peaks.
  */
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import process from 'node:process'
 import { setInterval } from 'node:timers'
 
@@ -22,9 +22,13 @@ if (file) {
     for (const key of Object.keys(peak)) peak[key] = Math.max(peak[key], m[key])
     if (!atPeakRss || m.rss >= atPeakRss.rss) atPeakRss = m
   }
+  // Written aside, then renamed over the file: the audit reading it at any moment never finds it
+  // emptied (writeFileSync truncates before it writes).
+  const draft = `${file}.new`
   setInterval(() => {
     sample()
-    writeFileSync(file, JSON.stringify({ peak, atPeakRss }))
+    writeFileSync(draft, JSON.stringify({ peak, atPeakRss }))
+    renameSync(draft, file)
   }, 20).unref()
   process.on('SIGUSR2', reset)
 }

@@ -13,7 +13,7 @@
  * abandoned the moment it is known dead, not after some hours.
  */
 import { randomUUID } from 'node:crypto'
-import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, type WriteStream, writev } from 'node:fs'
+import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, writeFile as writeFileAt, type WriteStream, writev } from 'node:fs'
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { promisify } from 'node:util'
@@ -248,7 +248,8 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
 /** open(2) answering the plain descriptor: a FileHandle cannot be closed synchronously. */
 export const openDescriptor = promisify(open)
 
-const writeAt = promisify(write)
+/** fs.writeFile on an open descriptor: written whole, in as many write(2) as it takes. */
+const writeWhole = promisify(writeFileAt)
 
 /**
  * A new file at `tmp` holding `data`, written with one call (two thread-pool round trips: the open
@@ -258,9 +259,7 @@ const writeAt = promisify(write)
 export async function writeSmallFile(tmp: string, data: Uint8Array): Promise<Stats> {
   const fd = await openDescriptor(tmp, 'wx')
   try {
-    for (let written = 0; written < data.byteLength; ) {
-      written += (await writeAt(fd, data, written, data.byteLength - written, written)).bytesWritten
-    }
+    await writeWhole(fd, data)
     return fstatSync(fd)
   } finally {
     closeSync(fd)

@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { scenarioContext, type BenchContext } from './lib/context.js'
-import { loadAverage, machineInfo } from './lib/machine.js'
+import { fileSystem, loadAverage, machineInfo } from './lib/machine.js'
 import { onInterrupt } from './lib/processes.js'
 import { idleMemory } from './scenarios/idle-memory.js'
 import type { Row } from './lib/results.js'
@@ -61,17 +61,18 @@ async function main(): Promise<void> {
 
   const table = markdownTable(rows)
   const machine = machineInfo()
+  const files = fileSystem(settings.dir)
   const header =
     `Measured ${startedAt.toISOString()} on this machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryMiB} MiB, ` +
     `Linux ${machine.kernel}, Node ${machine.node}, ${machine.nginx}, wrk ${machine.wrk.split(' ')[1]}, curl ${machine.curl.split(' ')[1]}, ` +
-    `SeaweedFS ${machine.seaweedfs}; loopback only. ` +
+    `SeaweedFS ${machine.seaweedfs}; loopback only; files on ${files}. ` +
     `Load average before: ${loadBefore}; after: ${loadAfter}. Medians of ${settings.runs} run(s).`
   console.log(`\n${header}\n\n${table}\n`)
 
   const resultsDir = join(PROJECT_DIR, 'bench', 'results')
   mkdirSync(resultsDir, { recursive: true })
   const json = JSON.stringify(
-    { startedAt, finishedAt, loadBefore, loadAfter, machine, settings: { ...settings, only: settings.only && [...settings.only] }, rows },
+    { startedAt, finishedAt, loadBefore, loadAfter, machine, fileSystem: files, settings: { ...settings, only: settings.only && [...settings.only] }, rows },
     null,
     2,
   )

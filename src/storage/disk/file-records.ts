@@ -21,9 +21,10 @@
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
 import { closeSync, type Stats, writeFileSync } from 'node:fs'
-import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isErrno, openDescriptor, writeThenRename } from './layout.js'
+import { link, lstat, openDescriptor, rename, unlink } from './fs-calls.js'
+import { isErrno, writeThenRename } from './layout.js'
 
 export interface FileRecord {
   v: 2

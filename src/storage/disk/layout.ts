@@ -14,12 +14,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, writeFile as writeFileAt, type WriteStream, writev } from 'node:fs'
-import { mkdir, readFile, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { promisify } from 'node:util'
 import { STREAM_BUFFER_BYTES } from '../digest.js'
 import { insufficientStorage, StorageError } from '../errors.js'
 import { parentOf, RESERVED_NAME, ROOT } from '../paths.js'
+import { openDescriptor, realpath, rename, stat, unlink } from './fs-calls.js'
 
 export class DiskLayout {
   readonly internal: string
@@ -244,9 +245,6 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
     throw e
   }
 }
-
-/** open(2) answering the plain descriptor: a FileHandle cannot be closed synchronously. */
-export const openDescriptor = promisify(open)
 
 /** fs.writeFile on an open descriptor: written whole, in as many write(2) as it takes. */
 const writeWhole = promisify(writeFileAt)

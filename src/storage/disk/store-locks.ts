@@ -10,7 +10,7 @@
  * else ever removes a lock, so a lock can never be taken from a live holder.
  */
 import { createHash } from 'node:crypto'
-import { link, lstat, readdir, stat, unlink } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StorageError } from '../errors.js'
@@ -18,6 +18,7 @@ import { backoffDelay } from '../backoff.js'
 import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import type { Instances } from './instances.js'
+import { link, lstat, stat, unlink } from './fs-calls.js'
 import { isErrno } from './layout.js'
 
 /** Waits between tries on a lock another process holds: short, growing, capped (ms). */

@@ -157,9 +157,12 @@ describe('the service process', () => {
         const pids = await workersOf(svc.pid)
         return pids.length === 2 ? pids : undefined
       })
-      // Both answer on the one port: the access log names no worker, so count the instances of the store.
+      // The service is announced once the first worker listens; the second opens the store (its
+      // instance record) on its own time. The access log names no worker, so count the instances.
+      const instances = async () => (await readdir(join(storage, '.filestorage/instances'))).filter((n) => n.endsWith('.json'))
+      await waitFor('both workers on the store', async () => (await instances()).length === 2)
       for (let i = 0; i < 20; i++) expect((await fetch(`${svc.api}/disk/upload/w/${i}.txt`, { method: 'PUT', body: `w${i}` })).status).toBe(201)
-      expect((await readdir(join(storage, '.filestorage/instances'))).filter((n) => n.endsWith('.json'))).toHaveLength(2)
+      expect(await instances()).toHaveLength(2)
 
       process.kill(workers[0]!, 'SIGKILL')
       const replaced = await waitFor('a new worker in place of the dead one', async () => {

@@ -1,6 +1,9 @@
 /**
  * `npm run bench:profile -- <workload>`: runs one benchmark workload against our service started
  * with `node --cpu-prof`, then prints where its CPU time went (self time per function and origin).
+ * With `--threads` it takes no profile and prints instead the user and system time of each of the
+ * service's threads over the workload (per request, for the wrk workloads): how much is the event
+ * loop's, and how much libuv's pool threads and V8's helpers do beside it.
  * Workloads: download, upload (the large transfer), small-get, small-put (wrk, 32 connections),
  * tus (when our service has the endpoint), gridfs-get, gridfs-put (the `mongo` store, on MONGODB_URI or
  * the FerretDB the benchmark starts). The .cpuprofile and the summary stay in
@@ -16,7 +19,8 @@ import { ensureRandomFile } from './lib/files.js'
 import { mongodbServer } from './lib/mongodb-server.js'
 import { onInterrupt } from './lib/processes.js'
 import { speaksTus, tusUpload } from './lib/tus-client.js'
-import { load } from './lib/wrk.js'
+import { load, type LoadResult } from './lib/wrk.js'
+import { threadCpuMs } from './lib/cpu.js'
 
 /**
  * `setup` runs first against an unprofiled service on the same store, so that the profile holds
@@ -26,6 +30,7 @@ interface Workload {
   /** Needs a MongoDB-wire server: the service then has its `mongo` store. */
   mongo?: boolean
   setup?: (service: RunningService, work: string) => Promise<unknown>
+  /** Answers what wrk answers, for the workloads of many small requests. */
   run: (service: RunningService, work: string) => Promise<unknown>
 }
 
@@ -92,11 +97,38 @@ const WORKLOADS: Record<string, Workload> = {
   },
 }
 
+/** `run` with the service's CPU per thread over it: printed, and kept in `out`. */
+async function runByThread(workload: Workload, service: RunningService, work: string, out: string, name: string): Promise<void> {
+  const before = threadCpuMs(service.pids)
+  const started = performance.now()
+  const result = await workload.run(service, work)
+  const seconds = (performance.now() - started) / 1000
+  const after = threadCpuMs(service.pids)
+  const requests = (result as Partial<LoadResult> | undefined)?.requests
+  const unit = requests ? `µs per request (${requests} requests in ${seconds.toFixed(1)} s)` : `ms in ${seconds.toFixed(1)} s`
+  const lines = [`workload ${name}: CPU by thread, ${unit}`]
+  const total = { user: 0, system: 0 }
+  const per = (ms: number) => (requests ? ((ms * 1000) / requests).toFixed(0) : ms.toFixed(0)).padStart(7)
+  for (const [thread, end] of after) {
+    const start = before.get(thread) ?? { userMs: 0, systemMs: 0 }
+    const user = end.userMs - start.userMs
+    const system = end.systemMs - start.systemMs
+    total.user += user
+    total.system += system
+    if (user + system > 0) lines.push(`  ${thread.padEnd(20)} user ${per(user)}  system ${per(system)}`)
+  }
+  lines.push(`  ${'all threads'.padEnd(20)} user ${per(total.user)}  system ${per(total.system)}`)
+  const text = `${lines.join('\n')}\n`
+  writeFileSync(join(out, 'threads.txt'), text)
+  console.log(text)
+}
+
 async function main(): Promise<void> {
   const name = process.argv[2] ?? ''
+  const byThread = process.argv.includes('--threads')
   const workload = WORKLOADS[name]
   if (!workload) {
-    console.error(`usage: npm run bench:profile -- <${Object.keys(WORKLOADS).join('|')}>`)
+    console.error(`usage: npm run bench:profile -- <${Object.keys(WORKLOADS).join('|')}> [--threads]`)
     process.exit(2)
   }
   buildService()
@@ -122,15 +154,21 @@ async function main(): Promise<void> {
   const service = await startService({
     ...stores,
     logFile: join(out, 'service.log'),
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
+    nodeArgs: byThread ? [] : ['--cpu-prof', `--cpu-prof-dir=${out}`],
   })
   try {
-    await workload.run(service, work)
+    if (byThread) {
+      await workload.setup?.(service, work) // warmed up: the figures are of a service in its stride
+      await runByThread(workload, service, work, out, name)
+    } else {
+      await workload.run(service, work)
+    }
   } finally {
     await service.stop() // the profile is written as the process exits
     if (mongo?.uri !== undefined) mongo.stop()
   }
   if (process.env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true })
+  if (byThread) return
   const profile = readdirSync(out).find((f) => f.endsWith('.cpuprofile'))
   if (!profile) throw new Error(`no .cpuprofile in ${out}`)
   const text = `workload ${name}\n${formatSummary(summarizeProfile(join(out, profile)))}\n`

@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DiskDriver, type StoredFile } from '../../src/storage/index.js'
+import { LOCAL_VERSION_HOLD_MS } from '../../src/storage/disk/disk-driver.js'
 import { runStoreChild as runChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
 import { leftovers, NOTHING_LEFT } from '../helpers/disk-store.js'
 import { expectCode } from '../helpers/expect-error.js'
@@ -276,3 +277,93 @@ async function sha256OfFill(size: number): Promise<string> {
   for await (const chunk of generatedFill(size) as unknown as AsyncIterable<Uint8Array>) hash.update(chunk)
   return hash.digest('hex')
 }
+
+describe('disk records: released by whoever takes a name away, walked only when a crash asks', () => {
+  /** A file deleted by hand: its holder stays as the inode's last link, its record orphaned. */
+  const deleteByHand = (root: string, path: string) => rm(join(root, path))
+
+  it('walks every record at the first sweep, then not again until a crash asks for it or a day has passed', async () => {
+    const root = await freshRoot()
+    const store = await DiskDriver.open({ dir: root })
+    await store.put('a.txt', streamOf('a'))
+    await deleteByHand(root, 'a.txt')
+    await store.sweep() // no walk made yet: this one walks
+    expect((await leftovers(root)).orphanRecords).toBe(0)
+
+    await store.put('b.txt', streamOf('b'))
+    await deleteByHand(root, 'b.txt')
+    await store.sweep()
+    expect((await leftovers(root)).orphanRecords).toBe(1) // walked less than a day ago, and no crash since
+
+    // A process of the store dies: whoever reaps it asks for a walk, which the next sweep makes.
+    const holder = spawnStoreChild({ dir: root, op: 'hold' })
+    await waitForOutput(holder, 'ready')
+    await holder.stop('SIGKILL')
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+
+    // Without a crash, a store whose walks are due more often walks at its next sweep.
+    await store.put('c.txt', streamOf('c'))
+    await deleteByHand(root, 'c.txt')
+    const often = await DiskDriver.open({ dir: root, recordWalkIntervalMs: 0 })
+    await often.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await Promise.all([store.close(), often.close()])
+  })
+
+  it('a walk asked for by a process that reaped the dead one at its start is made by another process\'s sweep', async () => {
+    const root = await freshRoot()
+    const store = await DiskDriver.open({ dir: root })
+    await store.put('doc.bin', streamOf('version one'))
+    await store.sweep() // the first walk: the next is not due for a day
+    const { exit } = await runChild({ dir: root, op: 'put', path: 'doc.bin', size: 10, fill: 2 }, ['disk.commit.placed'])
+    expect(exit.signal).toBe('SIGKILL')
+    const restarted = await DiskDriver.open({ dir: root }) // reaps the dead writer at once
+    expect((await leftovers(root)).orphanRecords).toBe(1) // the replaced version's, never released
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await Promise.all([store.close(), restarted.close()])
+  })
+
+  it('an upload aborted after a completion died with its part recorded releases that record, not left to a walk', async () => {
+    const root = await freshRoot()
+    const store = await DiskDriver.open({ dir: root })
+    const { uploadId } = await store.createUpload('doc.bin')
+    await store.putPart(uploadId, 1, streamOf('the only part'))
+    const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, ['disk.commit.attached'])
+    expect(exit.signal).toBe('SIGKILL')
+    await store.sweep() // reaps the dead process and walks: the part, still in its upload, keeps its record
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await store.abortUpload(uploadId)
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await store.close()
+  })
+
+  it('a version replaced while a web server holds it is released when the hold ends, not left to a walk', async () => {
+    const root = await freshRoot()
+    const store = await DiskDriver.open({ dir: root })
+    await store.sweep() // the first walk: the next is not due for a day
+    const first = await store.put('held.bin', streamOf('version one'))
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      expect(await store.localVersion(first.file)).toBeDefined()
+      await store.put('held.bin', streamOf('version two')) // its release skips the held version
+      expect((await leftovers(root)).orphanRecords).toBe(0) // held: not orphaned yet
+      vi.advanceTimersByTime(LOCAL_VERSION_HOLD_MS)
+    } finally {
+      vi.useRealTimers()
+    }
+    await waitFor('the hold to end and the version to be released', async () => {
+      const left = await leftovers(root)
+      return left.tmp.length === 0 && left.orphanRecords === 0
+    })
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+
+    // A store closed while it holds a version releases it as it goes.
+    const second = await store.lookup('held.bin')
+    expect(await store.localVersion(second as StoredFile)).toBeDefined()
+    await store.delete('held.bin')
+    await store.close()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+  })
+})

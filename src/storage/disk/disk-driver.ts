@@ -74,6 +74,7 @@ import { DiskLayout, fromFsError, isErrno, placeMakingFolders, tmpFileWriter, wr
 import { migrateLegacySidecars } from './legacy-sidecars.js'
 import { DiskLister } from './listing.js'
 import { RecordCache } from './record-cache.js'
+import { RecordWalks } from './record-walks.js'
 import { SmallFileCache } from './small-file-cache.js'
 import { StoreLocks } from './store-locks.js'
 import { DiskUploads } from './uploads.js'
@@ -86,6 +87,8 @@ export interface DiskDriverOptions {
   dir: string
   /** Bytes of small files kept in memory after a read (small-file-cache.ts); 0 keeps none. Default 32 MiB. */
   cacheBytes?: number
+  /** The longest a sweep goes without walking every record when no crash asked for it (record-walks.ts). Default a day. */
+  recordWalkIntervalMs?: number
   uploads?: Partial<UploadPolicy>
 }
 
@@ -126,6 +129,9 @@ export class DiskDriver implements StorageDriver {
   readonly #lister: DiskLister
   readonly #uploads: DiskUploads
   readonly #locks: StoreLocks
+  readonly #walks: RecordWalks
+  /** The names `localVersion` gave out, with the inode each holds and the timer that removes it. */
+  readonly #pins = new Map<string, { ino: number; timer: NodeJS.Timeout }>()
 
   private constructor(
     readonly layout: DiskLayout,
@@ -135,7 +141,9 @@ export class DiskDriver implements StorageDriver {
     private readonly birthTimes: boolean,
     policy: UploadPolicy,
     cacheBytes: number,
+    walks: RecordWalks,
   ) {
+    this.#walks = walks
     this.#smallFiles = new SmallFileCache(cacheBytes)
     this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
     this.#adoptions = new Adoptions(records)
@@ -148,6 +156,8 @@ export class DiskDriver implements StorageDriver {
         precheck: (path, conditions) => this.#precheck(path, conditions),
         commit: (path, request) => this.#commit(path, request),
         describeInode: (path, ino) => this.#describeInode(path, ino),
+        discardTree: (abs) => this.#discardTree(abs),
+        removeUncommitted: (file) => this.#removeUncommitted(file),
       },
       instances,
     )
@@ -165,7 +175,8 @@ export class DiskDriver implements StorageDriver {
     }
     const birthTimes = await layout.keepsBirthTimes()
     const policy = { ...defaultUploadPolicy, ...options.uploads }
-    const driver = new DiskDriver(layout, instances, records, birthTimes, policy, options.cacheBytes ?? DEFAULT_CACHE_BYTES)
+    const walks = await RecordWalks.open(layout.recordWalksFile, options.recordWalkIntervalMs)
+    const driver = new DiskDriver(layout, instances, records, birthTimes, policy, options.cacheBytes ?? DEFAULT_CACHE_BYTES, walks)
     await driver.#reapDead() // what a crashed process left goes at once, its locks first
     return driver
   }
@@ -342,8 +353,23 @@ export class DiskDriver implements StorageDriver {
       await unlink(pin)
       return undefined
     }
-    setTimeout(() => void unlink(pin).catch(() => {}), LOCAL_VERSION_HOLD_MS).unref()
+    const timer = setTimeout(() => void this.#unpin(pin), LOCAL_VERSION_HOLD_MS).unref()
+    this.#pins.set(pin, { ino: version.ino, timer })
     return relative(this.layout.root, pin)
+  }
+
+  /**
+   * Removes a name `localVersion` gave out (or waits for `removing`, which removes it), then releases
+   * the version's record if that name was all that kept it (the version was replaced or deleted
+   * meanwhile, and its release skipped it).
+   */
+  async #unpin(pin: string, removing?: Promise<unknown>): Promise<void> {
+    const held = this.#pins.get(pin)
+    if (!held) return
+    this.#pins.delete(pin)
+    clearTimeout(held.timer)
+    await (removing ?? unlink(pin)).catch(() => {})
+    await this.records.release(held.ino).catch(() => false)
   }
 
   async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
@@ -441,12 +467,13 @@ export class DiskDriver implements StorageDriver {
   /**
    * Reclaims what is provably abandoned: everything of processes known dead (temporary files,
    * trash, locks), expired uploads, appends cut by a crash (their bytes kept), and the records of
-   * files that have no name any more.
+   * files that have no name any more (by walking them all: after a crash, else once a day, see
+   * record-walks.ts).
    */
   async sweep(now = new Date()): Promise<{ removed: number }> {
     const reaped = await this.#reapDead()
     const uploads = await this.#uploads.sweep(now)
-    const records = await this.records.sweep()
+    const records = (await this.#walks.claim()) ? await this.records.sweep() : 0
     return { removed: reaped + uploads + records }
   }
 
@@ -470,7 +497,9 @@ export class DiskDriver implements StorageDriver {
     await this.#adoptions.idle()
     await this.#locks.release(CLOSE_LOCK_WAIT_MS)
     await this.instances.close()
-    await rm(this.layout.tmpDir, { recursive: true, force: true })
+    const removed = rm(this.layout.tmpDir, { recursive: true, force: true })
+    await Promise.all([...this.#pins.keys()].map((pin) => this.#unpin(pin, removed)))
+    await removed
     await rm(join(this.layout.trashRoot, this.instances.id), { recursive: true, force: true })
   }
 
@@ -716,6 +745,8 @@ export class DiskDriver implements StorageDriver {
       await this.#locks.removeLocksOf(record)
       await rm(join(this.layout.tmpRoot, id), { recursive: true, force: true })
       await rm(join(this.layout.trashRoot, id), { recursive: true, force: true })
+      // What it left may include records of files that lost their name: the next sweep walks them.
+      await this.#walks.request()
     })
   }
 }

@@ -167,7 +167,7 @@ export class FileRecords {
     return true
   }
 
-  /** Reclaims records and holders of files that have no name in the store any more. */
+  /** Reclaims records and holders of files that have no name in the store any more (when: record-walks.ts). */
   async sweep(): Promise<number> {
     let removed = 0
     for (const shard of await readdir(this.dir).catch(() => [] as string[])) {

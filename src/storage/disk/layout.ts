@@ -30,6 +30,8 @@ export class DiskLayout {
   readonly tmpRoot: string
   readonly trashRoot: string
   readonly uploadsDir: string
+  /** Its mtime says when the sweeper last walked every record (record-walks.ts). */
+  readonly recordWalksFile: string
   /** Where an earlier version kept sidecars by path; migrated at start-up (legacy-sidecars.ts). */
   readonly legacyMetaDir: string
   #instance: string | undefined
@@ -45,6 +47,7 @@ export class DiskLayout {
     this.tmpRoot = join(this.internal, 'tmp')
     this.trashRoot = join(this.internal, 'trash')
     this.uploadsDir = join(this.internal, 'uploads')
+    this.recordWalksFile = join(this.internal, 'records-walked')
     this.legacyMetaDir = join(this.internal, 'meta')
     this.#namesDescriptors = namesDescriptors(root)
   }
@@ -188,18 +191,6 @@ export class DiskLayout {
   /** A fresh name in this process's trash folder. */
   trashFile(): string {
     return join(this.trashRoot, this.instance, randomUUID())
-  }
-
-  /** Moves a file or folder out of sight at once, then removes it. */
-  async discard(abs: string): Promise<void> {
-    const trash = this.trashFile()
-    try {
-      await rename(abs, trash)
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return
-      throw e
-    }
-    await rm(trash, { recursive: true, force: true })
   }
 
   /**

@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { randomBytes } from 'node:crypto'
@@ -103,6 +103,10 @@ export interface UploadCommitter {
   commit(path: string, request: CommitRequest): Promise<PutResult>
   /** The file at `path` if it is still inode `ino`, described; else null. */
   describeInode(path: string, ino: number): Promise<StoredFile | null>
+  /** Removes a folder (an upload's) at once, releasing the records its files were given. */
+  discardTree(abs: string): Promise<void>
+  /** Removes a file that a commit may have given a record without giving it a name, and that record. */
+  removeUncommitted(file: string): Promise<void>
 }
 
 const READ_CHUNK = 1024 * 1024
@@ -339,7 +343,7 @@ export class DiskUploads {
         committed = true
         return result
       } finally {
-        if (!committed) await rm(join(dir, assembled), { force: true })
+        if (!committed) await this.files.removeUncommitted(join(dir, assembled))
       }
     })
   }
@@ -389,7 +393,7 @@ export class DiskUploads {
   async abort(uploadId: string): Promise<void> {
     await this.locks.run(uploadLock(uploadId), async () => {
       await this.#session(uploadId)
-      await this.layout.discard(this.#dir(uploadId))
+      await this.files.discardTree(this.#dir(uploadId))
       this.#tails.forget(uploadId)
     })
   }
@@ -403,7 +407,7 @@ export class DiskUploads {
         ? isExpired(session.expiresAt, now)
         : await olderThan(join(this.layout.uploadsDir, id), this.policy.ttlMs, now)
       if (abandoned) {
-        await this.locks.run(uploadLock(id), () => this.layout.discard(join(this.layout.uploadsDir, id)))
+        await this.locks.run(uploadLock(id), () => this.files.discardTree(join(this.layout.uploadsDir, id)))
         this.#tails.forget(id)
         removed++
       } else if (session) {
@@ -507,7 +511,7 @@ export class DiskUploads {
   async #removeAssembled(uploadId: string): Promise<void> {
     const dir = this.#dir(uploadId)
     for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (name.startsWith(ASSEMBLED)) await unlink(join(dir, name)).catch(() => {})
+      if (name.startsWith(ASSEMBLED)) await this.files.removeUncommitted(join(dir, name)).catch(() => {})
     }
   }
 

@@ -39,15 +39,29 @@ export class RecordWalks {
 
   /** Asks for a walk at the next sweep of any process on the store. */
   async request(): Promise<void> {
-    await utimes(this.file, 0, 0)
+    await this.#mark(new Date(0))
   }
 
   /** Whether a walk is due; if so, it is claimed (its start recorded) for the caller to make. */
   async claim(): Promise<boolean> {
     const now = new Date() // the clock, not a sweep's `now` (which tests move to expire uploads)
-    const last = await stat(this.file)
-    if (last.mtimeMs > 0 && now.getTime() - last.mtimeMs < this.intervalMs) return false
-    await utimes(this.file, now, now)
+    const last = await stat(this.file).catch((e: unknown) => {
+      if (isErrno(e, 'ENOENT')) return null // removed by hand: as if never walked
+      throw e
+    })
+    if (last && last.mtimeMs > 0 && now.getTime() - last.mtimeMs < this.intervalMs) return false
+    await this.#mark(now)
     return true
+  }
+
+  /** Sets the file's mtime, making the file again if it was removed. */
+  async #mark(time: Date): Promise<void> {
+    try {
+      await utimes(this.file, time, time)
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e
+      await writeFile(this.file, '', { flag: 'a' })
+      await utimes(this.file, time, time)
+    }
   }
 }

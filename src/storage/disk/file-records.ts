@@ -20,10 +20,11 @@
  * A record also holds the file's size and mtime: a file edited in place by hand no longer matches
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
-import { closeSync, type Stats, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, type Stats, writeFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { link, lstat, openDescriptor, rename, unlink } from './fs-calls.js'
+import { fileRange } from './file-stream.js'
 import { isErrno, writeThenRename } from './layout.js'
 
 export interface FileRecord {
@@ -138,13 +139,29 @@ export class FileRecords {
 
   /** The record of inode `ino`, or null when it has none (a file the store did not write). */
   async read(ino: number): Promise<{ record: FileRecord; bytes: number } | null> {
-    let text: string
+    let fd: number
     try {
-      text = await readFile(this.#record(ino), 'utf8')
+      fd = await openDescriptor(this.#record(ino), 'r')
     } catch (e) {
       if (isErrno(e, 'ENOENT', 'ENOTDIR')) return null
       throw e
     }
+    // Two thread-pool round trips (the open, the read) instead of readFile's four: the size comes
+    // from the open descriptor at once, and fileRange closes it at once.
+    let size: number
+    try {
+      size = fstatSync(fd).size
+    } catch (e) {
+      closeSync(fd)
+      throw e
+    }
+    // One chunk as large as the file: its bytes, never a stream.
+    const bytes = (await fileRange(fd, 0, size - 1, Math.max(size, 1)).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== undefined) throw e
+      return null // it became shorter as it was read (cut by hand): described from the bytes, as a torn one is
+    })) as Uint8Array | null
+    if (!bytes) return null
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
     try {
       const record = JSON.parse(text) as FileRecord
       return record.v === 2 ? { record, bytes: text.length } : null

@@ -10,12 +10,16 @@ import type { Dirent } from 'node:fs'
 import { readdir, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StorageError } from '../errors.js'
+import { forEachLimited } from '../for-each-limited.js'
 import { compareCodePoints, compareEntries, decodeCursor, isAfter, type ListPosition, toPage } from '../ordering.js'
 import { baseName, joinPath, parseName, RESERVED_NAME, ROOT } from '../paths.js'
 import type { StoredDirectory, StoredEntry, StoredFile } from '../types.js'
 import { type DiskLayout, isErrno } from './layout.js'
 
 type Kind = 'file' | 'directory'
+
+/** Files of a page described at once: enough to keep libuv's four pool threads busy. */
+const DESCRIBE_CONCURRENCY = 8
 
 interface Child {
   name: string
@@ -45,12 +49,13 @@ export class DiskLister {
       ? await this.#walk(dir, children, position, request.limit + 1, [])
       : this.#oneLevel(dir, children, position, request.limit + 1)
     const page = toPage(picked, request.limit, request.recursive)
-    const entries: StoredEntry[] = []
-    for (const entry of page.entries) {
-      // A file that vanished since its name was read is left out; the cursor still moves past it.
-      const described = entry.type === 'directory' ? entry : await this.describeFile(entry.path)
-      if (described) entries.push(described)
-    }
+    // Described several at a time (each a few thread-pool calls: stat, and the record when not cached).
+    const described: (StoredEntry | null)[] = new Array(page.entries.length)
+    await forEachLimited(page.entries, DESCRIBE_CONCURRENCY, async (entry, i) => {
+      described[i] = entry.type === 'directory' ? entry : await this.describeFile(entry.path)
+    })
+    // A file that vanished since its name was read is left out; the cursor still moves past it.
+    const entries = described.filter((e): e is StoredEntry => e !== null)
     return { entries, nextCursor: page.nextCursor }
   }
 

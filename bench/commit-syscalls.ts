@@ -14,10 +14,11 @@
  *   - the file truncated and written in place: the bench's bare node:http peer, not atomic.
  *
  * What it showed here: on ext4 with a journal, creating a file costs about 12 µs and the store's
- * commit about 110 µs of kernel time (a temporary file and a rename: 55 µs); on ext4 without a journal (this VM's root file system) the
- * kernel skips every inode freed in the last one to six minutes when it makes a new one, so under
- * a stream of replacing uploads each create climbs to hundreds of µs, and a format that makes two
- * inodes per upload pays it twice (docs/benchmarks.md). The header says which file system it ran on.
+ * commit about 110 µs of kernel time (a temporary file and a rename: 55 µs); on ext4 without a
+ * journal (this VM's root file system) the kernel skips every inode freed in the last one to six
+ * minutes when it makes a new one, so under a stream of replacing uploads each create climbs to
+ * hundreds of µs, and a format that makes two inodes per upload pays it twice (docs/benchmarks.md).
+ * The header says which file system it ran on.
  *
  * Rounds alternate between the sequences, so that a busier moment of the machine falls on all.
  * Settings: BENCH_DIR (working folder, as for `npm run bench`), BENCH_SYSCALL_UPLOADS (per round,

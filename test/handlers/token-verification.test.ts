@@ -2,10 +2,11 @@
  * What token verification rests on, over real HTTP against the node adapter: the JWKS is fetched
  * again for an unknown `kid` at most once per AUTH_JWKS_COOLDOWN (counted at the JWKS server), the
  * clock skew on `exp` and `nbf` is AUTH_CLOCK_SKEW and no more (the memory of accepted tokens
- * included).
+ * included), and a service that knows only a JWKS takes no token under another algorithm than its
+ * key's: not `alg: none`, not HS256 keyed with the RSA public key, not PS256 or RS384 on an RS256 key.
  */
-import { randomUUID } from 'node:crypto'
-import { type JWTPayload, SignJWT } from 'jose'
+import { createPublicKey, randomUUID } from 'node:crypto'
+import { type JWTPayload, SignJWT, UnsecuredJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, hmacKey, type JwksIssuer, type JwksKey, keysEnv, startJwksIssuer } from '../helpers/auth.js'
 import { expectError, rawRequest } from '../helpers/http.js'
@@ -134,5 +135,74 @@ describe('a token accepted within the skew, then remembered, is refused once the
     expect((await listWith(svc, token)).status).toBe(200) // remembered
     await sleepUntil((exp + SKEW_SECONDS) * 1000 + 100)
     expect(await expectInvalidToken(svc, token)).toMatch(/expired/)
+  })
+})
+
+describe('a service with a JWKS only takes each key under its own algorithm', () => {
+  let issuer: JwksIssuer
+  /** An RSA key published without `alg`. */
+  let bare: JwksKey
+  let svc: TestService
+  beforeAll(async () => {
+    issuer = await startJwksIssuer()
+    bare = issuer.publish(await issuer.createKey({ alg: null }))
+    // No AUTH_HMAC_SECRETS: nothing an HS256 token could be checked against but what the attacker brings.
+    svc = await startTestService({ AUTH_JWKS_URL: issuer.jwksUrl, AUTH_AUDIENCE: AUDIENCE })
+  })
+  afterAll(async () => {
+    await svc?.stop()
+    await issuer?.close()
+  })
+
+  /** HS256 tokens keyed with public material of `key`, with its kid and without one. */
+  const hs256With = async (key: JwksKey, secret: Uint8Array) => [
+    await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: key.kid }).setExpirationTime('10m').sign(secret),
+    await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(secret),
+  ]
+  const publicMaterial = (key: JwksKey): [string, Uint8Array][] => [
+    ['PEM (SPKI)', Buffer.from(key.publicPem)],
+    ['DER (SPKI)', createPublicKey(key.publicPem).export({ type: 'spki', format: 'der' })],
+    ["the JWK's n, as written", Buffer.from(String(key.jwk.n))],
+    ["the JWK's n, decoded", Buffer.from(String(key.jwk.n), 'base64url')],
+    ['the JWK as JSON', Buffer.from(JSON.stringify(key.jwk))],
+  ]
+
+  it('takes RS256 tokens of both keys (the refusals below are the algorithms\')', async () => {
+    expect((await listWith(svc, await issuer.sign(claims()))).status).toBe(200)
+    expect((await listWith(svc, await bare.sign(claims()))).status).toBe(200)
+  })
+
+  it('refuses alg: none, with and without a kid', async () => {
+    const unsecured = new UnsecuredJWT(claims()).setExpirationTime('10m').encode()
+    const withKid = `${Buffer.from(JSON.stringify({ alg: 'none', kid: issuer.kid })).toString('base64url')}.${unsecured.split('.')[1]}.`
+    for (const token of [unsecured, withKid]) expect(await expectInvalidToken(svc, token)).toMatch(/"none" are not accepted/)
+  })
+
+  it('refuses HS256 tokens keyed with the RSA public key in every form', async () => {
+    for (const key of [issuer, bare]) {
+      for (const [form, secret] of publicMaterial(key)) {
+        for (const token of await hs256With(key, secret)) {
+          expect(await expectInvalidToken(svc, token), form).toMatch(/"HS256" are not accepted/)
+        }
+      }
+    }
+  })
+
+  it('refuses a validly signed RS token whose alg is not the JWK\'s (PS256, RS384, RS512 on an RS256 key)', async () => {
+    for (const alg of ['PS256', 'RS384', 'RS512', 'PS512']) {
+      expect(await expectInvalidToken(svc, await issuer.sign(claims(), { alg })), alg).toMatch(/unknown key/)
+    }
+  })
+
+  it('takes a key published without alg for RS256 alone', async () => {
+    for (const alg of ['PS256', 'RS384', 'RS512', 'PS384']) {
+      expect(await expectInvalidToken(svc, await bare.sign(claims(), { alg })), alg).toMatch(/verifies RS256 tokens only/)
+    }
+  })
+
+  it('refuses an algorithm of another key type under an RSA kid', async () => {
+    const part = (json: unknown) => Buffer.from(JSON.stringify(json)).toString('base64url')
+    const forged = `${part({ alg: 'ES256', kid: issuer.kid })}.${part(claims({ exp: nowSeconds() + 600 }))}.${Buffer.alloc(64).toString('base64url')}`
+    expect(await expectInvalidToken(svc, forged)).toMatch(/unknown key/)
   })
 })

@@ -5,8 +5,10 @@
  *
  * The algorithm is pinned per key source: an HS* token is only ever checked against the HMAC secrets
  * and an asymmetric one only against the JWKS, so an HS256 token "signed" with an RSA public key, or
- * `alg: none`, never reaches a key it could fool. jose refetches the JWKS when a token names an
- * unknown `kid` (at most once per cooldown) and caches it in between.
+ * `alg: none`, never reaches a key it could fool. Within the JWKS it is pinned per key: jose takes a
+ * key only for an algorithm of its type (and curve), and only for its own `alg` when it has one; an
+ * RSA key published without `alg` verifies RS256 alone (see `undeclaredRsaKey`). jose refetches the
+ * JWKS when a token names an unknown `kid` (at most once per cooldown) and caches it in between.
  *
  * Verifying a signature is most of a small request's cost (jose goes through WebCrypto, a round trip
  * to the thread pool), and a client sends the same token with request after request: a token
@@ -17,6 +19,8 @@ import {
   createRemoteJWKSet,
   decodeProtectedHeader,
   errors,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
   type JWTPayload,
   jwtVerify,
   type JWTVerifyGetKey,
@@ -166,14 +170,46 @@ function remoteKeys(options: TokenVerifierOptions): JWTVerifyGetKey {
   }
   return async (header, token) => {
     const set = await keySet()
+    let key: Awaited<ReturnType<typeof set>>
     try {
-      return await set(header, token)
+      key = await set(header, token)
     } catch (e) {
       // Verdicts on the token stay 401s; a JWKS that cannot be fetched or read is the provider's trouble.
       if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys || e instanceof errors.JOSENotSupported) throw e
       throw keysUnavailable(e)
     }
+    const alg = String(header.alg)
+    if (/^(RS|PS)/.test(alg) && alg !== UNDECLARED_RSA_ALGORITHM && undeclaredRsaKey(set.jwks(), header)) {
+      throw unauthorized(`the token's key is published without "alg": it verifies ${UNDECLARED_RSA_ALGORITHM} tokens only, not ${alg}`, {
+        invalidToken: true,
+      })
+    }
+    return key
   }
+}
+
+/**
+ * What an RSA key published without `alg` verifies: RS256, OpenID Connect's default, which is what
+ * the providers that omit `alg` (Azure AD, for one) sign with. jose would take such a key for any
+ * RS* or PS* algorithm the token names; one key, one algorithm.
+ */
+const UNDECLARED_RSA_ALGORITHM = 'RS256'
+
+/**
+ * Whether the JWKS key jose picked for an RS/PS `header` is one published without `alg`. jose
+ * picks the one usable key of the algorithm's type, under the header's `kid` if any, whose `alg`
+ * (when it has one) is the header's: if the set holds a usable RSA key without `alg` that fits, that
+ * key is the one picked (two fitting keys are refused as ambiguous before this).
+ */
+function undeclaredRsaKey(jwks: JSONWebKeySet | undefined, { kid }: JWSHeaderParameters): boolean {
+  return (jwks?.keys ?? []).some(
+    (k) =>
+      k.kty === 'RSA' &&
+      k.alg === undefined &&
+      (kid === undefined || k.kid === kid) &&
+      (k.use === undefined || k.use === 'sig') &&
+      (k.key_ops === undefined || k.key_ops.includes('verify')),
+  )
 }
 
 /** The `jwks_uri` of an OpenID Connect issuer's discovery document, whose `issuer` must be that issuer. */

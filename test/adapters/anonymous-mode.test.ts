@@ -38,10 +38,20 @@ describe('the access mode from the configuration', () => {
   it('refuses contradictions and weak secrets, naming the variable', () => {
     expect(() => loadConfig({ AUTH_MODE: 'token' })).toThrow(/AUTH_MODE=token: set AUTH_ISSUER, AUTH_JWKS_URL or AUTH_HMAC_SECRETS/)
     expect(() => loadConfig({ AUTH_MODE: 'anonymous', AUTH_HMAC_SECRETS: secrets })).toThrow(/AUTH_MODE=anonymous: token keys are configured too/)
-    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'k:short' })).toThrow(/AUTH_HMAC_SECRETS="k:short": the secret of "k" is shorter than 32 bytes/)
-    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'no-kid-here' })).toThrow(/AUTH_HMAC_SECRETS=.*each key is kid:secret/)
+    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'k:short' })).toThrow(/AUTH_HMAC_SECRETS \(value not shown\): the secret of "k" is shorter than 32 bytes/)
+    expect(() => loadConfig({ AUTH_HMAC_SECRETS: 'no-kid-here' })).toThrow(/AUTH_HMAC_SECRETS \(value not shown\): each key is kid:secret/)
     expect(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(/TRUSTED_PROXIES=/)
     expect(() => loadConfig({ AUTH_ISSUER: 'not a url' })).toThrow(/AUTH_ISSUER=/)
+  })
+
+  it('never shows a secret in its errors (they go to the logs): key lists left out, URL passwords masked', () => {
+    const secret = 'a-real-secret-pasted-without-its-kid-0123456789abcdef'
+    expect(() => loadConfig({ AUTH_HMAC_SECRETS: secret })).toThrow(/AUTH_HMAC_SECRETS \(value not shown\)/)
+    expect(() => loadConfig({ AUTH_URL_SIGNING_KEYS: `u:${secret.slice(0, 8)}` })).toThrow(/AUTH_URL_SIGNING_KEYS \(value not shown\)/)
+    expect(() => loadConfig({ MONGODB_URI: `mongo://app:${secret}@db:27017/` })).toThrow(/MONGODB_URI="mongo:\/\/app:\*\*\*@db:27017\/": must start with mongodb:\/\//)
+    for (const env of [{ AUTH_HMAC_SECRETS: secret }, { AUTH_URL_SIGNING_KEYS: `u:${secret.slice(0, 8)}` }, { MONGODB_URI: `mongo://app:${secret}@db/` }]) {
+      expect(() => loadConfig(env)).toThrow(expect.objectContaining({ message: expect.not.stringContaining(secret.slice(0, 8)) }))
+    }
   })
 
   it('stops the process on 0.0.0.0 without authentication, with the message and exit code 2', () => {

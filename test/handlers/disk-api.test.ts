@@ -4,12 +4,23 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mintToken, scopeOf } from '../../src/auth/index.js'
+import { bearer, hmacKey, keysEnv } from '../helpers/auth.js'
 import { tmpFiles } from '../helpers/disk-store.js'
 import { expectError, rawRequest } from '../helpers/http.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { API_LIMITS, describeFileApi } from './file-api.js'
 
 describeFileApi('disk', () => startTestService(API_LIMITS))
+
+// SPEC 3 again with access control on, as the external black-box check runs it: every request
+// carries a token allowed everything everywhere, minted as `npm run token -- files:*:*:` does.
+const key = hmacKey('suite')
+const everyRight = await mintToken({ key, sub: 'spec-suite', scopes: [scopeOf('*', '*')] })
+describeFileApi('disk', () => startTestService({ ...API_LIMITS, AUTH_HMAC_SECRETS: keysEnv(key) }), {
+  label: 'with a bearer token',
+  headers: bearer(everyRight),
+})
 
 describe('bad paths never reach outside the disk root', () => {
   let svc: TestService

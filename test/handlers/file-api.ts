@@ -1,13 +1,15 @@
 /**
  * The file API over real HTTP, as one suite run against any store: every route, its success
  * answers, and the SPEC 3.5 errors a client can cause. Each test works under its own folder.
+ * A run may send headers with every request (a bearer token, with access control on).
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FileInfo } from '../../src/storage/index.js'
-import { expectError, rawRequest } from '../helpers/http.js'
+import { expectError, rawRequest as sendRaw } from '../helpers/http.js'
 import { sha256 } from '../helpers/streams.js'
 import type { TestService } from '../helpers/test-service.js'
+import { OFFSET_STREAM, TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
 
 export const API_LIMITS = { MAX_UPLOAD_BYTES: String(8 * 1024 * 1024), PART_SIZE_LIMIT: String(1024 * 1024) }
 
@@ -18,8 +20,26 @@ type FileJson = FileInfo
 const nested = (depth: number) => `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
-export function describeFileApi(store: string, start: () => Promise<TestService>): void {
-  describe(`file API over HTTP: ${store} store`, () => {
+export interface FileApiRun {
+  /** Names the run in the suite's title ("with a bearer token"). */
+  label?: string
+  /** Sent with every request of the suite (an `Authorization` header for a run with access control on). */
+  headers?: Record<string, string>
+}
+
+export function describeFileApi(store: string, start: () => Promise<TestService>, run: FileApiRun = {}): void {
+  describe(`file API over HTTP: ${store} store${run.label ? `, ${run.label}` : ''}`, () => {
+    // Every request below goes through these two, so that a run's headers reach every route, the
+    // form and tus uploads included; a request that missed them would fail a run with a token.
+    const withRunHeaders = (headers?: RequestInit['headers']) => {
+      const merged = new Headers(headers)
+      for (const [name, value] of Object.entries(run.headers ?? {})) if (!merged.has(name)) merged.set(name, value)
+      return merged
+    }
+    const fetch = (input: string, init: RequestInit = {}) => globalThis.fetch(input, { ...init, headers: withRunHeaders(init.headers) })
+    const rawRequest = (origin: string, method: string, path: string, options: Parameters<typeof sendRaw>[3] = {}) =>
+      sendRaw(origin, method, path, { ...options, headers: { ...run.headers, ...options.headers } })
+
     let svc: TestService
     let api: string
     beforeAll(async () => {
@@ -639,6 +659,41 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
       })
     })
 
+    describe('tus (SPEC 3.3): the round trip of a tus client', () => {
+      const collection = () => `${api}/${store}/tus/`
+      const patch = (location: string, offset: number, body: string) =>
+        fetch(location, { method: 'PATCH', headers: { ...TUS_HEADERS, 'content-type': OFFSET_STREAM, 'upload-offset': String(offset) }, body })
+
+      it('creates, resumes from HEAD with PATCH into the file, and terminates an unfinished one', async () => {
+        const dir = folder()
+        expect((await fetch(collection(), { method: 'OPTIONS' })).status).toBe(204)
+        const created = await fetch(collection(), {
+          method: 'POST',
+          headers: { ...TUS_HEADERS, 'upload-length': '16', 'upload-metadata': uploadMetadata({ path: `${dir}/tus.bin`, filetype: 'text/plain' }) },
+        })
+        expect(created.status, await created.clone().text()).toBe(201)
+        const location = new URL(created.headers.get('location')!, api).href
+        expect((await patch(location, 0, '0123456789')).headers.get('upload-offset')).toBe('10')
+        const head = await fetch(location, { method: 'HEAD', headers: TUS_HEADERS })
+        expect([head.status, head.headers.get('upload-offset'), head.headers.get('upload-length')]).toEqual([200, '10', '16'])
+        expect((await patch(location, 10, 'abcdef')).status).toBe(204)
+        const download = await fetch(url('download', `${dir}/tus.bin`))
+        expect([download.status, download.headers.get('content-type'), await download.text()]).toEqual([200, 'text/plain', '0123456789abcdef'])
+
+        // Creation with upload, then termination: the unfinished upload is gone, and no file was made.
+        const partial = await fetch(collection(), {
+          method: 'POST',
+          headers: { ...TUS_HEADERS, 'upload-length': '10', 'upload-metadata': uploadMetadata({ path: `${dir}/dropped.bin` }), 'content-type': OFFSET_STREAM },
+          body: 'four',
+        })
+        expect([partial.status, partial.headers.get('upload-offset')]).toEqual([201, '4'])
+        const dropped = new URL(partial.headers.get('location')!, api).href
+        expect((await fetch(dropped, { method: 'DELETE', headers: TUS_HEADERS })).status).toBe(204)
+        expect((await fetch(dropped, { method: 'HEAD', headers: TUS_HEADERS })).status).toBe(404)
+        await expectError(await fetch(url('info', `${dir}/dropped.bin`)), 404, 'not_found')
+      })
+    })
+
     describe('bad paths (SPEC 3.2): 400 invalid_path on every route, nothing touched', () => {
       const badPaths: [string, string][] = [
         ['plain ..', 'a/../b'],
@@ -736,6 +791,14 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
           expect(routes).toContain(r)
         }
       })
+
+      if (run.headers) {
+        it("refuses a request without the run's headers (the run really has access control on)", async () => {
+          const res = await globalThis.fetch(`${api}/${store}/list/`)
+          await expectError(res, 401, 'unauthorized')
+          expect((await fetch(`${api}/${store}/list/`)).status).toBe(200)
+        })
+      }
 
       it('unknown routes answer 404 JSON', async () => {
         await expectError(await fetch(`${api}/${store}/frobnicate/x`), 404, 'not_found')

@@ -1,14 +1,16 @@
 /**
  * Access-control helpers for tests: HMAC keys as the service reads them, a JWKS served over real
- * HTTP on loopback with an RSA key (a stand-in issuer for the negative suites; the OpenID Connect
- * suite runs a real provider), and a snapshot of a disk store's every byte.
+ * HTTP on loopback with RSA keys, counting its fetches (a stand-in issuer for the negative suites and
+ * the key-selection rules; the OpenID Connect suite runs a real provider), and a snapshot of a disk
+ * store's every byte.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, generateKeyPair, randomBytes } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, relative } from 'node:path'
-import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { promisify } from 'node:util'
+import { type JWK, type JWTPayload, SignJWT } from 'jose'
 import { mintToken, type SecretKey } from '../../src/auth/index.js'
 
 export const hmacKey = (kid: string): SecretKey => ({ kid, secret: randomBytes(32).toString('hex') })
@@ -22,37 +24,74 @@ export const bearer = (token: string): Record<string, string> => ({ Authorizatio
 export const hmacToken = (key: SecretKey, sub: string, scopes: string[], extra: { issuer?: string; audience?: string; expiresIn?: number } = {}) =>
   mintToken({ key, sub, scopes, ...extra })
 
-export interface JwksIssuer {
-  jwksUrl: string
+/** An RSA signing key of a test issuer. */
+export interface JwksKey {
   kid: string
+  /** The public key as the JWKS publishes it (`alg` included unless it was published without one). */
+  jwk: JWK
   /** The RSA public key as PEM (SPKI): what an HS256/RS256 confusion attack would use as an HMAC secret. */
   publicPem: string
-  /** Signs claims with RS256 under this issuer's key (or `key` of another issuer, to forge). */
-  sign(claims: JWTPayload, options?: { expiresIn?: number; kid?: string }): Promise<string>
+  /**
+   * Signs claims with this key: RS256 under its own kid unless told otherwise (an RSA key signs RS*
+   * and PS* alike, so a token can name another algorithm than the JWK's with a valid signature).
+   */
+  sign(claims: JWTPayload, options?: { expiresIn?: number; kid?: string; alg?: string }): Promise<string>
+}
+
+/** A JWKS served over HTTP on loopback; the issuer itself is its first key. */
+export interface JwksIssuer extends JwksKey {
+  jwksUrl: string
+  /** How many times the JWKS has been fetched so far. */
+  readonly fetches: number
+  /** A new RSA key (with `alg: RS256`, or without `alg` when `alg` is null), not published: its tokens name a kid the JWKS does not hold. */
+  createKey(options?: { alg?: string | null }): Promise<JwksKey>
+  /** Adds `key` to the JWKS from the next fetch on. */
+  publish(key: JwksKey): JwksKey
   close(): Promise<void>
 }
 
-/** An RSA key whose JWKS is served at `http://127.0.0.1:port/jwks.json`. */
-export async function startJwksIssuer(): Promise<JwksIssuer> {
-  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
+async function rsaKey(alg: string | null): Promise<JwksKey> {
+  // A KeyObject, not a WebCrypto key: WebCrypto binds a key to one algorithm, and the tests need
+  // tokens under the same key with an algorithm the JWK does not name.
+  const { publicKey, privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 })
   const kid = `rsa-${randomBytes(4).toString('hex')}`
-  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }] }
+  return {
+    kid,
+    jwk: { ...(publicKey.export({ format: 'jwk' }) as JWK), kid, use: 'sig', ...(alg ? { alg } : {}) },
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    sign: (claims, options = {}) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: options.kid ?? kid })
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expiresIn ?? 600))
+        .sign(privateKey),
+  }
+}
+
+/** An RSA key whose JWKS is served at `http://127.0.0.1:port/jwks.json`, counting its fetches. */
+export async function startJwksIssuer(): Promise<JwksIssuer> {
+  const first = await rsaKey('RS256')
+  const published: JWK[] = [first.jwk]
+  let fetches = 0
   const server: Server = createServer((req, res) => {
-    res.writeHead(req.url === '/jwks.json' ? 200 : 404, { 'Content-Type': 'application/json' })
-    res.end(JSON.stringify(req.url === '/jwks.json' ? jwks : {}))
+    const found = req.url === '/jwks.json'
+    if (found) fetches++
+    res.writeHead(found ? 200 : 404, { 'Content-Type': 'application/json' })
+    res.end(JSON.stringify(found ? { keys: published } : {}))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
+    ...first,
     jwksUrl: `http://127.0.0.1:${port}/jwks.json`,
-    kid,
-    publicPem: await exportSPKI(publicKey),
-    sign: (claims, options = {}) =>
-      new SignJWT(claims)
-        .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? kid })
-        .setIssuedAt()
-        .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expiresIn ?? 600))
-        .sign(privateKey),
+    get fetches() {
+      return fetches
+    },
+    createKey: (options = {}) => rsaKey(options.alg === undefined ? 'RS256' : options.alg),
+    publish(key) {
+      published.push(key.jwk)
+      return key
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }

@@ -210,6 +210,15 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
+/** Variables whose values are secrets: a configuration error names them but never shows them (it goes to the logs). */
+const SECRET_VARIABLES = new Set(['AUTH_HMAC_SECRETS', 'AUTH_URL_SIGNING_KEYS', 'CONSUL_HTTP_TOKEN'])
+
+/** `NAME="value"` as an error shows it: a secret's value left out, a URL's password masked. */
+function shownVariable(name: string, value: string): string {
+  if (SECRET_VARIABLES.has(name)) return `${name} (value not shown)`
+  return `${name}=${JSON.stringify(value.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@'))}`
+}
+
 /** Reads the variables `schema` names from `env`; throws a ConfigError naming every bad one. */
 export function parseEnvironment<Schema extends z.ZodObject>(
   schema: Schema,
@@ -220,7 +229,7 @@ export function parseEnvironment<Schema extends z.ZodObject>(
   if (result.success) return result.data
   const lines = result.error.issues.map((i) => {
     const name = String(i.path[0])
-    return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`
+    return `  ${shownVariable(name, env[name] ?? '')}: ${i.message}`
   })
   throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
 }

@@ -339,19 +339,75 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 60_000)
 
-  it('the API docs page renders its operations with no network but the service', async () => {
+  /** The API docs page (Swagger UI), once it has rendered its operations. */
+  async function openDocs(): Promise<Page> {
     isolated = await isolatedContext(browser, svc.origin)
     const page = await isolated.context.newPage()
     await page.goto(`${svc.api}/docs`, { timeout: 60_000 }) // 1.7 MB of Swagger UI to parse on a busy machine
-    const operations = page.locator('.opblock')
-    await operations
+    await page
+      .locator('.opblock')
       .first()
       .waitFor({ timeout: 30_000 })
       .catch((e: Error) => {
         throw new Error(`the docs page rendered no operation (asked of other origins: ${isolated!.blocked.join(', ') || 'nothing'}): ${e.message}`)
       })
+    return page
+  }
+
+  it('the API docs page renders its operations with no network but the service', async () => {
+    const page = await openDocs()
+    const operations = page.locator('.opblock')
     expect(await operations.count()).toBeGreaterThan(10)
     expect(await page.locator('.opblock-summary-path').allTextContents()).toContain('/filestorage/v1/{store}/upload/{path}')
-    expect(isolated.blocked).toEqual([])
+    expect(isolated!.blocked).toEqual([])
+  }, 120_000)
+
+  it("the API docs page's Authorize sends the token with Try it out: 401 before, 200 with the file's info after", async () => {
+    const stored = await fetch(`${svc.api}/disk/upload/docs-try/hello.txt`, { method: 'PUT', headers: bearer(writer), body: 'hello from the docs page' })
+    expect(stored.status).toBe(201)
+    const expected = await (await info('docs-try/hello.txt')).json()
+    const reader = await hmacToken(key, 'docs-reader', ['files:read:disk:docs-try'])
+    const page = await openDocs()
+
+    // Try it out on `info`, with the store and path filled in, then Execute: what the page shows.
+    const operation = page.locator('#operations-files-info')
+    await operation.locator('.opblock-summary').click()
+    await operation.locator('.try-out__btn').click()
+    await operation.locator('tr[data-param-name=store] select').selectOption('disk')
+    await operation.locator('tr[data-param-name=path] input').fill('docs-try/hello.txt')
+    const execute = async (): Promise<{ status: string; body: string }> => {
+      const response = page.waitForResponse((r) => r.url().includes('/disk/info/'))
+      await operation.locator('.btn.execute').click()
+      await response
+      const shown = operation.locator('.live-responses-table .response')
+      await shown.first().waitFor()
+      return {
+        status: (await shown.locator('.response-col_status').first().textContent())!.trim(),
+        body: (await shown.locator('.response-col_description pre').first().textContent())!,
+      }
+    }
+
+    // Not authorized yet: the service's 401, shown as the page received it.
+    const refused = await execute()
+    expect(refused.status).toBe('401')
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'unauthorized' } })
+
+    // Authorize: the bearer token, entered in the dialog.
+    await page.locator('.auth-wrapper button.authorize').click()
+    const dialog = page.locator('.modal-ux')
+    await dialog.locator('input[aria-label=auth-bearer-value]').fill(reader)
+    await dialog.locator('button.modal-btn.authorize').click()
+    await dialog.locator('button.btn-done').click()
+    await dialog.waitFor({ state: 'detached' })
+
+    const sent: (string | undefined)[] = []
+    page.on('request', (r) => {
+      if (r.url().includes('/disk/info/')) sent.push(r.headers()['authorization'])
+    })
+    const answered = await execute()
+    expect(sent).toEqual([`Bearer ${reader}`])
+    expect(answered.status).toBe('200')
+    expect(JSON.parse(answered.body)).toEqual(expected)
+    expect(isolated!.blocked).toEqual([])
   }, 120_000)
 })

@@ -215,6 +215,34 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 60_000)
 
+  it('sorts by date, oldest first then newest first, folders first either way', async () => {
+    // Stored one after the other, in an order that is neither the names' nor the sizes'.
+    const inFolder = await fetch(`${svc.api}/disk/upload/dated/sub/inside.txt`, { method: 'PUT', headers: bearer(writer), body: 'in a folder' })
+    expect(inFolder.status).toBe(201)
+    const order = ['dated/b.txt', 'dated/c.txt', 'dated/a.txt']
+    const sizes = [3, 1, 2]
+    const modified: number[] = []
+    for (const [i, path] of order.entries()) {
+      const res = await fetch(`${svc.api}/disk/upload/${path}`, { method: 'PUT', headers: bearer(writer), body: 'x'.repeat(sizes[i]!) })
+      expect(res.status).toBe(201)
+      modified.push(Date.parse(((await (await info(path)).json()) as { modified: string }).modified))
+      await new Promise((resolve) => setTimeout(resolve, 20)) // the next one's modification time is a later millisecond
+    }
+    expect(modified, 'distinct modification times, in the order stored').toEqual([...new Set(modified)].sort((a, b) => a - b))
+
+    const page = await openPage(writer, 'dated')
+    const shown = () => page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path')))
+    const dateHeader = page.locator('th:has(button[data-sort=modified])')
+    expect(await shown()).toEqual(['dated/sub', 'dated/a.txt', 'dated/b.txt', 'dated/c.txt']) // by name at first
+    await page.click('th button[data-sort=modified]')
+    expect(await shown()).toEqual(['dated/sub', ...order])
+    expect(await dateHeader.getAttribute('aria-sort')).toBe('ascending')
+    await page.click('th button[data-sort=modified]')
+    expect(await shown()).toEqual(['dated/sub', ...[...order].reverse()])
+    expect(await dateHeader.getAttribute('aria-sort')).toBe('descending')
+    expect(isolated!.blocked).toEqual([])
+  }, 60_000)
+
   it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {
     const page = await openPage(writer, 'resume')
     const bytes = randomBytes(12 * MiB)

@@ -5,7 +5,7 @@
  * nothing was asked of another origin.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, CDPSession, Page } from 'playwright-core'
@@ -214,6 +214,37 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(await (await info('dropped/two.bin')).json()).toMatchObject({ size: 300_000, sha256: createHash('sha256').update(Buffer.alloc(300_000, 7)).digest('hex') })
     expect(isolated!.blocked).toEqual([])
   }, 60_000)
+
+  it('uploads a folder dropped on the listing, keeping its tree', async () => {
+    // A real folder on disk, dropped as the operating system drops one (DevTools' Input.dispatchDragEvent
+    // with its path): the page gets a directory entry (webkitGetAsEntry) and walks it.
+    const album = join(dir, 'album')
+    const tree = new Map([
+      ['cover.txt', 'the cover'],
+      ['2024/spring.txt', 'spring'],
+      ['2024/deep/down.bin', 'x'.repeat(200_000)],
+    ])
+    for (const [name, text] of tree) {
+      await mkdir(join(album, name, '..'), { recursive: true })
+      await writeFile(join(album, name), text)
+    }
+    const page = await openPage(writer, 'folders')
+    const box = (await page.locator('#drop').boundingBox())!
+    const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 }
+    const cdp = await page.context().newCDPSession(page)
+    const data = { items: [], files: [album], dragOperationsMask: 1 } // 1: copy
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data })
+    await cdp.detach()
+    for (const [name, text] of tree) {
+      const uploaded = page.locator(`#uploads li[data-path="folders/album/${name}"]`)
+      await expect.poll(() => uploaded.getAttribute('data-state'), { timeout: 30_000 }).toBe('done')
+      const res = await fetch(`${svc.api}/disk/download/folders/album/${name}`, { headers: bearer(writer) })
+      expect(await res.text()).toBe(text)
+    }
+    await row(page, 'folders/album').waitFor()
+    expect(await row(page, 'folders/album').getAttribute('data-type')).toBe('directory')
+    expect(isolated!.blocked).toEqual([])
+  }, 90_000)
 
   it('sorts by date, oldest first then newest first, folders first either way', async () => {
     // Stored one after the other, in an order that is neither the names' nor the sizes'.

@@ -264,14 +264,42 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     const page = await openPage(writer, 'dated')
     const shown = () => page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path')))
     const dateHeader = page.locator('th:has(button[data-sort=modified])')
-    expect(await shown()).toEqual(['dated/sub', 'dated/a.txt', 'dated/b.txt', 'dated/c.txt']) // by name at first
+    // By name at first (polled: the listing may still be on its way once the token is set).
+    await expect.poll(shown).toEqual(['dated/sub', 'dated/a.txt', 'dated/b.txt', 'dated/c.txt'])
     await page.click('th button[data-sort=modified]')
-    expect(await shown()).toEqual(['dated/sub', ...order])
+    await expect.poll(shown).toEqual(['dated/sub', ...order])
     expect(await dateHeader.getAttribute('aria-sort')).toBe('ascending')
     await page.click('th button[data-sort=modified]')
-    expect(await shown()).toEqual(['dated/sub', ...[...order].reverse()])
+    await expect.poll(shown).toEqual(['dated/sub', ...[...order].reverse()])
     expect(await dateHeader.getAttribute('aria-sort')).toBe('descending')
     expect(isolated!.blocked).toEqual([])
+  }, 60_000)
+
+  it('a token given before the page knows its stores lists the folder once it does, never a store-less path', async () => {
+    const stored = await fetch(`${svc.api}/disk/upload/early/here.txt`, { method: 'PUT', headers: bearer(writer), body: 'here' })
+    expect(stored.status).toBe(201)
+    isolated = await isolatedContext(browser, svc.origin)
+    const page = await isolated.context.newPage()
+    // The store names (GET /check) are held back until the token has been given.
+    let releaseCheck!: () => void
+    const checkHeld = new Promise<void>((resolve) => (releaseCheck = resolve))
+    await page.route(`${svc.api}/check`, async (route) => {
+      await checkHeld
+      await route.fallback()
+    })
+    const asked: string[] = []
+    page.on('request', (r) => asked.push(new URL(r.url()).pathname))
+    await page.goto(`${svc.api}/ui#disk/early`)
+    await page.fill('#token', writer)
+    await page.click('#token-form button[type=submit]')
+    await expect.poll(() => page.textContent('#token-state')).toBe('a token is set for this tab')
+    releaseCheck()
+    await row(page, 'early/here.txt').waitFor()
+    await listed(page)
+    // One listing, of the store in the URL: none without a store (which went to `/list/early`, outside the API).
+    expect(asked.filter((p) => p.includes('/list/'))).toEqual(['/filestorage/v1/disk/list/early'])
+    expect(await page.locator('#error').isHidden()).toBe(true)
+    expect(isolated.blocked).toEqual([])
   }, 60_000)
 
   it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {

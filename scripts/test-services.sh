@@ -172,11 +172,12 @@ apt_install() {
   "${as_root[@]}" apt-get update -q >&2 && "${install[@]}" >&2
 }
 
-# Debian packages: nginx, redis-server, curl (signed-URL tests, Consul readiness) and chromium (the
-# browser tests, driven by playwright-core) are required, wrk (benchmarks) is optional.
+# Debian packages: nginx, redis-server, curl (signed-URL tests, Consul readiness), chromium (the
+# browser tests, driven by playwright-core) and bsdutils (`script`: the CLI's progress bars on a
+# pseudo-terminal; essential in Debian, so normally there) are required, wrk (benchmarks) is optional.
 install_packages() {
   local missing=() pair pkg bin
-  for pair in nginx:nginx redis-server:redis-server curl:curl chromium:chromium; do
+  for pair in nginx:nginx redis-server:redis-server curl:curl chromium:chromium bsdutils:script; do
     pkg=${pair%%:*} bin=${pair##*:}
     if have_command "$bin"; then log "$pkg: already installed"; else missing+=("$pkg"); fi
   done

@@ -86,9 +86,13 @@ function renderCrumbs(): void {
 
 /** Counts listings asked for: the answer of one that a newer one replaced is dropped. */
 let listings = 0
+/** Set once the store names are known (at the end of this file), which starts the first listing. */
+let storesKnown = false
 
 /** Lists the folder in the URL. The table is `aria-busy` until the newest listing is shown. */
 async function load(): Promise<void> {
+  // Before then (a token given, the URL changed) there is no store to list: the first listing comes.
+  if (!storesKnown) return
   const listing = ++listings
   readLocation()
   els.store.value = state.store
@@ -272,6 +276,7 @@ window.addEventListener('hashchange', () => void load())
 showTokenState()
 void attempt(async () => {
   state.stores = await storeNames()
+  storesKnown = true
   els.store.replaceChildren(...state.stores.map((name) => h('option', { value: name }, name)))
   await load()
 })

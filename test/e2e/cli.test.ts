@@ -11,12 +11,13 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/errors.js'
-import { type CliExit, jsonError, jsonOut, runCli, spawnCli } from '../helpers/cli.js'
+import { type CliExit, jsonError, jsonOut, runCli, scriptPath, spawnCli, spawnCliOnTerminal } from '../helpers/cli.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { generated, sha256 } from '../helpers/streams.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
@@ -145,6 +146,64 @@ describe('filestorage put: a large file through tus', () => {
     expect(file!.resumedFrom).toBeGreaterThan(0)
     expect(file!.sha256).toBe(digest)
   }, 120_000)
+})
+
+const script = scriptPath()
+
+describe.runIf(script)('filestorage put on a terminal: progress bars', () => {
+  it('shows a bar per file and a total with throughput and ETA, and still sends every file', async () => {
+    const folder = join(dir, 'on-a-terminal')
+    await mkdir(folder)
+    // Two files sent in one PUT each, one larger than the 1 MiB chunk given below: through tus.
+    const files = [
+      { name: 'small.bin', size: 100_000 },
+      { name: 'medium.bin', size: 300_000 },
+      { name: 'large.bin', size: 6 * MiB },
+    ]
+    const digests = new Map<string, string>()
+    for (const [i, f] of files.entries()) digests.set(f.name, await sourceFile(join(folder, f.name), f.size, 40 + i))
+
+    // What a bar looks like (src/cli/progress.ts): label, bar, percentage, bytes done of the file's.
+    const size = String.raw`\d+(?:\.\d+)? (?:B|KiB|MiB)`
+    const fileBar = (path: string) => new RegExp(String.raw`${path}\s+\|[█░]{24}\| \d+% ${size}/${size}`)
+    const totalBar = String.raw`total \(3 files\)\s+\|[█░]{24}\| \d+% ${size}/${size} (${size})/s ETA (\S+)`
+
+    let output = ''
+    const shown = (from = 0) => stripVTControlCharacters(output.slice(from))
+    /** Waits (bounded) until the terminal shows what `seen` looks for, in what came after `from`. */
+    const untilShown = (what: string, seen: (text: string) => boolean, from = 0) =>
+      waitFor(`the terminal to show ${what}`, () => seen(shown(from)), { timeoutMs: 30_000 }).catch((e: Error) => {
+        throw new Error(`${e.message}; it showed:\n${shown(from)}`)
+      })
+
+    // The transfer stands still (the proxy holds what the CLI sends) while the bars are looked at.
+    proxy.when(proxy.received() + 1, () => proxy.hold())
+    const run = spawnCliOnTerminal(script!, ['put', '-j', '3', '--chunk-size', '1MiB', ...files.map((f) => join(folder, f.name)), 'disk:terminal/'], env)
+    run.child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), 120_000)
+    try {
+      // Held at its first byte: a bar for each of the three files, and the total.
+      await untilShown('a bar per file and the total', (text) => files.every((f) => fileBar(`terminal/${f.name}`).test(text)) && new RegExp(totalBar).test(text))
+      // Held again part-way through the large file: the total shows a throughput and an ETA.
+      const from = output.length
+      proxy.when(proxy.received() + 3 * MiB, () => proxy.hold())
+      proxy.release()
+      await untilShown(
+        'a throughput and an ETA',
+        (text) => [...text.matchAll(new RegExp(totalBar, 'g'))].some(([, speed, eta]) => !speed!.startsWith('0 B') && /^(\d+h\d+m|(\d+m)?\d+s)$/.test(eta!.trim())),
+        from,
+      )
+      proxy.release()
+      const exit = await run.exited
+      expect(exit.code, shown()).toBe(0)
+    } finally {
+      clearTimeout(timer)
+      proxy.when(Number.POSITIVE_INFINITY, () => {}) // a hold not reached (the test failed) must not catch the next test
+      proxy.release()
+    }
+    expect(shown()).toMatch(/uploaded 3 of 3 files \(.+ sent in [\d.]+ s\) to disk:terminal/)
+    for (const f of files) expect(await remoteInfo(`terminal/${f.name}`)).toMatchObject({ size: f.size, sha256: digests.get(f.name) })
+  }, 180_000)
 })
 
 describe('filestorage put -r / get -r: a folder tree', () => {

@@ -5,7 +5,7 @@
  * nothing was asked of another origin.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, CDPSession, Page } from 'playwright-core'
@@ -215,6 +215,93 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 60_000)
 
+  it('uploads a folder dropped on the listing, keeping its tree', async () => {
+    // A real folder on disk, dropped as the operating system drops one (DevTools' Input.dispatchDragEvent
+    // with its path): the page gets a directory entry (webkitGetAsEntry) and walks it.
+    const album = join(dir, 'album')
+    const tree = new Map([
+      ['cover.txt', 'the cover'],
+      ['2024/spring.txt', 'spring'],
+      ['2024/deep/down.bin', 'x'.repeat(200_000)],
+    ])
+    for (const [name, text] of tree) {
+      await mkdir(join(album, name, '..'), { recursive: true })
+      await writeFile(join(album, name), text)
+    }
+    const page = await openPage(writer, 'folders')
+    const box = (await page.locator('#drop').boundingBox())!
+    const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 }
+    const cdp = await page.context().newCDPSession(page)
+    const data = { items: [], files: [album], dragOperationsMask: 1 } // 1: copy
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data })
+    await cdp.detach()
+    for (const [name, text] of tree) {
+      const uploaded = page.locator(`#uploads li[data-path="folders/album/${name}"]`)
+      await expect.poll(() => uploaded.getAttribute('data-state'), { timeout: 30_000 }).toBe('done')
+      const res = await fetch(`${svc.api}/disk/download/folders/album/${name}`, { headers: bearer(writer) })
+      expect(await res.text()).toBe(text)
+    }
+    await row(page, 'folders/album').waitFor()
+    expect(await row(page, 'folders/album').getAttribute('data-type')).toBe('directory')
+    expect(isolated!.blocked).toEqual([])
+  }, 90_000)
+
+  it('sorts by date, oldest first then newest first, folders first either way', async () => {
+    // Stored one after the other, in an order that is neither the names' nor the sizes'.
+    const inFolder = await fetch(`${svc.api}/disk/upload/dated/sub/inside.txt`, { method: 'PUT', headers: bearer(writer), body: 'in a folder' })
+    expect(inFolder.status).toBe(201)
+    const order = ['dated/b.txt', 'dated/c.txt', 'dated/a.txt']
+    const sizes = [3, 1, 2]
+    const modified: number[] = []
+    for (const [i, path] of order.entries()) {
+      const res = await fetch(`${svc.api}/disk/upload/${path}`, { method: 'PUT', headers: bearer(writer), body: 'x'.repeat(sizes[i]!) })
+      expect(res.status).toBe(201)
+      modified.push(Date.parse(((await (await info(path)).json()) as { modified: string }).modified))
+      await new Promise((resolve) => setTimeout(resolve, 20)) // the next one's modification time is a later millisecond
+    }
+    expect(modified, 'distinct modification times, in the order stored').toEqual([...new Set(modified)].sort((a, b) => a - b))
+
+    const page = await openPage(writer, 'dated')
+    const shown = () => page.locator('#file-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path')))
+    const dateHeader = page.locator('th:has(button[data-sort=modified])')
+    // By name at first (polled: the listing may still be on its way once the token is set).
+    await expect.poll(shown).toEqual(['dated/sub', 'dated/a.txt', 'dated/b.txt', 'dated/c.txt'])
+    await page.click('th button[data-sort=modified]')
+    await expect.poll(shown).toEqual(['dated/sub', ...order])
+    expect(await dateHeader.getAttribute('aria-sort')).toBe('ascending')
+    await page.click('th button[data-sort=modified]')
+    await expect.poll(shown).toEqual(['dated/sub', ...[...order].reverse()])
+    expect(await dateHeader.getAttribute('aria-sort')).toBe('descending')
+    expect(isolated!.blocked).toEqual([])
+  }, 60_000)
+
+  it('a token given before the page knows its stores lists the folder once it does, never a store-less path', async () => {
+    const stored = await fetch(`${svc.api}/disk/upload/early/here.txt`, { method: 'PUT', headers: bearer(writer), body: 'here' })
+    expect(stored.status).toBe(201)
+    isolated = await isolatedContext(browser, svc.origin)
+    const page = await isolated.context.newPage()
+    // The store names (GET /check) are held back until the token has been given.
+    let releaseCheck!: () => void
+    const checkHeld = new Promise<void>((resolve) => (releaseCheck = resolve))
+    await page.route(`${svc.api}/check`, async (route) => {
+      await checkHeld
+      await route.fallback()
+    })
+    const asked: string[] = []
+    page.on('request', (r) => asked.push(new URL(r.url()).pathname))
+    await page.goto(`${svc.api}/ui#disk/early`)
+    await page.fill('#token', writer)
+    await page.click('#token-form button[type=submit]')
+    await expect.poll(() => page.textContent('#token-state')).toBe('a token is set for this tab')
+    releaseCheck()
+    await row(page, 'early/here.txt').waitFor()
+    await listed(page)
+    // One listing, of the store in the URL: none without a store (which went to `/list/early`, outside the API).
+    expect(asked.filter((p) => p.includes('/list/'))).toEqual(['/filestorage/v1/disk/list/early'])
+    expect(await page.locator('#error').isHidden()).toBe(true)
+    expect(isolated.blocked).toEqual([])
+  }, 60_000)
+
   it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {
     const page = await openPage(writer, 'resume')
     const bytes = randomBytes(12 * MiB)
@@ -339,19 +426,75 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated!.blocked).toEqual([])
   }, 60_000)
 
-  it('the API docs page renders its operations with no network but the service', async () => {
+  /** The API docs page (Swagger UI), once it has rendered its operations. */
+  async function openDocs(): Promise<Page> {
     isolated = await isolatedContext(browser, svc.origin)
     const page = await isolated.context.newPage()
     await page.goto(`${svc.api}/docs`, { timeout: 60_000 }) // 1.7 MB of Swagger UI to parse on a busy machine
-    const operations = page.locator('.opblock')
-    await operations
+    await page
+      .locator('.opblock')
       .first()
       .waitFor({ timeout: 30_000 })
       .catch((e: Error) => {
         throw new Error(`the docs page rendered no operation (asked of other origins: ${isolated!.blocked.join(', ') || 'nothing'}): ${e.message}`)
       })
+    return page
+  }
+
+  it('the API docs page renders its operations with no network but the service', async () => {
+    const page = await openDocs()
+    const operations = page.locator('.opblock')
     expect(await operations.count()).toBeGreaterThan(10)
     expect(await page.locator('.opblock-summary-path').allTextContents()).toContain('/filestorage/v1/{store}/upload/{path}')
-    expect(isolated.blocked).toEqual([])
+    expect(isolated!.blocked).toEqual([])
+  }, 120_000)
+
+  it("the API docs page's Authorize sends the token with Try it out: 401 before, 200 with the file's info after", async () => {
+    const stored = await fetch(`${svc.api}/disk/upload/docs-try/hello.txt`, { method: 'PUT', headers: bearer(writer), body: 'hello from the docs page' })
+    expect(stored.status).toBe(201)
+    const expected = await (await info('docs-try/hello.txt')).json()
+    const reader = await hmacToken(key, 'docs-reader', ['files:read:disk:docs-try'])
+    const page = await openDocs()
+
+    // Try it out on `info`, with the store and path filled in, then Execute: what the page shows.
+    const operation = page.locator('#operations-files-info')
+    await operation.locator('.opblock-summary').click()
+    await operation.locator('.try-out__btn').click()
+    await operation.locator('tr[data-param-name=store] select').selectOption('disk')
+    await operation.locator('tr[data-param-name=path] input').fill('docs-try/hello.txt')
+    const execute = async (): Promise<{ status: string; body: string }> => {
+      const response = page.waitForResponse((r) => r.url().includes('/disk/info/'))
+      await operation.locator('.btn.execute').click()
+      await response
+      const shown = operation.locator('.live-responses-table .response')
+      await shown.first().waitFor()
+      return {
+        status: (await shown.locator('.response-col_status').first().textContent())!.trim(),
+        body: (await shown.locator('.response-col_description pre').first().textContent())!,
+      }
+    }
+
+    // Not authorized yet: the service's 401, shown as the page received it.
+    const refused = await execute()
+    expect(refused.status).toBe('401')
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'unauthorized' } })
+
+    // Authorize: the bearer token, entered in the dialog.
+    await page.locator('.auth-wrapper button.authorize').click()
+    const dialog = page.locator('.modal-ux')
+    await dialog.locator('input[aria-label=auth-bearer-value]').fill(reader)
+    await dialog.locator('button.modal-btn.authorize').click()
+    await dialog.locator('button.btn-done').click()
+    await dialog.waitFor({ state: 'detached' })
+
+    const sent: (string | undefined)[] = []
+    page.on('request', (r) => {
+      if (r.url().includes('/disk/info/')) sent.push(r.headers()['authorization'])
+    })
+    const answered = await execute()
+    expect(sent).toEqual([`Bearer ${reader}`])
+    expect(answered.status).toBe('200')
+    expect(JSON.parse(answered.body)).toEqual(expected)
+    expect(isolated!.blocked).toEqual([])
   }, 120_000)
 })

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const MAIN = 'src/cli/main.ts'
@@ -32,7 +33,28 @@ function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawnProcess(process.execPath, ['--import', 'tsx', MAIN, ...args], cliEnv(env))
+}
+
+/** util-linux `script` (Debian's bsdutils, an essential package): runs a command on a pseudo-terminal. */
+export const scriptPath = (): string | undefined =>
+  requireBinary('SCRIPT_BIN', ['/usr/bin/script'], 'script (util-linux; Debian package bsdutils)')
+
+const shellQuote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
+
+/**
+ * Runs the CLI on a pseudo-terminal of 200 columns, through `script` (its path: `scriptPath()`), as
+ * a person at a terminal would: the CLI's stdout and stderr are the terminal, and all that it shows
+ * arrives on the returned process's stdout, escape sequences and all. The exit code is the CLI's.
+ */
+export function spawnCliOnTerminal(script: string, args: string[], env: Record<string, string>): CliProcess {
+  const command = ['stty cols 200 rows 50 &&', 'exec', ...[process.execPath, '--import', 'tsx', MAIN, ...args].map(shellQuote)].join(' ')
+  // -q: no "Script started" lines; -e: the command's exit code; -f: output flushed as it comes.
+  return spawnProcess(script, ['-qefc', command, '/dev/null'], { ...cliEnv(env), SHELL: '/bin/sh' })
+}
+
+function spawnProcess(command: string, args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const stdout: Buffer[] = []
   let stderr = ''
   child.stdout!.on('data', (c: Buffer) => stdout.push(c))

@@ -1,8 +1,9 @@
 /**
  * A TCP proxy on loopback between a client and the service, for tests that break the network: it
  * counts the bytes clients send through it and the bytes it hands them, cuts every connection when told (or once clients have
- * sent a given number of bytes), refuses connections while paused, and can be pointed at another
- * port (a restarted service) while clients keep its address.
+ * sent a given number of bytes), refuses connections while paused, holds what clients send (their
+ * transfers stand still, connections open) while held, and can be pointed at another port (a
+ * restarted service) while clients keep its address.
  */
 import { connect, createServer, type Socket } from 'node:net'
 
@@ -22,6 +23,9 @@ export interface TcpProxy {
   /** Cuts every connection and refuses new ones until `resume`. */
   pause(): void
   resume(): void
+  /** Stops passing on what clients send (connections stay open, new ones wait) until `release`. */
+  hold(): void
+  release(): void
   retarget(port: number): void
   close(): Promise<void>
 }
@@ -30,10 +34,12 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let target = targetPort
   let received = 0
   let paused = false
+  let held = false
   let sent = 0
   let trigger: { at: number; action: () => void } | undefined
   let sentTrigger: { at: number; action: () => void } | undefined
   const open = new Set<Socket>()
+  const clients = new Set<Socket>()
 
   const server = createServer((client) => {
     if (paused) {
@@ -41,6 +47,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       return
     }
     const upstream = connect(target, '127.0.0.1')
+    clients.add(client)
+    client.on('close', () => clients.delete(client))
+    if (held) client.pause()
     for (const socket of [client, upstream]) {
       open.add(socket)
       socket.on('error', () => {})
@@ -59,7 +68,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         action()
       }
     })
-    upstream.on('drain', () => client.resume())
+    upstream.on('drain', () => {
+      if (!held) client.resume()
+    })
     upstream.on('data', (chunk: Buffer) => {
       sent += chunk.length
       if (sentTrigger && sent >= sentTrigger.at) {
@@ -97,6 +108,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     resume() {
       paused = false
+    },
+    hold() {
+      held = true
+      for (const client of clients) client.pause()
+    },
+    release() {
+      held = false
+      for (const client of clients) client.resume()
     },
     retarget(port) {
       target = port

@@ -100,7 +100,10 @@ export async function listFolder(store: string, dir: string): Promise<{ entries:
 export async function storeNames(): Promise<string[]> {
   const res = await fetch(new URL('check', API_BASE))
   const body = (await res.json().catch(() => ({}))) as { stores?: Record<string, unknown> }
-  return Object.keys(body.stores ?? {})
+  const names = Object.keys(body.stores ?? {})
+  // Without a store there is nothing to list: say so rather than ask for a listing outside the API.
+  if (names.length === 0) throw new Error(`GET check answered ${res.status} without the names of the stores`)
+  return names
 }
 
 export async function move(store: string, from: string, to: string): Promise<void> {

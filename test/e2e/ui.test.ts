@@ -302,6 +302,19 @@ describe.runIf(executablePath)('the file browser page, in Chromium', () => {
     expect(isolated.blocked).toEqual([])
   }, 60_000)
 
+  it('says so when GET check names no store (a proxy answering for the service), and asks for no listing', async () => {
+    isolated = await isolatedContext(browser, svc.origin)
+    const page = await isolated.context.newPage()
+    await page.route(`${svc.api}/check`, (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<h1>Bad Gateway</h1>' }))
+    const asked: string[] = []
+    page.on('request', (r) => asked.push(new URL(r.url()).pathname))
+    await page.goto(`${svc.api}/ui`)
+    await page.locator('#error').waitFor()
+    expect(await page.textContent('#error')).toContain('GET check answered 502 without the names of the stores')
+    expect(asked.filter((p) => p.includes('/list'))).toEqual([])
+    expect(isolated.blocked).toEqual([])
+  }, 60_000)
+
   it('resumes an upload cut by a page reload: the same file picked again sends only the rest', async () => {
     const page = await openPage(writer, 'resume')
     const bytes = randomBytes(12 * MiB)

@@ -67,8 +67,8 @@ describe('stalled requests', () => {
     await waitUntilReleased(svc, dir, before)
   })
 
-  it('cuts a JSON body that trickles (never idle, never done) at the request deadline', async () => {
-    const socket = await openRawRequest(svc.origin, request('POST /filestorage/v1/disk/move/a.txt', { 'Content-Type': 'application/json', 'Content-Length': '100' }))
+  it.each(['move', 'sign'])('cuts a JSON body that trickles (never idle, never done) at the request deadline: %s', async (verb) => {
+    const socket = await openRawRequest(svc.origin, request(`POST /filestorage/v1/disk/${verb}/a.txt`, { 'Content-Type': 'application/json', 'Content-Length': '100' }))
     const trickle = setInterval(() => socket.writable && socket.write(' '), 500)
     try {
       expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })

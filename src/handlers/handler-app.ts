@@ -13,7 +13,7 @@ export interface HandlerDeps {
   /** Uploads larger than this get `413 payload_too_large`; unlimited when unset. */
   maxUploadBytes?: number
   /**
-   * A JSON body (move, createupload, completeupload) must arrive whole within this, else
+   * A JSON body (move, createupload, completeupload, sign) must arrive whole within this, else
    * `408 request_timeout`; unlimited when unset. Streamed bodies have no such deadline.
    */
   jsonBodyTimeoutMs?: number

@@ -1,5 +1,5 @@
 /**
- * JSON request bodies (move, createupload, completeupload), read before the route's validator
+ * JSON request bodies (move, createupload, completeupload, sign), read before the route's validator
  * parses them: at most MAX_JSON_BODY_BYTES (else `413`, and the rest is never read), whole within
  * the deadline `jsonBodyTimeoutMs` (else `408`: a small body has no reason to trickle), and nested
  * at most MAX_JSON_BODY_DEPTH deep (else `400`), checked in one linear pass before anything

@@ -11,6 +11,7 @@ import { StorageError } from '../storage/index.js'
 import { authorize, signerOf } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { withBoundedJsonBody } from './json-body.js'
 import { parseMediaType } from './media-type.js'
 import { requestPath } from './request-path.js'
 import { MediaTypeField, PathParam, StoreParam } from './schemas.js'
@@ -68,13 +69,13 @@ export const signRoute = createRoute({
   },
   responses: {
     200: { description: 'The signed URL', content: { 'application/json': { schema: SignedUrlSchema } } },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 408, 413),
   },
 })
 
 export function createSignHandler(deps: HandlerDeps) {
   const app = createHandlerApp(deps, [signRoute])
-  app.openapi(signRoute, async (c) => {
+  app.openapi(withBoundedJsonBody(signRoute, deps), async (c) => {
     const { store, path: rawPath } = c.req.valid('param')
     const body = c.req.valid('json')
     deps.stores.get(store)

@@ -34,6 +34,7 @@ describe('configuration', () => {
       HEADERS_TIMEOUT_SECONDS: 20,
       BODY_IDLE_TIMEOUT_SECONDS: 30,
       REQUEST_TIMEOUT_SECONDS: 30,
+      SEND_IDLE_TIMEOUT_SECONDS: 60,
       MAX_CONNECTIONS: 1024,
     })
     expect(config.MONGODB_URI).toBeUndefined()
@@ -58,6 +59,7 @@ describe('configuration', () => {
     ['HEADERS_TIMEOUT_SECONDS', '0'],
     ['BODY_IDLE_TIMEOUT_SECONDS', '-5'],
     ['REQUEST_TIMEOUT_SECONDS', 'soon'],
+    ['SEND_IDLE_TIMEOUT_SECONDS', '0'],
     ['MAX_CONNECTIONS', '0'],
     ['MAX_CONNECTIONS', '1.5'],
   ])('refuses %s=%s, naming the variable', (name, value) => {

@@ -3,20 +3,28 @@
  * never finish, bodies that stop (also one shorter than its Content-Length) and JSON bodies that
  * trickle are cut with a `408 request_timeout` JSON answer in the configured time, and release
  * their descriptors and temporary files; a slowloris of 300 connections and 50 stalled bodies does
- * not keep a normal client from being served; MAX_CONNECTIONS bounds the connections.
+ * not keep a normal client from being served; a download the client stops reading is cut and its
+ * file closed, while a slow one that keeps reading, an idle keep-alive connection and a request the
+ * server is slow to answer are not; MAX_CONNECTIONS bounds the connections.
  */
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openRawRequest, rawRequest, readUntilClosed } from '../helpers/http.js'
-import { holdings, waitUntilReleased } from '../helpers/leftovers.js'
+import { holdings, openFilesUnder, waitUntilReleased } from '../helpers/leftovers.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
+import { serve } from '../../src/adapters/node/server.js'
 import { waitFor } from '../helpers/wait.js'
 
-const TIMEOUTS = { HEADERS_TIMEOUT_SECONDS: '2', BODY_IDLE_TIMEOUT_SECONDS: '2', REQUEST_TIMEOUT_SECONDS: '3' }
+/**
+ * The send idle timeout is the shortest: every stalled request below outlives it and must still be
+ * answered 408 by its own timeout, not cut by it (nothing of an answer waits to be sent).
+ */
+const TIMEOUTS = { HEADERS_TIMEOUT_SECONDS: '2', BODY_IDLE_TIMEOUT_SECONDS: '2', REQUEST_TIMEOUT_SECONDS: '3', SEND_IDLE_TIMEOUT_SECONDS: '1' }
+const SEND_IDLE_MS = 1000
 /** Generous: the cut must come within the configured 2-3 s, plus Node's once-a-second check and a loaded machine. */
 const CUT_WITHIN_MS = 10_000
 
@@ -67,8 +75,8 @@ describe('stalled requests', () => {
     await waitUntilReleased(svc, dir, before)
   })
 
-  it('cuts a JSON body that trickles (never idle, never done) at the request deadline', async () => {
-    const socket = await openRawRequest(svc.origin, request('POST /filestorage/v1/disk/move/a.txt', { 'Content-Type': 'application/json', 'Content-Length': '100' }))
+  it.each(['move', 'sign'])('cuts a JSON body that trickles (never idle, never done) at the request deadline: %s', async (verb) => {
+    const socket = await openRawRequest(svc.origin, request(`POST /filestorage/v1/disk/${verb}/a.txt`, { 'Content-Type': 'application/json', 'Content-Length': '100' }))
     const trickle = setInterval(() => socket.writable && socket.write(' '), 500)
     try {
       expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS))).toEqual({ status: 'HTTP/1.1 408 Request Timeout', code: 'request_timeout' })
@@ -96,6 +104,98 @@ describe('stalled requests', () => {
     expect((await rawRequest(svc.origin, 'HEAD', location, { headers: tus })).headers['upload-offset']).toBe('10')
   })
 })
+
+describe('answers the client stops taking', () => {
+  /**
+   * Node sees a client take bytes when the kernel takes more of a pending write, which it does each
+   * time a third of the socket's send buffer has gone (Linux grows that buffer up to tcp_wmem's
+   * maximum). A file three such buffers long does not fit in the buffers of a client that stops
+   * reading; a reader that takes one buffer per timeout frees a third of it three times per timeout,
+   * and takes three timeouts over the whole file.
+   */
+  let bufferMax: number
+  let size: number
+  beforeAll(async () => {
+    bufferMax = Number((await readFile('/proc/sys/net/ipv4/tcp_wmem', 'utf8')).trim().split(/\s+/)[2])
+    size = 3 * bufferMax
+    const put = await rawRequest(svc.origin, 'PUT', '/filestorage/v1/disk/upload/large.bin', { body: Buffer.alloc(size, 5), timeoutMs: 30_000 })
+    expect(put.status).toBe(201)
+  })
+  const download = () => openRawRequest(svc.origin, request('GET /filestorage/v1/disk/download/large.bin', { Connection: 'close' }))
+  const largeFileOpen = async () => (await openFilesUnder(svc.pid, dir)).filter((f) => f.endsWith('/large.bin')).length > 0
+
+  it('cuts a download the client stopped reading, and closes its file', async () => {
+    const socket = await download()
+    let received = 0
+    const stop = (chunk: Buffer) => {
+      received += chunk.length
+      socket.pause() // reads its first bytes, then nothing
+    }
+    socket.on('data', stop)
+    await waitFor('the download to hold its file open', largeFileOpen, { timeoutMs: 5000 })
+    // Released while the client still reads nothing: the service cut the answer itself.
+    await waitFor('the stalled download to be cut and its file closed', async () => !(await largeFileOpen()), { timeoutMs: CUT_WITHIN_MS })
+    socket.off('data', stop)
+    const closed = readUntilClosed(socket, CUT_WITHIN_MS)
+    socket.resume()
+    const rest = Buffer.byteLength(await closed, 'latin1')
+    expect(received + rest).toBeLessThan(size) // what the buffers held, then the end: cut short
+  })
+
+  it('never cuts a download that keeps going, however slowly, though it lasts longer than the timeout', async () => {
+    const { status, bodyBytes } = await readSlowly(await download(), bufferMax / SEND_IDLE_MS, 60_000)
+    expect({ status, bodyBytes }).toEqual({ status: 'HTTP/1.1 200 OK', bodyBytes: size })
+  })
+
+  it('never cuts an idle keep-alive connection, nor a request the server is slow to answer', async () => {
+    const socket = await openRawRequest(svc.origin, request('GET /filestorage/v1/check', {}))
+    const first = String((await once(socket, 'data', { signal: AbortSignal.timeout(5000) }))[0])
+    expect(first).toMatch(/^HTTP\/1\.1 200 /)
+    await new Promise((r) => setTimeout(r, 3 * SEND_IDLE_MS))
+    socket.write(request('GET /filestorage/v1/check', { Connection: 'close' }))
+    expect(answer(await readUntilClosed(socket, CUT_WITHIN_MS)).status).toBe('HTTP/1.1 200 OK')
+
+    // The service's own work (a long completeupload): the node server with a handler that takes 3 timeouts.
+    const slow = await serve(() => new Promise<Response>((r) => setTimeout(() => r(new Response('done')), 3 * SEND_IDLE_MS)), {
+      host: '127.0.0.1',
+      port: 0,
+      sendIdleTimeoutMs: SEND_IDLE_MS,
+    })
+    try {
+      const raw = await readUntilClosed(await openRawRequest(slow.url, request('GET /', { Connection: 'close' })), CUT_WITHIN_MS)
+      expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\ndone$/)
+    } finally {
+      await slow.stop(1000)
+    }
+  })
+})
+
+/**
+ * Reads `socket` until the server closes it (or `timeoutMs` passes), no faster than `bytesPerMs`:
+ * the status line, and how many bytes of body came.
+ */
+function readSlowly(socket: Socket, bytesPerMs: number, timeoutMs: number): Promise<{ status: string; bodyBytes: number }> {
+  return new Promise((resolve) => {
+    const start = Date.now()
+    let head = ''
+    let total = 0
+    socket.on('data', (chunk: Buffer) => {
+      if (!head.includes('\r\n\r\n')) head += chunk.toString('latin1')
+      total += chunk.length
+      const ahead = total / bytesPerMs - (Date.now() - start)
+      if (ahead > 0) {
+        socket.pause()
+        setTimeout(() => socket.resume(), ahead)
+      }
+    })
+    const timer = setTimeout(() => socket.destroy(), timeoutMs)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      const end = head.indexOf('\r\n\r\n')
+      resolve({ status: head.split('\r\n')[0] ?? '', bodyBytes: end < 0 ? 0 : total - end - 4 })
+    })
+  })
+}
 
 describe('a slowloris', () => {
   it('of 300 connections and 50 stalled bodies neither stops a normal client nor leaves anything once cut', { timeout: 120_000 }, async () => {

@@ -628,12 +628,24 @@ export function describeFileApi(store: string, start: () => Promise<TestService>
         }
         await expectError(await fetch(url('createupload', path), { method: 'POST', headers: { 'x-file-metadata': nested(3000) } }), 400, 'invalid_request')
         const { uploadId } = await create(path, { body: `{"metadata":${nested(32)}}`, headers: JSON_HEADERS })
-        const deepBody = `{"parts":[1],"x":${'['.repeat(3000)}${']'.repeat(3000)}}`
-        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: deepBody, headers: JSON_HEADERS }), 400, 'invalid_request')
-        await expectError(await fetch(url('move', path), { method: 'POST', body: `{"to":"x","x":${'['.repeat(3000)}${']'.repeat(3000)}}`, headers: JSON_HEADERS }), 400, 'invalid_request')
-        const huge = JSON.stringify({ to: 'x', padding: 'x'.repeat(300 * 1024) })
-        await expectError(await fetch(url('move', path), { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
-        await expectError(await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        // Every JSON route, each with fields it takes: a body 100,000 deep (200 KB) is refused by the
+        // depth check (its message), before a parser or validator sees it; 300 KiB is refused unread.
+        const routes: [string, Record<string, unknown>][] = [
+          [url('createupload', path), { contentType: 'text/plain' }],
+          [`${api}/${store}/completeupload/${uploadId}`, { parts: [1] }],
+          [url('move', path), { to: 'x' }],
+          [url('sign', path), { operation: 'download' }],
+        ]
+        const deep = (fields: Record<string, unknown>) => `${JSON.stringify(fields).slice(0, -1)},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`
+        for (const [target, fields] of routes) {
+          const tooDeep = await expectError(await fetch(target, { method: 'POST', body: deep(fields), headers: JSON_HEADERS }), 400, 'invalid_request')
+          expect(tooDeep.error.message, target).toMatch(/nests deeper than 64 levels/)
+          const huge = JSON.stringify({ ...fields, padding: 'x'.repeat(300 * 1024) })
+          await expectError(await fetch(target, { method: 'POST', body: huge, headers: JSON_HEADERS }), 413, 'payload_too_large')
+        }
+        // The bounded body still reaches the route: anonymous access signs with the process's own key.
+        const signed = await fetch(url('sign', path), { method: 'POST', body: '{"operation":"download"}', headers: JSON_HEADERS })
+        expect(signed.status, await signed.clone().text()).toBe(200)
         // The largest legitimate body passes: every one of 10,000 part numbers, spaced out.
         const allParts = JSON.stringify({ parts: Array.from({ length: 10_000 }, (_, i) => i + 1) }, null, 1)
         const listed = await fetch(`${api}/${store}/completeupload/${uploadId}`, { method: 'POST', body: allParts, headers: JSON_HEADERS })

@@ -2,7 +2,7 @@
  * What a request may leave behind in a service process and its store: open descriptors and files.
  * A test takes a snapshot before the request and waits until the process is back to it.
  */
-import { readdir } from 'node:fs/promises'
+import { readdir, readlink, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProcessService } from './process-service.js'
 import { waitFor } from './wait.js'
@@ -29,4 +29,11 @@ export async function waitUntilReleased(svc: ProcessService, storageDir: string,
     async () => (await svc.openFds()) <= before.fds && JSON.stringify(await filesUnder(storageDir)) === JSON.stringify(before.files),
     { timeoutMs },
   )
+}
+
+/** The files under `dir` that process `pid` holds open now (from /proc). */
+export async function openFilesUnder(pid: number, dir: string): Promise<string[]> {
+  const root = `${await realpath(dir)}/`
+  const links = await Promise.all((await readdir(`/proc/${pid}/fd`)).map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')))
+  return links.filter((l) => l.startsWith(root))
 }

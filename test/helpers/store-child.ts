@@ -25,6 +25,8 @@ interface Command {
   /** After this many bytes of the body were taken, wait a moment and die (SIGKILL). */
   dieAfterBytes?: number
   keepPartial?: boolean
+  /** append: this many appends of the body, one after the other (the next extends the part the last one left). */
+  repeat?: number
 }
 
 const command = JSON.parse(process.argv[2]!) as Command
@@ -67,10 +69,12 @@ switch (command.op) {
     result = await store.completeUpload(command.uploadId!)
     break
   case 'append':
-    result = await store.appendPart(command.uploadId!, body(), {
-      offset: command.offset ?? 0,
-      ...(command.keepPartial ? { keepPartial: true } : {}),
-    })
+    for (let i = 0; i < (command.repeat ?? 1); i++) {
+      result = await store.appendPart(command.uploadId!, body(), {
+        offset: (command.offset ?? 0) + i * (command.size ?? 0),
+        ...(command.keepPartial ? { keepPartial: true } : {}),
+      })
+    }
     break
   case 'delete':
     await store.delete(command.path!, { recursive: command.recursive ?? false })

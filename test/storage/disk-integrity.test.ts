@@ -240,6 +240,51 @@ describe('disk commit protocol: a process killed at every step', () => {
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)
   })
 
+  // Killed between writing the part's record and giving the part back under its own name: the
+  // record is what commits an append, so its bytes count from then on, even for an append that may
+  // not keep a cut body (no keepPartial: its claim says drop), and whoever finds the claim gives the
+  // part back at its recorded size. A fresh process's first append starts a new part; its second
+  // extends that part in place (the digest state is kept in memory), hence `@2` for that path.
+  for (const [what, repeat, point, keepPartial] of [
+    ['a new part (tus)', 1, 'disk.append.recorded', true],
+    ['a new part (no keepPartial)', 1, 'disk.append.recorded', false],
+    ['the part it extends (tus)', 2, 'disk.append.recorded@2', true],
+  ] as const) {
+    it(`an append killed once the record of ${what} counts its bytes keeps them: parts, offset and bytes agree, and the upload goes on`, async () => {
+      const MiB = 1 << 20
+      const total = 8 * MiB
+      const first = Buffer.alloc(MiB, 1)
+      const sent = Buffer.alloc(repeat * MiB, 2) // what the killed process appended, all of it recorded
+      const rest = Buffer.alloc(total - first.length - sent.length, 3)
+      const { uploadId } = await store.createUpload('appended.bin', { totalSize: total })
+      await store.appendPart(uploadId, streamOf(first), { offset: 0, keepPartial: true })
+      const { exit } = await runChild(
+        { dir: root, op: 'append', uploadId, offset: MiB, size: MiB, fill: 2, repeat, ...(keepPartial ? { keepPartial } : {}) },
+        [point],
+      )
+      expect(exit.signal).toBe('SIGKILL')
+      const dir = join(root, '.filestorage/uploads', uploadId)
+      const claims = async () => (await readdir(dir)).filter((n) => n.includes('.w.'))
+      expect(await claims()).toHaveLength(1) // part 2, never given back by its writer
+
+      const fresh = await DiskDriver.open({ dir: root })
+      const status = await fresh.uploadStatus(uploadId)
+      expect({ received: status.received, parts: status.parts }).toEqual({
+        received: first.length + sent.length,
+        parts: [
+          { part: 1, size: first.length, sha256: sha256(first) },
+          { part: 2, size: sent.length, sha256: sha256(sent) },
+        ],
+      })
+      expect(await claims()).toEqual([]) // given back under its own name, at its recorded size
+      await fresh.appendPart(uploadId, streamOf(rest), { offset: status.received, keepPartial: true })
+      const { file } = await fresh.completeUpload(uploadId)
+      expect(file.sha256).toBe(sha256(Buffer.concat([first, sent, rest])))
+      await store.sweep()
+      expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    })
+  }
+
   it('a recursive delete killed after the folder left the tree: gone at once, reclaimed by the sweep', async () => {
     for (let i = 0; i < 20; i++) await store.put(`tree/sub${i % 3}/f${i}.txt`, streamOf(`file ${i}`))
     const { exit } = await runChild({ dir: root, op: 'delete', path: 'tree', recursive: true }, ['disk.discard.moved'])

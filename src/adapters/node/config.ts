@@ -130,8 +130,10 @@ export const configSchema = z.object({
   HEADERS_TIMEOUT_SECONDS: seconds.default(20),
   /** A request body that sends nothing for this long while the server waits for it is cut (408). */
   BODY_IDLE_TIMEOUT_SECONDS: seconds.default(30),
-  /** A JSON body (move, createupload, completeupload) must arrive whole within this (408); uploads have no such deadline. */
+  /** A JSON body (move, createupload, completeupload, sign) must arrive whole within this (408); uploads have no such deadline. */
   REQUEST_TIMEOUT_SECONDS: seconds.default(30),
+  /** A response whose bytes the client takes none of for this long (a download it stopped reading) is cut: connection closed, file closed. */
+  SEND_IDLE_TIMEOUT_SECONDS: seconds.default(60),
   /** Connections one process serves at once (each worker, with WORKERS); more are refused until some close. */
   MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1024),
   LOG_REQUESTS: flag.default(true),

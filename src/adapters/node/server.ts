@@ -17,6 +17,8 @@ export interface ServeOptions {
   headersTimeoutMs?: number
   /** Connections served at once; more are closed as they come until some end. */
   maxConnections?: number
+  /** A response whose bytes the client has not taken for this long is cut (see `cutWhenUnread`). */
+  sendIdleTimeoutMs?: number
 }
 
 export interface RunningServer {
@@ -33,7 +35,9 @@ type Fetch = Parameters<typeof getRequestListener>[0]
 
 export async function serve(fetch: Fetch, options: ServeOptions): Promise<RunningServer> {
   const listener = getRequestListener(fetch)
+  const sendIdleTimeoutMs = options.sendIdleTimeoutMs ?? 60_000
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    res.setTimeout(sendIdleTimeoutMs, cutWhenUnread)
     const problem = rawTargetProblem(req.url ?? '/')
     if (problem) {
       const body = JSON.stringify(errorBody('invalid_path', problem))
@@ -56,7 +60,8 @@ export async function serve(fetch: Fetch, options: ServeOptions): Promise<Runnin
   server.on('clientError', answerClientError)
   // Large transfers over slow links: no deadline for a whole request (Node's requestTimeout would
   // cut a long upload); stalled bodies are cut by the idle timeout where they are read
-  // (request-body.ts), and JSON bodies by their own deadline (handlers/json-body.ts).
+  // (request-body.ts), JSON bodies by their own deadline (handlers/json-body.ts), and answers the
+  // client stops taking by the send idle timeout (cutWhenUnread).
   server.requestTimeout = 0
   server.headersTimeout = options.headersTimeoutMs ?? 20_000
   server.keepAliveTimeout = 65_000 // above nginx's and typical load balancers' idle timeouts
@@ -72,6 +77,24 @@ export async function serve(fetch: Fetch, options: ServeOptions): Promise<Runnin
   const { port } = server.address() as AddressInfo
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
   return { server, port, url: `http://${hostPort(host, port)}`, stop: (ms) => stop(server, ms) }
+}
+
+/**
+ * The send idle timeout, a response's 'timeout' listener: the socket of a request in progress has
+ * been inactive for the whole timeout. Node's socket timer counts any read or write as activity,
+ * and holds off while the kernel takes more of a pending write; so when bytes of the answer still
+ * wait in the socket, the client has taken none of them for that long (a download it stopped
+ * reading): the socket is destroyed, and with it the response, whose close cancels the body's
+ * stream (the file or GridFS stream closed). Nothing waiting to be sent: the service is the one
+ * working (a long completeupload) or waiting for the body (cut by the body idle timeout, 408), so
+ * the request goes on. A listener makes Node leave the socket alone on a timeout; after the
+ * response, Node puts its keepAliveTimeout on the socket, and an idle keep-alive connection ends as
+ * before. The kernel takes more once a third of the socket's send buffer has gone: a client must
+ * read that much per timeout (up to 1.4 MiB with Linux's default largest buffer, docs/api.md).
+ */
+function cutWhenUnread(this: ServerResponse): void {
+  const socket = this.socket
+  if (socket && socket.writableLength > 0) socket.destroy()
 }
 
 /**

@@ -70,6 +70,7 @@ export async function startService(
     port: config.PORT,
     headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
     maxConnections: config.MAX_CONNECTIONS,
+    sendIdleTimeoutMs: config.SEND_IDLE_TIMEOUT_SECONDS * 1000,
   })
   const sweep = async () => {
     for (const [name, driver] of stores.entries()) {

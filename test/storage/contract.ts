@@ -332,6 +332,10 @@ export function describeStorageContract(label: string, target: ContractTarget): 
         await expectCode(store.list('k', { cursor: 'garbage!' }), 'invalid_request')
         const oneLevel = await store.list('k', { limit: 1 })
         await expectCode(store.list('k', { recursive: true, cursor: oneLevel.nextCursor! }), 'invalid_request')
+        // Characters outside base64url around an issued cursor make it another string, not that cursor.
+        for (const junk of [`${oneLevel.nextCursor!}!`, ` ${oneLevel.nextCursor!}`, oneLevel.nextCursor!.replace(/^(.)/, '$1.')]) {
+          await expectCode(store.list('k', { cursor: junk }), 'invalid_request')
+        }
       })
 
       it('answers not_found for a missing folder', async () => {

@@ -15,8 +15,11 @@ const CompleteUploadBody = z
     parts: z
       .array(z.number().int().min(1).max(MAX_PART_NUMBER))
       .max(MAX_PART_NUMBER)
+      // Each part once (checked here too, so a retried completion of a finished upload refuses the
+      // same bodies); in any order, as a part's number is its place.
+      .refine((parts) => new Set(parts).size === parts.length, 'lists a part more than once')
       .optional()
-      .openapi({ description: 'Parts to assemble, ascending; all received parts (1..N, no gap) when omitted.' }),
+      .openapi({ uniqueItems: true, description: 'Parts to assemble, each once, in any order; all received parts (1..N, no gap) when omitted.' }),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters')

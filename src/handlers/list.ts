@@ -10,6 +10,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import {
+  CURSOR,
   encodeCursor,
   entryInfo,
   listLimit,
@@ -30,7 +31,11 @@ import { BooleanQuery, decimalQuery, DirParam, ListPageSchema, StoreParam } from
 const listQuery = z.object({
   recursive: BooleanQuery.openapi({ description: 'List every file below the folder (files only, by path).' }),
   limit: decimalQuery(1, MAX_LIST_LIMIT, 'Page size (default 1000).').optional(),
-  cursor: z.string().optional().openapi({ description: '`nextCursor` of the previous page.' }),
+  cursor: z
+    .string()
+    .regex(CURSOR, 'must be the nextCursor of a previous page')
+    .optional()
+    .openapi({ description: '`nextCursor` of the previous page (opaque; base64url).' }),
 })
 
 const listResponses = {

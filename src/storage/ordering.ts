@@ -31,12 +31,17 @@ export type ListPosition =
   | { recursive: false; type: 'directory' | 'file'; name: string }
   | { recursive: true; path: string }
 
+/** What a cursor looks like: base64url, unpadded (`encodeCursor`). Anything else is not one. */
+export const CURSOR = /^[A-Za-z0-9_-]+$/
+
 export function encodeCursor(position: ListPosition): string {
   return Buffer.from(JSON.stringify(position)).toString('base64url')
 }
 
 export function decodeCursor(cursor: string, recursive: boolean): ListPosition {
   try {
+    // Buffer's decoder skips what is not base64url, which would make junk around a cursor one.
+    if (!CURSOR.test(cursor)) throw new Error('not base64url')
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as ListPosition
     if (value.recursive === recursive) {
       if (value.recursive && typeof value.path === 'string') return value

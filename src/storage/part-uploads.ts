@@ -117,13 +117,13 @@ export function checkPartNumber(part: number): void {
 export const isExpired = (expiresAt: string, now = new Date()): boolean => Date.parse(expiresAt) <= now.getTime()
 
 /**
- * The parts a completion assembles, in order. Without a list: every received part, which must run
- * 1..N without a gap (appended parts may number past MAX_PART_NUMBER). With a list: exactly those,
- * ascending, each received.
+ * The parts a completion assembles, in order of their numbers. Without a list: every received part,
+ * which must run 1..N without a gap (appended parts may number past MAX_PART_NUMBER). With a list:
+ * exactly those, each named once (in any order: a part's number is its place), each received.
  */
 export function selectParts(received: PartInfo[], requested?: number[]): PartInfo[] {
   const byNumber = new Map(received.map((p) => [p.part, p]))
-  const numbers = requested ?? [...byNumber.keys()].sort((a, b) => a - b)
+  const numbers = [...(requested ?? byNumber.keys())].sort((a, b) => a - b)
   if (numbers.length === 0) {
     throw new StorageError('upload_incomplete', 'no parts have been uploaded', { details: { missing: [1] } })
   }
@@ -132,7 +132,7 @@ export function selectParts(received: PartInfo[], requested?: number[]): PartInf
   let previous = 0
   for (const n of numbers) {
     if (requested) checkPartNumber(n)
-    if (n <= previous) throw new StorageError('invalid_request', 'parts must be listed in ascending order, once each')
+    if (n === previous) throw new StorageError('invalid_request', `part ${n} is listed twice`)
     previous = n
     const part = byNumber.get(n)
     if (part) selected.push(part)

@@ -163,7 +163,7 @@ export interface UploadStatusOptions {
 }
 
 export interface CompleteUploadOptions {
-  /** Parts to assemble, in ascending order; all received parts when omitted. */
+  /** Parts to assemble, each once, in any order (they are assembled by number); all received parts when omitted. */
   parts?: number[]
   expectedSha256?: string
 }

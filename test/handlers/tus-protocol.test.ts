@@ -176,7 +176,8 @@ for (const store of tusStores()) {
         const url = await create(`${folder()}/u.bin`, 3)
         const missing = await fetch(url, { method: 'PATCH', headers: { ...TUS_HEADERS, 'Content-Type': OFFSET_STREAM }, body: 'abc' })
         await expectError(missing, 400, 'invalid_request')
-        for (const bad of ['-1', '1.5', 'abc', '']) {
+        // The document's pattern: plain decimal digits, no leading zero, at most 15 (exact as numbers).
+        for (const bad of ['-1', '1.5', 'abc', '', '00', '+0', '0x0', '9007199254740993']) {
           await expectError(await patchTus(url, 0, 'abc', { 'Upload-Offset': bad }), 400, 'invalid_request')
         }
         expect(await tusOffset(url)).toBe(0)
@@ -249,6 +250,12 @@ for (const store of tusStores()) {
         await expectError(await post({ 'Upload-Defer-Length': '2' }), 400, 'invalid_request')
         await expectError(await post({ 'Upload-Length': '3', 'Upload-Metadata': 'filename not base64!' }), 400, 'invalid_request')
         await expectError(await post({ 'Upload-Length': '3', 'Upload-Metadata': 'a YQ==,a YQ==' }), 400, 'invalid_request')
+        // The grammar the document states: padded base64 after one space, visible ASCII keys; values of UTF-8 text.
+        for (const metadata of ['a YQ', 'a  YQ==', 'a YQ== b', 'ä YQ==', ' , ', `a ${Buffer.from([0xff, 0xfe]).toString('base64')}`]) {
+          await expectError(await post({ 'Upload-Length': '3', 'Upload-Metadata': metadata }), 400, 'invalid_request')
+        }
+        // A malformed Upload-Checksum is refused without data too: there is nothing to check it against, but it is wrong.
+        await expectError(await post({ 'Upload-Length': '3', 'Upload-Checksum': 'sha1 abc' }), 400, 'invalid_request')
         await expectError(await post({ 'Upload-Length': '3', 'Upload-Concat': 'partial' }), 400, 'invalid_request')
       })
 
@@ -364,7 +371,8 @@ for (const store of tusStores()) {
 
       it('400 for an unsupported algorithm or a malformed digest', async () => {
         const url = await create(`${folder()}/badsum.txt`, 3)
-        for (const header of ['md5 kAFQmDzST7DWlj99KOF/cg==', 'sha1', 'sha1 !!!', `sha256 ${sha1('abc').toString('base64')}`]) {
+        const digest = sha1('abc').toString('base64')
+        for (const header of ['md5 kAFQmDzST7DWlj99KOF/cg==', 'sha1', 'sha1 !!!', `sha256 ${digest}`, `SHA1 ${digest}`, `sha1  ${digest}`]) {
           await expectError(await patchTus(url, 0, 'abc', { 'Upload-Checksum': header }), 400, 'invalid_request')
         }
         expect(await tusOffset(url)).toBe(0)

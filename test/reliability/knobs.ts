@@ -40,6 +40,23 @@ export const SLOW_CLIENTS = {
  * (43 MiB) and the heap's growth under GC timing (~20 MiB) on a loaded machine. Later runs, as the
  * service grew (at rest ~125 MiB): 290 to 331 MiB, and once 346 MiB with Buffers at 243 MiB between
  * samples, before downloads stopped reading ahead (2026-11-30; since then 290, 310 and 315 MiB).
+ *
+ * "native" (RSS - heap - external) is mostly the same Buffers after V8 collected them: freed, they
+ * stay resident in glibc's heap for the next allocation. A download's 1 MiB chunks start as mmaps,
+ * but glibc's dynamic mmap threshold rises to 1 MiB at the first one freed, so the rest come from
+ * the brk heap, as the 64 KiB socket chunks of uploads do. Sampling /proc/<pid>/smaps during the
+ * audit: [heap] up to 193 MiB resident, every other anonymous mapping 47 MiB. So a sample taken
+ * just after a GC shows them as native, one taken before it as Buffers (a CI run: native 171 MiB,
+ * Buffers 111); their sum is what counts (Buffers plus native at the highest RSS, native at rest
+ * ~65 MiB included: 192 to 219 MiB in 5 runs here; that CI run: 282, its machine slower to drain).
+ * Allocator settings measured, 5 runs each alternating with plain runs (peaks 253 to 278 MiB):
+ * MALLOC_MMAP_THRESHOLD_=131072 (a fixed threshold: the chunks stay mmaps, unmapped when freed)
+ * takes native down to 13-46 MiB but not the peak (245 to 283 MiB), since the chunks not yet
+ * collected still count, and costs a 1 GiB download about a fifth more CPU (medians of 6: 0.59 s
+ * against 0.49 s; page faults on fresh maps); MALLOC_ARENA_MAX=2 (3 runs: 284 to 315 MiB, against
+ * 292 to 330) changes nothing that shows, as the Buffers live in the main arena's [heap].
+ * So neither is set, and the bound stands. What would lower the peak is fewer bytes in flight per
+ * transfer (the 1 MiB download chunk and upload writer buffer), at a cost in throughput.
  */
 export const PEAK_RSS_BOUND_MIB = 283 + 64
 

@@ -70,7 +70,9 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   const totalSize = uploadLength(c, maxBytes)
   const withData = hasBody(c)
   if (withData) requireOffsetStream(c.req.header('content-type'))
-  const append = withData ? appendOptions(c, 0) : undefined
+  // Read with or without data: a malformed Upload-Checksum is refused either way.
+  const sent = appendOptions(c, 0)
+  const append = withData ? sent : undefined
   const driver = driverOf(deps, c)
   // Bytes sent along that cannot fit are refused before an upload exists for them.
   if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes }, append.expectedSize)

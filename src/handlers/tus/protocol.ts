@@ -35,13 +35,18 @@ export function checkTusResumable(value: string | undefined): void {
   if (value?.trim() !== TUS_VERSION) throw new UnsupportedVersion(value)
 }
 
-const DIGITS = /^\d{1,16}$/
+/**
+ * A byte count (`Upload-Offset`, `Upload-Length`): plain decimal digits without a sign or a leading
+ * zero, at most 15 of them (below 2^53, so every one is exact as a number). The document's pattern.
+ */
+export const BYTE_COUNT = /^(?:0|[1-9][0-9]{0,14})$/
 
-/** A header holding a byte count (`Upload-Offset`, `Upload-Length`): digits only. */
+/** A header holding a byte count: digits only (`BYTE_COUNT`). */
 export function parseByteCount(name: string, value: string): number {
-  const n = DIGITS.test(value.trim()) ? Number(value.trim()) : Number.NaN
-  if (!Number.isSafeInteger(n)) throw new StorageError('invalid_request', `${name} must be a non-negative integer`)
-  return n
+  if (!BYTE_COUNT.test(value.trim())) {
+    throw new StorageError('invalid_request', `${name} must be a non-negative integer in plain decimal digits (at most 15)`)
+  }
+  return Number(value.trim())
 }
 
 /** True for `application/offset+octet-stream` (parameters and case aside). */
@@ -57,25 +62,34 @@ export function requireOffsetStream(contentType: string | undefined): void {
   }
 }
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** Base64 as RFC 4648 writes it (padded), which tus asks for. */
+const BASE64 = '(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?'
+/** A key: visible ASCII (tus: ASCII, no space, no comma, not empty). */
+const METADATA_PAIR = `[\\x21-\\x2b\\x2d-\\x7e]+(?: ${BASE64})?`
 
 /**
- * `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent). Keys are
- * unique, non-empty, without spaces or commas. Values come back as UTF-8 text, null when absent.
+ * `Upload-Metadata`'s grammar: comma-separated pairs of a key and, after one space, its base64 value
+ * (which may be empty or absent). The document's pattern; what no pattern can say is checked after it:
+ * keys are unique and values decode to UTF-8 text.
  */
+export const UPLOAD_METADATA = new RegExp(`^(?:${METADATA_PAIR}(?:[ \\t]*,[ \\t]*${METADATA_PAIR})*)?$`)
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** `Upload-Metadata` (`UPLOAD_METADATA`), as its keys and their values as UTF-8 text, null when absent. */
 export function parseUploadMetadata(header: string): Map<string, string | null> {
   const entries = new Map<string, string | null>()
+  if (!UPLOAD_METADATA.test(header.trim())) {
+    throw badMetadata('it takes comma-separated pairs of a key (visible ASCII) and, after a space, its value in padded base64')
+  }
   if (header.trim() === '') return entries
   for (const pair of header.split(',')) {
-    const [key, value, ...rest] = pair.trim().split(' ')
-    if (!key || rest.length > 0) throw badMetadata('each pair is a key, a space and a base64 value')
+    const [key, value] = pair.trim().split(' ') as [string, string | undefined]
     if (entries.has(key)) throw badMetadata(`the key "${key}" appears twice`)
     if (value === undefined || value === '') {
       entries.set(key, null)
       continue
     }
-    if (!BASE64.test(value) || value.length % 4 === 1) throw badMetadata(`the value of "${key}" is not base64`)
     try {
       entries.set(key, utf8.decode(Buffer.from(value, 'base64')))
     } catch {
@@ -88,19 +102,23 @@ export function parseUploadMetadata(header: string): Map<string, string | null> 
 const badMetadata = (why: string) => new StorageError('invalid_request', `Upload-Metadata is malformed: ${why}`)
 
 const DIGEST_BYTES: Record<ChecksumAlgorithm, number> = { sha1: 20, sha256: 32 }
+/** A digest's base64, padded or not (both sizes leave two bytes over, so one `=`). */
+const DIGEST_BASE64: Record<ChecksumAlgorithm, string> = { sha1: '[A-Za-z0-9+/]{27}=?', sha256: '[A-Za-z0-9+/]{43}=?' }
 
-/** `Upload-Checksum: <algorithm> <base64 digest>`, as the hex digest the storage core checks. */
+/** `Upload-Checksum`'s grammar: a supported algorithm, one space, its digest in base64. The document's pattern. */
+export const UPLOAD_CHECKSUM = new RegExp(`^(?:${CHECKSUM_ALGORITHMS.map((a) => `${a} ${DIGEST_BASE64[a]}`).join('|')})$`)
+
+/** `Upload-Checksum: <algorithm> <base64 digest>` (`UPLOAD_CHECKSUM`), as the hex digest the storage core checks. */
 export function parseUploadChecksum(header: string): { algorithm: ChecksumAlgorithm; hex: string } {
-  const [name, digest, ...rest] = header.trim().split(/\s+/)
-  const algorithm = name?.toLowerCase() as ChecksumAlgorithm
+  const [name, digest] = header.trim().split(' ')
+  const algorithm = name as ChecksumAlgorithm
   if (!CHECKSUM_ALGORITHMS.includes(algorithm)) {
     throw new StorageError('invalid_request', `checksum algorithm "${name ?? ''}" is not supported; use ${CHECKSUM_ALGORITHMS.join(' or ')}`)
   }
-  const bytes = digest && rest.length === 0 && BASE64.test(digest) ? Buffer.from(digest, 'base64') : Buffer.alloc(0)
-  if (bytes.length !== DIGEST_BYTES[algorithm]) {
+  if (!UPLOAD_CHECKSUM.test(header.trim())) {
     throw new StorageError('invalid_request', `Upload-Checksum must be "${algorithm} <base64 digest of ${DIGEST_BYTES[algorithm]} bytes>"`)
   }
-  return { algorithm, hex: bytes.toString('hex') }
+  return { algorithm, hex: Buffer.from(digest!, 'base64').toString('hex') }
 }
 
 /** RFC 9110 date, as `Upload-Expires` wants it. */

@@ -6,6 +6,7 @@
 import { createRoute, type RouteConfig, z } from '@hono/zod-openapi'
 import { ErrorSchema, errorResponses } from '../http-errors.js'
 import { StoreParam } from '../schemas.js'
+import { BYTE_COUNT, UPLOAD_CHECKSUM, UPLOAD_METADATA } from './protocol.js'
 
 const TAG = 'resumable uploads (tus)'
 
@@ -31,18 +32,23 @@ const finished = {
 }
 
 /**
- * What the tus headers take (the handler parses them itself and answers tus's own statuses; these
- * schemas say exactly what it accepts). `Tus-Resumable` is required by every request but OPTIONS.
+ * What the tus headers take: the grammars the handler parses them with (protocol.ts), so the
+ * document says exactly what it accepts. `Tus-Resumable` is required by every request but OPTIONS.
+ * Two rules are the handler's alone, as no schema of independent headers can say them: a creation
+ * sends exactly one of `Upload-Length` and `Upload-Defer-Length`, and `Upload-Metadata`'s keys are
+ * unique and its values UTF-8 text (its description says so; its format names that grammar).
  */
-const DECIMAL = '^(0|[1-9][0-9]{0,15})$'
 const HEADER_SCHEMAS: Record<string, z.ZodType> = {
   'tus-resumable': z.literal('1.0.0'),
-  'upload-length': z.string().openapi({ pattern: DECIMAL }),
-  'upload-offset': z.string().openapi({ pattern: DECIMAL }),
+  'upload-length': z.string().regex(BYTE_COUNT).openapi({ example: '11' }),
+  'upload-offset': z.string().regex(BYTE_COUNT),
   'upload-defer-length': z.literal('1'),
-  'upload-metadata': z.string().openapi({ example: 'filename c3VtbWFyeS5wZGY=,filetype YXBwbGljYXRpb24vcGRm' }),
+  'upload-metadata': z.string().regex(UPLOAD_METADATA).openapi({
+    format: 'tus-upload-metadata',
+    example: 'filename c3VtbWFyeS5wZGY=,filetype YXBwbGljYXRpb24vcGRm',
+  }),
   'if-none-match': z.literal('*'),
-  'upload-checksum': z.string().openapi({ pattern: '^(sha1|sha256) [A-Za-z0-9+/]*={0,2}$', example: 'sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=' }),
+  'upload-checksum': z.string().regex(UPLOAD_CHECKSUM).openapi({ example: 'sha256 n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=' }),
 }
 const REQUIRED = new Set(['tus-resumable', 'upload-offset'])
 
@@ -65,6 +71,12 @@ const dataErrors = {
   ...missingVersion,
   460: json('`checksum_mismatch`: the body does not match `Upload-Checksum`; nothing of it is kept'),
 }
+
+/** Upload data: any bytes, as `application/offset+octet-stream`. */
+const uploadData = (required: boolean) => ({
+  content: { 'application/offset+octet-stream': { schema: { type: 'string' as const, format: 'binary' } } },
+  required,
+})
 
 const dataHeaders = {
   'upload-checksum': '`sha1 <base64>` or `sha256 <base64>` of this request\'s body (checksum extension); `460` on a mismatch.',
@@ -107,10 +119,11 @@ export const tusCreateRoute = createRoute({
       'tus-resumable': '`1.0.0` (required).',
       'upload-length': 'Size of the whole upload in bytes.',
       'upload-defer-length': '`1` when the size is not known yet (send `Upload-Length` on a later PATCH).',
-      'upload-metadata': 'Comma-separated `key base64(value)` pairs.',
+      'upload-metadata': 'Comma-separated `key base64(value)` pairs: unique keys, values of UTF-8 text.',
       'if-none-match': '`*`: never replace an existing file (`412`), checked now and at completion.',
       ...dataHeaders,
     }),
+    body: uploadData(false),
   },
   responses: {
     201: { description: 'Created; `Location` is the upload\'s URL', headers: { Location: header('URL of the upload.'), ...progress, ...finished } },
@@ -157,7 +170,7 @@ export const tusPatchRoute = createRoute({
       'upload-length': 'The size of the whole, for an upload created with `Upload-Defer-Length: 1`.',
       ...dataHeaders,
     }),
-    body: { content: { 'application/offset+octet-stream': { schema: { type: 'string', format: 'binary' } } }, required: true },
+    body: uploadData(true),
   },
   responses: {
     204: { description: 'Stored', headers: { ...progress, ...finished } },

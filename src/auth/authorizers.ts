@@ -3,6 +3,7 @@
  * configured), and anonymous access for local use.
  */
 import type { Context } from 'hono'
+import { hostMatcher } from './allowed-hosts.js'
 import { forbidden, unauthorized } from './errors.js'
 import { type Right, rightsAllow, rightsFromClaims } from './rights.js'
 import type { TokenVerifier } from './token-verifier.js'
@@ -72,16 +73,34 @@ export interface AnonymousOptions {
   allowedOrigins?: string[]
   /** Origins the service itself is reached at besides the request's own (its public URL). */
   ownOrigins?: string[]
+  /**
+   * Host names the service answers to besides IP literals, `localhost` and `*.localhost`
+   * (ALLOWED_HOSTS): `files.internal`, `.example.com` for it and every name under it, `*` for any.
+   * A request whose Host names another host is refused (`403`) whatever its method: that is how a
+   * DNS-rebinding page reaches a local service (allowed-hosts.ts). Unset: those defaults only.
+   */
+  allowedHosts?: string[]
 }
 
-/** Everyone may do everything: for local use, on a loopback address or on purpose (AUTH_MODE=anonymous). */
+/**
+ * Everyone may do everything, through a host name the service answers to: for local use, on a
+ * loopback address or on purpose (AUTH_MODE=anonymous).
+ */
 export function anonymousAuthorizer(options: AnonymousOptions = {}): Authorizer {
   const { allowedOrigins } = options
+  const hostAllowed = hostMatcher(options.allowedHosts)
   return {
     authenticate(c: Context): Principal {
+      const url = new URL(c.req.url)
+      if (!hostAllowed(url.hostname)) {
+        throw forbidden(
+          `this service does not answer to the host "${url.hostname}" (a page reaching it through that name could be a DNS rebinding attack); ` +
+            'allow the name in ALLOWED_HOSTS',
+        )
+      }
       if (allowedOrigins && !SAFE_METHODS.has(c.req.method) && !allowedOrigins.includes('*')) {
         const origin = c.req.header('origin')
-        const own = [new URL(c.req.url).origin, ...(options.ownOrigins ?? [])]
+        const own = [url.origin, ...(options.ownOrigins ?? [])]
         const crossSite = origin !== undefined ? !own.includes(origin) && !allowedOrigins.includes(origin) : c.req.header('sec-fetch-site') === 'cross-site'
         if (crossSite) {
           throw forbidden(`a ${c.req.method} from the page of another origin (${origin ?? 'unknown'}) is refused; allow it in CORS_ORIGINS`)

@@ -29,8 +29,11 @@ export interface AccessOptions {
   signer?: UrlSigner
 }
 
-/** Without `access`, handlers let everyone do everything: mount them behind your own authentication, or pass `access`. */
-export const OPEN_ACCESS: AccessOptions = { authorizer: anonymousAuthorizer() }
+/**
+ * Without `access`, handlers let everyone do everything, through any host name: mount them behind
+ * your own authentication, or pass `access` (`anonymousAuthorizer()` refuses unknown host names).
+ */
+export const OPEN_ACCESS: AccessOptions = { authorizer: anonymousAuthorizer({ allowedHosts: ['*'] }) }
 
 interface AccessState {
   access: AccessOptions

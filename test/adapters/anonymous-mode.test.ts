@@ -1,7 +1,8 @@
 /**
  * Anonymous mode only on purpose (SPEC 6): without authentication configured the service listens on
- * loopback, refuses to start on another address unless AUTH_MODE=anonymous says so, and refuses
- * writes from pages of origins CORS_ORIGINS does not allow. Configured keys make it token mode.
+ * loopback, refuses to start on another address unless AUTH_MODE=anonymous says so, refuses
+ * writes from pages of origins CORS_ORIGINS does not allow, and every file request through a host
+ * name it does not answer to (DNS rebinding). Configured keys make it token mode.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -11,8 +12,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/adapters/node/config.js'
-import { hmacKey, keysEnv } from '../helpers/auth.js'
-import { expectError } from '../helpers/http.js'
+import { bearer, hmacKey, hmacToken, keysEnv, snapshot } from '../helpers/auth.js'
+import { expectError, rawRequest } from '../helpers/http.js'
 import { spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
@@ -131,5 +132,108 @@ describe('cross-site writes in anonymous mode', () => {
     expect((await formPost({ Origin: 'https://app.example' })).status).toBe(201)
     expect((await formPost({})).status).toBe(201)
     expect((await fetch(`${svc.api}/disk/list/inbox`, { headers: { Origin: 'https://evil.example' } })).status).toBe(200)
+  })
+})
+
+describe('DNS rebinding in anonymous mode: only host names the service answers to', () => {
+  // A page at http://evil.example:PORT whose name was rebound to 127.0.0.1: same-origin requests
+  // carrying its own Host (and Origin). Sent over real HTTP to the loopback service.
+  const services: TestService[] = []
+  const start = async (env: Record<string, string> = {}) => {
+    const svc = await startTestService(env)
+    services.push(svc)
+    await fetch(`${svc.api}/disk/upload/notes/secret.txt`, { method: 'PUT', body: Buffer.from('the developer\'s secret') })
+    return svc
+  }
+  afterAll(async () => Promise.all(services.map((s) => s.stop())))
+
+  const port = (svc: TestService) => new URL(svc.origin).port
+  const as = (svc: TestService, host: string, method: string, path: string, options: { headers?: Record<string, string>; body?: string } = {}) =>
+    rawRequest(svc.origin, method, `/filestorage/v1${path}`, { ...options, headers: { ...options.headers, host } })
+  const download = (svc: TestService, host: string) => as(svc, host, 'GET', '/disk/download/notes/secret.txt')
+  const served = async (svc: TestService, host: string) => {
+    const res = await download(svc, host)
+    return res.status === 200 && res.body.toString() === 'the developer\'s secret'
+  }
+
+  let svc: TestService
+  beforeAll(async () => {
+    svc = await start()
+  })
+
+  it('refuses every file route called through another name (403 JSON, saying how to allow it); the store is unchanged', async () => {
+    const evil = `evil.example:${port(svc)}`
+    const page = { origin: `http://${evil}` }
+    const before = await snapshot(svc.storageDir)
+    const refused = await expectError(await download(svc, evil), 403, 'forbidden')
+    expect(refused.error.message).toMatch(/"evil\.example"[\s\S]*ALLOWED_HOSTS/)
+    const attempts: [string, string, { headers?: Record<string, string>; body?: string }?][] = [
+      ['GET', '/disk/list/notes?recursive=true'],
+      ['GET', '/disk/info/notes/secret.txt'],
+      ['PUT', '/disk/upload/notes/secret.txt', { headers: page, body: 'overwritten' }],
+      ['PUT', '/disk/upload/planted.txt', { headers: page, body: 'planted' }],
+      ['DELETE', '/disk/delete/notes?recursive=true', { headers: page }],
+      ['POST', '/disk/move/notes/secret.txt', { headers: { ...page, 'content-type': 'application/json' }, body: '{"to":"stolen.txt"}' }],
+      ['POST', '/disk/sign/notes/secret.txt', { headers: { ...page, 'content-type': 'application/json' }, body: '{"operation":"download"}' }],
+      ['POST', '/disk/tus', { headers: { ...page, 'tus-resumable': '1.0.0', 'upload-length': '7', 'upload-metadata': 'filename cC50eHQ=' } }],
+    ]
+    for (const [method, path, options] of attempts) {
+      await expectError(await as(svc, evil, method, path, options), 403, 'forbidden')
+      // Case and a trailing dot are the same name.
+      await expectError(await as(svc, `EVIL.example.:${port(svc)}`, method, path, options), 403, 'forbidden')
+    }
+    expect(await snapshot(svc.storageDir)).toEqual(before)
+  })
+
+  it('tells the health check the status only through another name, never the details', async () => {
+    const own = (await as(svc, `127.0.0.1:${port(svc)}`, 'GET', '/check')).json<{ stores: { disk: object } }>()
+    expect(own.stores.disk).toHaveProperty('driver')
+    const res = await as(svc, `evil.example:${port(svc)}`, 'GET', '/check')
+    expect(res.status).toBe(200)
+    expect(res.json<{ stores: { disk: object } }>().stores.disk).toEqual({ status: 'up' })
+  })
+
+  it('serves IP literals, localhost and *.localhost without configuration', async () => {
+    for (const host of [`127.0.0.1:${port(svc)}`, '127.0.0.1', `localhost:${port(svc)}`, 'LocalHost.', `files.localhost:${port(svc)}`, 'a.b.localhost']) {
+      expect({ host, served: await served(svc, host) }).toEqual({ host, served: true })
+    }
+    const v6 = await startTestService({ HOST: '::1' }).then((s) => (services.push(s), s))
+    expect(v6.origin).toMatch(/^http:\/\/\[::1\]:\d+$/)
+    expect((await as(v6, `[::1]:${port(v6)}`, 'PUT', '/disk/upload/v6.txt', { body: 'over IPv6' })).status).toBe(201)
+    await expectError(await as(v6, `evil.example:${port(v6)}`, 'GET', '/disk/download/v6.txt'), 403, 'forbidden')
+    // Names that only look local are names: they can be rebound.
+    for (const host of ['localhost.evil.example', '127.0.0.1.nip.io', 'notlocalhost']) await expectError(await download(svc, host), 403, 'forbidden')
+  })
+
+  it('serves the names of ALLOWED_HOSTS (exact, or a .domain and its subdomains) and of PUBLIC_URL, and no other', async () => {
+    const named = await start({ ALLOWED_HOSTS: 'files.internal, .corp.example', PUBLIC_URL: 'https://files.example.org/storage' })
+    for (const host of [`files.internal:${port(named)}`, 'FILES.internal', 'corp.example', 'a.b.corp.example:443', 'files.example.org']) {
+      expect({ host, served: await served(named, host) }).toEqual({ host, served: true })
+    }
+    for (const host of ['evil.example', 'files.internal.evil.example', 'other.internal', 'evilcorp.example', 'www.files.example.org']) {
+      await expectError(await download(named, host), 403, 'forbidden')
+    }
+  })
+
+  it('serves any name with ALLOWED_HOSTS=*', async () => {
+    const any = await start({ ALLOWED_HOSTS: '*' })
+    expect(await served(any, `evil.example:${port(any)}`)).toBe(true)
+  })
+
+  it('leaves token mode alone: the token is the defence there', async () => {
+    const key = hmacKey('k')
+    const tokens = await start({ AUTH_HMAC_SECRETS: keysEnv(key) })
+    const host = `files.example.net:${port(tokens)}`
+    await expectError(await download(tokens, host), 401, 'unauthorized')
+    const token = await hmacToken(key, 'ana', ['files:*:disk:'])
+    expect((await as(tokens, host, 'PUT', '/disk/upload/t.txt', { headers: bearer(token), body: 'with a token' })).status).toBe(201)
+    expect((await as(tokens, host, 'GET', '/disk/download/t.txt', { headers: bearer(token) })).body.toString()).toBe('with a token')
+  })
+
+  it('refuses an ALLOWED_HOSTS item that is not a host name, naming the variable', () => {
+    for (const value of ['http://files.internal', 'files.internal:8081', 'files internal', '*.example.com']) {
+      expect(() => loadConfig({ ALLOWED_HOSTS: value })).toThrow(/ALLOWED_HOSTS=.*host name without scheme or port/)
+    }
+    expect(loadConfig({ ALLOWED_HOSTS: ' files.internal, ,.corp.example ' }).ALLOWED_HOSTS).toEqual(['files.internal', '.corp.example'])
   })
 })

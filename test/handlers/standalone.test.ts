@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { serve as nodeServe } from '@hono/node-server'
 import { Hono } from 'hono'
-import { type Authorizer, createTokenVerifier, tokenAuthorizer, unauthorized } from '../../src/auth/index.js'
+import { anonymousAuthorizer, type Authorizer, createTokenVerifier, tokenAuthorizer, unauthorized } from '../../src/auth/index.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningServer, serve } from '../../src/adapters/node/server.js'
 import { createDownloadHandler, createFileStorageApp, createUploadHandler } from '../../src/handlers/index.js'
@@ -45,6 +45,11 @@ describe('a handler mounted alone in another app', () => {
     expect(res.headers.get('etag')).toBe(`"${sha256('<svg/>')}"`)
     expect(await res.text()).toBe('<svg/>')
     expect(await (await fetch(`${server.url}/`)).text()).toBe('the host app')
+  })
+
+  it('without access control given, leaves host names to the host app too', async () => {
+    const res = await rawRequest(server.url, 'GET', '/assets/files/download/logo.svg', { headers: { host: 'files.example.net' } })
+    expect(res.body.toString()).toBe('<svg/>')
   })
 
   it('answers its errors as JSON on its own', async () => {
@@ -89,6 +94,7 @@ describe('a handler mounted alone is as strict as the service', () => {
     const access = { authorizer: tokenAuthorizer(createTokenVerifier({ hmacSecrets: [key] })) }
     host.route('/assets', createDownloadHandler({ stores, access }))
     host.route('/mine', createDownloadHandler({ stores, access: { authorizer: gatewayUsers } }))
+    host.route('/local', createDownloadHandler({ stores, access: { authorizer: anonymousAuthorizer({ allowedHosts: ['files.internal'] }) } }))
     // @hono/node-server's own serve: nothing of the node adapter's checks runs before the handler.
     const server = nodeServe({ fetch: host.fetch, hostname: '127.0.0.1', port: 0 })
     await new Promise<void>((resolve) => server.once('listening', resolve))
@@ -116,6 +122,12 @@ describe('a handler mounted alone is as strict as the service', () => {
     await expectError(await fetch(`${origin}/mine/files/download/ana/b.txt`), 401, 'unauthorized')
     expect(await (await fetch(`${origin}/mine/files/download/ana/b.txt`, { headers: { 'x-gateway-user': 'ana' } })).text()).toBe('ana b')
     await expectError(await fetch(`${origin}/mine/files/download/secret.txt`, { headers: { 'x-gateway-user': 'ana' } }), 403, 'forbidden')
+  })
+
+  it('refuses, with the anonymous authorizer, a host name it was not given (DNS rebinding), as the service does', async () => {
+    const get = (host: string) => rawRequest(origin, 'GET', '/local/files/download/docs/a.txt', { headers: { host } })
+    await expectError(await get(`evil.example:${new URL(origin).port}`), 403, 'forbidden')
+    for (const host of [new URL(origin).host, 'localhost', 'files.internal']) expect((await get(host)).body.toString()).toBe('secret a')
   })
 })
 

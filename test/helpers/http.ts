@@ -22,7 +22,7 @@ export function rawRequest(
   const url = new URL(baseUrl)
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: url.hostname, port: url.port, method, path, headers: options.headers, timeout: options.timeoutMs ?? 10_000 },
+      { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port, method, path, headers: options.headers, timeout: options.timeoutMs ?? 10_000 },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))

@@ -1,6 +1,7 @@
 /**
  * Access control from the configuration (SPEC 6): bearer tokens when keys are configured (an OIDC
- * issuer, a JWKS URL, HMAC secrets), anonymous access otherwise; signed URLs with
+ * issuer, a JWKS URL, HMAC secrets), anonymous access otherwise (through the host names of
+ * ALLOWED_HOSTS and PUBLIC_URL, besides IP literals and localhost); signed URLs with
  * AUTH_URL_SIGNING_KEYS (or the HMAC secrets); absolute URLs from PUBLIC_URL, or from the forwarded
  * headers of TRUSTED_PROXIES only.
  */
@@ -32,6 +33,7 @@ export function accessOptions(config: Config): AccessOptions {
     return {
       authorizer: anonymousAuthorizer({
         allowedOrigins: config.CORS_ORIGINS,
+        allowedHosts: [...config.ALLOWED_HOSTS, ...(config.PUBLIC_URL ? [new URL(config.PUBLIC_URL).hostname] : [])],
         ...(config.PUBLIC_URL ? { ownOrigins: [new URL(config.PUBLIC_URL).origin] } : {}),
       }),
       signer: new UrlSigner({ keys, maxExpirySeconds }),

@@ -98,6 +98,11 @@ const addressOrBlock = z.string().refine((v) => {
   return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max))
 }, 'each item is an IP address or a CIDR block (10.0.0.0/8)')
 
+/** A host name (ALLOWED_HOSTS): `files.internal`, `.example.com` (it and every name under it), or `*`. */
+const hostName = z
+  .string()
+  .regex(/^(?:\*|\.?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?)$/, 'each item is a host name without scheme or port (files.internal, .example.com), or *')
+
 const httpUrl = z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional())
 
 export const configSchema = z.object({
@@ -163,6 +168,11 @@ export const configSchema = z.object({
   AUTH_URL_MAX_EXPIRY: duration.default(3_600_000).pipe(z.number().min(1000, 'must be at least 1s')),
   /** Where clients reach the service (tus Location, signed URLs); default: the request's own host. */
   PUBLIC_URL: httpUrl,
+  /**
+   * Anonymous mode: host names requests may name besides IP literals, localhost and *.localhost (and
+   * PUBLIC_URL's host); `*` for any. Others are refused: DNS rebinding (src/auth/allowed-hosts.ts).
+   */
+  ALLOWED_HOSTS: commaList.pipe(z.array(hostName)),
   /** Proxies whose Forwarded / X-Forwarded-* headers are believed. */
   TRUSTED_PROXIES: commaList.pipe(z.array(addressOrBlock)),
   /**

@@ -56,7 +56,13 @@ export const SLOW_CLIENTS = {
  * against 0.49 s; page faults on fresh maps); MALLOC_ARENA_MAX=2 (3 runs: 284 to 315 MiB, against
  * 292 to 330) changes nothing that shows, as the Buffers live in the main arena's [heap].
  * So neither is set, and the bound stands. What would lower the peak is fewer bytes in flight per
- * transfer (the 1 MiB download chunk and upload writer buffer), at a cost in throughput.
+ * transfer (the 1 MiB download chunk READ_CHUNK and upload writer buffer STREAM_BUFFER_BYTES), at a
+ * cost in throughput. Measured 2026-11-30 (this audit 4 times each; `BENCH_ONLY=disk BENCH_RUNS=3
+ * npm run bench` once each, a noisy machine): both at 1 MiB, peaks 296 to 315 MiB, a 1 GiB download
+ * 2,353 MB/s (440 ms of CPU per GiB), upload 494 MB/s (1,810 ms/GiB); both at 512 KiB, 253 to 275
+ * MiB, 1,619 MB/s (650 ms/GiB), 441 MB/s; both at 256 KiB, 195 to 203 MiB, 1,489 MB/s (670 ms/GiB),
+ * 437 MB/s; the upload buffer alone at 256 KiB, 282 to 304 MiB, upload 390 MB/s (2,510 ms/GiB).
+ * A third of the memory for about a third of the download's speed: kept at 1 MiB.
  */
 export const PEAK_RSS_BOUND_MIB = 283 + 64
 

@@ -143,7 +143,8 @@ async function main(): Promise<void> {
   const mongo = workload.mongo ? mongodbServer(join(work, 'services')) : undefined
   if (mongo && mongo.uri === undefined) throw new Error(mongo.reason)
   const stores = { storageDir, ...(mongo ? { mongodbUri: mongo.uri, mongodbDb: `filestorage_profile_${Date.now()}` } : {}) }
-  if (workload.setup) {
+  // With --threads, nothing is profiled: setup runs on the measured service itself, warming it up.
+  if (workload.setup && !byThread) {
     const unprofiled = await startService({ ...stores, logFile: join(out, 'setup.log') })
     try {
       await workload.setup(unprofiled, work)

@@ -96,7 +96,10 @@ export class Completion {
         ...conditions,
         revision,
         beforeVisible: async (will) => {
-          await this.book.change(uploadId, (s) => ({ ...s, journal: { revision, result: will, note: prepared.note } }))
+          await this.book.change(uploadId, (s) => {
+            if (s.finished) throw uploadNotFound(uploadId) // aborted meanwhile (a driver without `exclusive`)
+            return { ...s, journal: { revision, result: will, note: prepared.note } }
+          })
           failpoint('upload.complete.journaled')
         },
       })

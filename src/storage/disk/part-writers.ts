@@ -25,7 +25,6 @@ import { dropClaim, type PartFile, partName, releasePart, removePartRecord, writ
 /** What the writers need of the staging they write into (staging.ts). */
 export interface PartPlace {
   dir: string
-  uploadId: string
   /** Runs `fn` under the upload's lock. */
   locked<T>(fn: () => Promise<T>): Promise<T>
   parts(): Promise<PartFile[]>
@@ -38,6 +37,8 @@ export interface PartPlace {
 
 abstract class DiskPartWriter implements PartWriter {
   #closed = false
+  /** The inode of the bytes, once placed. */
+  protected ino = 0
 
   constructor(
     protected readonly place: PartPlace,
@@ -63,7 +64,7 @@ abstract class DiskPartWriter implements PartWriter {
     try {
       return await this.place.locked(async () => {
         await checks.before()
-        placed = await this.place_(info, hash)
+        placed = await this.placeAs(info, hash)
         if (!placed) return false
         try {
           await checks.after()
@@ -84,25 +85,15 @@ abstract class DiskPartWriter implements PartWriter {
   }
 
   /** Places the bytes as part `info` (under the lock); false when the part is not free any more. */
-  protected abstract place_(info: PartInfo, hash: Hash): Promise<boolean>
-  /** Takes a placed part back (under the lock). */
-  protected abstract takeBack(info: PartInfo): Promise<void>
+  protected abstract placeAs(info: PartInfo, hash: Hash): Promise<boolean>
   /** Deletes what was written and not placed. */
   protected abstract drop(): Promise<void>
 
-  /** Records the bytes of the claimed file as `info`, then gives the part back under its own name. */
-  protected async record(info: PartInfo, hash: Hash): Promise<void> {
-    await writePartRecord(this.place.dir, info, (await stat(this.file)).ino, this.place.tmpFile())
-    failpoint('disk.append.recorded')
-    await releasePart(this.place.dir, info.part, this.file, info.size)
-    this.place.remember(info, hash)
-  }
-
-  /** Removes part `part` if it is still the inode it was placed as. */
-  protected async removePlaced(part: number, ino: number): Promise<void> {
-    const own = join(this.place.dir, partName(part))
-    if ((await lstat(own).catch(() => null))?.ino !== ino) return
-    await removePartRecord(this.place.dir, part)
+  /** Takes a placed part back (under the lock): removes it, if it is still the inode it was placed as. */
+  protected async takeBack(info: PartInfo): Promise<void> {
+    const own = join(this.place.dir, partName(info.part))
+    if ((await lstat(own).catch(() => null))?.ino !== this.ino) return
+    await removePartRecord(this.place.dir, info.part)
     await unlink(own).catch(() => {})
     this.place.forget()
   }
@@ -110,24 +101,17 @@ abstract class DiskPartWriter implements PartWriter {
 
 /** A part sent by number: a temporary file, renamed over the part. */
 export class ReplacingPart extends DiskPartWriter {
-  #ino = 0
-
-  static create(place: PartPlace, part: number): ReplacingPart {
-    const tmp = place.tmpFile()
-    return new ReplacingPart(place, part, 0, tmp, FileSink.create(tmp))
+  constructor(place: PartPlace, part: number, tmp = place.tmpFile()) {
+    super(place, part, 0, tmp, FileSink.create(tmp))
   }
 
-  protected async place_(info: PartInfo): Promise<boolean> {
-    this.#ino = (await stat(this.file)).ino
+  protected async placeAs(info: PartInfo): Promise<boolean> {
+    this.ino = (await stat(this.file)).ino
     // Bytes first, then the record naming them: until the record is written the part does not
     // count, so a crash in between never pairs the new bytes with the old record.
     await rename(this.file, join(this.place.dir, partName(info.part)))
-    await writePartRecord(this.place.dir, info, this.#ino, this.place.tmpFile())
+    await writePartRecord(this.place.dir, info, this.ino, this.place.tmpFile())
     return true
-  }
-
-  protected takeBack(info: PartInfo): Promise<void> {
-    return this.removePlaced(info.part, this.#ino)
   }
 
   protected async drop(): Promise<void> {
@@ -135,62 +119,44 @@ export class ReplacingPart extends DiskPartWriter {
   }
 }
 
-/** A new part, one past the highest, appended into a claim of it. */
-export class AppendedPart extends DiskPartWriter {
-  #ino = 0
-
-  static create(place: PartPlace, part: number, claimed: string): AppendedPart {
-    return new AppendedPart(place, part, 0, claimed, FileSink.continuing(claimed, 0))
-  }
-
-  protected async place_(info: PartInfo, hash: Hash): Promise<boolean> {
-    // Still the next part: no other append took that number meanwhile.
-    if (((await this.place.parts()).at(-1)?.info.part ?? 0) !== info.part - 1) return false
-    this.#ino = (await stat(this.file)).ino
-    await this.record(info, hash)
-    return true
-  }
-
-  protected takeBack(info: PartInfo): Promise<void> {
-    return this.removePlaced(info.part, this.#ino)
-  }
-
-  protected drop(): Promise<void> {
-    return dropClaim(this.file)
-  }
-}
-
-/** The part the previous append left, claimed and extended in place. */
-export class ExtendedPart extends DiskPartWriter {
-  static create(place: PartPlace, last: PartInfo, claimed: string, hash: Hash): ExtendedPart {
-    return new ExtendedPart(place, last, claimed, hash)
-  }
-
-  private constructor(
+/**
+ * An append, written into `claimed`: a new part one past the highest, or `last`, the part the
+ * previous append left, extended in place (with `hash`, its running sha256).
+ */
+export class AppendingPart extends DiskPartWriter {
+  constructor(
     place: PartPlace,
-    private readonly last: PartInfo,
+    part: number,
     claimed: string,
-    hash: Hash,
+    private readonly last?: PartInfo,
+    hash?: Hash,
   ) {
-    super(place, last.part, last.size, claimed, FileSink.continuing(claimed, last.size), hash)
+    super(place, part, last?.size ?? 0, claimed, FileSink.continuing(claimed, last?.size ?? 0), hash)
   }
 
-  protected async place_(info: PartInfo, hash: Hash): Promise<boolean> {
-    // Still the part claimed, with the same record: not sent again (putPart) meanwhile.
-    if (!isClaimed((await this.place.parts()).at(-1), this.last, this.file)) return false
-    await this.record(info, hash)
+  protected async placeAs(info: PartInfo, hash: Hash): Promise<boolean> {
+    const highest = (await this.place.parts()).at(-1)
+    // Still the part claimed, with the same record (not sent again meanwhile); or still the next
+    // part (no other append took that number).
+    if (this.last ? !isClaimed(highest, this.last, this.file) : (highest?.info.part ?? 0) !== info.part - 1) return false
+    this.ino = (await stat(this.file)).ino
+    await writePartRecord(this.place.dir, info, this.ino, this.place.tmpFile())
+    failpoint('disk.append.recorded')
+    await releasePart(this.place.dir, info.part, this.file, info.size)
+    this.place.remember(info, hash)
     return true
   }
 
-  protected async takeBack(): Promise<void> {
-    const own = join(this.place.dir, partName(this.last.part))
-    await writePartRecord(this.place.dir, this.last, (await stat(own)).ino, this.place.tmpFile())
-    await truncate(own, this.last.size)
+  /** A part it extended goes back to what it was. */
+  protected override async takeBack(info: PartInfo): Promise<void> {
+    if (!this.last) return super.takeBack(info)
+    await writePartRecord(this.place.dir, this.last, this.ino, this.place.tmpFile())
+    await truncate(join(this.place.dir, partName(this.last.part)), this.last.size)
     this.place.forget()
   }
 
   protected drop(): Promise<void> {
-    return releasePart(this.place.dir, this.last.part, this.file, this.last.size)
+    return this.last ? releasePart(this.place.dir, this.last.part, this.file, this.last.size) : dropClaim(this.file)
   }
 }
 

@@ -30,7 +30,7 @@ import type { CommitRequest } from './disk-driver.js'
 import type { Instances } from './instances.js'
 import { type DiskLayout, tmpFileWriter } from './layout.js'
 import { type Claim, claimPart, dropClaim, newClaim, partName, type PartFile, readPartFiles, releasePart, writePartRecord } from './part-files.js'
-import { AppendedPart, ExtendedPart, isClaimed, type PartPlace, ReplacingPart } from './part-writers.js'
+import { AppendingPart, isClaimed, type PartPlace, ReplacingPart } from './part-writers.js'
 import type { StoreLocks } from './store-locks.js'
 import { COMPLETION, DiskUploadRecords, SESSION } from './upload-records.js'
 
@@ -72,7 +72,7 @@ export class DiskStaging implements UploadStaging {
   }
 
   async openPart(uploadId: string, part: number): Promise<PartWriter> {
-    return ReplacingPart.create(this.#place(uploadId), part)
+    return new ReplacingPart(this.#place(uploadId), part)
   }
 
   async openAppend(uploadId: string, last: PartInfo | undefined, options: { offset: number; keepOnCrash: boolean }): Promise<PartWriter> {
@@ -84,12 +84,12 @@ export class DiskStaging implements UploadStaging {
       const claimed = await claimPart(place.dir, last.part, { ...claim, base: last.size })
       if (claimed) {
         const now = (await place.parts()).find((p) => p.info.part === last.part)
-        if (isClaimed(now, last, claimed)) return ExtendedPart.create(place, last, claimed, hash)
+        if (isClaimed(now, last, claimed)) return new AppendingPart(place, last.part, claimed, last, hash)
         await releasePart(place.dir, last.part, claimed, now?.info.size ?? last.size)
       }
     }
     const part = (last?.part ?? 0) + 1
-    return AppendedPart.create(place, part, await newClaim(place.dir, part, { ...claim, base: 0 }))
+    return new AppendingPart(place, part, await newClaim(place.dir, part, { ...claim, base: 0 }))
   }
 
   async listParts(uploadId: string): Promise<PartInfo[]> {
@@ -239,7 +239,6 @@ export class DiskStaging implements UploadStaging {
   #place(uploadId: string): PartPlace {
     return {
       dir: this.#dir(uploadId),
-      uploadId,
       locked: (fn) => this.exclusive(uploadId, fn),
       parts: () => this.#parts(uploadId),
       tmpFile: () => this.layout.tmpFile(),

@@ -100,10 +100,13 @@ export interface UploadStaging {
   committed?(uploadId: string, journal: CompletionJournal): Promise<boolean>
 
   /**
-   * Runs `fn` as the only holder of the upload's lock, across every process sharing the store, so
-   * that completions (and aborts, and the sweep's removals) of one upload never overlap. Absent:
-   * the engine holds a lease on the upload's record, renewed while it works; a holder that died
-   * blocks the upload until its lease runs out. The engine calls `discardParts` and
+   * Runs `fn` as the only holder of the upload's lock, across every process sharing the store. A
+   * driver that has it also runs every `PartWriter.commit` (its checks included) inside it; the
+   * engine then runs inside it whatever ends an upload (completion, abort, the sweep's removal) or
+   * declares its size, so that nothing changes an upload between a part's checks and its placement,
+   * and no look after the placement is needed. Absent: completions hold a lease on the upload's
+   * record, renewed while they work (a holder that died blocks the upload until its lease runs
+   * out), and parts are looked at again after their placement. The engine calls `discardParts` and
    * `UploadRecords.remove` while holding it.
    */
   exclusive?<T>(uploadId: string, fn: () => Promise<T>): Promise<T>
@@ -132,7 +135,7 @@ export interface PartWriter {
    * Makes the bytes written (after `base`) count as part `info`, whose sha256 is `hash` (still
    * running, for a driver that extends the part later). Runs `checks.before` just before the part is
    * placed (a failure there places nothing) and `checks.after` once it counts (a failure there takes
-   * it back); a driver that serializes an upload's changes runs both inside that section. False
+   * it back); a driver with `exclusive` runs both inside it. False
    * when the part was not free any more (another append took its number, or changed the part it
    * extends). Whatever the outcome, bytes that do not count are deleted.
    */

@@ -20,14 +20,13 @@ import type { CommitChecks, PartWriter } from '../driver.js'
 import { failpoint } from '../failpoints.js'
 import type { PartInfo } from '../types.js'
 import { FileSink } from './file-sink.js'
-import { dropClaim, type PartFile, partName, releasePart, removePartRecord, writePartRecord } from './part-files.js'
+import { dropClaim, isRecordOf, partName, releasePart, removePartRecord, writePartRecord } from './part-files.js'
 
 /** What the writers need of the staging they write into (staging.ts). */
 export interface PartPlace {
   dir: string
   /** Runs `fn` under the upload's lock. */
   locked<T>(fn: () => Promise<T>): Promise<T>
-  parts(): Promise<PartFile[]>
   /** A fresh temporary file name of this process. */
   tmpFile(): string
   /** Keeps (or forgets) the running sha256 of the part an append left. */
@@ -135,11 +134,10 @@ export class AppendingPart extends DiskPartWriter {
   }
 
   protected async placeAs(info: PartInfo, hash: Hash): Promise<boolean> {
-    const highest = (await this.place.parts()).at(-1)
-    // Still the part claimed, with the same record (not sent again meanwhile); or still the next
-    // part (no other append took that number).
-    if (this.last ? !isClaimed(highest, this.last, this.file) : (highest?.info.part ?? 0) !== info.part - 1) return false
     this.ino = (await stat(this.file)).ino
+    // Still the part claimed, with the same record (not sent again meanwhile); or a number no other
+    // append took. (The engine's check of the offset, under the same lock, did the rest.)
+    if (!(await isRecordOf(this.place.dir, info.part, this.last ?? null, this.ino))) return false
     await writePartRecord(this.place.dir, info, this.ino, this.place.tmpFile())
     failpoint('disk.append.recorded')
     await releasePart(this.place.dir, info.part, this.file, info.size)
@@ -159,10 +157,3 @@ export class AppendingPart extends DiskPartWriter {
     return this.last ? releasePart(this.place.dir, this.last.part, this.file, this.last.size) : dropClaim(this.file)
   }
 }
-
-/** Whether `part` is `expected`, read from the file `claimed`. */
-export const isClaimed = (part: PartFile | undefined, expected: PartInfo, claimed: string) =>
-  part?.file === claimed &&
-  part.info.part === expected.part &&
-  part.info.size === expected.size &&
-  part.info.sha256 === expected.sha256

@@ -29,8 +29,8 @@ import { AppendTails } from './append-tails.js'
 import type { CommitRequest } from './disk-driver.js'
 import type { Instances } from './instances.js'
 import { type DiskLayout, tmpFileWriter } from './layout.js'
-import { type Claim, claimPart, dropClaim, newClaim, partName, type PartFile, readPartFiles, releasePart, writePartRecord } from './part-files.js'
-import { AppendingPart, isClaimed, type PartPlace, ReplacingPart } from './part-writers.js'
+import { type Claim, claimName, claimPart, dropClaim, newClaim, partName, type PartFile, readPartFiles, releasePart, writePartRecord } from './part-files.js'
+import { AppendingPart, type PartPlace, ReplacingPart } from './part-writers.js'
 import type { StoreLocks } from './store-locks.js'
 import { COMPLETION, DiskUploadRecords, SESSION } from './upload-records.js'
 
@@ -83,7 +83,7 @@ export class DiskStaging implements UploadStaging {
       // Claimed if its record is still `last` once claimed (another instance may have extended it).
       const claimed = await claimPart(place.dir, last.part, { ...claim, base: last.size })
       if (claimed) {
-        const now = (await place.parts()).find((p) => p.info.part === last.part)
+        const now = (await this.#parts(uploadId)).find((p) => p.info.part === last.part)
         if (isClaimed(now, last, claimed)) return new AppendingPart(place, last.part, claimed, last, hash)
         await releasePart(place.dir, last.part, claimed, now?.info.size ?? last.size)
       }
@@ -175,9 +175,11 @@ export class DiskStaging implements UploadStaging {
    * Claims left by a writer that died (a crash during a tus PATCH): their bytes become the part
    * they were appending, re-hashed, when the append may keep them and the upload has not moved on
    * since; otherwise the part goes back to its recorded size. Under the upload's lock, so that a
-   * request that follows counts what a recovery under way keeps.
+   * request that follows counts what a recovery under way (a claim taken over, `r`) keeps.
    */
   async recover(uploadId: string): Promise<void> {
+    const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
+    if (!claims.some((c) => c.recovering) && (await this.#dead(claims)).length === 0) return
     await this.exclusive(uploadId, async () => {
       for (const claim of await this.#deadClaims(uploadId)) await this.#recoverClaim(uploadId, claim)
     })
@@ -202,7 +204,10 @@ export class DiskStaging implements UploadStaging {
   }
 
   async #deadClaims(uploadId: string): Promise<Claim[]> {
-    const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
+    return this.#dead((await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))).claims)
+  }
+
+  async #dead(claims: Claim[]): Promise<Claim[]> {
     const dead: Claim[] = []
     for (const c of claims) if (!(await this.instances.isAlive(c.instance))) dead.push(c)
     return dead
@@ -214,7 +219,7 @@ export class DiskStaging implements UploadStaging {
     const recorded = parts.find((p) => p.part === claim.part)
     const last = parts.at(-1)
     // Take it over first: a rename, so only one recoverer goes on.
-    const mine = join(dir, `${partName(claim.part)}.w.${this.instances.id}.${claim.offset}.${claim.base}.d.${randomBytes(4).toString('hex')}`)
+    const mine = join(dir, claimName(claim.part, { ...claim, instance: this.instances.id, recovering: true }))
     try {
       await rename(claim.file, mine)
     } catch {
@@ -240,7 +245,6 @@ export class DiskStaging implements UploadStaging {
     return {
       dir: this.#dir(uploadId),
       locked: (fn) => this.exclusive(uploadId, fn),
-      parts: () => this.#parts(uploadId),
       tmpFile: () => this.layout.tmpFile(),
       remember: (info, hash) => this.#tails.remember(uploadId, info, hash),
       forget: () => this.#tails.forget(uploadId),
@@ -255,6 +259,13 @@ export class DiskStaging implements UploadStaging {
     return (await readPartFiles(this.#dir(uploadId))).parts
   }
 }
+
+/** Whether `part` is `expected`, read from the file `claimed`. */
+const isClaimed = (part: PartFile | undefined, expected: PartInfo, claimed: string) =>
+  part?.file === claimed &&
+  part.info.part === expected.part &&
+  part.info.size === expected.size &&
+  part.info.sha256 === expected.sha256
 
 async function prepared(file: string, size: number, sha256: string): Promise<DiskPrepared> {
   return { file, size, sha256, note: { source: basename(file), ino: (await lstat(file)).ino } }

@@ -9,7 +9,8 @@
  * number is still free (an append), and the engine then looks at the upload again and has the part
  * taken back if the upload ended or a size declared meanwhile no longer fits. Whatever ends an
  * upload or declares its size writes its record first and looks at the parts after, so of two
- * racing sides one always sees the other.
+ * racing sides one always sees the other. On a driver with a lock of its own (`exclusive`), those
+ * run under it, as the driver's commits of parts do, and the look after a commit is left out.
  */
 import { checkAnnouncedSize, verifySha256 } from '../digest.js'
 import type { CommitChecks, PartWriter, StorageDriver, UploadStaging } from '../driver.js'
@@ -83,14 +84,14 @@ export class UploadEngine {
     await commitOrDiscard(writer, info, received, async () => {
       if (received.broken) throw received.broken
       verifySha256(options.expectedSha256, info.sha256)
-      return {
-        before: async () => {
+      return this.#checks(
+        async () => {
           const { state, parts } = await this.#book.liveWithParts(uploadId) // completed or aborted meanwhile?
           total = receivedBytes(parts.filter((p) => p.part !== part)) + info.size
           checkTotal(state, total)
         },
-        after: async () => checkTotal(await this.#book.live(uploadId), total),
-      }
+        async () => checkTotal(await this.#book.live(uploadId), total),
+      )
     })
     return info
   }
@@ -121,13 +122,13 @@ export class UploadEngine {
     const end = options.offset + received.size
     const placed = await commitOrDiscard(writer, info, received, async () => {
       partial = acceptReceived(received, options).partial
-      return {
-        before: async () => {
+      return this.#checks(
+        async () => {
           const { state: now, parts: kept } = await this.#book.liveWithParts(uploadId)
           checkAppend(now, options.offset, receivedBytes(kept), received.size)
         },
-        after: async () => checkTotal(await this.#book.live(uploadId), end),
-      }
+        async () => checkTotal(await this.#book.live(uploadId), end),
+      )
     })
     if (!placed) {
       // Another append at this offset came first.
@@ -138,9 +139,11 @@ export class UploadEngine {
   }
 
   async declareSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
-    const { state, parts } = await this.#book.liveWithParts(uploadId)
-    checkDeclaredSize(state, receivedBytes(parts), totalSize)
-    if (state.totalSize === undefined) {
+    checkUploadId(uploadId)
+    await this.#serial(uploadId, async () => {
+      const { state, parts } = await this.#book.liveWithParts(uploadId)
+      checkDeclaredSize(state, receivedBytes(parts), totalSize)
+      if (state.totalSize !== undefined) return
       await this.#book.change(uploadId, (s) => (s.totalSize === undefined && !s.finished ? { ...s, totalSize } : null))
       // Looks again after writing: another size declared at the same time, or an append that went
       // past this size meanwhile, makes this declaration fail (and undoes it when it was written).
@@ -153,7 +156,7 @@ export class UploadEngine {
         }
         throw e
       }
-    }
+    })
     return this.status(uploadId)
   }
 
@@ -199,6 +202,11 @@ export class UploadEngine {
   /** Runs `fn` under the driver's lock of the upload, where it has one. */
   #serial(uploadId: string, fn: () => Promise<void>): Promise<void> {
     return this.#staging.exclusive ? this.#staging.exclusive(uploadId, fn) : fn()
+  }
+
+  /** The checks of a part's commit: `after` only where the driver has no lock of its own (see `exclusive`). */
+  #checks(before: () => Promise<void>, after: () => Promise<void>): CommitChecks {
+    return { before, after: this.#staging.exclusive ? async () => {} : after }
   }
 }
 

@@ -16,13 +16,16 @@
  *   (the upload ended, or a size declared meanwhile no longer fits).
  * - The engine keeps each upload's record (`UploadState`) in the driver's record store, changed
  *   only by compare-and-set (`UploadRecords.update`), so instances sharing a store agree.
- * - Completing is two-phase: `prepare` stages the whole file (or, where it can, names the single
- *   part as it is), `commit` makes it visible atomically, tagged with a revision the engine chose,
- *   and calls back just before it is visible so that the engine writes its journal then, with the
- *   file as it will be. After a crash the journal is settled from what the store shows:
- *   `lookupRevision` (the path holds that revision), or `committed` where a driver knows more.
- *   The revision is a general token the driver stores with the version, not a trick of one driver,
- *   so other changes (durable events) can be settled the same way.
+ * - Completing is two-phase: `prepare` stages the whole file as the version it will be (its path,
+ *   attributes and a revision the engine chose: an object store sets them when it starts the
+ *   object), or, where it can, names the single part as it is; `commit` makes it visible atomically,
+ *   under the write's conditions, and calls back just before, so that the engine writes its journal
+ *   then, with the result the commit will answer (rather than between the two calls: a journal
+ *   that holds the result answers a retry exactly, even once the file was replaced). After a crash
+ *   the journal is settled from what the store shows: `lookupRevision` (the path holds that
+ *   revision), or `committed` where a driver knows more. The revision is a general token the driver
+ *   stores with the version, not a trick of one driver, so that other changes (durable events) can
+ *   be settled the same way; `lookupRevision` is a file operation for that reason.
  * - The lock of a completion is the engine's lease on the record, unless the driver has a better
  *   one (`exclusive`: the disk store's locks know at once when their holder died).
  * - Optimisations stay the driver's, never branches of the engine on the driver's kind: the disk
@@ -42,7 +45,7 @@ export interface StorageDriver extends FileOperations {
    * what is at `path` now, no file above it, no folder at it, the path allowed (confined to the store).
    */
   checkWrite(path: string, conditions: WritePreconditions): Promise<void>
-  /** The file at `path` if it is the version committed with `revision` (`CommitTarget.revision`); else null. */
+  /** The file at `path` if it is the version committed with `revision` (`FileToBe.revision`); else null. */
   lookupRevision(path: string, revision: string): Promise<StoredFile | null>
   readonly staging: UploadStaging
   /**
@@ -79,18 +82,18 @@ export interface UploadStaging {
   discardParts(uploadId: string): Promise<void>
 
   /**
-   * The whole file to be: `parts` (received, in order) concatenated, hashed, at most `maxBytes`
-   * (`payload_too_large`), not visible yet. `filename` is informative (the path it is for).
+   * The file `file` describes, made of `parts` (received, in order) concatenated and hashed, at
+   * most `file.maxBytes` (`payload_too_large`); not visible yet.
    */
-  prepare(uploadId: string, parts: PartInfo[], limits: { maxBytes?: number; filename: string }): Promise<PreparedFile>
+  prepare(uploadId: string, parts: PartInfo[], file: FileToBe): Promise<PreparedFile>
   /**
-   * Makes a prepared file the file at `target.path`, atomically with `target`'s conditions, as
-   * revision `target.revision`. `target.beforeVisible` runs once, with the result the commit will
-   * have, just before the file becomes visible; when it throws, nothing becomes visible. A commit
-   * that fails deletes the prepared file.
+   * Makes a prepared file visible at its path, atomically with `options`' conditions.
+   * `options.beforeVisible` runs with the result the commit will answer, just before the file
+   * becomes visible (again, should the commit retry); when it throws, nothing becomes visible. A
+   * commit that fails deletes what `prepare` made.
    */
-  commit(prepared: PreparedFile, target: CommitTarget): Promise<PutResult>
-  /** Deletes a prepared file that will not be committed. */
+  commit(prepared: PreparedFile, options: CommitOptions): Promise<PutResult>
+  /** Deletes what `prepare` made (never a part itself), for a file that will not be committed. */
   discardPrepared(prepared: PreparedFile): Promise<void>
   /**
    * Whether the completion `journal` describes made its file visible, after the process that ran
@@ -157,12 +160,17 @@ export interface PreparedFile {
   note: Record<string, unknown>
 }
 
-export interface CommitTarget extends WritePreconditions {
+/** The file a completion makes. */
+export interface FileToBe {
   path: string
   contentType?: string
   metadata: Record<string, unknown>
   /** A token the caller chose, stored with the version: `lookupRevision(path, revision)` finds it. */
   revision: string
+  maxBytes?: number
+}
+
+export interface CommitOptions extends WritePreconditions {
   beforeVisible(result: PutResult): Promise<void>
 }
 

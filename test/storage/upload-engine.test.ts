@@ -145,7 +145,7 @@ for (const target of targets) {
         const uploadId = await twoParts(store, 'journal/before.bin')
         // What the dead completion left: the file prepared, and its journal, for a revision never committed.
         const parts = await driver.staging.listParts(uploadId)
-        const prepared = await driver.staging.prepare(uploadId, parts, { filename: 'journal/before.bin' })
+        const prepared = await driver.staging.prepare(uploadId, parts, { path: 'journal/before.bin', metadata: {}, revision: 'never-committed' })
         const { file: other } = await store.put('journal/other.bin', streamOf('first-second'))
         const result = { file: { ...other, path: 'journal/before.bin', name: 'before.bin' }, created: true }
         await rewrite(driver, uploadId, (s) => ({ ...s, journal: { revision: 'never-committed', result, note: prepared.note } }))
@@ -166,11 +166,9 @@ for (const target of targets) {
         const store = await open(driver)
         const uploadId = await twoParts(store, 'journal/after.bin')
         const { state } = await record(driver, uploadId)
-        const prepared = await driver.staging.prepare(uploadId, await driver.staging.listParts(uploadId), { filename: state.path })
+        const parts = await driver.staging.listParts(uploadId)
+        const prepared = await driver.staging.prepare(uploadId, parts, { path: state.path, metadata: state.metadata, revision: 'the-dead-one' })
         const committed = await driver.staging.commit(prepared, {
-          path: state.path,
-          metadata: state.metadata,
-          revision: 'the-dead-one',
           beforeVisible: (result) => rewrite(driver, uploadId, (s) => ({ ...s, journal: { revision: 'the-dead-one', result, note: prepared.note } })),
         })
         expect(await driver.lookupRevision(state.path, 'the-dead-one')).toEqual(committed.file)

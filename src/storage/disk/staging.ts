@@ -22,7 +22,7 @@ import { lstat, readdir, rename, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { DigestStream } from '../digest.js'
-import type { CommitTarget, CompletionJournal, PartWriter, PreparedFile, UploadStaging } from '../driver.js'
+import type { CommitOptions, CompletionJournal, FileToBe, PartWriter, PreparedFile, UploadStaging } from '../driver.js'
 import type { PartInfo, PutResult, StoredFile } from '../types.js'
 import { receivedBytes } from '../uploads/rules.js'
 import { AppendTails } from './append-tails.js'
@@ -47,6 +47,7 @@ export interface DiskFiles {
 interface DiskPrepared extends PreparedFile {
   /** The file to commit: the single part itself, or `assembled.*`. */
   file: string
+  target: FileToBe
 }
 
 const READ_CHUNK = 1024 * 1024
@@ -105,7 +106,7 @@ export class DiskStaging implements UploadStaging {
     }
   }
 
-  async prepare(uploadId: string, parts: PartInfo[], limits: { maxBytes?: number }): Promise<PreparedFile> {
+  async prepare(uploadId: string, parts: PartInfo[], target: FileToBe): Promise<PreparedFile> {
     const dir = this.#dir(uploadId)
     for (const name of await readdir(dir)) {
       // Of a completion that died before its commit.
@@ -113,17 +114,17 @@ export class DiskStaging implements UploadStaging {
     }
     const files = await this.#parts(uploadId)
     const [only] = parts
-    if (parts.length === 1 && only!.size <= (limits.maxBytes ?? Number.POSITIVE_INFINITY)) {
+    if (parts.length === 1 && only!.size <= (target.maxBytes ?? Number.POSITIVE_INFINITY)) {
       // One part is the whole file, hashed as it arrived: it becomes the file as it is, without
       // copying or hashing it again. (Claimed by an append on another instance: copied below, up to
       // its recorded size.)
       const own = join(dir, partName(only!.part))
-      if (files.find((p) => p.info.part === only!.part)?.file === own) return prepared(own, only!.size, only!.sha256)
+      if (files.find((p) => p.info.part === only!.part)?.file === own) return prepared(target, own, only!.size, only!.sha256)
     }
     const fileOf = new Map(files.map((p) => [p.info.part, p.file]))
     const assembled = join(dir, `${ASSEMBLED}${this.instances.id}.${randomBytes(8).toString('hex')}`)
     try {
-      const digest = new DigestStream(limits.maxBytes)
+      const digest = new DigestStream(target.maxBytes)
       async function* concatenated() {
         for (const p of parts) {
           if (p.size === 0) continue
@@ -132,25 +133,25 @@ export class DiskStaging implements UploadStaging {
         }
       }
       await pipeline(concatenated, digest, tmpFileWriter(assembled))
-      return await prepared(assembled, digest.size, digest.digest())
+      return await prepared(target, assembled, digest.size, digest.digest())
     } catch (e) {
       await this.files.removeUncommitted(assembled)
       throw e
     }
   }
 
-  async commit(prepared: PreparedFile, target: CommitTarget): Promise<PutResult> {
-    const { file, sha256 } = prepared as DiskPrepared
+  async commit(prepared: PreparedFile, options: CommitOptions): Promise<PutResult> {
+    const { file, sha256, target } = prepared as DiskPrepared
     try {
       return await this.files.commit(target.path, {
         tmp: file,
         sha256,
         metadata: target.metadata,
         ...(target.contentType !== undefined ? { contentType: target.contentType } : {}),
-        ...(target.mustNotExist ? { mustNotExist: true } : {}),
-        ...(target.ifMatch ? { ifMatch: target.ifMatch } : {}),
+        ...(options.mustNotExist ? { mustNotExist: true } : {}),
+        ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
         revision: target.revision,
-        beforePlace: (result) => target.beforeVisible(result),
+        beforePlace: (result) => options.beforeVisible(result),
       })
     } catch (e) {
       await this.discardPrepared(prepared)
@@ -267,8 +268,8 @@ const isClaimed = (part: PartFile | undefined, expected: PartInfo, claimed: stri
   part.info.size === expected.size &&
   part.info.sha256 === expected.sha256
 
-async function prepared(file: string, size: number, sha256: string): Promise<DiskPrepared> {
-  return { file, size, sha256, note: { source: basename(file), ino: (await lstat(file)).ino } }
+async function prepared(target: FileToBe, file: string, size: number, sha256: string): Promise<DiskPrepared> {
+  return { target, file, size, sha256, note: { source: basename(file), ino: (await lstat(file)).ino } }
 }
 
 async function sha256Of(file: string): Promise<string> {

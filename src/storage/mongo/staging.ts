@@ -15,7 +15,7 @@
  */
 import type { Hash } from 'node:crypto'
 import type { Collection, ObjectId } from 'mongodb'
-import type { CommitChecks, CommitTarget, PartWriter, PreparedFile, UploadStaging } from '../driver.js'
+import type { CommitChecks, CommitOptions, FileToBe, PartWriter, PreparedFile, UploadStaging } from '../driver.js'
 import { isStorageError, StorageError } from '../errors.js'
 import type { PartInfo, PutResult, WritePreconditions } from '../types.js'
 import { receivedBytes } from '../uploads/rules.js'
@@ -43,6 +43,7 @@ export interface MongoFiles {
 
 interface MongoPrepared extends PreparedFile {
   bytes: WrittenBytes
+  target: FileToBe
 }
 
 const partKey = (uploadId: string, part: number) => `${uploadId}:${part}`
@@ -76,7 +77,7 @@ export class MongoStaging implements UploadStaging {
     await this.removeParts(await this.#parts(uploadId))
   }
 
-  async prepare(uploadId: string, parts: PartInfo[], limits: { maxBytes?: number; filename: string }): Promise<PreparedFile> {
+  async prepare(uploadId: string, parts: PartInfo[], target: FileToBe): Promise<PreparedFile> {
     const byNumber = new Map((await this.#parts(uploadId)).map((p) => [p.part, p]))
     const docs = parts.map((p) => {
       const doc = byNumber.get(p.part)
@@ -85,21 +86,22 @@ export class MongoStaging implements UploadStaging {
     })
     const bytes = await this.files.write(this.#concatenated(docs), {
       expectedSize: receivedBytes(parts),
-      ...(limits.maxBytes !== undefined ? { maxBytes: limits.maxBytes } : {}),
-      filename: limits.filename,
+      ...(target.maxBytes !== undefined ? { maxBytes: target.maxBytes } : {}),
+      filename: target.path,
     })
-    const prepared: MongoPrepared = { size: bytes.size, sha256: bytes.sha256, note: {}, bytes }
+    const prepared: MongoPrepared = { size: bytes.size, sha256: bytes.sha256, note: {}, bytes, target }
     return prepared
   }
 
-  commit(prepared: PreparedFile, target: CommitTarget): Promise<PutResult> {
-    const { path, metadata, contentType, mustNotExist, ifMatch, revision, beforeVisible } = target
+  commit(prepared: PreparedFile, options: CommitOptions): Promise<PutResult> {
+    const { bytes, target } = prepared as MongoPrepared
+    const { mustNotExist, ifMatch, beforeVisible } = options
     return this.files.commit(
-      path,
-      (prepared as MongoPrepared).bytes,
-      { metadata, ...(contentType !== undefined ? { contentType } : {}) },
+      target.path,
+      bytes,
+      { metadata: target.metadata, ...(target.contentType !== undefined ? { contentType: target.contentType } : {}) },
       { ...(mustNotExist ? { mustNotExist } : {}), ...(ifMatch ? { ifMatch } : {}) },
-      revision,
+      target.revision,
       beforeVisible,
     )
   }

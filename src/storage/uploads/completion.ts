@@ -23,7 +23,7 @@ import type { CompletionLease } from './lease.js'
 import { type UploadBook, without } from './records.js'
 import { isExpired, partsToAssemble, uploadConditions, uploadNotFound } from './rules.js'
 
-/** A fresh revision token for a composed file (see `CommitTarget.revision`). */
+/** A fresh revision token for a composed file (see `FileToBe.revision`). */
 const newRevision = () => randomBytes(12).toString('hex')
 
 export class Completion {
@@ -76,9 +76,13 @@ export class Completion {
     const parts = partsToAssemble(state, await this.#staging.listParts(uploadId), options.parts)
     const conditions = uploadConditions(state)
     await this.driver.checkWrite(state.path, conditions) // fail before copying gigabytes
+    const revision = newRevision()
     const prepared = await this.#staging.prepare(uploadId, parts, {
+      path: state.path,
+      metadata: state.metadata,
+      ...(state.contentType !== undefined ? { contentType: state.contentType } : {}),
+      revision,
       ...(state.maxBytes !== undefined ? { maxBytes: state.maxBytes } : {}),
-      filename: state.path,
     })
     try {
       verifySha256(options.expectedSha256, prepared.sha256)
@@ -86,15 +90,10 @@ export class Completion {
       await this.#staging.discardPrepared(prepared)
       throw e
     }
-    const revision = newRevision()
     let result: PutResult
     try {
       result = await this.#staging.commit(prepared, {
-        path: state.path,
-        metadata: state.metadata,
-        ...(state.contentType !== undefined ? { contentType: state.contentType } : {}),
         ...conditions,
-        revision,
         beforeVisible: async (will) => {
           await this.book.change(uploadId, (s) => {
             if (s.finished) throw uploadNotFound(uploadId) // aborted meanwhile (a driver without `exclusive`)

@@ -29,7 +29,7 @@ import { AppendTails } from './append-tails.js'
 import type { CommitRequest } from './disk-driver.js'
 import type { Instances } from './instances.js'
 import { type DiskLayout, tmpFileWriter } from './layout.js'
-import { type Claim, claimName, claimPart, dropClaim, newClaim, partName, type PartFile, readPartFiles, releasePart, writePartRecord } from './part-files.js'
+import { type Claim, claimName, claimPart, dropClaim, isRecordOf, newClaim, partName, type PartFile, readPartFiles, releasePart, writePartRecord } from './part-files.js'
 import { AppendingPart, type PartPlace, ReplacingPart } from './part-writers.js'
 import type { StoreLocks } from './store-locks.js'
 import { COMPLETION, DiskUploadRecords, SESSION } from './upload-records.js'
@@ -84,8 +84,8 @@ export class DiskStaging implements UploadStaging {
       // Claimed if its record is still `last` once claimed (another instance may have extended it).
       const claimed = await claimPart(place.dir, last.part, { ...claim, base: last.size })
       if (claimed) {
+        if (await isRecordOf(place.dir, last.part, last, (await stat(claimed)).ino)) return new AppendingPart(place, last.part, claimed, last, hash)
         const now = (await this.#parts(uploadId)).find((p) => p.info.part === last.part)
-        if (isClaimed(now, last, claimed)) return new AppendingPart(place, last.part, claimed, last, hash)
         await releasePart(place.dir, last.part, claimed, now?.info.size ?? last.size)
       }
     }
@@ -179,8 +179,7 @@ export class DiskStaging implements UploadStaging {
    * request that follows counts what a recovery under way (a claim taken over, `r`) keeps.
    */
   async recover(uploadId: string): Promise<void> {
-    const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
-    if (!claims.some((c) => c.recovering) && (await this.#dead(claims)).length === 0) return
+    if (!(await this.#deadClaims(uploadId, true)).length) return
     await this.exclusive(uploadId, async () => {
       for (const claim of await this.#deadClaims(uploadId)) await this.#recoverClaim(uploadId, claim)
     })
@@ -195,7 +194,7 @@ export class DiskStaging implements UploadStaging {
     for (const id of await readdir(this.layout.uploadsDir).catch(() => [] as string[])) {
       const dir = this.#dir(id)
       if (await stat(join(dir, SESSION)).then(() => true, () => false)) {
-        if ((await this.#deadClaims(id)).length > 0) await this.recover(id)
+        await this.recover(id)
       } else if (now.getTime() - ((await stat(dir).catch(() => null))?.mtimeMs ?? now.getTime()) > ORPHAN_GRACE_MS) {
         await this.exclusive(id, () => this.files.discardTree(dir))
         removed++
@@ -204,13 +203,11 @@ export class DiskStaging implements UploadStaging {
     return removed
   }
 
-  async #deadClaims(uploadId: string): Promise<Claim[]> {
-    return this.#dead((await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))).claims)
-  }
-
-  async #dead(claims: Claim[]): Promise<Claim[]> {
+  /** The claims of writers that died; with `recovering`, also those a recovery took over. */
+  async #deadClaims(uploadId: string, recovering = false): Promise<Claim[]> {
+    const { claims } = await readPartFiles(this.#dir(uploadId)).catch(() => ({ claims: [] as Claim[] }))
     const dead: Claim[] = []
-    for (const c of claims) if (!(await this.instances.isAlive(c.instance))) dead.push(c)
+    for (const c of claims) if ((recovering && c.recovering) || !(await this.instances.isAlive(c.instance))) dead.push(c)
     return dead
   }
 
@@ -260,13 +257,6 @@ export class DiskStaging implements UploadStaging {
     return (await readPartFiles(this.#dir(uploadId))).parts
   }
 }
-
-/** Whether `part` is `expected`, read from the file `claimed`. */
-const isClaimed = (part: PartFile | undefined, expected: PartInfo, claimed: string) =>
-  part?.file === claimed &&
-  part.info.part === expected.part &&
-  part.info.size === expected.size &&
-  part.info.sha256 === expected.sha256
 
 async function prepared(target: FileToBe, file: string, size: number, sha256: string): Promise<DiskPrepared> {
   return { target, file, size, sha256, note: { source: basename(file), ino: (await lstat(file)).ino } }

@@ -12,6 +12,7 @@
  * racing sides one always sees the other. On a driver with a lock of its own (`exclusive`), those
  * run under it, as the driver's commits of parts do, and the look after a commit is left out.
  */
+import type { Hash } from 'node:crypto'
 import { checkAnnouncedSize, verifySha256 } from '../digest.js'
 import type { CommitChecks, PartWriter, StorageDriver, UploadStaging } from '../driver.js'
 import { offsetMismatch, payloadTooLarge } from '../errors.js'
@@ -81,7 +82,7 @@ export class UploadEngine {
     const received = await receiveInto(writer, body, { maxBytes: partSizeLimit, tooLarge: () => payloadTooLarge(partSizeLimit) })
     const info: PartInfo = { part, size: received.size, sha256: received.sha256 }
     let total = 0
-    await commitOrDiscard(writer, info, received, async () => {
+    await commitOrDiscard(writer, info, received.hash, async () => {
       if (received.broken) throw received.broken
       verifySha256(options.expectedSha256, info.sha256)
       return this.#checks(
@@ -120,7 +121,7 @@ export class UploadEngine {
     }
     const info: PartInfo = { part: writer.part, size: writer.base + received.size, sha256: received.sha256 }
     const end = options.offset + received.size
-    const placed = await commitOrDiscard(writer, info, received, async () => {
+    const placed = await commitOrDiscard(writer, info, received.hash, async () => {
       partial = acceptReceived(received, options).partial
       return this.#checks(
         async () => {
@@ -227,15 +228,10 @@ async function receiveInto(
 }
 
 /**
- * Commits `writer` as part `info` once `accept` says the bytes may be kept (it throws otherwise,
- * and gives the checks of the commit); deletes them when they may not.
+ * Commits `writer` as part `info` (`hash`: its running sha256) once `accept` says the bytes may be
+ * kept (it throws otherwise, and gives the checks of the commit); deletes them when they may not.
  */
-async function commitOrDiscard(
-  writer: PartWriter,
-  info: PartInfo,
-  received: ReceivedBody,
-  accept: () => Promise<CommitChecks>,
-): Promise<boolean> {
+async function commitOrDiscard(writer: PartWriter, info: PartInfo, hash: Hash, accept: () => Promise<CommitChecks>): Promise<boolean> {
   let checks: CommitChecks
   try {
     checks = await accept()
@@ -243,5 +239,5 @@ async function commitOrDiscard(
     await writer.discard().catch(() => {})
     throw e
   }
-  return writer.commit(info, received.hash, checks)
+  return writer.commit(info, hash, checks)
 }

@@ -11,9 +11,10 @@
  *   highest+1 only if that number is still free (disk: under its lock; MongoDB: the insert of a
  *   unique `_id`; S3: `If-None-Match: *`), so of two appends at one offset exactly one wins on every
  *   driver without a lock of the engine's. The engine's checks run around the placement
- *   (`CommitChecks`): a driver that serializes an upload's changes runs them inside that section,
- *   the others run them just before and just after, and take the part back when the second fails
- *   (the upload ended, or a size declared meanwhile no longer fits).
+ *   (`CommitChecks`): a driver without a lock of its own runs them just before and just after, and
+ *   takes the part back when the second fails (the upload ended, or a size declared meanwhile no
+ *   longer fits); one with a lock (`exclusive`) runs the first inside it, where the engine also ends
+ *   uploads and declares sizes, so the second is left out.
  * - The engine keeps each upload's record (`UploadState`) in the driver's record store, changed
  *   only by compare-and-set (`UploadRecords.update`), so instances sharing a store agree.
  * - Completing is two-phase: `prepare` stages the whole file as the version it will be (its path,

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util'
 import { type Action, mintToken, scopeOf } from '../src/auth/index.js'
-import { ConfigError, loadConfig } from '../src/adapters/node/config.js'
+import { ConfigError, loadConfig } from '../src/adapters/service/config.js'
 
 const USAGE = `usage: npm run --silent token -- [scope ...] [--sub NAME] [--read|--write|--delete|--all PREFIX ...]
                      [--store NAME] [--expires 1h] [--audience AUD] [--issuer ISS]

@@ -3,7 +3,7 @@
  * a failure becomes an error message and an exit code (see errors.ts).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { byteSize } from '../adapters/node/config.js'
+import { byteSize } from '../adapters/service/config.js'
 import { VERSION } from '../version.js'
 import { connect, DEFAULT_URL } from './connection.js'
 import type { CliContext } from './context.js'

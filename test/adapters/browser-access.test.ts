@@ -1,6 +1,6 @@
 /** CORS_ORIGINS: browsers on the allowed origins may call the API and read its headers. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../src/adapters/node/config.js'
+import { loadConfig } from '../../src/adapters/service/config.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 
 describe('CORS for browser clients', () => {

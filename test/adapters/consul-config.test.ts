@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest'
 import { consulBaseUrl } from '../../src/adapters/consul/agent-address.js'
-import { loadConfig } from '../../src/adapters/node/config.js'
-import { hostAddress } from '../../src/adapters/node/host-address.js'
-import { serviceDefinition } from '../../src/adapters/node/service-definition.js'
+import { loadConfig } from '../../src/adapters/service/config.js'
+import { hostAddress } from '../../src/adapters/service/host-address.js'
+import { serviceDefinition } from '../../src/adapters/service/service-definition.js'
 
 describe('Consul configuration', () => {
   it('has defaults: checks every 10s with a 5s timeout, reaped after 1m, resync every 10s', () => {

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../../src/adapters/node/config.js'
+import { loadConfig } from '../../src/adapters/service/config.js'
 import { type Service, startService } from '../../src/adapters/node/service.js'
 
 export interface TestService {

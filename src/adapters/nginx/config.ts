@@ -2,7 +2,7 @@
  * The upstream sync's configuration, from the environment like the service's (SPEC 4).
  */
 import { z } from 'zod'
-import { optionalString, parseEnvironment, serviceName } from '../node/config.js'
+import { optionalString, parseEnvironment, serviceName } from '../service/config.js'
 import { DEFAULT_SERVER_PARAMS } from './upstream-servers.js'
 
 const required = (what: string) => z.string({ error: `required: ${what}` }).min(1, `required: ${what}`)

@@ -4,7 +4,7 @@
  * nginx is gone, so that the container stops with it; exits 0 on SIGTERM or SIGINT.
  */
 import { createServiceResolver } from '../discovery/service-resolver.js'
-import { ConfigError } from '../node/config.js'
+import { ConfigError } from '../service/config.js'
 import { loadUpstreamSyncConfig, type UpstreamSyncConfig } from './config.js'
 import { nginxRunning, reloadNginx } from './nginx-process.js'
 import { UpstreamSync } from './upstream-sync.js'

@@ -9,26 +9,12 @@ import { getRequestListener } from '@hono/node-server'
 import { errorBody } from '../../handlers/index.js'
 import { hostPort } from '../host-port.js'
 import { rawTargetProblem } from '../../handlers/raw-target.js'
+import type { HttpServer, ServeOptions } from '../service/service.js'
 
-export interface ServeOptions {
-  host: string
-  port: number
-  /** Request line and headers must arrive within this; `408` JSON, then the connection is closed. */
-  headersTimeoutMs?: number
-  /** Connections served at once; more are closed as they come until some end. */
-  maxConnections?: number
-  /** A response whose bytes the client has not taken for this long is cut (see `cutWhenUnread`). */
-  sendIdleTimeoutMs?: number
-}
+export type { ServeOptions }
 
-export interface RunningServer {
+export interface RunningServer extends HttpServer {
   server: Server
-  /** The bound port (useful with port 0). */
-  port: number
-  /** `http://host:port`, with a loopback host when bound to every interface. */
-  url: string
-  /** Stops accepting, waits for requests in flight up to `timeoutMs`, then closes every connection. */
-  stop(timeoutMs: number): Promise<void>
 }
 
 type Fetch = Parameters<typeof getRequestListener>[0]

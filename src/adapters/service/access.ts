@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { BlockList, isIPv4 } from 'node:net'
-import { getConnInfo } from '@hono/node-server/conninfo'
+import type { Context } from 'hono'
 import { anonymousAuthorizer, createTokenVerifier, tokenAuthorizer, UrlSigner } from '../../auth/index.js'
 import type { AccessOptions, UrlOptions } from '../../handlers/index.js'
 import type { Config } from './config.js'
@@ -54,7 +54,8 @@ export function accessOptions(config: Config): AccessOptions {
   }
 }
 
-export function urlOptions(config: Config): UrlOptions {
+/** `remoteAddress`: the runtime's peer address of a request (TRUSTED_PROXIES are matched against it). */
+export function urlOptions(config: Config, remoteAddress: (c: Context) => string | undefined): UrlOptions {
   const options: UrlOptions = config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}
   if (config.TRUSTED_PROXIES.length === 0) return options
   const proxies = new BlockList()
@@ -67,7 +68,7 @@ export function urlOptions(config: Config): UrlOptions {
   return {
     ...options,
     trustForwarded: (c) => {
-      const address = getConnInfo(c).remote.address
+      const address = remoteAddress(c)
       if (!address) return false
       const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] // IPv4 on a dual-stack socket
       return v4 ? proxies.check(v4, 'ipv4') : proxies.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')

@@ -1,9 +1,10 @@
 /**
  * WORKERS > 1: one instance of the service on several cores. The primary process forks the workers
- * (node:cluster: they share the listening socket), registers the instance with Consul once (from
- * the port the first worker reports), replaces a worker that dies, and on SIGTERM or SIGINT
- * deregisters, then has every worker drain its requests and waits for them. The first worker runs
- * the sweeper; the worker that replaces it takes the role over. The primary opens no store.
+ * (node:cluster), registers the instance with Consul once (from the port the first worker
+ * reports), replaces a worker that dies, and on SIGTERM or SIGINT deregisters, then has every
+ * worker drain its requests and waits for them. The first worker runs the sweeper; the worker that
+ * replaces it takes the role over. The primary opens no store. How the workers share the listening
+ * port is the runtime's part (the adapter's `serve`): on Node, node:cluster's primary holds it.
  *
  * Workers sharing one disk store is safe because the store is built for several processes on one
  * folder (src/storage/disk: records by inode, locks across processes).

@@ -101,7 +101,7 @@ class WeedProcess {
 
   start(): void {
     if (this.running) return
-    // Loopback only: no identity from the test's own AWS variables, only the -config file.
+    // The gateway would add an identity from the test's own AWS variables: only the -config file's.
     const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...env } = process.env
     this.#child = spawnChild(this.bin, ['-logtostderr', ...this.args], { env })
   }
@@ -164,8 +164,11 @@ export class SeaweedCluster {
     const common = ['-ip=127.0.0.1', '-ip.bind=127.0.0.1']
 
     await mkdir(join(dir, 'master'))
+    // As scripts/test-services.sh does: one volume (with its copies) per collection, that is per
+    // bucket, instead of six, and no allocation hold on a fresh master.
+    await writeFile(join(dir, 'master', 'master.toml'), '[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\nallocation_deferral = "0s"\n')
     const masterProcess = new WeedProcess('master', bin, [
-      'master', ...common, `-port=${master}`, `-port.grpc=${masterGrpc}`, `-mdir=${join(dir, 'master')}`,
+      `-config_dir=${join(dir, 'master')}`, 'master', ...common, `-port=${master}`, `-port.grpc=${masterGrpc}`, `-mdir=${join(dir, 'master')}`,
       `-defaultReplication=${options.replication ?? '001'}`, '-volumeSizeLimitMB=64', '-telemetry=false',
     ])
     const volumes: WeedProcess[] = []

@@ -455,7 +455,7 @@ prepare_seaweedfs() {
   mkdir -p "$dir/data"
   echo "$master $master_grpc $volume $volume_grpc $filer $filer_grpc $s3 $s3_grpc" >"$RUN_DIR/seaweedfs.ports"
   # One identity with every right, so that the gateway checks signatures as a deployment
-  # does (a wrong secret is refused); without one it would take any credentials.
+  # does (a wrong secret is refused); without one it takes any request, signed or not.
   read -r key secret < <(python3 -c 'import secrets; print("FSTEST" + secrets.token_hex(7).upper(), secrets.token_urlsafe(30))')
   echo "$key $secret" >"$dir/credentials"
   # Every bucket is a collection of its own, and its first write grows 7 volumes by default:

@@ -6,9 +6,9 @@
 # and schemathesis (PyPI) in a virtual environment for the reliability suite.
 #
 # Usage: scripts/test-services.sh COMMAND [ARGS]
-#   install                     build/install whatever is missing (idempotent; a cold
-#                               build of all three Go servers takes about 25 minutes
-#                               on 2 cores, SeaweedFS alone 10-15)
+#   install                     build/install whatever is missing (idempotent; from
+#                               empty Go caches the three Go servers take about 15
+#                               minutes on 2 cores, SeaweedFS 8 to 11 of them)
 #   install-seaweedfs           build only the SeaweedFS `weed` binary
 #   start   [SERVICE...|all]    start on free loopback ports (side by side), wait until
 #                               ready, write and print $RUN/env (SERVICE: ferretdb,
@@ -153,7 +153,7 @@ install_seaweedfs() {
     return
   fi
   need_go seaweedfs
-  log "seaweedfs $SEAWEEDFS_VERSION: building (about 8 minutes on 2 cores) ..."
+  log "seaweedfs $SEAWEEDFS_VERSION: building (8 to 11 minutes on 2 cores) ..."
   # A replace directive applies only in the main module, so our throwaway module
   # repeats SeaweedFS's one: tyler-smith/go-bip39 is gone from its host.
   build_go_command weed github.com/seaweedfs/seaweedfs "$SEAWEEDFS_VERSION" github.com/seaweedfs/seaweedfs/weed \

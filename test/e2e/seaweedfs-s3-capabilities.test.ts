@@ -17,7 +17,7 @@
  * | MetadataDirective | COPY keeps type and metadata; REPLACE replaces both, also onto itself; COPY onto itself 400 | attribute changes are a REPLACE copy onto itself |
  * | Multipart part size | 5 MiB minimum except the last, enforced at completion (400 EntityTooSmall); part 10001: 400 | small parts/tus appends must be merged before they become S3 parts |
  * | A part uploaded twice | ListParts lists both; completion takes the ETag given | never trust ListParts to be unique: keep our own part ETags |
- * | UploadPartCopy with a range | works; its ETag is the MD5 of the range | server-side compose of staged objects and copies over 5 GiB |
+ * | UploadPartCopy with a range | works; its ETag is the MD5 of the range; the 5 MiB rule holds for copied parts too | server-side compose of staged objects of 5 MiB or more, and copies over 5 GiB; smaller pieces are merged by reading them |
  * | CopyObject speed | copies the bytes (the volume grows by the size; 256 MiB in about 0.6 s, upload 2.2 s) | a folder move copies data; RenameObject (below) does not |
  * | RenameObject (SeaweedFS extension, AWS directory buckets) | atomic, keeps ETag and metadata, `DestinationIfNoneMatch` honoured | a cheap move on SeaweedFS, if the store probes for it |
  * | ListObjectsV2 | UTF-8 byte order; delimiter + prefix right; tokens page without gaps; MaxKeys capped at 1000; no metadata | pages map onto SPEC's cursors; FileInfo in a listing needs a HEAD per file (or none) |
@@ -335,7 +335,7 @@ describe.runIf(target)('SeaweedFS S3 gateway: what the s3 store can rely on', ()
       expect((await read(Key)).toString()).toBe('second')
     })
 
-    it('UploadPartCopy copies a byte range of another object into a part', async () => {
+    it('UploadPartCopy copies a byte range of another object into a part, under the same 5 MiB rule', async () => {
       const source = randomBytes(6 * MiB)
       await put('mpu/source', source)
       const Key = 'mpu/composed'
@@ -349,6 +349,17 @@ describe.runIf(target)('SeaweedFS S3 gateway: what the s3 store can rely on', ()
       }
       await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }))
       expect((await read(Key)).equals(Buffer.concat(ranges.map(([from, to]) => source.subarray(from, to + 1))))).toBe(true)
+
+      // Small staged objects cannot be composed server-side either.
+      const small = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: 'mpu/small-copies' }))
+      const copies = []
+      for (const PartNumber of [1, 2]) {
+        const r = await client.send(new UploadPartCopyCommand({ Bucket, Key: 'mpu/small-copies', UploadId: small.UploadId, PartNumber, CopySource: `${Bucket}/mpu/source`, CopySourceRange: 'bytes=0-999' }))
+        copies.push({ PartNumber, ETag: r.CopyPartResult!.ETag })
+      }
+      const completion = client.send(new CompleteMultipartUploadCommand({ Bucket, Key: 'mpu/small-copies', UploadId: small.UploadId, MultipartUpload: { Parts: copies } }))
+      expect(await failure(completion)).toEqual({ code: 'EntityTooSmall', status: 400 })
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key: 'mpu/small-copies', UploadId: small.UploadId }))
     })
 
     it('keeps an open upload out of HEAD and listings, lists it by prefix and in pages, and forgets it once aborted', async () => {

@@ -37,6 +37,8 @@ export function openS3Store(target: S3TestTarget, options: Partial<S3DriverOptio
       region: target.region,
       credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
       prefix: uniquePrefix('store'),
+      // As the service does: open multipart uploads older than the upload expiry are orphans.
+      ...(uploads?.ttlMs !== undefined ? { orphanAgeMs: uploads.ttlMs } : {}),
       ...driver,
     }),
     uploads,

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
+import { s3Leftovers, s3Port } from './s3-leftovers.js'
 import { auditedStores, internalUsage, openDescriptors, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { SLOW_CLIENTS, TIMEOUT_VARS } from './knobs.js'
 
@@ -43,6 +44,7 @@ function track(port: number, kind: Tracked['kind'], first: string | Buffer): Tra
 /** Temporary data of a store that is not its files: internal files on disk, GridFS files on mongo. */
 async function temporaryData(store: string, storageDir: string, env: Record<string, string>): Promise<number> {
   if (store === 'disk') return (await internalUsage(storageDir)).files
+  if (store === 's3') return (await s3Leftovers(env, ['slow/served.bin'])).found
   const client = new MongoClient(env.MONGODB_URI!, { serverSelectionTimeoutMS: 10_000 })
   try {
     return await client.db(env.MONGODB_DB!).collection('fs.files').countDocuments()
@@ -73,7 +75,7 @@ describe.each(auditedStores('the slow-clients audit'))('slow clients on the %s s
       expect((await fetch(`${svc.api}/${store}/upload/slow/served.bin`, { method: 'PUT', body: file })).status).toBe(201)
       expect((await fetch(fileUrl)).status).toBe(200)
       await sleep(1500)
-      const dbPorts = store === 'mongo' ? [Number(new URL(env.MONGODB_URI!).port)] : []
+      const dbPorts = store === 'mongo' ? [Number(new URL(env.MONGODB_URI!).port)] : store === 's3' ? [s3Port(env)] : []
       const fdsBefore = await openDescriptors(svc.pid, dbPorts)
       const tempBefore = await temporaryData(store, dir.path, env)
 

@@ -68,6 +68,7 @@ import { Listing } from './listing.js'
 import { Moves } from './moves.js'
 import { checkMetadataFits, decodeAttributes, encodeAttributes, newRevision } from './object-attributes.js'
 import { ObjectUpload, type UploadShape } from './object-upload.js'
+import { Recent } from './recent.js'
 import { S3Staging } from './staging.js'
 import { S3Sweeper } from './sweeper.js'
 import { Versions } from './versions.js'
@@ -129,6 +130,7 @@ export class S3Driver implements StorageDriver {
   readonly #moves: Moves
   readonly #sweeper: S3Sweeper
   readonly #running = new InFlight()
+  readonly #recent: Recent
   readonly #instance = randomBytes(6).toString('hex')
   readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
 
@@ -143,13 +145,14 @@ export class S3Driver implements StorageDriver {
     this.#client = createS3Client(connection)
     this.bucket = new Bucket(this.#client, options.bucket)
     this.keys = new S3Keys(normalizePrefix(options.prefix))
+    this.#recent = new Recent(this.keys.prefix)
     this.#shape = { partSize: options.partSize ?? DEFAULT_PART_SIZE, concurrency: options.concurrency ?? DEFAULT_CONCURRENCY }
     const log = options.log ?? (() => {})
     const singleCopyMax = options.singleCopyMax ?? MAX_SINGLE_COPY
     this.capabilities = new Capabilities(this.bucket, this.keys, options.conditionalWrites ?? 'auto', options.rename ?? 'auto')
     const digests = new Digests(this.bucket, this.keys)
     this.#describer = new Describer(this.bucket, digests, log)
-    this.#versions = new Versions(this.bucket, digests, this.#describer, this.capabilities, new KeyedLock())
+    this.#versions = new Versions(this.bucket, digests, this.#describer, this.capabilities, new KeyedLock(), this.#recent)
     this.#listing = new Listing(this.bucket, this.keys, this.#describer)
     this.#moves = new Moves(this.bucket, this.keys, this.#describer, digests, this.capabilities, singleCopyMax)
     this.staging = new S3Staging({ bucket: this.bucket, keys: this.keys, versions: this.#versions, capabilities: this.capabilities, shape: this.#shape, singleCopyMax })
@@ -274,10 +277,21 @@ export class S3Driver implements StorageDriver {
       checkMoveTarget(source, target, to, options.overwrite)
       await this.#checkNoFileAbove(to)
       if (sourceHead) {
-        return this.#moves.moveFile(from, to, sourceHead, { head: targetHead, overwrite: options.overwrite === true }, options.ifMatch)
+        try {
+          return await this.#moves.moveFile(from, to, sourceHead, { head: targetHead, overwrite: options.overwrite === true }, options.ifMatch)
+        } finally {
+          this.#recent.saw(fromKey, null)
+          this.#recent.saw(toKey, null)
+          this.#recent.wrote(to)
+        }
       }
       if (target) await this.#deleteTree(this.keys.folder(to))
-      await this.#moves.moveFolder(from, to)
+      try {
+        await this.#moves.moveFolder(from, to)
+      } finally {
+        this.#recent.forgetUnder(this.keys.folder(from))
+        this.#recent.movedFolder(to)
+      }
       return (await this.lookup(to)) ?? { type: 'directory', path: to, name: baseName(to) }
     })
   }
@@ -294,7 +308,9 @@ export class S3Driver implements StorageDriver {
             await this.#versions.checkConditions(path, head, { ifMatch: options.ifMatch })
           }
           // With If-Match, only the version that matched goes (S3's own If-Match on delete).
-          if (await this.bucket.delete(key, options.ifMatch ? head.s3etag : undefined)) return
+          const deleted = await this.bucket.delete(key, options.ifMatch ? head.s3etag : undefined)
+          this.#recent.saw(key, null)
+          if (deleted) return
           continue // replaced meanwhile: check If-Match again
         }
         await this.#deleteFolder(path, options)
@@ -375,23 +391,41 @@ export class S3Driver implements StorageDriver {
    * file above the path, no folder at it, and its conditions. What is at the path now.
    */
   async #precheck(path: string, key: string, conditions: WritePreconditions): Promise<ObjectHead | null> {
-    const [current, folderHere] = await Promise.all([this.bucket.head(key), this.bucket.any(this.keys.folder(path)), this.#checkNoFileAbove(path)])
-    if (folderHere) throw alreadyExists(`a folder at "${path}"`)
+    // A client's conditions are checked against what S3 says now; a plain write may go by what this
+    // process saw last (its commit is conditional on that, recent.ts).
+    const conditional = conditions.mustNotExist || conditions.ifMatch !== undefined
+    const known = conditional ? undefined : this.#recent.version(key)
+    const [current] = await Promise.all([known ?? this.#head(key), this.#checkNoFolderAt(path), this.#checkNoFileAbove(path)])
     await this.#versions.checkConditions(path, current, conditions)
     return current
   }
 
+  async #checkNoFolderAt(path: string): Promise<void> {
+    const prefix = this.keys.folder(path)
+    if (this.#recent.isAbsent(`folder:${prefix}`)) return
+    if (await this.bucket.any(prefix)) throw alreadyExists(`a folder at "${path}"`)
+    this.#recent.absent(`folder:${prefix}`)
+  }
+
   async #checkNoFileAbove(path: string): Promise<void> {
-    const ancestors = ancestorsOf(path)
+    const ancestors = ancestorsOf(path).filter((a) => !this.#recent.isAbsent(`file:${this.keys.prefix}${a}`))
     const heads = await Promise.all(ancestors.map((a) => this.bucket.head(this.keys.prefix + a)))
     const above = ancestors.find((_, i) => heads[i] !== null)
     if (above !== undefined) throw fileInTheWay(above)
+    for (const a of ancestors) this.#recent.absent(`file:${this.keys.prefix}${a}`)
+  }
+
+  /** A HEAD of `key`, remembered (recent.ts). */
+  async #head(key: string): Promise<ObjectHead | null> {
+    const head = await this.bucket.head(key)
+    this.#recent.saw(key, head)
+    return head
   }
 
   /** The file at `path` now (a HEAD), described; null when there is none. */
   async #file(path: string, key: string): Promise<StoredFile | null> {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const head = await this.bucket.head(key)
+      const head = await this.#head(key)
       if (!head) return null
       const file = await this.#describer.describe(path, head)
       if (file) return file
@@ -423,6 +457,7 @@ export class S3Driver implements StorageDriver {
 
   /** Deletes every object under `prefix`, a thousand a request. */
   async #deleteTree(prefix: string): Promise<void> {
+    this.#recent.forgetUnder(prefix)
     for await (const objects of this.bucket.keys(prefix)) await this.bucket.deleteMany(objects.map((o) => o.key))
   }
 

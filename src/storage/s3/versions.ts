@@ -28,6 +28,7 @@ import type { Describer } from './descriptions.js'
 import type { Digests } from './digests.js'
 import { decodeAttributes, encodeAttributes } from './object-attributes.js'
 import { abortMultipart, completeMultipart, type OpenMultipart } from './object-upload.js'
+import type { Recent } from './recent.js'
 
 /** Attempts of a commit that keeps losing its conditional write to other processes. */
 const COMMIT_ATTEMPTS = 10
@@ -69,6 +70,7 @@ export class Versions {
     private readonly describer: Describer,
     private readonly capabilities: Capabilities,
     private readonly locks: KeyedLock,
+    private readonly recent: Recent,
   ) {}
 
   /** Throws what the client's `conditions` say against the version at the path now (`head`, null for none). */
@@ -110,33 +112,38 @@ export class Versions {
       const result: PutResult = { file: fileOf({ ...toBe, created }), created: current === null }
       await options.beforeVisible?.(result)
       const s3conditions: S3Conditions = !conditional ? {} : current ? { ifMatch: current.s3etag } : { ifNoneMatch: '*' }
-      if (await this.#place({ ...toBe, created }, pending, s3conditions)) return result
+      const placed = { ...toBe, created }
+      const s3etag = await this.#place(placed, pending, s3conditions)
+      if (s3etag !== null) {
+        const { sha256: _digested, ...inDigest } = placed
+        const meta = encodeAttributes(pending.kind === 'multipart' && !pending.withSha256 ? inDigest : placed)
+        this.recent.saw(toBe.key, { key: toBe.key, s3etag, size: toBe.size, contentType: toBe.contentType, lastModified: new Date(), meta })
+        this.recent.wrote(toBe.path)
+        return result
+      }
       if (!conditional) break
     }
     throw keepsChanging(`"${toBe.path}"`)
   }
 
-  /** One attempt to make the version visible; false when S3 found the path changed. */
-  async #place(toBe: VersionToBe, pending: PendingBytes, conditions: S3Conditions): Promise<boolean> {
+  /** One attempt to make the version visible: its S3 ETag; null when S3 found the path changed. */
+  async #place(toBe: VersionToBe, pending: PendingBytes, conditions: S3Conditions): Promise<string | null> {
     const cond = {
       ...(conditions.ifMatch !== undefined ? { IfMatch: conditions.ifMatch } : {}),
       ...(conditions.ifNoneMatch !== undefined ? { IfNoneMatch: conditions.ifNoneMatch } : {}),
     }
     try {
       switch (pending.kind) {
-        case 'bytes': {
-          const etag = await this.bucket.put(toBe.key, pending.bytes, conditions, {
+        case 'bytes':
+          return await this.bucket.put(toBe.key, pending.bytes, conditions, {
             ContentType: toBe.contentType,
             Metadata: encodeAttributes(toBe),
             ChecksumSHA256: Buffer.from(toBe.sha256, 'hex').toString('base64'),
           })
-          return etag !== null
-        }
         case 'multipart':
-          await completeMultipart(this.bucket, pending.upload, cond)
-          return true
-        case 'copy':
-          await this.bucket.client.send(
+          return await completeMultipart(this.bucket, pending.upload, cond)
+        case 'copy': {
+          const r = await this.bucket.client.send(
             new CopyObjectCommand({
               Bucket: this.bucket.name,
               Key: toBe.key,
@@ -147,11 +154,12 @@ export class Versions {
               ...cond,
             }),
           )
-          return true
+          return r.CopyObjectResult?.ETag ?? ''
+        }
       }
     } catch (e) {
       // 412, or 404 NoSuchKey for an If-Match on a key deleted meanwhile: look again.
-      if (isConditionFailed(e) || (conditions.ifMatch !== undefined && (e as { name?: string }).name === 'NoSuchKey')) return false
+      if (isConditionFailed(e) || (conditions.ifMatch !== undefined && (e as { name?: string }).name === 'NoSuchKey')) return null
       throw e
     }
   }

@@ -41,7 +41,7 @@ import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
-import { bodyChunks, streamOfBytes, toWebStream } from '../streams.js'
+import { bodyChunks, streamOfBytes } from '../streams.js'
 import type {
   ByteRange,
   DeleteOptions,
@@ -69,6 +69,7 @@ import { Moves } from './moves.js'
 import { checkMetadataFits, decodeAttributes, encodeAttributes, newRevision } from './object-attributes.js'
 import { ObjectUpload, type UploadShape } from './object-upload.js'
 import { Recent } from './recent.js'
+import { responseBody } from './response-body.js'
 import { S3Staging } from './staging.js'
 import { S3Sweeper } from './sweeper.js'
 import { Versions } from './versions.js'
@@ -231,7 +232,7 @@ export class S3Driver implements StorageDriver {
           opened.body.destroy()
           throw e
         })
-        if (file) return { file, body: toWebStream(opened.body) }
+        if (file) return { file, body: responseBody(opened.body) }
         opened.body.destroy() // replaced while another tool's version was being hashed: read the new one
       }
       throw keepsChanging(`"${path}"`)

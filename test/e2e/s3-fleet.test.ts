@@ -171,7 +171,7 @@ describe('the s3 store on a SeaweedFS cluster losing a volume server', () => {
     const victim = cluster.volumes[1]!
     await victim.kill()
     const killedAt = (performance.now() - t0) / 1000
-    const during = await load('during', 25_000, acknowledged, problems)
+    const during = await load('during', 15_000, acknowledged, problems)
     const check = await checkStatus()
 
     victim.start()

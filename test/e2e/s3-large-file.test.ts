@@ -2,7 +2,7 @@
  * A 1 GiB file through HTTP on the s3 store (the run's SeaweedFS), with the service as its own
  * process: memory stays within the documented bound both ways (an upload holds at most
  * concurrency + 1 parts: 5 x 8 MiB; a download streams S3's response), measured from /proc, never
- * time; and 1 GiB sent as an upload in parts is composed server-side, its sha256 computed by
+ * time; and 256 MiB sent as an upload in parts is composed server-side, its sha256 computed by
  * reading the staged parts once, within the same bound.
  */
 import { createHash } from 'node:crypto'
@@ -74,12 +74,12 @@ describe.runIf(target !== undefined)('1 GiB through HTTP on the s3 store', () =>
     expect([range.status, range.headers.get('content-range'), (await range.arrayBuffer()).byteLength]).toEqual([206, `bytes ${GiB - 1024}-${GiB - 1}/${GiB}`, 1024])
   })
 
-  it('composes 1 GiB sent in 16 parts server-side, reading them once for its sha256, within the bound', { timeout: 600_000 }, async () => {
+  it('composes 256 MiB sent in 4 parts server-side, reading them once for its sha256, within the bound', { timeout: 600_000 }, async () => {
     const created = await fetch(`${svc.api}/s3/createupload/big/in-parts.bin`, { method: 'POST' })
     const { uploadId } = (await created.json()) as { uploadId: string }
     const whole = createHash('sha256')
     const partSize = 64 * MiB
-    for (let part = 1; part <= GiB / partSize; part++) {
+    for (let part = 1; part <= 4; part++) {
       const g = generated(partSize, 3000 + part)
       // Hashed here as it is sent, so the expected sha256 of the whole is known without keeping 1 GiB.
       const body = g.stream.pipeThrough(
@@ -101,7 +101,7 @@ describe.runIf(target !== undefined)('1 GiB through HTTP on the s3 store', () =>
     expect(done.status, await done.clone().text()).toBe(201)
     expect(((await done.json()) as { sha256: string }).sha256).toBe(whole.digest('hex'))
     const growth = (await svc.peakRss()) - before
-    console.log(`[s3 1 GiB] completion of 16 parts of 64 MiB: ${seconds.toFixed(1)} s, peak growth ${(growth / MiB).toFixed(1)} MiB`)
+    console.log(`[s3 1 GiB] completion of 4 parts of 64 MiB: ${seconds.toFixed(1)} s, peak growth ${(growth / MiB).toFixed(1)} MiB`)
     expect(growth).toBeLessThan(BOUND)
   })
 })

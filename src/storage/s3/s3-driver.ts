@@ -240,9 +240,9 @@ export class S3Driver implements StorageDriver {
   }
 
   async stat(path: string): Promise<StoredFile> {
-    const entry = await this.lookup(path)
-    if (entry?.type !== 'file') throw notFound(`a file at "${path}"`)
-    return entry
+    const file = path === ROOT ? null : await this.#run(() => this.#file(path, this.keys.file(path)))
+    if (!file) throw notFound(`a file at "${path}"`)
+    return file
   }
 
   async lookup(path: string): Promise<StoredEntry | null> {

@@ -7,6 +7,7 @@
  * not answer.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import {
   CopyObjectCommand,
@@ -246,6 +247,35 @@ describe.runIf(target !== undefined)('s3 store', () => {
     })
 
     describe('a server without conditional writes', () => {
+      it('finds out by itself that a server refuses conditional writes (501), and answers such requests not_supported', async () => {
+        // SeaweedFS behind a proxy that answers a conditional PUT as a server without them does.
+        const proxy = createHttpServer((req, res) => {
+          if (req.method === 'PUT' && (req.headers['if-none-match'] !== undefined || req.headers['if-match'] !== undefined)) {
+            req.resume()
+            res.writeHead(501, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>')
+            return
+          }
+          const upstream = new URL(target!.endpoint)
+          const forwarded = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers)
+            answer.pipe(res)
+          })
+          req.pipe(forwarded)
+        })
+        await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+        try {
+          const store = open({ endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` })
+          expect(await store.driver.capabilities.conditionalWrites()).toBe(false)
+          await expectCode(store.put('b.txt', streamOf('x'), { mustNotExist: true }), 'not_supported')
+          await expectCode(store.createUpload('parts.bin'), 'not_supported')
+          expect((await store.put('a.txt', streamOf('plain'))).created).toBe(true)
+          expect((await store.put('a.txt', streamOf('again'))).created).toBe(false)
+        } finally {
+          proxy.closeAllConnections()
+          await new Promise((resolve) => proxy.close(resolve))
+        }
+      })
+
       it('refuses conditional writes, deletes and uploads in parts with not_supported, and does the rest', async () => {
         const store = open({ conditionalWrites: false })
         const file = await put(store, 'a.txt', 'one')

@@ -121,6 +121,26 @@ describe.runIf(target !== undefined)('s3 store', () => {
       })
     })
 
+    it('lists the root recursively past its bookkeeping, names beside `.filestorage` included', async () => {
+      const store = open()
+      for (const name of ['.filestorage.txt', '.filestorage0', '-a', 'z/z']) await put(store, name, name)
+      for (let i = 0; i < 5; i++) {
+        await outside.send(new PutObjectCommand({ Bucket, Key: `${store.driver.keys.prefix}.filestorage/junk/${i}`, Body: 'x' }))
+      }
+      const all = ['-a', '.filestorage.txt', '.filestorage0', 'z/z']
+      expect((await store.list('', { recursive: true })).entries.map((e) => e.path)).toEqual(all)
+      const seen: string[] = []
+      let cursor: string | undefined
+      for (let i = 0; i < 10; i++) {
+        const page = await store.list('', { recursive: true, limit: 1, ...(cursor ? { cursor } : {}) })
+        seen.push(...page.entries.map((e) => e.path))
+        if (!page.nextCursor) break
+        cursor = page.nextCursor
+      }
+      expect(seen).toEqual(all)
+      expect((await store.list('')).entries.map((e) => e.name)).toEqual(['z', '-a', '.filestorage.txt', '.filestorage0'])
+    })
+
     describe('objects other tools wrote', () => {
       it('describes them from their bytes (hashed once, recorded), S3\'s own SHA-256, or a folder marker; leaves out keys it cannot name', async () => {
         const store = open()

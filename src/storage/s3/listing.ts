@@ -40,14 +40,24 @@ export class Listing {
     const prefix = this.keys.folder(dir)
     const found: { path: string; object: ListedObject }[] = []
     let anything = false
-    const startAfter = position?.recursive ? this.keys.prefix + position.path : undefined
-    for await (const page of this.bucket.list(prefix, startAfter !== undefined ? { startAfter } : {})) {
-      for (const object of page.objects) {
-        anything = true
-        const path = this.keys.pathOf(object.key)
-        if (path !== undefined) found.push({ path, object })
+    let startAfter = position?.recursive ? this.keys.prefix + position.path : undefined
+    // From the root, the bookkeeping's keys (all of them under `.filestorage/`) are skipped in one jump.
+    let internal = dir === ROOT ? this.keys.internal : undefined
+    listing: for (;;) {
+      for await (const page of this.bucket.list(prefix, startAfter !== undefined ? { startAfter } : {})) {
+        for (const object of page.objects) {
+          if (internal !== undefined && object.key.startsWith(internal)) {
+            startAfter = `${internal}\u{10FFFF}`
+            internal = undefined
+            continue listing
+          }
+          anything = true
+          const path = this.keys.pathOf(object.key)
+          if (path !== undefined) found.push({ path, object })
+        }
+        if (found.length > limit) break listing
       }
-      if (found.length > limit) break
+      break
     }
     if (!anything && !position && dir !== ROOT) throw missing(dir)
     return this.#page(found, [], limit, true)

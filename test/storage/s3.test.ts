@@ -148,7 +148,9 @@ describe.runIf(target !== undefined)('s3 store', () => {
         const plain = randomBytes(300_000)
         await outside.send(new PutObjectCommand({ Bucket, Key: `${p}foreign/plain.bin`, Body: plain, ContentType: 'binary/octet-stream' }))
         const checked = Buffer.from('checked by S3')
-        await outside.send(new PutObjectCommand({ Bucket, Key: `${p}foreign/checked.txt`, Body: checked, ChecksumSHA256: createHash('sha256').update(checked).digest('base64') }))
+        await outside.send(
+          new PutObjectCommand({ Bucket, Key: `${p}foreign/checked.txt`, Body: checked, ChecksumSHA256: createHash('sha256').update(checked).digest('base64'), Metadata: { tool: 'rclone' } }),
+        )
         await outside.send(new PutObjectCommand({ Bucket, Key: `${p}foreign/marker/`, Body: Buffer.alloc(0) }))
         await outside.send(new PutObjectCommand({ Bucket, Key: `${p}foreign/control\u0001name`, Body: 'x' }))
         const head = await outside.send(new HeadObjectCommand({ Bucket, Key: `${p}foreign/plain.bin` }))
@@ -162,6 +164,10 @@ describe.runIf(target !== undefined)('s3 store', () => {
         expect((await store.list('foreign/marker')).entries).toEqual([])
         expect((await store.list('foreign', { recursive: true })).entries.map((e) => e.path)).toEqual(['foreign/checked.txt', 'foreign/plain.bin'])
 
+        // Moved, it keeps the other tool's metadata.
+        expect(await store.move('foreign/checked.txt', 'foreign/moved.txt')).toMatchObject({ sha256: sha256(checked) })
+        expect((await headOf(store, 'foreign/moved.txt')).Metadata).toEqual({ tool: 'rclone' })
+        await store.move('foreign/moved.txt', 'foreign/checked.txt')
         // Recorded in the background: another instance finds it without hashing again.
         await expect.poll(async () => (await keysUnder(`${p}.filestorage/hashes/`)).length, { timeout: 5_000 }).toBe(1)
         const again = open({ prefix: p })

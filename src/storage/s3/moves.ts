@@ -15,8 +15,10 @@
  * reader sees some files at the old place and some at the new.
  *
  * The copy keeps the metadata (`MetadataDirective: COPY`), so the file keeps its attributes and
- * revision. A version whose sha256 is in a digest (digests.ts) is copied with its sha256 added to
- * its metadata instead; one renamed keeps its metadata, so its digest is told the new path first.
+ * revision (another tool's object, its own metadata). A version whose sha256 is in a digest
+ * (digests.ts) is copied with its sha256 added to its metadata instead; one renamed keeps its
+ * metadata, so its digest is told the new path first. Another tool's object whose sha256 the move
+ * knew has it recorded for its new key.
  */
 import { randomBytes } from 'node:crypto'
 import { RenameObjectCommand } from '@aws-sdk/client-s3'
@@ -33,7 +35,7 @@ import { copyInParts, copyObject } from './copies.js'
 import type { Describer } from './descriptions.js'
 import type { Digests } from './digests.js'
 import { INTERNAL, type S3Keys } from './keys.js'
-import { decodeAttributes, encodeAttributes, newRevision, withSha256 } from './object-attributes.js'
+import { decodeAttributes, withSha256 } from './object-attributes.js'
 import { abortMultipart, completeMultipart } from './object-upload.js'
 
 /** Files of a folder moved at once. */
@@ -162,6 +164,7 @@ export class Moves {
    * One object to `toKey` under `conditions` on the target: renamed, or copied and its source
    * deleted (journaled). `sha256`: its sha256, when its metadata may lack it; `metadataUnknown`: a
    * listed object not looked at (its metadata is copied as it is). 'changed' when a condition failed.
+   * The copy keeps the metadata; a version whose sha256 is in a digest gets it added.
    */
   async #moveObject(
     source: ObjectHead,
@@ -171,12 +174,14 @@ export class Moves {
     metadataUnknown = false,
   ): Promise<'moved' | 'changed'> {
     const attributes = decodeAttributes(source.meta)
-    const ours = metadataUnknown || attributes.revision !== undefined
+    // A version written in parts, its sha256 in a digest (only those: another tool's object keeps its metadata as it is).
+    const inDigest = !metadataUnknown && attributes.sha256 === undefined && attributes.revision !== undefined
+    const otherTool = !metadataUnknown && attributes.revision === undefined
     // A server without conditional writes may refuse the target's conditions: it gets none (the race is documented).
     if (!(await this.capabilities.conditionalWrites())) conditions = {}
     try {
-      if (ours && (await this.capabilities.rename())) {
-        if (!metadataUnknown && attributes.sha256 === undefined) await this.digests.addPath(attributes.revision!, toKey.slice(this.keys.prefix.length))
+      if (await this.capabilities.rename()) {
+        if (inDigest) await this.digests.addPath(attributes.revision!, toKey.slice(this.keys.prefix.length))
         await this.bucket.client.send(
           new RenameObjectCommand({
             Bucket: this.bucket.name,
@@ -187,31 +192,27 @@ export class Moves {
             ...(conditions.ifNoneMatch !== undefined ? { DestinationIfNoneMatch: conditions.ifNoneMatch } : {}),
           }),
         )
-        return 'moved'
+      } else {
+        const meta = inDigest && sha256 !== undefined ? withSha256(source.meta, sha256) : undefined
+        const journal: MoveJournal = { kind: 'file', from: source.key, to: toKey, fromEtag: source.s3etag, ...(attributes.revision !== undefined ? { revision: attributes.revision } : {}) }
+        await this.#journaled(journal, async () => {
+          await this.#copy(source, toKey, meta, conditions)
+          await this.bucket.delete(source.key, source.s3etag) // false: written meanwhile, and that version stays
+        })
       }
-      const { meta, revision } = this.#copiedMetadata(source, sha256, metadataUnknown)
-      const journal: MoveJournal = { kind: 'file', from: source.key, to: toKey, fromEtag: source.s3etag, ...(revision !== undefined ? { revision } : {}) }
-      await this.#journaled(journal, async () => {
-        await this.#copy(source, toKey, meta, conditions)
-        await this.bucket.delete(source.key, source.s3etag) // false: written meanwhile, and that version stays
-      })
-      return 'moved'
     } catch (e) {
       if (isConditionFailed(e) || isMissing(e)) return 'changed'
       throw e
     }
+    if (otherTool && sha256 !== undefined && source.checksumSha256 === undefined) await this.#rememberHash(toKey, sha256)
+    return 'moved'
   }
 
-  /** The metadata of the copy: the source's as it is (undefined), or with the sha256 it lacked, and the copy's revision. */
-  #copiedMetadata(source: ObjectHead, sha256: string | undefined, metadataUnknown: boolean): { meta?: Record<string, string>; revision?: string } {
-    if (metadataUnknown) return {}
-    const attributes = decodeAttributes(source.meta)
-    if (attributes.sha256 !== undefined || sha256 === undefined) return attributes.revision !== undefined ? { revision: attributes.revision } : {}
-    if (attributes.revision !== undefined) return { meta: withSha256(source.meta, sha256), revision: attributes.revision }
-    // Another tool's object: it becomes one of ours, described as it was.
-    const revision = newRevision()
-    const time = source.lastModified.toISOString()
-    return { meta: encodeAttributes({ revision, created: time, modified: time, metadata: {}, sha256 }), revision }
+  /** Records the sha256 of another tool's object at its new key, so that it is not read again to be hashed. */
+  async #rememberHash(key: string, sha256: string): Promise<void> {
+    const head = await this.bucket.head(key).catch(() => null)
+    if (!head) return
+    await this.digests.writeHash({ key, s3etag: head.s3etag, lastModified: head.lastModified.toISOString(), size: head.size, sha256 }).catch(() => {})
   }
 
   async #copy(source: ObjectHead, toKey: string, meta: Record<string, string> | undefined, conditions: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<void> {

@@ -1,0 +1,18 @@
+/**
+ * The file API over HTTP (the HTTP suite, SPEC 3) against the bun adapter, as a process on Bun:
+ * anonymously, and with access control on and a bearer token on every request.
+ */
+import { mintToken, scopeOf } from '../../src/auth/index.js'
+import { bearer, hmacKey, keysEnv } from '../helpers/auth.js'
+import { startServiceOn } from '../helpers/test-service.js'
+import { API_LIMITS, describeFileApi } from './file-api.js'
+
+describeFileApi('disk', () => startServiceOn('bun', API_LIMITS), { label: 'on Bun', runtime: 'bun' })
+
+const key = hmacKey('suite')
+const everyRight = await mintToken({ key, sub: 'spec-suite', scopes: [scopeOf('*', '*')] })
+describeFileApi('disk', () => startServiceOn('bun', { ...API_LIMITS, AUTH_HMAC_SECRETS: keysEnv(key) }), {
+  label: 'on Bun, with a bearer token',
+  headers: bearer(everyRight),
+  runtime: 'bun',
+})

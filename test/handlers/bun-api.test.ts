@@ -1,10 +1,12 @@
 /**
  * The file API over HTTP (the HTTP suite, SPEC 3) against the bun adapter, as a process on Bun:
- * anonymously, and with access control on and a bearer token on every request.
+ * anonymously, and with access control on and a bearer token on every request; then the
+ * access-control suite.
  */
 import { mintToken, scopeOf } from '../../src/auth/index.js'
 import { bearer, hmacKey, keysEnv } from '../helpers/auth.js'
 import { startServiceOn } from '../helpers/test-service.js'
+import { describeAccessControl } from './access-control.js'
 import { API_LIMITS, describeFileApi } from './file-api.js'
 
 describeFileApi('disk', () => startServiceOn('bun', API_LIMITS), { label: 'on Bun', runtime: 'bun' })
@@ -16,3 +18,5 @@ describeFileApi('disk', () => startServiceOn('bun', { ...API_LIMITS, AUTH_HMAC_S
   headers: bearer(everyRight),
   runtime: 'bun',
 })
+
+describeAccessControl('bun')

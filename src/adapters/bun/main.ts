@@ -6,4 +6,10 @@
 import { runService } from '../service/run.js'
 import { startService } from './service.js'
 
+// Room for 16 KiB of X-File-Metadata (SPEC 3.1) beside the other headers: Bun allows 16 KiB in all
+// unless told otherwise on its command line, as npm run start:bun does (workers inherit it).
+if (!process.execArgv.some((arg) => arg.startsWith('--max-http-header-size'))) {
+  console.warn('[filestorage] Bun accepts 16 KiB of request headers in all; run it with --max-http-header-size=65536 (npm run start:bun does)')
+}
+
 runService(startService)

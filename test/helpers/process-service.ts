@@ -27,11 +27,14 @@ export const BUILT_MAIN = MAINS.node.built
 export const BUN = join(ROOT, 'node_modules/.bin/bun')
 export const BUN_ARGS = ['--max-http-header-size=65536']
 
-/** The command that runs `runtime`'s main: Bun runs the TypeScript sources as they are, Node through tsx. */
-function command(runtime: Runtime, built: boolean, nodeArgs: string[]): [string, string[]] {
+/**
+ * The command that runs `runtime`'s main, with `runtimeArgs` for the runtime itself: Bun runs the
+ * TypeScript sources as they are, Node through tsx.
+ */
+function command(runtime: Runtime, built: boolean, runtimeArgs: string[]): [string, string[]] {
   const main = MAINS[runtime]
-  if (runtime === 'bun') return [BUN, [...BUN_ARGS, built ? main.built : main.source]]
-  return [process.execPath, [...nodeArgs, ...(built ? [main.built] : ['--import', 'tsx', main.source])]]
+  if (runtime === 'bun') return [BUN, [...BUN_ARGS, ...runtimeArgs, built ? main.built : main.source]]
+  return [process.execPath, [...runtimeArgs, ...(built ? [main.built] : ['--import', 'tsx', main.source])]]
 }
 
 export interface ProcessService {
@@ -81,9 +84,9 @@ function inheritedEnv(): NodeJS.ProcessEnv {
  */
 export async function spawnService(
   env: Record<string, string>,
-  options: { startTimeoutMs?: number; nodeArgs?: string[]; built?: boolean; runtime?: Runtime } = {},
+  options: { startTimeoutMs?: number; runtimeArgs?: string[]; built?: boolean; runtime?: Runtime } = {},
 ): Promise<ProcessService> {
-  const [program, args] = command(options.runtime ?? 'node', options.built ?? false, options.nodeArgs ?? [])
+  const [program, args] = command(options.runtime ?? 'node', options.built ?? false, options.runtimeArgs ?? [])
   const service = spawnChild(program, args, {
     cwd: ROOT,
     env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },

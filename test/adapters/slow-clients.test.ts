@@ -317,7 +317,7 @@ async function slowServer(runtime: Runtime, answerMs: number): Promise<{ url: st
     `const slow = await serve(() => new Promise((r) => setTimeout(() => r(new Response('done')), ${answerMs})), { host: '127.0.0.1', port: 0, sendIdleTimeoutMs: ${SEND_IDLE_MS} })`,
     'console.log(`listening ${slow.url}`)',
   ].join('\n')
-  const child = spawnChild(BUN, [...BUN_ARGS, '-e', script])
+  const child = spawnChild(BUN!, [...BUN_ARGS, '-e', script]) // only ever on Bun, so there
   const url = await waitFor('the Bun server to listen', () => /listening (\S+)/.exec(child.output())?.[1], { timeoutMs: 10_000 })
   return { url, stop: () => child.stop('SIGKILL') }
 }

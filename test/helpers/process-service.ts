@@ -8,12 +8,12 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Exit, spawnChild } from './child-process.js'
+import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** The runtimes the service runs on: Node (the node adapter) and Bun (the bun adapter). */
 export type Runtime = 'node' | 'bun'
-export const RUNTIMES: Runtime[] = ['node', 'bun']
 
 /** Each adapter's main, from the sources and as `npm run build` leaves it (what `npm start` and `npm run start:bun` run). */
 const MAINS: Record<Runtime, { source: string; built: string }> = {
@@ -23,9 +23,15 @@ const MAINS: Record<Runtime, { source: string; built: string }> = {
 /** The service as `npm run build` leaves it (what `npm start` runs), for black-box suites. */
 export const BUILT_MAIN = MAINS.node.built
 
-/** Bun from the npm registry (the `bun` devDependency), with the header room `npm run start:bun` gives it. */
-export const BUN = join(ROOT, 'node_modules/.bin/bun')
+/**
+ * Bun from the npm registry (the `bun` devDependency, which `npm ci` installs), or BUN_BIN. Missing,
+ * the runs on Bun fail under CI=true and are left out elsewhere, with a message.
+ */
+export const BUN = requireBinary('BUN_BIN', [join(ROOT, 'node_modules/.bin/bun')], 'Bun')
+/** The header room `npm run start:bun` gives Bun. */
 export const BUN_ARGS = ['--max-http-header-size=65536']
+/** The runtimes a suite runs on: Node, and Bun where it is installed. */
+export const RUNTIMES: Runtime[] = BUN ? ['node', 'bun'] : ['node']
 
 /**
  * The command that runs `runtime`'s main, with `runtimeArgs` for the runtime itself: Bun runs the
@@ -33,7 +39,10 @@ export const BUN_ARGS = ['--max-http-header-size=65536']
  */
 function command(runtime: Runtime, built: boolean, runtimeArgs: string[]): [string, string[]] {
   const main = MAINS[runtime]
-  if (runtime === 'bun') return [BUN, [...BUN_ARGS, ...runtimeArgs, built ? main.built : main.source]]
+  if (runtime === 'bun') {
+    if (!BUN) throw new Error('Bun is not installed (npm ci installs it; or set BUN_BIN)')
+    return [BUN, [...BUN_ARGS, ...runtimeArgs, built ? main.built : main.source]]
+  }
   return [process.execPath, [...runtimeArgs, ...(built ? [main.built] : ['--import', 'tsx', main.source])]]
 }
 

@@ -18,34 +18,73 @@ export interface BodyOptions {
   idleTimeoutMs?: number
 }
 
-/** A request body behind the idle timeout, and whether it stalled (the idle timeout cut it). */
-export function idleBody(body: ReadableStream<Uint8Array>, idleTimeoutMs: number): { stream: ReadableStream<Uint8Array>; stalled(): boolean } {
+/** How often the reads waiting on their clients are looked at (node:http checks its deadlines every second too). */
+const SWEEP_MS = 1000
+
+/**
+ * The reads waiting on their clients, each with the moment it began to wait; a sweep every second
+ * cuts those waiting longer than the idle timeout. A read costs a Map entry, not a timer of its own.
+ */
+export class IdleReads {
+  readonly #waiting = new Map<() => void, number>()
+  #sweeper: ReturnType<typeof setInterval> | undefined
+
+  constructor(readonly idleTimeoutMs: number) {}
+
+  /** A read began to wait; `cut` ends it if it waits too long. */
+  waiting(cut: () => void): void {
+    this.#waiting.set(cut, performance.now())
+    if (this.#sweeper) return
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS)
+    this.#sweeper.unref()
+  }
+
+  /** The read got its chunk (or failed): no longer waiting. */
+  done(cut: () => void): void {
+    this.#waiting.delete(cut)
+  }
+
+  #sweep(): void {
+    const now = performance.now()
+    for (const [cut, since] of this.#waiting) {
+      if (now - since < this.idleTimeoutMs) continue
+      this.#waiting.delete(cut)
+      cut()
+    }
+    if (this.#waiting.size === 0) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
+  }
+}
+
+/** A request body behind the idle timeout of `reads`, and whether it stalled (the idle timeout cut it). */
+export function idleBody(body: ReadableStream<Uint8Array>, reads: IdleReads): { stream: ReadableStream<Uint8Array>; stalled(): boolean } {
   const reader = body.getReader()
   let stalled = false
   const timedOut = () =>
-    new StorageError('request_timeout', `the request body sent nothing for ${idleTimeoutMs / 1000} s`, {
-      details: { idleTimeoutSeconds: idleTimeoutMs / 1000 },
+    new StorageError('request_timeout', `the request body sent nothing for ${reads.idleTimeoutMs / 1000} s`, {
+      details: { idleTimeoutSeconds: reads.idleTimeoutMs / 1000 },
     })
+  // The read waiting then ends (done), and the body fails with request_timeout.
+  const cut = () => {
+    stalled = true
+    reader.cancel(timedOut()).catch(() => {})
+  }
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        let idle: NodeJS.Timeout | undefined
-        const idleEnd = new Promise<'stalled'>((resolve) => (idle = setTimeout(() => resolve('stalled'), idleTimeoutMs)))
-        let result: Awaited<ReturnType<typeof reader.read>> | 'stalled'
+        reads.waiting(cut)
+        let result: Awaited<ReturnType<typeof reader.read>>
         try {
-          result = await Promise.race([reader.read(), idleEnd])
+          result = await reader.read()
         } catch (e) {
-          return controller.error(e)
+          return controller.error(stalled ? timedOut() : e)
         } finally {
-          clearTimeout(idle)
+          reads.done(cut)
         }
-        if (result === 'stalled') {
-          stalled = true
-          const error = timedOut()
-          reader.cancel(error).catch(() => {})
-          return controller.error(error)
-        }
-        if (result.done) controller.close()
+        if (stalled) controller.error(timedOut())
+        else if (result.done) controller.close()
         else controller.enqueue(result.value)
       },
       cancel: (reason) => reader.cancel(reason),
@@ -67,11 +106,11 @@ const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD'])
  * of 2 s, which Bun.serve cannot do).
  */
 export function bunRequestBody(options: BodyOptions = {}): MiddlewareHandler {
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0
+  const reads = new IdleReads(options.idleTimeoutMs ?? 0)
   return async (c, next) => {
     const raw = c.req.raw
-    if (idleTimeoutMs <= 0 || METHODS_WITHOUT_BODY.has(raw.method) || raw.body === null) return next()
-    const body = idleBody(raw.body, idleTimeoutMs)
+    if (reads.idleTimeoutMs <= 0 || METHODS_WITHOUT_BODY.has(raw.method) || raw.body === null) return next()
+    const body = idleBody(raw.body, reads)
     c.req.raw = new Request(raw.url, {
       method: raw.method,
       headers: raw.headers,

@@ -19,8 +19,8 @@
  *   flight beyond `maxConnections` are answered 503 at once and their connection closed.
  *
  * Bun resolves `.` and `..` segments and backslashes of the request target before the app sees it
- * (WHATWG URL parsing), so such a request acts on the resolved path, always inside the API's routes
- * and a store's root, where node:http answers 400 invalid_path (docs/deployment.md).
+ * (WHATWG URL parsing), so such a request acts on the path it resolves to, never outside a store's
+ * root, where node:http answers 400 invalid_path (docs/deployment.md).
  */
 import { errorBody } from '../../handlers/index.js'
 import { hostPort } from '../host-port.js'

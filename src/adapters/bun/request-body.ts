@@ -115,7 +115,6 @@ export function bunRequestBody(options: BodyOptions = {}): MiddlewareHandler {
       method: raw.method,
       headers: raw.headers,
       body: body.stream,
-      signal: raw.signal,
       duplex: 'half',
     } as RequestInit)
     await next()

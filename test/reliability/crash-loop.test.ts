@@ -52,7 +52,7 @@ function multipartForm(metadata: string, files: { name: string; contentType: str
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-describe.each(auditedRuns('the crash loop'))('crash loop: $name', ({ store, runtime, name }) => {
+describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as const))('crash loop: %s', (_, { store, runtime, name }) => {
   // On mongo a completion cut by a crash is retried once the dead one's lease (30 s, not configurable yet) runs out.
   test(`${CRASH_LOOP.crashes} kill -9 at random moments: previous or new version, complete; retries as documented; no leftovers after a sweep`, { timeout: store === 'mongo' ? 300_000 : 180_000 }, async () => {
     const dir = await tempDir(`crash-${store}-${runtime}`)

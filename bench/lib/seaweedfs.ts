@@ -2,7 +2,7 @@
  * The SeaweedFS filer, the peer for small files: `weed server -filer` (master, volume server and
  * filer in one process, with their defaults: the filer's metadata in LevelDB, file contents on the
  * volume server), as many users run it. Built from the Go module proxy by
- * `scripts/test-services.sh install-seaweedfs` (bench-only: CI does not build it) into
+ * `scripts/test-services.sh install` (the tests' S3 server too) into
  * ~/.cache/filestorage/bin/weed; started on free loopback ports with its data in a temporary
  * folder, and stopped (its data removed) after.
  */

@@ -13,7 +13,7 @@
  * writability and error text (which can name server paths) go to a caller who may read in that store.
  */
 import { createRoute, z } from '@hono/zod-openapi'
-import type { HealthReport, StorageDriver } from '../storage/index.js'
+import type { HealthReport, Store } from '../storage/index.js'
 import { ROOT } from '../storage/index.js'
 import { allows } from './access.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
@@ -57,7 +57,7 @@ export const checkRoute = createRoute({
 /** How long one store may take to answer before it counts as down. */
 export const CHECK_TIMEOUT_MS = 2000
 
-async function probe(driver: StorageDriver, timeoutMs: number): Promise<HealthReport> {
+async function probe(driver: Store, timeoutMs: number): Promise<HealthReport> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<HealthReport>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, latencyMs: timeoutMs, message: 'no answer in time' }), timeoutMs)

@@ -21,7 +21,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
 import { combineRanges, parse as parseRange } from 'range-parser'
-import { type ByteRange, keepsChanging, StorageError, type StorageDriver, type StoredFile } from '../storage/index.js'
+import { type ByteRange, keepsChanging, StorageError, type Store, type StoredFile } from '../storage/index.js'
 import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps, type LocalFileSender } from './handler-app.js'
@@ -178,7 +178,7 @@ async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
 }
 
 /** Opens the file, or returns null when it is no longer the version `expected` describes. */
-async function open(driver: StorageDriver, path: string, range: ByteRange | undefined, expected: StoredFile) {
+async function open(driver: Store, path: string, range: ByteRange | undefined, expected: StoredFile) {
   const read = await driver.read(path, range)
   if (read.file.etag === expected.etag) return read.bytes ?? read.body
   if (!read.bytes) await read.body.cancel()

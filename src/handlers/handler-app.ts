@@ -26,7 +26,7 @@ export interface HandlerDeps {
   urls?: UrlOptions
   /**
    * nginx sends the bytes (X-Accel-Redirect): downloads of files a store can name on the local file
-   * system (`StorageDriver.localVersion`) are answered with their headers and this internal
+   * system (`Store.localVersion`) are answered with their headers and this internal
    * location followed by that name, which nginx maps to the store's folder. Unset: never.
    */
   accelRedirect?: string

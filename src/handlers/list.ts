@@ -19,7 +19,7 @@ import {
   MAX_LIST_LIMIT,
   notFound,
   ROOT,
-  type StorageDriver,
+  type Store,
   type StoredEntry,
 } from '../storage/index.js'
 import { allows, authorize } from './access.js'
@@ -98,7 +98,7 @@ const SCAN_PAGES = 10
 
 /** The entries `visible` admits, a page of at most `limit`, with the cursor after the last one looked at. */
 async function filteredList(
-  driver: StorageDriver,
+  driver: Store,
   dir: string,
   options: ListOptions,
   visible: (entry: StoredEntry) => Promise<boolean>,

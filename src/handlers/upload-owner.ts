@@ -5,12 +5,12 @@
  */
 import type { Context } from 'hono'
 import { ANONYMOUS, type Operation } from '../auth/index.js'
-import { type StorageDriver, uploadNotFound, type UploadStatus, type UploadStatusOptions } from '../storage/index.js'
+import { type Store, uploadNotFound, type UploadStatus, type UploadStatusOptions } from '../storage/index.js'
 import { authorize, ownerOf } from './access.js'
 
 export async function ownedUpload(
   c: Context,
-  driver: StorageDriver,
+  driver: Store,
   store: string,
   uploadId: string,
   operation: Operation,

@@ -11,7 +11,7 @@ import {
   StorageError,
   type FileInfo,
   type PutResult,
-  type StorageDriver,
+  type Store,
 } from '../storage/index.js'
 import { authorize, grantedContentType, uploadLimit } from './access.js'
 import { requestPath } from './request-path.js'
@@ -151,7 +151,7 @@ export function createUploadHandler(deps: HandlerDeps) {
 }
 
 async function storePart(
-  driver: StorageDriver,
+  driver: Store,
   path: string,
   part: { contentType: string; body: ReadableStream<Uint8Array> },
   metadata: Record<string, unknown> | undefined,

@@ -1,13 +1,15 @@
-/** The storage core: one driver interface, the drivers, path rules and typed errors. No HTTP here. */
+/** The storage core: the driver interface, the upload engine, the drivers, path rules and typed errors. No HTTP here. */
 export * from './types.js'
+export type * from './driver.js'
+export { DriverStore, withUploads } from './store.js'
 export * from './errors.js'
 export * from './paths.js'
 export * from './digest.js'
 export * from './file-attributes.js'
 export * from './json-depth.js'
 export * from './ordering.js'
-export * from './part-uploads.js'
-export * from './append-body.js'
+export * from './uploads/rules.js'
+export * from './uploads/receive-body.js'
 export * from './registry.js'
 export * from './transfer.js'
 export { bodyChunks } from './streams.js'

@@ -5,16 +5,16 @@
 import { StorageError } from './errors.js'
 import { checkEntryIfMatch, checkIfMatch, checkMoveTarget } from './file-attributes.js'
 import { joinPath } from './paths.js'
-import type { MoveOptions, StorageDriver, StoredEntry, StoredFile } from './types.js'
+import type { MoveOptions, FileOperations, StoredEntry, StoredFile } from './types.js'
 
 export interface CrossStoreMoveOptions extends MoveOptions {
   maxBytes?: number
 }
 
 export async function moveAcrossStores(
-  source: StorageDriver,
+  source: FileOperations,
   from: string,
-  target: StorageDriver,
+  target: FileOperations,
   to: string,
   options: CrossStoreMoveOptions = {},
 ): Promise<StoredEntry> {
@@ -50,9 +50,9 @@ export async function moveAcrossStores(
 }
 
 async function copyFile(
-  source: StorageDriver,
+  source: FileOperations,
   file: StoredFile,
-  target: StorageDriver,
+  target: FileOperations,
   to: string,
   options: CrossStoreMoveOptions,
 ): Promise<StoredFile> {

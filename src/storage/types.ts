@@ -1,8 +1,10 @@
 /**
- * The storage core's one driver interface. Bytes move as web streams (`ReadableStream<Uint8Array>`)
- * in both directions, the same type a web-standard Request body and Response body use.
+ * What the storage core offers: a `Store` per named store, the file operations of a driver with the
+ * upload engine on top (driver.ts, store.ts), and the types they take and give. Bytes move as web
+ * streams (`ReadableStream<Uint8Array>`) in both directions, the same type a web-standard Request
+ * body and Response body use.
  *
- * Every path a driver receives has been through `parsePath` (see paths.ts).
+ * Every path a store receives has been through `parsePath` (see paths.ts).
  */
 
 /** Which driver holds a file's bytes; informative only. */
@@ -215,11 +217,8 @@ export interface HealthReport {
   message?: string
 }
 
-/**
- * A storage driver. One instance serves one store. Implementations: disk, mongo-inline, gridfs, and
- * the combined mongo store. Errors are `StorageError`s (errors.ts).
- */
-export interface StorageDriver {
+/** The file operations: what every driver implements (driver.ts), and what a `Store` passes on. */
+export interface FileOperations {
   readonly kind: string
 
   /** Streams `body` into `path`, atomically: readers see the old file or the new one, never a part. */
@@ -232,7 +231,7 @@ export interface StorageDriver {
   lookup(path: string): Promise<StoredEntry | null>
   /**
    * A name on the local file system, relative to the store's folder, that holds exactly the
-   * version `file` describes (a `file` this driver returned) long enough for it to be opened, even if that version is replaced or deleted meanwhile: for a web server in front to open and
+   * version `file` describes (a `file` this store returned) long enough for it to be opened, even if that version is replaced or deleted meanwhile: for a web server in front to open and
    * send (X-Accel-Redirect). Undefined where there is none (a store not on a local disk, a file the
    * store has not recorded yet, a version already gone).
    */
@@ -243,6 +242,12 @@ export interface StorageDriver {
   /** Deletes a file, or a folder (`recursive` for a non-empty one). */
   delete(path: string, options?: DeleteOptions): Promise<void>
 
+  health(): Promise<HealthReport>
+  close(): Promise<void>
+}
+
+/** Uploads in parts and tus uploads, as the upload engine (uploads/engine.ts) runs them on every driver. */
+export interface UploadOperations {
   createUpload(path: string, options?: CreateUploadOptions): Promise<UploadSession>
   putPart(
     uploadId: string,
@@ -271,7 +276,10 @@ export interface StorageDriver {
   abortUpload(uploadId: string): Promise<void>
   /** Reclaims the space of expired uploads and of anything a crash left behind. */
   sweep(now?: Date): Promise<{ removed: number }>
-
-  health(): Promise<HealthReport>
-  close(): Promise<void>
 }
+
+/**
+ * A store as handlers and adapters use it: one instance serves one named store. Made from a driver
+ * by `withUploads` (store.ts); the `StoreRegistry` holds them. Errors are `StorageError`s (errors.ts).
+ */
+export interface Store extends FileOperations, UploadOperations {}

@@ -1,9 +1,19 @@
 /**
- * Looking into a disk store's reserved folder from outside, as an operator would: temporary files
- * (kept per process under .filestorage/tmp/<instance>/), trash, locks, and file records.
+ * Disk stores for tests: opening one (the driver with the upload engine), and looking into its
+ * reserved folder from outside, as an operator would: temporary files (kept per process under
+ * .filestorage/tmp/<instance>/), trash, locks, and file records.
  */
 import { lstat, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { DiskDriver, type DiskDriverOptions, type DriverStore, type UploadPolicy, withUploads } from '../../src/storage/index.js'
+
+export type DiskStore = DriverStore<DiskDriver>
+
+/** The disk store at `options.dir`, its uploads under the policy `uploads` (the default when none). */
+export async function openDiskStore(options: DiskDriverOptions & { uploads?: Partial<UploadPolicy> }): Promise<DiskStore> {
+  const { uploads, ...driver } = options
+  return withUploads(await DiskDriver.open(driver), uploads)
+}
 
 /** Every file under `dir`, as paths relative to `base`. */
 async function filesUnder(dir: string, base: string): Promise<string[]> {

@@ -19,9 +19,9 @@ export function requireService(variable: string, what: string): string | undefin
 /**
  * A program a suite runs itself (a Consul agent it restarts, an nginx it reloads): `variable` when
  * set, else the first of `defaults` that exists. Missing, it fails the run under CI=true and skips
- * the suite elsewhere, as requireService does.
+ * the suite elsewhere, as requireService does; the message names `install`, the command that installs it.
  */
-export function requireBinary(variable: string, defaults: string[], what: string): string | undefined {
+export function requireBinary(variable: string, defaults: string[], what: string, install = 'scripts/test-services.sh install'): string | undefined {
   const fromEnv = process.env[variable]
   const candidates = fromEnv ? [fromEnv] : defaults
   const found = candidates.find((path) => {
@@ -33,7 +33,7 @@ export function requireBinary(variable: string, defaults: string[], what: string
     }
   })
   if (found) return found
-  const hint = `install it with "scripts/test-services.sh install", or set ${variable} (looked for: ${candidates.join(', ')})`
+  const hint = `install it with "${install}", or set ${variable} (looked for: ${candidates.join(', ')})`
   if (process.env.CI === 'true') throw new Error(`${what} is not installed: CI must run the ${what} tests; ${hint}`)
   console.warn(`\n[filestorage tests] SKIPPING the ${what} suite: ${what} is not installed; ${hint}\n`)
   return undefined

@@ -4,14 +4,14 @@
  * FILESTORAGE_FAILPOINTS). Run with `node --import tsx test/helpers/store-child.ts '<json>'`; it
  * prints `ready` once the store is open and `done <json result>` when the operation finished.
  */
-import { DiskDriver, MongoDriver, type StorageDriver } from '../../src/storage/index.js'
+import { DiskDriver, MongoDriver, type Store, withUploads } from '../../src/storage/index.js'
 
 interface Command {
   /** The disk store's folder; or `mongo` to open the mongo store at `uri` and `db`. */
   dir?: string
   mongo?: { uri: string; db: string }
-  /** Upload policy of the store (e.g. a short completion lease). */
-  uploads?: Record<string, number>
+  /** Upload policy of the store (e.g. a short completion lease, also the mongo store's liveness window). */
+  uploads?: { completionLeaseMs?: number }
   op: 'hold' | 'put' | 'complete' | 'append' | 'delete'
   path?: string
   uploadId?: string
@@ -50,9 +50,13 @@ function body(): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 })
 }
 
-const store: StorageDriver = command.mongo
-  ? MongoDriver.open({ uri: command.mongo.uri, db: command.mongo.db, ...(command.uploads ? { uploads: command.uploads } : {}) })
-  : await DiskDriver.open({ dir: command.dir!, ...(command.uploads ? { uploads: command.uploads } : {}) })
+const window = command.uploads?.completionLeaseMs
+const store: Store = withUploads(
+  command.mongo
+    ? MongoDriver.open({ uri: command.mongo.uri, db: command.mongo.db, ...(window !== undefined ? { livenessWindowMs: window } : {}) })
+    : await DiskDriver.open({ dir: command.dir! }),
+  command.uploads,
+)
 process.stdout.write('ready\n')
 let result: unknown = null
 switch (command.op) {

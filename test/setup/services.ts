@@ -1,8 +1,10 @@
 /**
- * vitest globalSetup: starts the real services (FerretDB, Consul) for the run when their binaries
- * are built (scripts/test-services.sh install) and the variable pointing at one is not already set,
- * and stops them afterwards. Suites find them through MONGODB_URI and CONSUL_HTTP_ADDR, and the
- * binaries through FERRETDB_BIN, CONSUL_BIN and NGINX_BIN, for tests that run their own copies.
+ * vitest globalSetup: starts the real services (FerretDB, Consul, SeaweedFS) for the run when their
+ * binaries are built (scripts/test-services.sh install) and the variable pointing at one is not
+ * already set, and stops them afterwards. Suites find them through MONGODB_URI, CONSUL_HTTP_ADDR and
+ * S3_ENDPOINT (with S3_REGION and the credentials of SeaweedFS's one identity in AWS_ACCESS_KEY_ID
+ * and AWS_SECRET_ACCESS_KEY), and the binaries through FERRETDB_BIN, CONSUL_BIN, WEED_BIN and
+ * NGINX_BIN, for tests that run their own copies.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -35,6 +37,7 @@ export default function setup(): () => void {
   const binaries: Record<string, string | undefined> = {
     FERRETDB_BIN: existsSync(join(BIN, 'ferretdb')) ? join(BIN, 'ferretdb') : undefined,
     CONSUL_BIN: existsSync(join(BIN, 'consul')) ? join(BIN, 'consul') : undefined,
+    WEED_BIN: existsSync(join(BIN, 'weed')) ? join(BIN, 'weed') : undefined,
     NGINX_BIN: which('nginx'),
   }
   for (const [name, path] of Object.entries(binaries)) if (!process.env[name] && path) process.env[name] = path
@@ -42,6 +45,7 @@ export default function setup(): () => void {
   const wanted: string[] = []
   if (!process.env.MONGODB_URI && binaries.FERRETDB_BIN) wanted.push('ferretdb')
   if (!process.env.CONSUL_HTTP_ADDR && binaries.CONSUL_BIN) wanted.push('consul')
+  if (!process.env.S3_ENDPOINT && binaries.WEED_BIN) wanted.push('seaweedfs')
   if (wanted.length === 0) return () => {}
 
   const run = mkdtempSync(join(tmpdir(), 'filestorage-services-'))
@@ -53,16 +57,25 @@ export default function setup(): () => void {
       rmSync(run, { recursive: true, force: true })
     }
   }
+  let vars: Record<string, string>
   try {
-    for (const service of wanted) execFileSync(SCRIPT, ['start', service], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 })
+    // One call: the script starts them side by side (SeaweedFS takes about 3 s, the others 1).
+    execFileSync(SCRIPT, ['start', ...wanted], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 })
+    vars = readEnvFile(join(run, 'env'))
   } catch (e) {
     stop()
     throw new Error(`could not start the test services (${wanted.join(', ')}): ${(e as Error).message}`)
   }
-  const vars = readEnvFile(join(run, 'env'))
   for (const name of ['MONGODB_URI', 'CONSUL_HTTP_ADDR', 'CONSUL_DNS_PORT']) {
     if (vars[name] && !process.env[name]) process.env[name] = vars[name]
   }
-  console.log(`[filestorage tests] started ${wanted.join(' and ')} for this run (MONGODB_URI=${process.env.MONGODB_URI ?? '-'}, CONSUL_HTTP_ADDR=${process.env.CONSUL_HTTP_ADDR ?? '-'})`)
+  // The S3 variables go together: credentials of the developer's own (a key pair, a profile, a
+  // session) would not sign for our SeaweedFS, whose one identity is in the env file.
+  if (wanted.includes('seaweedfs')) {
+    for (const name of ['S3_ENDPOINT', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) process.env[name] = vars[name] ?? ''
+    delete process.env.AWS_SESSION_TOKEN
+    delete process.env.AWS_PROFILE
+  }
+  console.log(`[filestorage tests] started ${wanted.join(', ')} for this run (MONGODB_URI=${process.env.MONGODB_URI ?? '-'}, CONSUL_HTTP_ADDR=${process.env.CONSUL_HTTP_ADDR ?? '-'}, S3_ENDPOINT=${process.env.S3_ENDPOINT ?? '-'})`)
   return stop
 }

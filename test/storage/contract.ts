@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   EMPTY_SHA256,
-  type StorageDriver,
+  type Store,
   type StoredEntry,
   type StoredFile,
   type UploadPolicy,
@@ -17,7 +17,7 @@ import { failingAfter, generated, readAll, sha256, streamOf, text } from '../hel
 
 export interface ContractTarget {
   /** Opens an empty store. Called before every test; the previous store is closed first. */
-  open(policy: UploadPolicy): Promise<StorageDriver>
+  open(policy: UploadPolicy): Promise<Store>
   /** Called once after the suite. */
   cleanup?(): Promise<void>
 }
@@ -30,7 +30,7 @@ const paths = (entries: StoredEntry[]) => entries.map((e) => e.path)
 
 export function describeStorageContract(label: string, target: ContractTarget): void {
   describe(`storage contract: ${label}`, () => {
-    let store: StorageDriver
+    let store: Store
 
     beforeEach(async () => {
       await store?.close()

@@ -10,10 +10,10 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { DiskDriver, type StoredFile } from '../../src/storage/index.js'
+import type { StoredFile } from '../../src/storage/index.js'
 import { LOCAL_VERSION_HOLD_MS } from '../../src/storage/disk/disk-driver.js'
 import { runStoreChild as runChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
-import { leftovers, NOTHING_LEFT } from '../helpers/disk-store.js'
+import { type DiskStore, leftovers, NOTHING_LEFT, openDiskStore } from '../helpers/disk-store.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { readAll, sha256, streamOf } from '../helpers/streams.js'
 import { waitFor } from '../helpers/wait.js'
@@ -46,7 +46,7 @@ function contentOf(n: number): Buffer {
 describe('disk commit protocol: concurrent readers and writers', () => {
   it('never pairs bytes with another version\'s attributes, across two instances on one folder', async () => {
     const root = await freshRoot()
-    const instances = [await DiskDriver.open({ dir: root }), await DiskDriver.open({ dir: root })]
+    const instances = [await openDiskStore({ dir: root }), await openDiskStore({ dir: root })]
     const paths = ['a.bin', 'b.bin', 'deep/c.bin', 'deep/er/d.bin']
     const versions = new Map<string, Version>() // sha256 -> what was written with it
     const mismatches: string[] = []
@@ -106,8 +106,8 @@ describe('disk commit protocol: concurrent readers and writers', () => {
     expect(reads).toBeGreaterThan(100)
 
     // What stays on disk, read by a new instance (a restart), is still one version each.
-    await Promise.all(instances.map((s) => s.idle()))
-    const restarted = await DiskDriver.open({ dir: root })
+    await Promise.all(instances.map((s) => s.driver.idle()))
+    const restarted = await openDiskStore({ dir: root })
     for (const path of paths) check(`after restart ${path}`, await restarted.stat(path))
     expect(mismatches).toEqual([])
     await restarted.sweep()
@@ -117,20 +117,20 @@ describe('disk commit protocol: concurrent readers and writers', () => {
 
 describe('disk commit protocol: a process killed at every step', () => {
   let root: string
-  let store: DiskDriver
+  let store: DiskStore
   const v1 = { contentType: 'text/plain', metadata: { version: 1 } }
   const v2 = { contentType: 'application/json', metadata: { version: 2 } }
   const bytesV2 = Buffer.alloc(300_000, 2)
 
   beforeEach(async () => {
     root = await freshRoot()
-    store = await DiskDriver.open({ dir: root })
+    store = await openDiskStore({ dir: root })
     await store.put('doc.bin', streamOf('version one'), v1)
   })
 
   /** The path holds v1 or v2, each whole, with its own attributes; which one is returned. */
   const oneVersion = async (path = 'doc.bin') => {
-    const fresh = await DiskDriver.open({ dir: root })
+    const fresh = await openDiskStore({ dir: root })
     const { file, body } = await fresh.read(path)
     const bytes = await readAll(body)
     if (file.sha256 === sha256('version one')) {
@@ -180,7 +180,7 @@ describe('disk commit protocol: a process killed at every step', () => {
   it('keeps the temporary files of a live instance and reclaims a dead one\'s at once', async () => {
     const holder = spawnStoreChild({ dir: root, op: 'hold' })
     await waitForOutput(holder, 'ready')
-    const ids = (await readdir(join(root, '.filestorage/tmp'))).filter((id) => id !== store.instanceId)
+    const ids = (await readdir(join(root, '.filestorage/tmp'))).filter((id) => id !== store.driver.instanceId)
     expect(ids).toHaveLength(1)
     await writeFile(join(root, '.filestorage/tmp', ids[0]!, 'in-flight'), 'half an upload')
     await store.sweep()
@@ -190,7 +190,7 @@ describe('disk commit protocol: a process killed at every step', () => {
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)
   })
 
-  for (const point of ['disk.complete.journaled', 'disk.commit.placed', 'disk.complete.committed']) {
+  for (const point of ['upload.complete.journaled', 'disk.commit.placed', 'upload.complete.committed']) {
     for (const parts of [1, 3]) {
       it(`a completion of ${parts} part(s) killed at ${point}: a retry answers the stored file, never 409`, async () => {
         const { uploadId } = await store.createUpload('doc.bin', v2)
@@ -198,7 +198,7 @@ describe('disk commit protocol: a process killed at every step', () => {
         for (let p = 1; p <= parts; p++) await store.putPart(uploadId, p, streamOf(bytesV2.subarray((p - 1) * chunk, p * chunk)))
         const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, [point])
         expect(exit.signal).toBe('SIGKILL')
-        const fresh = await DiskDriver.open({ dir: root })
+        const fresh = await openDiskStore({ dir: root })
         const { file, created } = await fresh.completeUpload(uploadId)
         expect(created).toBe(false)
         expect(file).toMatchObject({ ...v2, sha256: sha256(bytesV2), size: bytesV2.length })
@@ -221,11 +221,11 @@ describe('disk commit protocol: a process killed at every step', () => {
       dir: root, op: 'append', uploadId, offset: 1 << 20, size: 64 << 20, fill: 9, dieAfterBytes: 48 << 20, keepPartial: true,
     })
     expect(exit.signal).toBe('SIGKILL')
-    const fresh = await DiskDriver.open({ dir: root })
+    const fresh = await openDiskStore({ dir: root })
     // The sweeper recovering the dead append (re-hashing 48 MiB) when a HEAD asks: the HEAD waits for it.
     const sweeping = fresh.sweep()
     const dir = join(root, '.filestorage/uploads', uploadId)
-    await waitFor('the sweeper to take the dead append over', async () => (await readdir(dir)).some((n) => n.includes(`.w.${fresh.instanceId}.`)), {
+    await waitFor('the sweeper to take the dead append over', async () => (await readdir(dir)).some((n) => n.includes(`.w.${fresh.driver.instanceId}.`)), {
       intervalMs: 1,
     })
     const { received } = await fresh.uploadStatus(uploadId)
@@ -267,7 +267,7 @@ describe('disk commit protocol: a process killed at every step', () => {
       const claims = async () => (await readdir(dir)).filter((n) => n.includes('.w.'))
       expect(await claims()).toHaveLength(1) // part 2, never given back by its writer
 
-      const fresh = await DiskDriver.open({ dir: root })
+      const fresh = await openDiskStore({ dir: root })
       const status = await fresh.uploadStatus(uploadId)
       expect({ received: status.received, parts: status.parts }).toEqual({
         received: first.length + sent.length,
@@ -329,7 +329,7 @@ describe('disk records: released by whoever takes a name away, walked only when 
 
   it('walks every record at the first sweep, then not again until a crash asks for it or a day has passed', async () => {
     const root = await freshRoot()
-    const store = await DiskDriver.open({ dir: root })
+    const store = await openDiskStore({ dir: root })
     await store.put('a.txt', streamOf('a'))
     await deleteByHand(root, 'a.txt')
     await store.sweep() // no walk made yet: this one walks
@@ -350,7 +350,7 @@ describe('disk records: released by whoever takes a name away, walked only when 
     // Without a crash, a store whose walks are due more often walks at its next sweep.
     await store.put('c.txt', streamOf('c'))
     await deleteByHand(root, 'c.txt')
-    const often = await DiskDriver.open({ dir: root, recordWalkIntervalMs: 0 })
+    const often = await openDiskStore({ dir: root, recordWalkIntervalMs: 0 })
     await often.sweep()
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)
     await often.close()
@@ -370,12 +370,12 @@ describe('disk records: released by whoever takes a name away, walked only when 
 
   it('a walk asked for by a process that reaped the dead one at its start is made by another process\'s sweep', async () => {
     const root = await freshRoot()
-    const store = await DiskDriver.open({ dir: root })
+    const store = await openDiskStore({ dir: root })
     await store.put('doc.bin', streamOf('version one'))
     await store.sweep() // the first walk: the next is not due for a day
     const { exit } = await runChild({ dir: root, op: 'put', path: 'doc.bin', size: 10, fill: 2 }, ['disk.commit.placed'])
     expect(exit.signal).toBe('SIGKILL')
-    const restarted = await DiskDriver.open({ dir: root }) // reaps the dead writer at once
+    const restarted = await openDiskStore({ dir: root }) // reaps the dead writer at once
     expect((await leftovers(root)).orphanRecords).toBe(1) // the replaced version's, never released
     await store.sweep()
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)
@@ -384,7 +384,7 @@ describe('disk records: released by whoever takes a name away, walked only when 
 
   it('an upload aborted after a completion died with its part recorded releases that record, not left to a walk', async () => {
     const root = await freshRoot()
-    const store = await DiskDriver.open({ dir: root })
+    const store = await openDiskStore({ dir: root })
     const { uploadId } = await store.createUpload('doc.bin')
     await store.putPart(uploadId, 1, streamOf('the only part'))
     const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, ['disk.commit.attached'])
@@ -398,12 +398,12 @@ describe('disk records: released by whoever takes a name away, walked only when 
 
   it('a version replaced while a web server holds it is released when the hold ends, not left to a walk', async () => {
     const root = await freshRoot()
-    const store = await DiskDriver.open({ dir: root })
+    const store = await openDiskStore({ dir: root })
     await store.sweep() // the first walk: the next is not due for a day
     const first = await store.put('held.bin', streamOf('version one'))
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     try {
-      expect(await store.localVersion(first.file)).toBeDefined()
+      expect(await store.driver.localVersion(first.file)).toBeDefined()
       await store.put('held.bin', streamOf('version two')) // its release skips the held version
       expect((await leftovers(root)).orphanRecords).toBe(0) // held: not orphaned yet
       vi.advanceTimersByTime(LOCAL_VERSION_HOLD_MS)
@@ -418,7 +418,7 @@ describe('disk records: released by whoever takes a name away, walked only when 
 
     // A store closed while it holds a version releases it as it goes.
     const second = await store.lookup('held.bin')
-    expect(await store.localVersion(second as StoredFile)).toBeDefined()
+    expect(await store.driver.localVersion(second as StoredFile)).toBeDefined()
     await store.delete('held.bin')
     await store.close()
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)

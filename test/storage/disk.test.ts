@@ -7,7 +7,7 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlin
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
-import { DiskDriver } from '../../src/storage/index.js'
+import { type DiskStore, openDiskStore } from '../helpers/disk-store.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { failingAfter, heldUntil, sha256, streamOf, text } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
@@ -23,15 +23,15 @@ afterAll(async () => {
 })
 
 describeStorageContract('disk', {
-  open: async (policy) => DiskDriver.open({ dir: await freshRoot(), uploads: policy }),
+  open: async (policy) => openDiskStore({ dir: await freshRoot(), uploads: policy }),
 })
 
 describe('disk driver on its own', () => {
   let root: string
-  let store: DiskDriver
+  let store: DiskStore
   beforeEach(async () => {
     root = await freshRoot()
-    store = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+    store = await openDiskStore({ dir: root, uploads: CONTRACT_POLICY })
   })
 
   it('keeps files as plain files an operator can read, and nothing else beside them', async () => {
@@ -54,7 +54,7 @@ describe('disk driver on its own', () => {
 
   it('names each version it described for a web server to send, and only that version', async () => {
     const first = await store.put('pinned.bin', streamOf('version one'))
-    const name = await store.localVersion(first.file)
+    const name = await store.driver.localVersion(first.file)
     await store.put('pinned.bin', streamOf('version two, longer'))
     await store.delete('pinned.bin')
     // Replaced, then deleted: the name still holds the version described.
@@ -63,7 +63,7 @@ describe('disk driver on its own', () => {
     const gone = (await store.put('pinned.bin', streamOf('three'))).file
     await store.put('pinned.bin', streamOf('four'))
     // Its holder released, its inode number perhaps taken by a newer file: no name at all.
-    expect(await store.localVersion(gone)).toBeUndefined()
+    expect(await store.driver.localVersion(gone)).toBeUndefined()
   })
 
   it('adopts a file an operator put there by hand: described from its bytes, recorded once in the background', async () => {
@@ -72,10 +72,10 @@ describe('disk driver on its own', () => {
     const file = await store.stat('manual/notes.txt')
     expect(file).toMatchObject({ size: 9, sha256: sha256('# by hand'), contentType: 'text/plain; charset=utf-8' })
     expect((await store.list('manual')).entries.map((e) => e.name)).toEqual(['notes.txt'])
-    await store.idle()
+    await store.driver.idle()
     // Recorded: the file now has its holder (a second link), and a new instance reads the record.
     expect((await stat(join(root, 'manual/notes.txt'))).nlink).toBe(2)
-    const again = await DiskDriver.open({ dir: root })
+    const again = await openDiskStore({ dir: root })
     expect(await again.stat('manual/notes.txt')).toEqual(file)
   })
 
@@ -84,8 +84,8 @@ describe('disk driver on its own', () => {
     await writeFile(join(root, 'changed.txt'), 'edited by an operator') // the same inode, new bytes
     const file = await store.stat('changed.txt')
     expect(file).toMatchObject({ sha256: sha256('edited by an operator'), size: 21, contentType: 'text/markdown', metadata: { a: 1 } })
-    await store.idle()
-    expect(await (await DiskDriver.open({ dir: root })).stat('changed.txt')).toEqual(file)
+    await store.driver.idle()
+    expect(await (await openDiskStore({ dir: root })).stat('changed.txt')).toEqual(file)
   })
 
   it('describes a file replaced by hand (a new inode) as a new file', async () => {
@@ -102,7 +102,7 @@ describe('disk driver on its own', () => {
     await mkdir(join(root, '.filestorage/meta'), { recursive: true })
     const sidecar = { v: 1, sha256: sha256('written by 0.1'), size, mtimeMs, ino, contentType: 'text/x-old', metadata: { kept: true }, created: '2024-01-02T03:04:05.000Z' }
     await writeFile(join(root, '.filestorage/meta/old.txt'), JSON.stringify(sidecar))
-    const upgraded = await DiskDriver.open({ dir: root })
+    const upgraded = await openDiskStore({ dir: root })
     expect(await upgraded.stat('old.txt')).toMatchObject({ contentType: 'text/x-old', metadata: { kept: true }, created: sidecar.created })
     expect(await readdir(join(root, '.filestorage'))).not.toContain('meta')
   })
@@ -112,7 +112,7 @@ describe('disk driver on its own', () => {
     const copy = await freshRoot()
     await rm(copy, { recursive: true })
     execFileSync('cp', ['-a', root, copy]) // new inode numbers, hard links kept
-    const restored = await DiskDriver.open({ dir: copy })
+    const restored = await openDiskStore({ dir: copy })
     for (let i = 0; i < 30; i++) {
       expect(await restored.stat(`restore/f${i}.txt`)).toMatchObject({ contentType: 'text/x-kept', metadata: { i }, sha256: sha256(`file ${i}`) })
     }
@@ -120,14 +120,14 @@ describe('disk driver on its own', () => {
     const flat = await freshRoot()
     await rm(flat, { recursive: true })
     execFileSync('cp', ['-r', '--no-preserve=links', root, flat])
-    expect(await (await DiskDriver.open({ dir: flat })).stat('restore/f3.txt')).toMatchObject({ metadata: {}, sha256: sha256('file 3') })
+    expect(await (await openDiskStore({ dir: flat })).stat('restore/f3.txt')).toMatchObject({ metadata: {}, sha256: sha256('file 3') })
   })
 
   describe('two instances on one folder', () => {
     it('open a new folder together: every one starts, and the folder is marked once', async () => {
       const fresh = await mkdtemp(join(tmpdir(), 'filestorage-disk-together-'))
       try {
-        const opened = await Promise.allSettled(Array.from({ length: 8 }, () => DiskDriver.open({ dir: fresh })))
+        const opened = await Promise.allSettled(Array.from({ length: 8 }, () => openDiskStore({ dir: fresh })))
         expect(opened.filter((r) => r.status === 'rejected')).toEqual([])
         expect((await readdir(join(fresh, '.filestorage'))).filter((name) => name.startsWith('store.json'))).toEqual(['store.json'])
         for (const r of opened) if (r.status === 'fulfilled') await r.value.close()
@@ -137,7 +137,7 @@ describe('disk driver on its own', () => {
     })
 
     it('let exactly one of two creations with If-None-Match: * win, every time', async () => {
-      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      const other = await openDiskStore({ dir: root, uploads: CONTRACT_POLICY })
       for (let round = 0; round < 20; round++) {
         const results = await Promise.allSettled([
           store.put(`once/${round}`, streamOf('from one'), { mustNotExist: true, metadata: { by: 1 } }),
@@ -153,10 +153,10 @@ describe('disk driver on its own', () => {
     })
 
     it('lose no update to If-Match read-modify-write cycles racing from both', async () => {
-      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      const other = await openDiskStore({ dir: root, uploads: CONTRACT_POLICY })
       await store.put('counter', streamOf('0'))
       let succeeded = 0
-      const cycle = async (driver: DiskDriver) => {
+      const cycle = async (driver: DiskStore) => {
         for (let i = 0; i < 25; i++) {
           const { file, body } = await driver.read('counter')
           const next = String(Number(await text(body)) + 1)
@@ -224,7 +224,7 @@ describe('disk driver on its own', () => {
       },
     })
     await expect(store.put('cut.bin', body)).rejects.toThrow()
-    expect(await readdir(join(root, '.filestorage/tmp', store.instanceId))).toEqual([])
+    expect(await readdir(join(root, '.filestorage/tmp', store.driver.instanceId))).toEqual([])
   })
 
   it('keeps the parts of a part upload under the reserved folder until completed', async () => {
@@ -241,14 +241,14 @@ describe('disk driver on its own', () => {
     const { uploadId } = await store.createUpload('resumed.bin', { totalSize: 1000, attributes: { a: 'b' } })
     await store.appendPart(uploadId, streamOf(Buffer.alloc(100, 1)), { offset: 0 })
     await store.appendPart(uploadId, failingAfter(300), { offset: 100, keepPartial: true })
-    const again = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+    const again = await openDiskStore({ dir: root, uploads: CONTRACT_POLICY })
     expect(await again.uploadStatus(uploadId)).toMatchObject({ received: 400, totalSize: 1000, attributes: { a: 'b' } })
     await again.appendPart(uploadId, streamOf(Buffer.alloc(600, 2)), { offset: 400 })
     // The restarted driver has no running sha256 of the first part, so it wrote a second one.
     expect((await again.uploadStatus(uploadId)).parts.map((p) => p.size)).toEqual([400, 600])
     const whole = Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(300, 7), Buffer.alloc(600, 2)])
     expect((await again.completeUpload(uploadId)).file.sha256).toBe(sha256(whole))
-    expect(await readdir(join(root, '.filestorage/tmp', again.instanceId))).toEqual([])
+    expect(await readdir(join(root, '.filestorage/tmp', again.driver.instanceId))).toEqual([])
   })
 
   describe('appends extending the part the previous append left', () => {
@@ -312,7 +312,7 @@ describe('disk driver on its own', () => {
     })
 
     it('lets two instances on one folder take turns: each extends only the part it left itself', async () => {
-      const other = await DiskDriver.open({ dir: root, uploads: CONTRACT_POLICY })
+      const other = await openDiskStore({ dir: root, uploads: CONTRACT_POLICY })
       const { uploadId } = await store.createUpload('many/turns.bin')
       await store.appendPart(uploadId, streamOf(ones(100, 1)), { offset: 0 })
       await other.appendPart(uploadId, streamOf(ones(100, 2)), { offset: 100 })

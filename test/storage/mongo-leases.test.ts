@@ -6,7 +6,7 @@
  */
 import { ObjectId } from 'mongodb'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { MongoConnection, MongoDriver } from '../../src/storage/index.js'
+import { MongoConnection, MongoDriver, type Store, withUploads } from '../../src/storage/index.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
 import { type TestDatabase, testDatabase } from '../helpers/mongo.js'
@@ -48,15 +48,16 @@ function gate(): { opened: Promise<void>; open(): void } {
 
 describe.runIf(uri !== undefined)('mongo store: leases by owner', () => {
   let database: TestDatabase
-  const stores: MongoDriver[] = []
+  const stores: Store[] = []
   const open = (completionLeaseMs = WINDOW_MS) => {
-    const store = MongoDriver.open({
+    const driver = MongoDriver.open({
       connection: new MongoConnection(database.client),
       db: database.name,
       kind: 'mongo',
       inlineMaxBytes: INLINE_MAX,
-      uploads: { ...CONTRACT_POLICY, completionLeaseMs },
+      livenessWindowMs: completionLeaseMs,
     })
+    const store = withUploads(driver, { ...CONTRACT_POLICY, completionLeaseMs })
     stores.push(store)
     return store
   }
@@ -81,7 +82,7 @@ describe.runIf(uri !== undefined)('mongo store: leases by owner', () => {
     const { uploadId } = await store.createUpload('dead/assembled.bin')
     for (let i = 0; i < 5; i++) await store.putPart(uploadId, i + 1, streamOf(content.subarray(i * 250_000, (i + 1) * 250_000)))
     const partBytes = (await database.db.collection<{ gridfsId: ObjectId }>('upload_parts').find().toArray()).map((p) => p.gridfsId)
-    expect((await runStoreChild(child({ op: 'complete', uploadId }), ['mongo.complete.journaled'])).exit.signal).toBe('SIGKILL')
+    expect((await runStoreChild(child({ op: 'complete', uploadId }), ['upload.complete.journaled'])).exit.signal).toBe('SIGKILL')
     // A PUT of 3 MiB killed after 2 MiB of its body: chunks in GridFS, no files document yet.
     const cut = await runStoreChild(child({ op: 'put', path: 'dead/cut.bin', size: 3 * 1024 * 1024, fill: 3, dieAfterBytes: 2 * 1024 * 1024 }))
     expect(cut.exit.signal).toBe('SIGKILL')

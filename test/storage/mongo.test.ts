@@ -13,7 +13,9 @@ import {
   MongoConnection,
   MongoDriver,
   type MongoDriverKind,
+  type Store,
   type StoredEntry,
+  withUploads,
 } from '../../src/storage/index.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
@@ -37,7 +39,7 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
     describeStorageContract(kind, {
       async open(policy) {
         await database.clear()
-        return MongoDriver.open({ connection, db: database.name, kind, inlineMaxBytes: INLINE_MAX, uploads: policy })
+        return withUploads(MongoDriver.open({ connection, db: database.name, kind, inlineMaxBytes: INLINE_MAX }), policy)
       },
       cleanup: () => database.drop(),
     })
@@ -45,15 +47,9 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
 
   describe('the mongo store on its own', () => {
     let database: TestDatabase
-    let store: MongoDriver
+    let store: Store
     const open = (kind: MongoDriverKind = 'mongo') =>
-      MongoDriver.open({
-        connection: new MongoConnection(database.client),
-        db: database.name,
-        kind,
-        inlineMaxBytes: INLINE_MAX,
-        uploads: CONTRACT_POLICY,
-      })
+      withUploads(MongoDriver.open({ connection: new MongoConnection(database.client), db: database.name, kind, inlineMaxBytes: INLINE_MAX }), CONTRACT_POLICY)
     const catalog = () => database.db.collection('catalog')
     const count = (collection: string, filter = {}) => database.db.collection(collection).countDocuments(filter)
     const put = (path: string, content: string | Uint8Array, options = {}) =>
@@ -70,7 +66,7 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       await database.drop()
     })
 
-    for (const point of ['mongo.complete.journaled', 'mongo.complete.committed']) {
+    for (const point of ['upload.complete.journaled', 'upload.complete.committed']) {
       it(`a completion killed at ${point}: a retry answers the stored file once the dead one's lease runs out`, async () => {
         const content = Buffer.alloc(300_000, 5)
         const { uploadId } = await store.createUpload('crash/done.bin', { metadata: { crash: point } })

@@ -5,7 +5,7 @@
  * recovers by itself when MongoDB returns.
  */
 import { resolve } from 'node:path'
-import { DiskDriver, MongoDriver, StoreRegistry } from '../../storage/index.js'
+import { DiskDriver, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 
 export async function openStores(config: Config, log: (line: string) => void = console.log): Promise<StoreRegistry> {
@@ -15,7 +15,7 @@ export async function openStores(config: Config, log: (line: string) => void = c
     completionLeaseMs: config.COMPLETION_LEASE_SECONDS * 1000,
   }
   const stores = new StoreRegistry()
-  stores.add('disk', await DiskDriver.open({ dir: resolve(config.STORAGE_DIR), uploads, cacheBytes: config.DISK_CACHE_BYTES }))
+  stores.add('disk', withUploads(await DiskDriver.open({ dir: resolve(config.STORAGE_DIR), cacheBytes: config.DISK_CACHE_BYTES }), uploads))
   if (config.MONGODB_URI) {
     let mongo: MongoDriver
     try {
@@ -24,14 +24,14 @@ export async function openStores(config: Config, log: (line: string) => void = c
         db: config.MONGODB_DB,
         kind: 'mongo',
         inlineMaxBytes: config.INLINE_MAX_BYTES,
-        uploads,
+        livenessWindowMs: uploads.completionLeaseMs,
         log,
       })
     } catch (e) {
       // The driver parses the URI here (without connecting): a malformed one is a configuration error.
       throw new ConfigError(`invalid configuration:\n  MONGODB_URI: ${(e as Error).message}`)
     }
-    stores.add('mongo', mongo)
+    stores.add('mongo', withUploads(mongo, uploads))
   }
   return stores
 }

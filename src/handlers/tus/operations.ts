@@ -4,7 +4,7 @@
  * context; `TusDeps` carries the stores and the one-write-per-upload coordinator.
  */
 import type { Context } from 'hono'
-import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type StorageDriver, StorageError } from '../../storage/index.js'
+import { checkTotal, type CreateUploadOptions, newUploadId, offsetMismatch, type Store, StorageError } from '../../storage/index.js'
 import { authorize, type Grant, grantedContentType, ownerOf, signedTarget, signerOf, uploadLimit } from '../access.js'
 import type { HandlerDeps } from '../handler-app.js'
 import { ownedUpload } from '../upload-owner.js'
@@ -38,7 +38,7 @@ export interface TusDeps extends HandlerDeps {
 }
 
 const storeOf = (c: Context): string => c.req.param('store')!
-const driverOf = (deps: TusDeps, c: Context): StorageDriver => deps.stores.get(storeOf(c))
+const driverOf = (deps: TusDeps, c: Context): Store => deps.stores.get(storeOf(c))
 const uploadIdOf = (c: Context): string => c.req.param('uploadId')!
 
 /** The upload named by the URL, once its owner is this request's principal (else `404`, before anything else). */

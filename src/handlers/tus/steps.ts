@@ -3,7 +3,7 @@
  * data, appending the data, completing the upload, and the headers that tell the client where it stands.
  */
 import type { Context } from 'hono'
-import { type AppendPartOptions, payloadTooLarge, type StorageDriver, StorageError, type UploadStatus } from '../../storage/index.js'
+import { type AppendPartOptions, payloadTooLarge, type Store, StorageError, type UploadStatus } from '../../storage/index.js'
 import { contentLength } from '../request-options.js'
 import { httpDate, parseByteCount, parseUploadChecksum, TUS_VERSION } from './protocol.js'
 
@@ -54,7 +54,7 @@ export function appendOptions(c: Context, offset: number): AppendPartOptions {
 
 /** Appends a body; completes the upload when that made it whole. Answers the headers for the client. */
 export async function appendAndFinish(
-  driver: StorageDriver,
+  driver: Store,
   progress: Progress,
   body: ReadableStream<Uint8Array>,
   options: AppendPartOptions,
@@ -92,7 +92,7 @@ function remembersFailure(body: ReadableStream<Uint8Array>): { body: ReadableStr
 }
 
 /** Assembles the file once every byte has arrived; answers the headers for the client either way. */
-export async function finishIfComplete(driver: StorageDriver, progress: Progress): Promise<Record<string, string>> {
+export async function finishIfComplete(driver: Store, progress: Progress): Promise<Record<string, string>> {
   if (progress.received !== progress.totalSize) return progressHeaders(progress)
   const { file } = await driver.completeUpload(progress.uploadId)
   return {

@@ -23,8 +23,8 @@
  * is answered from memory once an lstat shows the path still names that very inode, unchanged
  * (small-file-cache.ts): a write always makes a new inode, so this never mixes versions either.
  *
- * Uploads in parts and tus uploads commit through the same steps (uploads.ts adds a journal, so a
- * completion interrupted at any point is either finished or still to be done).
+ * A completed upload commits through the same steps (staging.ts; the upload engine journals it,
+ * so a completion interrupted at any point is either finished or still to be done).
  */
 import type { Stats } from 'node:fs'
 import { closeSync, constants, createReadStream, fstatSync } from 'node:fs'
@@ -37,31 +37,21 @@ import { fileInTheWay, keepsChanging, notFound, preconditionFailed, StorageError
 import { failpoint } from '../failpoints.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor, etagOf } from '../file-attributes.js'
 import { listLimit } from '../ordering.js'
-import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
 import { bodyChunks, gatherUpTo, readOfBytes, resumed } from '../streams.js'
+import type { StorageDriver } from '../driver.js'
 import type {
-  AppendPartOptions,
-  AppendResult,
   ByteRange,
-  CompleteUploadOptions,
-  CreateUploadOptions,
   DeleteOptions,
   HealthReport,
   ListOptions,
   ListPage,
   MoveOptions,
-  PartInfo,
   PutOptions,
-  PutPartOptions,
   PutResult,
   ReadResult,
-  StorageDriver,
   StoredEntry,
   StoredFile,
-  UploadSession,
-  UploadStatus,
-  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import { Adoptions } from './adoptions.js'
@@ -76,8 +66,8 @@ import { DiskLister } from './listing.js'
 import { RecordCache } from './record-cache.js'
 import { RecordWalks } from './record-walks.js'
 import { SmallFileCache } from './small-file-cache.js'
+import { DiskStaging } from './staging.js'
 import { StoreLocks } from './store-locks.js'
-import { DiskUploads } from './uploads.js'
 
 /** How long a closing store waits for operations that hold locks before it lets go of them. */
 const CLOSE_LOCK_WAIT_MS = 5000
@@ -89,7 +79,6 @@ export interface DiskDriverOptions {
   cacheBytes?: number
   /** The longest a sweep goes without walking every record when no crash asked for it (record-walks.ts). Default a day. */
   recordWalkIntervalMs?: number
-  uploads?: Partial<UploadPolicy>
 }
 
 /** What a finished file (temporary, or an upload's) becomes when it is committed to a path. */
@@ -99,8 +88,10 @@ export interface CommitRequest extends WritePreconditions {
   sha256: string
   contentType?: string
   metadata?: Record<string, unknown>
+  /** Kept in the record, for `lookupRevision` (driver.ts `CommitTarget.revision`). */
+  revision?: string
   /** Runs once the file has its record, just before it gets its path (an upload's journal). */
-  beforePlace?: (result: PutResult, ino: number) => Promise<void>
+  beforePlace?: (result: PutResult) => Promise<void>
   /** The stats of `tmp` as its writer closed it, if it kept them (else it is stat()ed). */
   tmpStats?: Stats
 }
@@ -127,7 +118,7 @@ export class DiskDriver implements StorageDriver {
   readonly #versions = new WeakMap<StoredFile, Stats>()
   readonly #adoptions: Adoptions
   readonly #lister: DiskLister
-  readonly #uploads: DiskUploads
+  readonly staging: DiskStaging
   readonly #locks: StoreLocks
   readonly #walks: RecordWalks
   /** The names `localVersion` gave out, with the inode each holds and the timer that removes it. */
@@ -139,7 +130,6 @@ export class DiskDriver implements StorageDriver {
     private readonly records: FileRecords,
     /** Whether records carry birth times (see FileRecord.birthtimeMs). */
     private readonly birthTimes: boolean,
-    policy: UploadPolicy,
     cacheBytes: number,
     walks: RecordWalks,
   ) {
@@ -148,19 +138,12 @@ export class DiskDriver implements StorageDriver {
     this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
     this.#adoptions = new Adoptions(records)
     this.#lister = new DiskLister(layout, (path) => this.#describe(path))
-    this.#uploads = new DiskUploads(
-      layout,
-      policy,
-      this.#locks,
-      {
-        precheck: (path, conditions) => this.#precheck(path, conditions),
-        commit: (path, request) => this.#commit(path, request),
-        describeInode: (path, ino) => this.#describeInode(path, ino),
-        discardTree: (abs) => this.#discardTree(abs),
-        removeUncommitted: (file) => this.#removeUncommitted(file),
-      },
-      instances,
-    )
+    this.staging = new DiskStaging(layout, this.#locks, instances, {
+      commit: (path, request) => this.#commit(path, request),
+      lookupRevision: (path, revision) => this.lookupRevision(path, revision),
+      discardTree: (abs) => this.#discardTree(abs),
+      removeUncommitted: (file) => this.#removeUncommitted(file),
+    })
   }
 
   static async open(options: DiskDriverOptions): Promise<DiskDriver> {
@@ -174,9 +157,8 @@ export class DiskDriver implements StorageDriver {
       await layout.markOpened()
     }
     const birthTimes = await layout.keepsBirthTimes()
-    const policy = { ...defaultUploadPolicy, ...options.uploads }
     const walks = await RecordWalks.open(layout.recordWalksFile, options.recordWalkIntervalMs)
-    const driver = new DiskDriver(layout, instances, records, birthTimes, policy, options.cacheBytes ?? DEFAULT_CACHE_BYTES, walks)
+    const driver = new DiskDriver(layout, instances, records, birthTimes, options.cacheBytes ?? DEFAULT_CACHE_BYTES, walks)
     await driver.#reapDead() // what a crashed process left goes at once, its locks first
     return driver
   }
@@ -435,46 +417,38 @@ export class DiskDriver implements StorageDriver {
     )
   }
 
-  createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
-    invalidPathIfRoot(path)
-    return this.#guard(path, () => this.#uploads.create(path, options))
+  checkWrite(path: string, conditions: WritePreconditions): Promise<void> {
+    return this.#guard(path, async () => {
+      await this.#precheck(path, conditions)
+    })
   }
 
-  putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
-    return this.#guard(uploadId, () => this.#uploads.putPart(uploadId, part, body, options))
+  /** The file at `path` if its record carries `revision` (a completed upload's). */
+  lookupRevision(path: string, revision: string): Promise<StoredFile | null> {
+    return this.#guard(path, async () => {
+      await this.layout.confine(path)
+      const stats = await stat(this.layout.data(path)).catch(() => null)
+      if (!stats?.isFile()) return null
+      const record = await this.#recordOf(stats)
+      return record?.revision === revision ? this.#described(path, record, stats) : null
+    })
   }
 
-  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
-    return this.#guard(uploadId, () => this.#uploads.append(uploadId, body, options))
-  }
-
-  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
-    return this.#guard(uploadId, () => this.#uploads.declareSize(uploadId, totalSize))
-  }
-
-  uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus> {
-    return this.#guard(uploadId, () => this.#uploads.status(uploadId, options))
-  }
-
-  completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult> {
-    return this.#guard(uploadId, () => this.#uploads.complete(uploadId, options))
-  }
-
-  abortUpload(uploadId: string): Promise<void> {
-    return this.#guard(uploadId, () => this.#uploads.abort(uploadId))
+  run<T>(subject: string, operation: () => Promise<T>): Promise<T> {
+    return this.#guard(subject, operation)
   }
 
   /**
    * Reclaims what is provably abandoned: everything of processes known dead (temporary files,
-   * trash, locks), expired uploads, appends cut by a crash (their bytes kept), and the records of
-   * files that have no name any more (by walking them all: after a crash, else once a day, see
-   * record-walks.ts).
+   * trash, locks), appends cut by a crash (their bytes kept), upload folders a crash left without a
+   * record, and the records of files that have no name any more (by walking them all: after a
+   * crash, else once a day, see record-walks.ts). Expired uploads are the engine's, swept before.
    */
-  async sweep(now = new Date()): Promise<{ removed: number }> {
+  async sweep(now = new Date()): Promise<number> {
     const reaped = await this.#reapDead()
-    const uploads = await this.#uploads.sweep(now)
+    const uploads = await this.staging.sweep(now)
     const records = (await this.#walks.claim()) ? await this.records.sweep() : 0
-    return { removed: reaped + uploads + records }
+    return reaped + uploads + records
   }
 
   async health(): Promise<HealthReport> {
@@ -564,12 +538,13 @@ export class DiskDriver implements StorageDriver {
         contentType: contentTypeFor(baseName(path), request.contentType),
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
+        ...(request.revision !== undefined ? { revision: request.revision } : {}),
       }
       const bytes = await this.records.attach(request.tmp, stats, record)
       this.#cache.set(stats, record, bytes) // the next write or read of this path needs it
       failpoint('disk.commit.attached')
       const result: PutResult = { file: this.#described(path, record, stats), created: previous === null }
-      await request.beforePlace?.(result, stats.ino)
+      await request.beforePlace?.(result)
       const target = this.layout.data(path)
       if (request.mustNotExist) {
         // link() fails when the target exists: create-if-absent in one step.
@@ -724,12 +699,6 @@ export class DiskDriver implements StorageDriver {
     if (!read || !recordMatches(read.record, stats)) return null
     this.#cache.set(stats, read.record, read.bytes)
     return read.record
-  }
-
-  /** The file at `path` if it is inode `ino`, described; null otherwise. */
-  async #describeInode(path: string, ino: number): Promise<StoredFile | null> {
-    const stats = await stat(this.layout.data(path)).catch(() => null)
-    return stats?.ino === ino ? this.#describe(path, stats) : null
   }
 
   /** Reaps every instance known dead; returns how many. */

@@ -37,6 +37,8 @@ export interface FileRecord {
   contentType: string
   metadata: Record<string, unknown>
   created: string
+  /** The revision its writer gave it (a completed upload's, see driver.ts `CommitTarget.revision`). */
+  revision?: string
 }
 
 /** Whether `record` was written for this very file (see `isSameFile`) with the bytes it has now. */

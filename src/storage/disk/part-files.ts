@@ -24,8 +24,8 @@ export const partName = (n: number) => `part-${String(n).padStart(5, '0')}`
 /**
  * What a claim's name says, so that whoever finds it after its writer died knows what to do with
  * the bytes the writer had received: the writer's instance, the upload's offset and the part's size
- * when it claimed it, and whether bytes it received may be kept (an append without a checksum) or
- * must go (a checksum cannot be verified on a cut body).
+ * when it claimed it, and whether bytes it received may be kept (`k`: an append without a checksum)
+ * or must go (`d`: a checksum cannot be verified on a cut body; `r`: a claim taken over to recover it).
  */
 export interface Claim {
   file: string
@@ -34,9 +34,11 @@ export interface Claim {
   offset: number
   base: number
   keepOnCrash: boolean
+  /** Taken over by a process recovering it (whose writer died). */
+  recovering?: boolean
 }
 
-const CLAIM = /^part-(\d+)\.w\.([0-9a-z]+-[0-9a-f]+)\.(\d+)\.(\d+)\.([kd])\.[0-9a-f]+$/
+const CLAIM = /^part-(\d+)\.w\.([0-9a-z]+-[0-9a-f]+)\.(\d+)\.(\d+)\.([kdr])\.[0-9a-f]+$/
 
 export function parseClaim(dir: string, name: string): Claim | null {
   const m = CLAIM.exec(name)
@@ -48,11 +50,12 @@ export function parseClaim(dir: string, name: string): Claim | null {
     offset: Number(m[3]),
     base: Number(m[4]),
     keepOnCrash: m[5] === 'k',
+    recovering: m[5] === 'r',
   }
 }
 
-const claimName = (part: number, claim: Omit<Claim, 'file' | 'part'>) =>
-  `${partName(part)}.w.${claim.instance}.${claim.offset}.${claim.base}.${claim.keepOnCrash ? 'k' : 'd'}.${randomBytes(4).toString('hex')}`
+export const claimName = (part: number, claim: Omit<Claim, 'file' | 'part'>) =>
+  `${partName(part)}.w.${claim.instance}.${claim.offset}.${claim.base}.${claim.recovering ? 'r' : claim.keepOnCrash ? 'k' : 'd'}.${randomBytes(4).toString('hex')}`
 
 export interface PartFile {
   info: PartInfo
@@ -72,17 +75,27 @@ export async function readPartFiles(dir: string): Promise<{ parts: PartFile[]; c
   const parts: PartFile[] = []
   for (const name of names) {
     if (!name.endsWith('.json') || !name.startsWith('part-')) continue
-    let record: PartRecord
-    try {
-      record = JSON.parse(await readFile(join(dir, name), 'utf8')) as PartRecord
-    } catch (e) {
-      if (isErrno(e, 'ENOENT') || e instanceof SyntaxError) continue
-      throw e
-    }
-    const file = await bytesOf(dir, record, claims)
+    const record = await readRecord(join(dir, name))
+    const file = record && (await bytesOf(dir, record, claims))
     if (file) parts.push({ info: { part: record.part, size: record.size, sha256: record.sha256 }, file })
   }
   return { parts: parts.sort((a, b) => a.info.part - b.info.part), claims }
+}
+
+/** Whether part `part`'s record is `expected`, naming the inode `ino` (where it names one); false when it has none. */
+export async function isRecordOf(dir: string, part: number, expected: PartInfo | null, ino: number): Promise<boolean> {
+  const record = await readRecord(join(dir, `${partName(part)}.json`))
+  if (!record || !expected) return record === expected
+  return record.size === expected.size && record.sha256 === expected.sha256 && (record.ino === undefined || record.ino === ino)
+}
+
+async function readRecord(file: string): Promise<PartRecord | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as PartRecord
+  } catch (e) {
+    if (isErrno(e, 'ENOENT') || e instanceof SyntaxError) return null
+    throw e
+  }
 }
 
 /** The file holding `record`'s bytes: under the part's own name, or claimed (holding at least them). */

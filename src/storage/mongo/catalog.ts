@@ -114,7 +114,7 @@ export function fileDoc(
   attributes: FileAttributes,
   times: { created: Date; modified: Date },
   id = new ObjectId(),
-  rev = new ObjectId(),
+  rev: ObjectId | string = new ObjectId(),
 ): FileDoc {
   return {
     _id: id,

@@ -11,40 +11,31 @@
  * preconditions of a write are checked against the record it replaces, and the replace is a
  * compare-and-swap on that record's `rev`; creation relies on the unique path index. A move is a
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
+ * Uploads in parts and tus uploads are staged in MongoDB too (staging.ts).
  */
-import type { Db, ObjectId } from 'mongodb'
+import type { Db } from 'mongodb'
 import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
+import type { StorageDriver } from '../driver.js'
 import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, StorageError } from '../errors.js'
 import { checkEntryIfMatch, checkMoveTarget, checkWriteConditions, contentTypeFor } from '../file-attributes.js'
 import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
 import { listLimit } from '../ordering.js'
-import { defaultUploadPolicy, type UploadPolicy } from '../part-uploads.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, parentOf, ROOT } from '../paths.js'
 import { bodyChunks, readOfBytes, toWebStream } from '../streams.js'
 import type {
-  AppendPartOptions,
-  AppendResult,
   ByteRange,
-  CompleteUploadOptions,
-  CreateUploadOptions,
   DeleteOptions,
   HealthReport,
   ListOptions,
   ListPage,
   MoveOptions,
-  PartInfo,
   PutOptions,
-  PutPartOptions,
   PutResult,
   ReadResult,
-  StorageDriver,
   StoredEntry,
   StoredFile,
-  UploadSession,
-  UploadStatus,
-  UploadStatusOptions,
   WritePreconditions,
 } from '../types.js'
 import { ByteLeases } from './byte-leases.js'
@@ -72,9 +63,9 @@ import {
   type UploadDoc,
 } from './schema.js'
 import { writeProbe } from './schema.js'
+import { MongoStaging } from './staging.js'
 import { MongoSweeper } from './sweeper.js'
 import { forEachLimited } from '../for-each-limited.js'
-import { MongoUploads } from './uploads.js'
 
 export type MongoDriverKind = 'mongo' | 'mongo-inline' | 'gridfs'
 
@@ -93,7 +84,11 @@ export interface MongoDriverOptions {
   kind?: MongoDriverKind
   /** For `mongo`: files up to this size are stored inline (default 1 MiB, at most 15 MiB). */
   inlineMaxBytes?: number
-  uploads?: Partial<UploadPolicy>
+  /**
+   * How long a process may stay silent before its unfinished writes count as abandoned (lease-owners.ts).
+   * Default 30 s, the upload engine's completion lease.
+   */
+  livenessWindowMs?: number
   /** Told what background work (index creation) could not do, e.g. while MongoDB is down. */
   log?: (line: string) => void
 }
@@ -113,6 +108,7 @@ const HEALTH_TIMEOUT_MS = 1500
 const HEALTH_LATE = 'MongoDB did not answer in time'
 /** How long a close waits for the operations still running before it lets go of its registration. */
 const CLOSE_WAIT_MS = 5_000
+const DEFAULT_LIVENESS_WINDOW_MS = 30_000
 
 export class MongoDriver implements StorageDriver {
   readonly kind: MongoDriverKind
@@ -123,7 +119,7 @@ export class MongoDriver implements StorageDriver {
   readonly #catalog: Catalog
   readonly #folders: Folders
   readonly #gridfs: GridFsBytes
-  readonly #uploads: MongoUploads
+  readonly staging: MongoStaging
   readonly #sweeper: MongoSweeper
   /**
    * Writes of one path in this process take turns, so that their compare-and-swaps only ever race
@@ -141,33 +137,20 @@ export class MongoDriver implements StorageDriver {
     this.db = connection.client.db(options.db)
     this.#catalog = new Catalog(this.db.collection<CatalogDoc>(CATALOG))
     this.#folders = new Folders(this.#catalog)
-    const policy = { ...defaultUploadPolicy, ...options.uploads }
-    // A dead process's leases are decided once it has been silent as long as a dead completion holds its upload.
-    this.#owners = new LeaseOwners(this.db.collection<OwnerDoc>(OWNERS), policy.completionLeaseMs)
+    this.#owners = new LeaseOwners(this.db.collection<OwnerDoc>(OWNERS), options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS)
     const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES), this.#owners)
     this.#gridfs = new GridFsBytes(this.db, leases)
-    const parts = this.db.collection<PartDoc>(PARTS)
-    this.#uploads = new MongoUploads(
-      this.db.collection<UploadDoc>(UPLOADS),
-      parts,
-      this.#gridfs,
-      policy,
-      {
-        precheck: (path, conditions) => this.#precheck(path, conditions),
-        write: (source, request) => this.#write(source, request),
-        commit: (path, bytes, attributes, conditions, rev) => this.#commit(path, bytes, attributes, conditions, rev),
-        revisionAt: async (path) => {
-          const doc = await this.#catalog.entry(path)
-          return doc?.type === 'file' ? { rev: doc.rev, file: toStoredFile(doc) } : null
-        },
-        discard: (bytes) => this.#discard(bytes),
-      },
-    )
+    const uploads = this.db.collection<UploadDoc>(UPLOADS)
+    this.staging = new MongoStaging(uploads, this.db.collection<PartDoc>(PARTS), this.#gridfs, {
+      write: (source, request) => this.#write(source, request),
+      commit: (path, bytes, attributes, conditions, rev, beforeVisible) => this.#commit(path, bytes, attributes, conditions, rev, beforeVisible),
+      discard: (bytes) => this.#discard(bytes),
+    })
     this.#sweeper = new MongoSweeper({
       catalog: this.#catalog,
       folders: this.#folders,
-      uploads: this.#uploads,
-      parts,
+      uploads,
+      staging: this.staging,
       gridfs: this.#gridfs,
       leases,
       owners: this.#owners,
@@ -294,36 +277,23 @@ export class MongoDriver implements StorageDriver {
     }))
   }
 
-  createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
-    invalidPathIfRoot(path)
-    return this.#run(() => this.#uploads.create(path, options))
+  async checkWrite(path: string, conditions: WritePreconditions): Promise<void> {
+    await this.#run(() => this.#precheck(path, conditions))
   }
 
-  putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options?: PutPartOptions): Promise<PartInfo> {
-    return this.#run(() => this.#uploads.putPart(uploadId, part, body, options))
+  lookupRevision(path: string, revision: string): Promise<StoredFile | null> {
+    return this.#run(async () => {
+      const doc = await this.#catalog.entry(path)
+      return doc?.type === 'file' && String(doc.rev) === revision ? toStoredFile(doc) : null
+    })
   }
 
-  appendPart(uploadId: string, body: ReadableStream<Uint8Array>, options: AppendPartOptions): Promise<AppendResult> {
-    return this.#run(() => this.#uploads.append(uploadId, body, options))
+  run<T>(_subject: string, operation: () => Promise<T>): Promise<T> {
+    return this.#run(operation)
   }
 
-  declareUploadSize(uploadId: string, totalSize: number): Promise<UploadStatus> {
-    return this.#run(() => this.#uploads.declareSize(uploadId, totalSize))
-  }
-
-  uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus> {
-    return this.#run(() => this.#uploads.status(uploadId, options))
-  }
-
-  completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult> {
-    return this.#run(() => this.#uploads.complete(uploadId, options))
-  }
-
-  abortUpload(uploadId: string): Promise<void> {
-    return this.#run(() => this.#uploads.abort(uploadId))
-  }
-
-  sweep(now = new Date()): Promise<{ removed: number }> {
+  /** Reclaims what crashes left: unreferenced GridFS bytes, orphaned parts, empty folder records (sweeper.ts). */
+  sweep(now = new Date()): Promise<number> {
     return this.#run(() => this.#sweeper.sweep(now))
   }
 
@@ -383,7 +353,7 @@ export class MongoDriver implements StorageDriver {
     return current as FileDoc | null
   }
 
-  #write(source: AsyncIterable<Uint8Array>, request: Omit<WriteRequest, 'placement'> & Partial<WriteRequest>) {
+  #write(source: AsyncIterable<Uint8Array>, request: Omit<WriteRequest, 'placement'>) {
     return writeBytes(source, this.#gridfs, { placement: this.#placement, ...request })
   }
 
@@ -396,14 +366,16 @@ export class MongoDriver implements StorageDriver {
    * insert (the unique path index refuses a second one), a replace a compare-and-swap on the
    * record it checked. Commits of one path in this process take turns; a swap lost to another
    * process is tried again after a jittered backoff. The new bytes are deleted when the write
-   * fails; the old ones once replaced.
+   * fails; the old ones once replaced. `rev`: the revision to commit as (a completed upload's);
+   * `beforeVisible` runs just before each attempt's write, with what it will answer.
    */
   async #commit(
     path: string,
     bytes: WrittenBytes,
     given: Partial<FileAttributes>,
     conditions: WritePreconditions,
-    rev?: ObjectId,
+    rev?: string,
+    beforeVisible?: (result: PutResult) => Promise<void>,
   ): Promise<PutResult> {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
@@ -411,7 +383,7 @@ export class MongoDriver implements StorageDriver {
       committed = await this.#locks.run(path, async () => {
         for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
           if (attempt > 0) await backoff(attempt)
-          const placed = await this.#place(path, bytes, attributes, conditions, rev)
+          const placed = await this.#place(path, bytes, attributes, conditions, rev, beforeVisible)
           if (placed) return placed
         }
         return undefined
@@ -431,18 +403,27 @@ export class MongoDriver implements StorageDriver {
   }
 
   /** One attempt at a commit; undefined when the path changed meanwhile and it must be tried again. */
-  async #place(path: string, bytes: WrittenBytes, attributes: FileAttributes, conditions: WritePreconditions, rev?: ObjectId) {
+  async #place(
+    path: string,
+    bytes: WrittenBytes,
+    attributes: FileAttributes,
+    conditions: WritePreconditions,
+    rev?: string,
+    beforeVisible?: (result: PutResult) => Promise<void>,
+  ) {
     const current = await this.#catalog.entry(path)
     checkWriteConditions(path, current && toEntry(current), conditions)
     const now = new Date()
     if (current?.type === 'file') {
+      const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
+      await beforeVisible?.({ file: toStoredFile(doc), created: false })
       // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
       if (current.gridfsId) await this.#gridfs.leases.take(current.gridfsId)
       await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
-      const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
       return (await this.#catalog.swap(current, doc)) ? { doc, replaced: current } : undefined
     }
     const doc = fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, rev)
+    await beforeVisible?.({ file: toStoredFile(doc), created: true })
     await this.#folders.ensureAbove(path)
     await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
     try {

@@ -4,7 +4,8 @@
  *   catalog        one record per file (with its bytes inline, or the id of its GridFS file) and one
  *                  per folder that holds something (see folders.ts)
  *   fs.files/.chunks  the GridFS bucket of larger files and of the parts of uploads in parts
- *   uploads        uploads in parts: where the file goes, with what, until when
+ *   uploads        uploads in parts and tus uploads: where the file goes, with what, until when, and
+ *                  how far its completion went (upload-records.ts)
  *   upload_parts   one record per received part (sent by number, or appended), naming its GridFS file
  *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
  *   lease_owners   the processes writing to the store, with their heartbeats (see lease-owners.ts)
@@ -36,8 +37,11 @@ export interface FileDoc {
   /** The folder it is in (`''` for the root), for one-level listings. */
   parent: string
   name: string
-  /** Changes with every write and move of the record: what compare-and-swap updates compare. */
-  rev: ObjectId
+  /**
+   * Changes with every write and move of the record: what compare-and-swap updates compare. A
+   * completed upload's is the revision the upload engine chose (a string, see driver.ts).
+   */
+  rev: ObjectId | string
   size: number
   sha256: string
   contentType: string
@@ -64,6 +68,8 @@ export type CatalogDoc = FileDoc | FolderDoc
 
 export interface UploadDoc {
   _id: string
+  /** What a compare-and-set compares; incremented by every change (absent on records of earlier versions: 0). */
+  version?: number
   path: string
   partSizeLimit: number
   createdAt: Date
@@ -84,15 +90,17 @@ export interface UploadDoc {
    * its completion renews while it works, so one that died holds it only briefly.
    */
   completingUntil?: Date
-  /** The catalog revision a completion is committing, written just before the commit (its journal). */
-  committingRev?: ObjectId
+  /** Which completion holds that lease. */
+  completingBy?: string
+  /** The journal of a completion (driver.ts `CompletionJournal`), as JSON, written just before its commit. */
+  journalJson?: string
   /** Completed or aborted: its parts are being removed. */
   finished?: boolean
   /**
    * What a completion stored, kept with the finished upload until it expires, so that completing
    * again (a retry whose answer was lost) answers the same file.
    */
-  result?: { rev: ObjectId; fileJson: string; created: boolean }
+  result?: { rev: ObjectId | string; fileJson: string; created: boolean }
 }
 
 export interface PartDoc {

@@ -1,9 +1,8 @@
 /**
- * The MongoDB store's sweeper: reclaims what expired or what a crash left behind. Run at start-up
- * and periodically by the node adapter (the driver's `sweep()`).
+ * The MongoDB store's sweeper: reclaims what a crash left behind (the upload engine has removed
+ * expired uploads first). Run at start-up and periodically by the node adapter (the store's `sweep()`).
  *
- * - uploads in parts past their expiry, with their parts, and parts older than an hour whose upload
- *   is gone (an append that crashed as its upload ended);
+ * - parts older than an hour whose upload is gone (an append that crashed as its upload ended);
  * - GridFS files under a lease that no file or part record names (writes that never committed, old
  *   bytes a replace or delete did not get to delete): at once when the lease's owner is gone (its
  *   registration silent for the liveness window is removed first, see lease-owners.ts), else once
@@ -17,17 +16,19 @@ import type { Catalog } from './catalog.js'
 import type { Folders } from './folders.js'
 import type { GridFsBytes } from './gridfs-bytes.js'
 import type { LeaseOwners } from './lease-owners.js'
-import type { PartDoc } from './schema.js'
-import type { MongoUploads } from './uploads.js'
+import type { UploadDoc } from './schema.js'
+import type { MongoStaging } from './staging.js'
 
 const LEASE_BATCH = 500
 const FOLDER_BATCH = 500
+/** Part records looked at per sweep for an upload that is gone. */
+const ORPHAN_BATCH = 500
 
 export interface SweeperParts {
   catalog: Catalog
   folders: Folders
-  uploads: MongoUploads
-  parts: Collection<PartDoc>
+  uploads: Collection<UploadDoc>
+  staging: MongoStaging
   gridfs: GridFsBytes
   leases: ByteLeases
   owners: LeaseOwners
@@ -36,15 +37,36 @@ export interface SweeperParts {
 export class MongoSweeper {
   /** Where the last run's pass over folder records stopped. */
   #folderCursor = ''
+  /** Where the last run's pass over part records stopped. */
+  #orphanCursor = ''
 
   constructor(private readonly store: SweeperParts) {}
 
-  async sweep(now: Date): Promise<{ removed: number }> {
-    let removed = await this.store.uploads.sweepExpired(now)
-    removed += await this.store.uploads.sweepOrphanParts(new Date(now.getTime() - LEASE_GRACE_MS))
+  async sweep(now: Date): Promise<number> {
+    let removed = await this.#sweepOrphanParts(new Date(now.getTime() - LEASE_GRACE_MS))
     removed += await this.#sweepLeases(now)
     removed += await this.#sweepEmptyFolders()
-    return { removed }
+    return removed
+  }
+
+  /**
+   * Removes parts whose upload is gone: an append commits its part, finds the upload ended meanwhile
+   * and takes the part back, unless the process dies in between. Parts older than `before` only (a
+   * live append's are younger), a bounded batch per run, resuming where the last run stopped.
+   */
+  async #sweepOrphanParts(before: Date): Promise<number> {
+    const batch = await this.store.staging.parts
+      .find({ _id: { $gt: this.#orphanCursor }, received: { $lt: before } })
+      .sort({ _id: 1 })
+      .limit(ORPHAN_BATCH)
+      .toArray()
+    this.#orphanCursor = batch.length < ORPHAN_BATCH ? '' : batch.at(-1)!._id
+    const uploadIds = [...new Set(batch.map((p) => p.uploadId))]
+    const live = await this.store.uploads.find({ _id: { $in: uploadIds } }, { projection: { _id: 1 } }).toArray()
+    const liveIds = new Set(live.map((u) => u._id))
+    const orphans = batch.filter((p) => !liveIds.has(p.uploadId))
+    await this.store.staging.removeParts(orphans)
+    return orphans.length
   }
 
   async #sweepLeases(now: Date): Promise<number> {
@@ -80,7 +102,7 @@ export class MongoSweeper {
     const files = await this.store.catalog.records
       .find({ gridfsId: { $in: ids } }, { projection: { gridfsId: 1 } })
       .toArray()
-    const parts = await this.store.parts.find({ gridfsId: { $in: ids } }, { projection: { gridfsId: 1 } }).toArray()
+    const parts = await this.store.staging.parts.find({ gridfsId: { $in: ids } }, { projection: { gridfsId: 1 } }).toArray()
     return new Set([...files, ...parts].map((d) => (d as { gridfsId: ObjectId }).gridfsId.toHexString()))
   }
 

@@ -1,10 +1,10 @@
 /**
- * Rules shared by every driver's part uploads (SPEC 3.3): ids, part numbers, expiry, and which
- * parts a completion assembles.
+ * The rules of uploads in parts and appends (SPEC 3.3), which the engine applies on every driver:
+ * ids, part numbers, expiry, sizes, and which parts a completion assembles.
  */
 import { randomBytes } from 'node:crypto'
-import { offsetMismatch, payloadTooLarge, StorageError } from './errors.js'
-import type { CreateUploadOptions, PartInfo, UploadSession, UploadStatus, WritePreconditions } from './types.js'
+import { offsetMismatch, payloadTooLarge, StorageError } from '../errors.js'
+import type { CreateUploadOptions, PartInfo, UploadSession, UploadStatus, WritePreconditions } from '../types.js'
 
 export const MAX_PART_NUMBER = 10_000
 export const DEFAULT_PART_SIZE_LIMIT = 1024 ** 3
@@ -16,8 +16,9 @@ export interface UploadPolicy {
   /** How long an unfinished upload lives. */
   ttlMs: number
   /**
-   * On stores that cannot tell a dead process from a slow one (MongoDB), how long a completion
-   * holds its upload unless it renews that: a completion that died blocks a retry at most this long.
+   * On stores that cannot tell a dead process from a slow one (a driver without `exclusive`, such as
+   * MongoDB), how long a completion holds its upload unless it renews that: a completion that died
+   * blocks a retry at most this long.
    */
   completionLeaseMs: number
 }

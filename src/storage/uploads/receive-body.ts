@@ -1,14 +1,14 @@
 /**
- * Receiving the body of an append (see `StorageDriver.appendPart`), for every driver: each chunk is
- * counted, hashed and handed to the driver's sink before the next is read, so when the body breaks
- * off (the connection was cut) the sink holds exactly the bytes that were hashed and counted, and
- * the driver can keep them as a shorter part.
+ * Receiving the body of a part or an append, for every driver: each chunk is counted, hashed and
+ * handed to the driver's sink (a `PartWriter`) before the next is read, so when the body breaks off
+ * (the connection was cut) the sink holds exactly the bytes that were hashed and counted, and an
+ * append can keep them as a shorter part.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { checksumMismatch, StorageError } from './errors.js'
-import { checkTotal, sizeCap, type SizeRules } from './part-uploads.js'
-import { bodyChunks } from './streams.js'
-import type { AppendPartOptions, ChecksumAlgorithm } from './types.js'
+import { checksumMismatch, StorageError } from '../errors.js'
+import { checkTotal, sizeCap, type SizeRules } from './rules.js'
+import { bodyChunks } from '../streams.js'
+import type { AppendPartOptions, ChecksumAlgorithm } from '../types.js'
 
 export interface ReceivedBody {
   size: number
@@ -24,8 +24,8 @@ export interface ReceivedBody {
 
 /**
  * Reads `body` to its end or until it breaks, passing every chunk to `sink`. More than `maxBytes`
- * throws `payload_too_large` (the sink has then received a prefix the caller must discard); errors
- * of the sink propagate as they are.
+ * throws `payload_too_large` (or `tooLarge()`; the sink has then received a prefix the caller must
+ * discard); errors of the sink propagate as they are.
  *
  * `hash`, when given, is a sha256 to continue (a part being extended): it is updated with every
  * chunk, and `sha256` is its digest; the checksum is still of this body alone.
@@ -33,7 +33,7 @@ export interface ReceivedBody {
 export async function receiveBody(
   body: ReadableStream<Uint8Array>,
   sink: (chunk: Uint8Array) => Promise<void>,
-  options: { maxBytes: number; checksum?: ChecksumAlgorithm; hash?: Hash },
+  options: { maxBytes: number; checksum?: ChecksumAlgorithm; hash?: Hash; tooLarge?: () => StorageError },
 ): Promise<ReceivedBody> {
   const sha256 = options.hash ?? createHash('sha256')
   const ownSha256 = options.checksum === 'sha256' && options.hash === undefined
@@ -54,6 +54,7 @@ export async function receiveBody(
       const chunk = next.value
       size += chunk.length
       if (size > options.maxBytes) {
+        if (options.tooLarge) throw options.tooLarge()
         throw new StorageError('payload_too_large', `the body is larger than the ${options.maxBytes} bytes the upload has room for`, {
           details: { limit: options.maxBytes },
         })

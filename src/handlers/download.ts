@@ -19,6 +19,9 @@
  * at most one plain range (nginx applies the Range header itself, as the service would). nginx asks
  * again with `X-Filestorage-Accel: off` when that version is gone by the time it opens it; the
  * service then sends the bytes itself.
+ *
+ * With `localFiles` (the bun adapter), a large file the store names on the local file system is sent
+ * by the runtime itself, the same version with the same headers and range.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
@@ -26,7 +29,7 @@ import { combineRanges, parse as parseRange } from 'range-parser'
 import { type ByteRange, keepsChanging, StorageError, type Store, type StoredFile } from '../storage/index.js'
 import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
-import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { createHandlerApp, type HandlerDeps, type LocalFileSender } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
 import { DOWNLOAD_CSP, isActiveType, servedMediaType } from './media-type.js'
 import { parseEtagList } from './request-options.js'
@@ -121,6 +124,13 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const { file } = read
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
+      if (!read.bytes && sendsLocally(deps.localFiles, store, file.size)) {
+        const local = await driver.localVersion?.(file)
+        if (local !== undefined) {
+          await read.body.cancel()
+          return deps.localFiles.send({ store, name: local, status: 200, headers })
+        }
+      }
       // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
       return respond(read.bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(read.body) : read.body), 200, headers)
     }
@@ -146,7 +156,10 @@ export function createDownloadHandler(deps: HandlerDeps) {
       if (c.req.method === 'HEAD') return respond(null, status, headers)
 
       const rangeHeader = c.req.header('range')
-      const local = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader))) ? await driver.localVersion?.(file) : undefined
+      const nginxSends = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader)))
+      const runtime = !accel && sendsLocally(deps.localFiles, store, Number(headers['Content-Length'])) ? deps.localFiles : undefined
+      const local = nginxSends || runtime ? await driver.localVersion?.(file) : undefined
+      if (local !== undefined && runtime) return runtime.send({ store, name: local, ...(range ? { range } : {}), status, headers })
       if (local !== undefined) {
         // nginx sends the file, its length and range, and Accept-Ranges with a whole file; the rest is
         // ours. These two go under other names, which deploy/nginx/nginx.conf turns back: nginx would
@@ -166,6 +179,11 @@ export function createDownloadHandler(deps: HandlerDeps) {
   })
 
   return app
+}
+
+/** Whether the runtime sends `bytes` of `store` itself (`HandlerDeps.localFiles`). */
+function sendsLocally(sender: LocalFileSender | undefined, store: string, bytes: number): sender is LocalFileSender {
+  return sender !== undefined && bytes >= sender.minBytes && sender.stores.includes(store)
 }
 
 /**

@@ -12,7 +12,7 @@ import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
+import { auditedRuns, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
 import { s3Leftovers } from './s3-leftovers.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
@@ -53,10 +53,10 @@ function multipartForm(metadata: string, files: { name: string; contentType: str
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (store) => {
+describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as const))('crash loop: %s', (_, { store, runtime, name }) => {
   // On mongo a completion cut by a crash is retried once the dead one's lease (30 s, not configurable yet) runs out.
   test(`${CRASH_LOOP.crashes} kill -9 at random moments: previous or new version, complete; retries as documented; no leftovers after a sweep`, { timeout: store === 'mongo' ? 300_000 : 180_000 }, async () => {
-    const dir = await tempDir(`crash-${store}`)
+    const dir = await tempDir(`crash-${store}-${runtime}`)
     const [port] = (await freePorts(1)) as [number]
     const env: Record<string, string> = {
       PORT: String(port),
@@ -76,7 +76,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     let crashes = 0
     let survived = 0
     let payloadBytes = 0
-    let svc = await startBuilt(env)
+    let svc = await startBuilt(env, { runtime })
     started.push(svc)
     const rss = trackPeakRss(() => [svc])
     let readsAudited = 0
@@ -86,7 +86,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     }
     const restart = async () => {
       await svc.exited
-      svc = await startBuilt(env)
+      svc = await startBuilt(env, { runtime })
       started.push(svc)
     }
 
@@ -264,7 +264,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
         const t0 = performance.now()
         const found = await scenarios[scenario](i)
         crashes++
-        if (verbose) console.log(`[reliability] crash ${i + 1} (${scenario}, ${store}): ${Math.round(performance.now() - t0)} ms${found.length ? `\n  ${found.join('\n  ')}` : ''}`)
+        if (verbose) console.log(`[reliability] crash ${i + 1} (${scenario}, ${name}): ${Math.round(performance.now() - t0)} ms${found.length ? `\n  ${found.join('\n  ')}` : ''}`)
         found.push(...(await checkListing(`after crash ${i + 1} (${scenario})`)))
         if (found.length === 0) survived++
         problems.push(...found.map((f) => `crash ${i + 1} (${scenario}): ${f}`))
@@ -289,7 +289,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       if (leftovers.found > 0) {
         problems.push(`${leftovers.found} leftovers (${leftovers.bytes} bytes, payloads ${payloadBytes} bytes) after a sweep: ${leftovers.detail.slice(0, 5).join(', ')}`)
       }
-      await report(`crash loop ${store}`, {
+      await report(`crash loop ${name}`, {
         readsAudited,
         mismatches: problems.length,
         crashesSurvived: survived,
@@ -298,7 +298,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
         leftoverBytes: leftovers.bytes,
         failed: problems.length ? [`${problems.length} problems, e.g. ${problems.slice(0, 4).join(' | ')}`] : [],
       })
-      console.log(`[reliability] crash loop ${store}: ${crashes} kill -9, ${survived} without a problem; ${payloadBytes} payload bytes`)
+      console.log(`[reliability] crash loop ${name}: ${crashes} kill -9, ${survived} without a problem; ${payloadBytes} payload bytes`)
       expect(crashes).toBeGreaterThanOrEqual(Math.min(crashCount, 20))
       expectNone(problems, `in ${crashes} crashes`)
     } finally {

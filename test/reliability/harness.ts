@@ -10,8 +10,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
+import { BUILT_MAIN, type ProcessService, type Runtime, spawnService } from '../helpers/process-service.js'
 import { s3StoreEnv, s3TestTarget } from '../helpers/s3-store.js'
-import { BUILT_MAIN, type ProcessService, spawnService } from '../helpers/process-service.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -24,16 +24,41 @@ export function auditedStores(what: string): string[] {
   return ['disk', ...mongo, ...(s3TestTarget() ? ['s3'] : [])]
 }
 
+/** One run of an audit: a store, on a runtime; `name` says both (`disk`, `mongo`, `disk on Bun`). */
+export interface AuditRun {
+  store: string
+  runtime: Runtime
+  name: string
+}
+
+/**
+ * The runs of an audit: every audited store on Node, and the disk store on Bun. What the runtime
+ * does (request bodies, timeouts, the processes) is the same whatever the store behind it.
+ */
+export function auditedRuns(what: string): AuditRun[] {
+  return [
+    ...auditedStores(what).map((store): AuditRun => ({ store, runtime: 'node', name: store })),
+    { store: 'disk', runtime: 'bun', name: 'disk on Bun' },
+  ]
+}
+
 /** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own, `s3` a key prefix of its own). */
 export function storeEnv(store: string, database = randomDbName('rel')): Record<string, string> {
   if (store === 's3') return s3StoreEnv()
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
 }
 
-/** Starts the built service (`npm run build` first; `npm run test:reliability` does). */
-export async function startBuilt(env: Record<string, string>, startTimeoutMs = 30_000, nodeArgs: string[] = []): Promise<ProcessService> {
+/**
+ * Starts the built service (`npm run build` first; `npm run test:reliability` does): the node
+ * adapter on Node, or with `runtime: 'bun'` the bun adapter on Bun, as `npm run start:bun` runs it;
+ * `runtimeArgs` go to the runtime itself.
+ */
+export async function startBuilt(
+  env: Record<string, string>,
+  options: { startTimeoutMs?: number; runtimeArgs?: string[]; runtime?: Runtime } = {},
+): Promise<ProcessService> {
   if (!existsSync(join(ROOT, BUILT_MAIN))) throw new Error(`${BUILT_MAIN} is missing: run "npm run build" first`)
-  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { built: true, startTimeoutMs, nodeArgs })
+  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { startTimeoutMs: 30_000, ...options, built: true })
 }
 
 export async function tempDir(label: string): Promise<{ path: string; remove(): Promise<void> }> {

@@ -7,7 +7,7 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
-import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, mount, onError } from '../../handlers/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
 import { accessOptions, urlOptions } from './access.js'
@@ -54,6 +54,8 @@ export interface Runtime<Http extends HttpServer = HttpServer> {
   middleware(config: Config): MiddlewareHandler[]
   /** The address of the connection's peer (TRUSTED_PROXIES are matched against it). */
   remoteAddress(c: Context): string | undefined
+  /** The runtime's own way of sending large files of a store's local folder, if it has one. */
+  localFiles?(config: Config): LocalFileSender
 }
 
 export interface Service<Http extends HttpServer = HttpServer> {
@@ -138,6 +140,7 @@ function composeApp(runtime: Runtime<HttpServer>, config: Config, stores: StoreR
     access: accessOptions(config),
     urls: urlOptions(config, runtime.remoteAddress),
     ...(config.ACCEL_REDIRECT_LOCATION ? { accelRedirect: config.ACCEL_REDIRECT_LOCATION } : {}),
+    ...(runtime.localFiles ? { localFiles: runtime.localFiles(config) } : {}),
   })
   const app = new OpenAPIHono()
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))

@@ -72,6 +72,10 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
         description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
       },
       { name: 'signed URLs', description: 'URLs that grant one operation on one path to whoever holds them, until they expire' },
+      {
+        name: 'events',
+        description: 'Changes announced to other services: the webhooks endpoints receive (Standard Webhooks 1.0), and the operator\'s routes for dead letters',
+      },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })

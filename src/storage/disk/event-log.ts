@@ -16,7 +16,7 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type EventLog, INTENTS, type LogEntry } from '../events/types.js'
+import { DEAD, type EventLog, INTENTS, type LogEntry, READY, TO } from '../events/types.js'
 import type { Instances } from './instances.js'
 import { link, rename, unlink } from './fs-calls.js'
 import { isErrno, writeNewFile, writeThenRename } from './layout.js'
@@ -85,8 +85,9 @@ export class DiskEventLog implements EventLog {
     }
   }
 
-  async first(queue: string, limit: number): Promise<LogEntry[]> {
-    const names = (await this.#names(queue)).slice(0, limit)
+  async first(queue: string, limit: number, after?: string): Promise<LogEntry[]> {
+    const all = await this.#names(queue)
+    const names = (after === undefined ? all : all.filter((n) => n > after)).slice(0, limit)
     const entries = await Promise.all(names.map((name) => this.#read(queue, name)))
     return entries.filter((e): e is LogEntry => e !== null)
   }
@@ -96,10 +97,14 @@ export class DiskEventLog implements EventLog {
     return names.map((name) => `${prefix}${name}`)
   }
 
+  async count(queue: string): Promise<number> {
+    return (await this.#names(queue)).length
+  }
+
   async size(): Promise<number> {
-    let total = (await this.#names('ready')).length
-    for (const prefix of [INTENTS, 'to/', 'dead/']) {
-      for (const queue of await this.queues(prefix)) total += (await this.#names(queue)).length
+    let total = await this.count(READY)
+    for (const prefix of [INTENTS, TO, DEAD]) {
+      for (const queue of await this.queues(prefix)) total += await this.count(queue)
     }
     return total
   }

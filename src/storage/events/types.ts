@@ -101,6 +101,17 @@ export interface LogEntry {
   paths: string[]
   witness: Witness
   events: EventBody[]
+  /** A dead letter: why its consumer never took it. */
+  dead?: DeadLetter
+}
+
+export interface DeadLetter {
+  /** When it was given up (ISO 8601). */
+  at: string
+  attempts: number
+  /** The consumer's last answer: an HTTP status, or absent when it did not answer. */
+  status?: number
+  error: string
 }
 
 /**
@@ -127,10 +138,12 @@ export interface EventLog {
   spread(from: string, to: string[], key: string): Promise<void>
   /** Removes the entry `key` from `queue`; false when it was not there. */
   remove(queue: string, key: string): Promise<boolean>
-  /** The first `limit` entries of `queue`, by key. */
-  first(queue: string, limit: number): Promise<LogEntry[]>
+  /** The first `limit` entries of `queue` by key (after the key `after`, when given). */
+  first(queue: string, limit: number, after?: string): Promise<LogEntry[]>
   /** The names of the queues under `prefix` (`intents/`, `to/`, `dead/`) that may hold entries. */
   queues(prefix: string): Promise<string[]>
+  /** Entries in `queue`. */
+  count(queue: string): Promise<number>
   /** Entries in every queue together: the backlog the bound applies to (it may cost a scan; called about once a second). */
   size(): Promise<number>
 

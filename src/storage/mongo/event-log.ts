@@ -78,13 +78,18 @@ export class MongoEventLog implements EventLog {
     return (await this.entries.deleteOne({ _id: idOf(queue, key), q: queue })).deletedCount === 1
   }
 
-  async first(queue: string, limit: number): Promise<LogEntry[]> {
-    const docs = await this.entries.find({ q: queue }).sort({ k: 1 }).limit(limit).toArray()
+  async first(queue: string, limit: number, after?: string): Promise<LogEntry[]> {
+    const filter = after === undefined ? { q: queue } : { q: queue, k: { $gt: after } }
+    const docs = await this.entries.find(filter).sort({ k: 1 }).limit(limit).toArray()
     return docs.map((d) => JSON.parse(d.e) as LogEntry)
   }
 
   async queues(prefix: string): Promise<string[]> {
     return (await this.entries.distinct('q', { q: { $regex: `^${escapeRegex(prefix)}` } })) as string[]
+  }
+
+  count(queue: string): Promise<number> {
+    return this.entries.countDocuments({ q: queue })
   }
 
   size(): Promise<number> {

@@ -44,6 +44,7 @@ const SETTLE_EVERY_MS = 2000
 const STATE_EVERY_MS = 2000
 /** The first retry waits about this long; each next one twice as long (with jitter), up to `retryDelayMaxMs`. */
 const FIRST_RETRY_MS = 1000
+const FAILURE_LOG_EVERY_MS = 60_000
 /** At most one log line per consumer about dead letters in this long. */
 const DEAD_LOG_EVERY_MS = 10_000
 
@@ -68,6 +69,7 @@ export class StoreRelay {
   #running: Promise<void> | null = null
   #again = false
   #stopped = false
+  #failure: { message: string; at: number } | undefined
   readonly #unsubscribe: () => void
 
   constructor(
@@ -107,7 +109,8 @@ export class StoreRelay {
     }
     clearTimeout(this.#timer)
     this.#running = this.#pass()
-      .catch((e: unknown) => this.options.log(`[filestorage] events: relay of store "${this.store}": ${(e as Error).message}`))
+      .then(() => (this.#failure = undefined))
+      .catch((e: unknown) => this.#failed(e as Error))
       .finally(() => {
         this.#running = null
         if (this.#stopped) return
@@ -145,6 +148,14 @@ export class StoreRelay {
     )
   }
 
+  /** Logs a failed pass (the store is down, say): once, and again each minute while it lasts. */
+  #failed(e: Error): void {
+    const now = Date.now()
+    if (this.#failure?.message === e.message && now - this.#failure.at < FAILURE_LOG_EVERY_MS) return
+    this.#failure = { message: e.message, at: now }
+    this.options.log(`[filestorage] events: relay of store "${this.store}": ${e.message}; retrying`)
+  }
+
   async #pass(): Promise<void> {
     const now = Date.now()
     if (!this.#leader || now - this.#leaseAt >= LEASE_CHECK_MS) {
@@ -156,12 +167,16 @@ export class StoreRelay {
       this.#settledAt = now
       await this.recorder.settleOrphans()
     }
-    if (now - this.#stateAt >= STATE_EVERY_MS) {
-      this.#stateAt = now
-      for (const lane of this.#lanes) lane.disabled = (await this.log.readState(consumerState(lane.consumer.name)))?.disabled === true
-    }
     // The consumers' queues first, then what may still come into them (see the top of this file).
+    const readAt = Date.now()
     const windows = await Promise.all(this.#lanes.map((lane) => this.log.first(queueOf(lane.consumer.name), WINDOW)))
+    // A disabled consumer's state is read at every pass, after its queue: an operator enables it
+    // before replaying to it, so what was replayed is never dead-lettered again.
+    const stateDue = now - this.#stateAt >= STATE_EVERY_MS
+    if (stateDue) this.#stateAt = now
+    for (const lane of this.#lanes) {
+      if (stateDue || lane.disabled) lane.disabled = (await this.log.readState(consumerState(lane.consumer.name)))?.disabled === true
+    }
     const intents: LogEntry[] = []
     let horizon: string | undefined
     for (const queue of await this.log.queues(INTENTS)) {
@@ -177,7 +192,7 @@ export class StoreRelay {
       await this.log.spread(READY, takers.map((lane) => queueOf(lane.consumer.name)), entry.key)
       for (const lane of takers) handed.get(lane)!.push(entry)
     }
-    this.#lanes.forEach((lane, i) => lane.dispatch(windows[i]!, [...intents, ...handed.get(lane)!], horizon))
+    this.#lanes.forEach((lane, i) => lane.dispatch(windows[i]!, readAt, [...intents, ...handed.get(lane)!], horizon))
   }
 
   #nextWakeMs(): number {
@@ -201,6 +216,8 @@ class Lane {
   disabled = false
   readonly #inFlight = new Map<string, Promise<void>>()
   readonly #attempts = new Map<string, Attempts>()
+  /** Entries done (taken or dead-lettered) lately, with when: a window read before that still lists them. */
+  readonly #finished = new Map<string, number>()
   #deadSince = 0
   #deadCount = 0
 
@@ -223,10 +240,15 @@ class Lane {
     return soonest
   }
 
-  /** Starts what may go of `window`; `blockers`: entries that may still arrive before later ones. */
-  dispatch(window: LogEntry[], blockers: LogEntry[], horizon: string | undefined): void {
+  /**
+   * Starts what may go of `window` (the consumer's queue as read at `readAt`); `blockers`: entries
+   * that may still arrive before later ones.
+   */
+  dispatch(queued: LogEntry[], readAt: number, blockers: LogEntry[], horizon: string | undefined): void {
+    for (const [key, at] of this.#finished) if (at < readAt) this.#finished.delete(key) // gone from the queue before it was read
+    const window = queued.filter((e) => !this.#finished.has(e.key))
     const inWindow = new Set(window.map((e) => e.key))
-    for (const key of this.#attempts.keys()) if (!inWindow.has(key) && !this.#inFlight.has(key)) this.#attempts.delete(key) // done elsewhere (an operator's replay, a takeover)
+    for (const key of this.#attempts.keys()) if (!inWindow.has(key) && !this.#inFlight.has(key)) this.#attempts.delete(key) // done elsewhere (an operator's discard, a takeover)
     if (this.disabled) {
       for (const entry of window) if (!this.#inFlight.has(entry.key)) this.#track(entry.key, this.#deadLetter(entry, { ok: false, gone: true, error: 'the endpoint is disabled (it answered 410 Gone)' }, 0))
       return
@@ -265,7 +287,7 @@ class Lane {
     attempts.count++
     if (outcome.ok) {
       await this.relay.log.remove(queueOf(this.consumer.name), entry.key)
-      this.#attempts.delete(entry.key)
+      this.#finish(entry.key)
       return
     }
     if (outcome.gone) {
@@ -299,6 +321,11 @@ class Lane {
     return { ok: true }
   }
 
+  #finish(key: string): void {
+    this.#attempts.delete(key)
+    this.#finished.set(key, Date.now())
+  }
+
   async #deadLetter(entry: LogEntry, outcome: Exclude<Outcome, { ok: true }>, attempts: number): Promise<void> {
     const { log } = this.relay
     await log.put(deadQueueOf(this.consumer.name), {
@@ -306,7 +333,7 @@ class Lane {
       dead: { at: new Date().toISOString(), attempts, ...(outcome.status !== undefined ? { status: outcome.status } : {}), error: outcome.error },
     })
     await log.remove(queueOf(this.consumer.name), entry.key)
-    this.#attempts.delete(entry.key)
+    this.#finish(entry.key)
     this.#deadCount++
     const now = Date.now()
     if (now - this.#deadSince >= DEAD_LOG_EVERY_MS) {

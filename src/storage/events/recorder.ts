@@ -13,6 +13,7 @@
  * pass the bound by at most the changes of that second.
  */
 import { StorageError } from '../errors.js'
+import { failpoint } from '../failpoints.js'
 import { type Change, eventsOf, pathsOf } from './changes.js'
 import { newKey, settled } from './keys.js'
 import { type ChangeOrigin, type EventLog, INTENTS, intentsOf, type LogEntry, READY, type Witness } from './types.js'
@@ -138,6 +139,7 @@ export class EventRecorder {
     this.#open.add(key)
     try {
       await this.log.put(queue, entry)
+      failpoint('events.intent.written')
     } catch (e) {
       this.#open.delete(key)
       await this.log.remove(queue, key).catch(() => {}) // a torn write, should one have landed
@@ -177,6 +179,7 @@ export class EventRecorder {
       await intent?.cancel()
       throw e
     }
+    if (intent) failpoint('events.change.visible')
     await intent?.confirm()
     return result
   }

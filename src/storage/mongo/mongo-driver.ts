@@ -66,6 +66,7 @@ import { writeProbe } from './schema.js'
 import { MongoStaging } from './staging.js'
 import { MongoSweeper } from './sweeper.js'
 import { forEachLimited } from '../for-each-limited.js'
+import { failpoint } from '../failpoints.js'
 import { EVENT_STATE, EVENTS, type EventDoc, type EventStateDoc, MongoEventLog } from './event-log.js'
 import { EventRecorder, type Intent } from '../events/recorder.js'
 import type { Change } from '../events/changes.js'
@@ -455,7 +456,9 @@ export class MongoDriver implements StorageDriver {
         // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
         if (replacing.gridfsId) await this.#gridfs.leases.take(replacing.gridfsId)
         await this.#confirmOwners(bytes.owner, intent) // the sweeper has not counted this process dead
-        return (await this.#catalog.swap(replacing, doc)) ? { doc, replaced: replacing } : undefined
+        if (!(await this.#catalog.swap(replacing, doc))) return undefined
+        await this.#settleAfter(replacing)
+        return { doc, replaced: replacing }
       }
       await this.#folders.ensureAbove(path)
       await this.#confirmOwners(bytes.owner, intent) // the sweeper has not counted this process dead
@@ -483,6 +486,7 @@ export class MongoDriver implements StorageDriver {
       await intent?.cancel()
       throw e
     }
+    if (result !== undefined && intent) failpoint('events.change.visible')
     await (result === undefined ? intent?.cancel() : intent?.confirm())
     return result
   }
@@ -494,20 +498,22 @@ export class MongoDriver implements StorageDriver {
   }
 
   /**
-   * Before a change of the version `doc` (events on): settles what a writer that died left of it.
-   * Its own entry stands (this version is visible); a delete it had marked never happened (the
-   * record is still here) once that writer is known dead.
+   * Before a change of the version `doc` (events on): the entry that announced it stands, should
+   * its writer have died before confirming it (this version is visible), and comes before this
+   * change's.
    */
   async #settleBefore(doc: FileDoc): Promise<void> {
-    if (!this.events.enabled || (doc.eventOwner === undefined && doc.deleting === undefined)) return
-    const me = await this.#owners.current()
-    if (doc.event !== undefined && doc.eventOwner !== undefined && doc.eventOwner !== me) {
-      await this.#eventLog.move(intentsOf(doc.eventOwner), READY, doc.event)
-    }
-    const deleting = doc.deleting
-    if (deleting && deleting.owner !== me && !(await this.#eventLog.alive(deleting.owner))) {
-      await this.#eventLog.remove(intentsOf(deleting.owner), deleting.key)
-    }
+    if (!this.events.enabled || doc.eventOwner === undefined || doc.event === undefined) return
+    if (doc.eventOwner !== (await this.#owners.current())) await this.#eventLog.move(intentsOf(doc.eventOwner), READY, doc.event)
+  }
+
+  /**
+   * After a change replaced, moved or removed the version `doc`: a delete that had marked it (and
+   * whose writer died, or will find it changed) never happened, since this change took that very
+   * version; its entry goes.
+   */
+  async #settleAfter(doc: FileDoc): Promise<void> {
+    if (doc.deleting) await this.#eventLog.remove(intentsOf(doc.deleting.owner), doc.deleting.key).catch(() => false)
   }
 
   /** The intent of a folder's move or delete: finished by the settler should this process die part way. */
@@ -541,6 +547,7 @@ export class MongoDriver implements StorageDriver {
       else intent?.abandon()
       throw e
     }
+    if (intent) failpoint('events.change.visible')
     await intent?.confirm()
   }
 
@@ -595,9 +602,12 @@ export class MongoDriver implements StorageDriver {
     }
     const removed = await this.#decided(intent, async () => {
       if (intent && !(await this.#catalog.markDeleting(doc, { key: intent.key, owner: intent.owner }))) return undefined
+      failpoint('mongo.delete.marked')
       if (doc.gridfsId) await this.#gridfs.leases.take(doc.gridfsId)
       if (intent) await this.#owners.confirm(intent.owner)
-      return (await this.#catalog.remove(doc)) ? true : undefined
+      if (!(await this.#catalog.remove(doc))) return undefined
+      await this.#settleAfter(doc)
+      return true
     })
     if (!removed) return false
     if (doc.gridfsId) await this.#gridfs.retire(doc.gridfsId).catch(() => {}) // else its lease brings the sweeper
@@ -625,6 +635,7 @@ export class MongoDriver implements StorageDriver {
         throw alreadyExists(`"${to}"`) // created meanwhile
       }
       if (!renamed) return undefined
+      await this.#settleAfter(source)
       await this.#confirmFolders(renamed, async () => {
         await this.#catalog.rename(renamed, source.path)
       })
@@ -657,6 +668,8 @@ export class MongoDriver implements StorageDriver {
         try {
           // Each file's record names the folder's entry, which the next change of the file's key follows.
           if (!(await this.#catalog.rename(doc, targets[i]!, event !== undefined ? { event } : {}))) conflicts.push(doc.path) // changed meanwhile: stays
+          else await this.#settleAfter(doc)
+          failpoint('mongo.tree.moved')
         } catch (e) {
           if (!isDuplicateKey(e)) throw e
           conflicts.push(doc.path)

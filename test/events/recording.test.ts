@@ -158,10 +158,10 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
   })
 
   if (name === 'mongo') {
-    test('a delete killed after marking its file, then a write of that file: the delete never happened, and has no event', async () => {
-      const path = 'marked/x.txt'
+    test.each(['mongo.delete.marked', 'events.intent.written'])('a delete killed at %s, then a write of that file: the delete never happened, and has no event', async (failpoint) => {
+      const path = `marked/${failpoint}.txt`
       await put(path, 'before')
-      await crash({ op: 'delete', path }, 'mongo.delete.marked')
+      await crash({ op: 'delete', path }, failpoint)
       await put(path, 'after') // replaces the very version the delete had marked
       await s.settle()
       expect((await ready()).filter((e) => e.path === path).map((e) => e.type)).toEqual(['file.created', 'file.replaced'])

@@ -117,3 +117,18 @@ export const SCHEMATHESIS = {
   /** A bound on the process, should it not stop by itself. */
   timeoutSeconds: 180,
 }
+
+/** The events audit (events.test.ts). */
+export const EVENTS = {
+  /** kill -9 per store (the count). */
+  crashes: 20,
+  /** Changes in flight when a kill comes, on disjoint paths. */
+  batch: 4,
+  /** The kill comes at a random moment up to this many times as long as the uncut batch before it took. */
+  killWithin: 1.2,
+  /** COMPLETION_LEASE_SECONDS: on the mongo store, how long a dead process's registration lasts before its intents are settled. */
+  livenessSeconds: 2,
+  /** Two instances: clients changing their own paths one request at a time, and how many each. */
+  clients: 8,
+  opsPerClient: 25,
+}

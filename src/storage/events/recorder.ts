@@ -49,6 +49,8 @@ export interface IntendOptions {
   origin?: ChangeOrigin | undefined
   /** The key of the entry that announced the version this change replaces, when the store keeps it. */
   after?: string | undefined
+  /** The key and owner to write the intent under, reserved beforehand (`reserve`): the store named them first. */
+  reserved?: { key: string; owner: string }
 }
 
 export class EventRecorder {
@@ -125,8 +127,7 @@ export class EventRecorder {
   async intend(change: Change, witness: Witness, options: IntendOptions = {}): Promise<Intent | null> {
     if (!this.#enabled) return null
     this.checkRoom()
-    const owner = await this.log.owner()
-    const key = newKey(options.after)
+    const { key, owner } = options.reserved ?? (await this.reserve(options.after))
     const entry: LogEntry = {
       v: 1,
       key,
@@ -168,6 +169,14 @@ export class EventRecorder {
         this.#open.delete(key)
       },
     }
+  }
+
+  /**
+   * A key and owner for an intent to be written next (`IntendOptions.reserved`), for a driver that
+   * must name the intent in the store before writing it (a MongoDB delete marks its record first).
+   */
+  async reserve(after?: string): Promise<{ key: string; owner: string }> {
+    return { key: newKey(after), owner: await this.log.owner() }
   }
 
   /** Runs `change` between `intent.confirm` and `intent.cancel`: confirmed once it returned, cancelled if it threw. */

@@ -588,21 +588,25 @@ export class MongoDriver implements StorageDriver {
 
   /**
    * Removes a file record (unless it changed meanwhile), then its bytes. `announce`: a delete of its
-   * own, with its event: the record is first marked with the intent (see `#settleBefore`).
+   * own, with its event. Its settling reads an absence, which a later change of the same version
+   * could also cause: so the record is first marked with the intent's key, before the intent is
+   * written, and whichever change takes that version next cancels the intent (`#settleAfter`).
    */
   async #removeFile(doc: FileDoc, announce?: { origin: ChangeOrigin | undefined }): Promise<boolean> {
     let intent: Intent | null = null
     if (announce && this.events.enabled) {
+      this.events.checkRoom()
       await this.#settleBefore(doc)
+      const reserved = await this.events.reserve(doc.event)
+      if (!(await this.#catalog.markDeleting(doc, reserved))) return false // changed meanwhile
+      failpoint('mongo.delete.marked')
       intent = await this.events.intend(
         { kind: 'deleted', entry: toStoredFile(doc) },
         { lacks: { path: doc.path, revision: String(doc.rev) } },
-        { origin: announce.origin, after: doc.event },
+        { origin: announce.origin, reserved },
       )
     }
     const removed = await this.#decided(intent, async () => {
-      if (intent && !(await this.#catalog.markDeleting(doc, { key: intent.key, owner: intent.owner }))) return undefined
-      failpoint('mongo.delete.marked')
       if (doc.gridfsId) await this.#gridfs.leases.take(doc.gridfsId)
       if (intent) await this.#owners.confirm(intent.owner)
       if (!(await this.#catalog.remove(doc))) return undefined

@@ -14,6 +14,7 @@ import { buildService, PROJECT_DIR } from './lib/service.js'
 import { readSettings, sizeLabel } from './lib/settings.js'
 import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
+import { events } from './scenarios/events.js'
 import { mongo } from './scenarios/mongo.js'
 import { smallFiles } from './scenarios/small-files.js'
 import { tus } from './scenarios/tus.js'
@@ -30,6 +31,7 @@ const SCENARIOS: Scenario[] = [
   { key: 'tus', section: '3. resumable upload (tus)', run: tus },
   { key: 'mongo', section: '4. MongoDB', run: mongo },
   { key: 'memory', section: '5. memory', run: idleMemory },
+  { key: 'events', section: '6. events', run: events },
 ]
 
 async function main(): Promise<void> {

@@ -8,44 +8,41 @@
 import { randomUUID } from 'node:crypto'
 import type { ChangeHooks, HookRequest, HookVerdict } from '../handlers/hooks.js'
 import { EVENT_SCHEMA_VERSION } from '../storage/index.js'
-import { VERSION } from '../version.js'
-import { readAnswer } from './answer.js'
 import type { HookOptions } from './options.js'
+import { type Answer, Poster, TimeoutError } from './post.js'
 import { webhookHeaders } from './signing.js'
+import { USER_AGENT } from './webhook.js'
 
 /** The most of a hook's answer read (its metadata is at most 16 KiB). */
 const ANSWER_BYTES = 64 * 1024
+/** Connections kept open to a hook. */
+const HOOK_SOCKETS = 64
 
 export function httpHooks(hooks: { preUpload?: HookOptions; preDelete?: HookOptions }, log: (line: string) => void): ChangeHooks {
+  const ask = (hook: HookOptions, type: string) => {
+    const poster = new Poster(hook.url, HOOK_SOCKETS)
+    return (request: HookRequest) => askHook(poster, hook, type, request, log)
+  }
   return {
-    ...(hooks.preUpload ? { preUpload: (request) => ask(hooks.preUpload!, 'pre-upload', request, log) } : {}),
-    ...(hooks.preDelete ? { preDelete: (request) => ask(hooks.preDelete!, 'pre-delete', request, log) } : {}),
+    ...(hooks.preUpload ? { preUpload: ask(hooks.preUpload, 'pre-upload') } : {}),
+    ...(hooks.preDelete ? { preDelete: ask(hooks.preDelete, 'pre-delete') } : {}),
   }
 }
 
-async function ask(hook: HookOptions, type: string, request: HookRequest, log: (line: string) => void): Promise<HookVerdict> {
+async function askHook(poster: Poster, hook: HookOptions, type: string, request: HookRequest, log: (line: string) => void): Promise<HookVerdict> {
   const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data: { schemaVersion: EVENT_SCHEMA_VERSION, ...request } })
-  let status: number
-  let answer: string
+  let answer: Answer
   try {
-    const response = await fetch(hook.url, {
-      method: 'POST',
-      headers: { ...webhookHeaders(hook.keys, `hook_${randomUUID()}`, body), 'user-agent': `filestorage/${VERSION}` },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(hook.timeoutMs),
-    })
-    status = response.status
-    answer = await readAnswer(response, ANSWER_BYTES)
+    answer = await poster.post({ ...webhookHeaders(hook.keys, `hook_${randomUUID()}`, body), 'user-agent': USER_AGENT }, body, hook.timeoutMs, ANSWER_BYTES)
   } catch (e) {
-    const name = (e as Error).name
-    return down(hook, type, name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${hook.timeoutMs} ms` : 'it could not be reached', log)
+    return down(hook, type, e instanceof TimeoutError ? e.message : 'it could not be reached', log)
   }
+  const { status } = answer
   if (status >= 200 && status < 300) {
-    const metadata = metadataOf(answer)
+    const metadata = metadataOf(answer.body)
     return metadata ? { allowed: true, metadata } : { allowed: true }
   }
-  if (status >= 400 && status < 500) return { allowed: false, status, message: messageOf(answer) }
+  if (status >= 400 && status < 500) return { allowed: false, status, message: messageOf(answer.body) }
   return down(hook, type, `it answered ${status}`, log)
 }
 

@@ -7,8 +7,9 @@
  * Every pass (on a timer, when this process confirms an entry, when a delivery ends):
  *
  *   1. settle orphan intents (processes known dead), every few seconds;
- *   2. read each consumer's queue (its first WINDOW entries), then the intents still open and the
- *      entries not handed out yet (`ready`), in that order;
+ *   2. read each consumer's queue (its first WINDOW keys; an entry is read once, as entries do not
+ *      change), then the intents still open (where they hold entries back: `intentsHoldBack`) and
+ *      the entries not handed out yet (`ready`), in that order;
  *   3. hand out `ready`: a copy in `to/<consumer>` for each consumer that takes it;
  *   4. start, per consumer, the entries of its window that nothing earlier holds back: an entry
  *      waits while an earlier one (a smaller key) that touches the same path, or a folder above or
@@ -24,6 +25,7 @@
 import {
   type EventLog,
   type EventRecorder,
+  firstEntries,
   INTENTS,
   keyTime,
   type LogEntry,
@@ -34,7 +36,7 @@ import type { Consumer, Outcome } from './consumers.js'
 /** Entries of one consumer's queue looked at per pass. */
 const WINDOW = 64
 /** Deliveries in flight per consumer. */
-const CONCURRENCY = 8
+export const CONCURRENCY = 8
 /** Intents and ready entries read per pass (later ones are not overtaken: see `horizon`). */
 const READ_LIMIT = 1000
 /** A pass at least this often, when nothing wakes the relay sooner. */
@@ -70,6 +72,8 @@ export class StoreRelay {
   #again = false
   #stopped = false
   #failure: { message: string; at: number } | undefined
+  /** Open intents read so far, by queue and key (the relay reads each once). */
+  readonly #intents = new Map<string, LogEntry>()
   readonly #unsubscribe: () => void
 
   constructor(
@@ -169,7 +173,7 @@ export class StoreRelay {
     }
     // The consumers' queues first, then what may still come into them (see the top of this file).
     const readAt = Date.now()
-    const windows = await Promise.all(this.#lanes.map((lane) => this.log.first(queueOf(lane.consumer.name), WINDOW)))
+    const windows = await Promise.all(this.#lanes.map((lane) => lane.window()))
     // A disabled consumer's state is read at every pass, after its queue: an operator enables it
     // before replaying to it, so what was replayed is never dead-lettered again.
     const stateDue = now - this.#stateAt >= STATE_EVERY_MS
@@ -177,14 +181,9 @@ export class StoreRelay {
     for (const lane of this.#lanes) {
       if (stateDue || lane.disabled) lane.disabled = (await this.log.readState(consumerState(lane.consumer.name)))?.disabled === true
     }
-    const intents: LogEntry[] = []
     let horizon: string | undefined
-    for (const queue of await this.log.queues(INTENTS)) {
-      const open = await this.log.first(queue, READ_LIMIT)
-      intents.push(...open)
-      if (open.length === READ_LIMIT) horizon = minKey(horizon, open.at(-1)!.key)
-    }
-    const ready = await this.log.first(READY, READ_LIMIT)
+    const intents = this.log.intentsHoldBack ? await this.#openIntents((key) => (horizon = minKey(horizon, key))) : []
+    const ready = await firstEntries(this.log, READY, READ_LIMIT)
     if (ready.length === READ_LIMIT) horizon = minKey(horizon, ready.at(-1)!.key)
     const handed = new Map<Lane, LogEntry[]>(this.#lanes.map((l) => [l, []]))
     for (const entry of ready) {
@@ -193,6 +192,28 @@ export class StoreRelay {
       for (const lane of takers) handed.get(lane)!.push(entry)
     }
     this.#lanes.forEach((lane, i) => lane.dispatch(windows[i]!, readAt, [...intents, ...handed.get(lane)!], horizon))
+  }
+
+  /**
+   * The open intents of every process, each read once (an intent does not change); `truncated` is
+   * told the last key of a queue read only in part: later entries cannot be checked against it.
+   */
+  async #openIntents(truncated: (key: string) => void): Promise<LogEntry[]> {
+    const open: LogEntry[] = []
+    const seen = new Set<string>()
+    for (const queue of await this.log.queues(INTENTS)) {
+      const keys = await this.log.keys(queue, READ_LIMIT)
+      if (keys.length === READ_LIMIT) truncated(keys.at(-1)!)
+      const missing = keys.filter((k) => !this.#intents.has(`${queue}/${k}`))
+      for (const entry of await this.log.read(queue, missing)) this.#intents.set(`${queue}/${entry.key}`, entry)
+      for (const key of keys) {
+        const entry = this.#intents.get(`${queue}/${key}`)
+        if (entry) open.push(entry)
+        seen.add(`${queue}/${key}`)
+      }
+    }
+    for (const id of this.#intents.keys()) if (!seen.has(id)) this.#intents.delete(id)
+    return open
   }
 
   #nextWakeMs(): number {
@@ -218,6 +239,8 @@ class Lane {
   readonly #attempts = new Map<string, Attempts>()
   /** Entries done (taken or dead-lettered) lately, with when: a window read before that still lists them. */
   readonly #finished = new Map<string, number>()
+  /** The entries of the consumer's window, read once each (an entry in a queue does not change). */
+  readonly #cache = new Map<string, LogEntry>()
   #deadSince = 0
   #deadCount = 0
 
@@ -225,6 +248,17 @@ class Lane {
     private readonly relay: StoreRelay,
     readonly consumer: Consumer,
   ) {}
+
+  /** The first WINDOW entries of the consumer's queue: their keys listed, only those not read before read. */
+  async window(): Promise<LogEntry[]> {
+    const queue = queueOf(this.consumer.name)
+    const keys = await this.relay.log.keys(queue, WINDOW)
+    const missing = keys.filter((k) => !this.#cache.has(k))
+    for (const entry of await this.relay.log.read(queue, missing)) this.#cache.set(entry.key, entry)
+    const listed = new Set(keys)
+    for (const key of this.#cache.keys()) if (!listed.has(key)) this.#cache.delete(key)
+    return keys.flatMap((key) => this.#cache.get(key) ?? [])
+  }
 
   takes(entry: LogEntry): boolean {
     return entry.events.some((e) => this.consumer.accepts(this.relay.store, e))

@@ -6,13 +6,13 @@
  */
 import type { DeadLetterView, EventsAdmin, EventsOverview } from '../handlers/index.js'
 import { type ChangeHooks } from '../handlers/index.js'
-import { DEAD, type EventLog, type EventRecorder, isKey, type LogEntry, type Store, StorageError } from '../storage/index.js'
+import { DEAD, type EventLog, type EventRecorder, firstEntries, isKey, type LogEntry, type Store, StorageError } from '../storage/index.js'
 import type { Consumer } from './consumers.js'
 import { httpHooks } from './hooks.js'
 import type { EventsOptions } from './options.js'
 import { payloadOf } from './payload.js'
 import { RedisStream } from './redis-stream.js'
-import { consumerState, deadQueueOf, queueOf, StoreRelay } from './relay.js'
+import { CONCURRENCY, consumerState, deadQueueOf, queueOf, StoreRelay } from './relay.js'
 import { WebhookEndpoint } from './webhook.js'
 
 /** Dead letters replayed or discarded per call at most. */
@@ -37,7 +37,7 @@ export class EventsService implements EventsAdmin {
    */
   static async start(stores: [string, Store][], options: EventsOptions, log: (line: string) => void): Promise<EventsService> {
     const consumers: Consumer[] = [
-      ...options.endpoints.map((endpoint) => new WebhookEndpoint(endpoint)),
+      ...options.endpoints.map((endpoint) => new WebhookEndpoint(endpoint, CONCURRENCY)),
       ...(options.redis ? [new RedisStream(options.redis)] : []),
     ]
     const service = new EventsService(consumers, options, log)
@@ -92,7 +92,7 @@ export class EventsService implements EventsAdmin {
     for (const name of names) {
       if (fromConsumer !== undefined && name < fromConsumer) continue
       const after = name === fromConsumer ? fromKey : undefined
-      const page = await log.first(deadQueueOf(name), query.limit - entries.length + 1, after)
+      const page = await firstEntries(log, deadQueueOf(name), query.limit - entries.length + 1, after)
       for (const entry of page) {
         if (entries.length === query.limit) {
           const last = entries.at(-1)!
@@ -137,7 +137,7 @@ export class EventsService implements EventsAdmin {
     const wanted = ids && new Set(ids.map(keyOfId))
     let count = 0
     for (let after: string | undefined; count < SELECTION_LIMIT; ) {
-      const page = await log.first(queue, SELECTION_LIMIT, after)
+      const page = await firstEntries(log, queue, SELECTION_LIMIT, after)
       for (const entry of page) {
         if (count === SELECTION_LIMIT) break
         if (wanted && !wanted.has(entry.key)) continue

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { DiskDriver, type DriverStore, type LogEntry, MongoDriver, READY, type StorageDriver, withUploads } from '../../src/storage/index.js'
+import { DiskDriver, type DriverStore, firstEntries, type LogEntry, MongoDriver, READY, type StorageDriver, withUploads } from '../../src/storage/index.js'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { runStoreChild } from '../helpers/store-children.js'
@@ -80,7 +80,7 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
   })
 
   const log = () => s.store.events!.log
-  const ready = async () => (await log().first(READY, 10_000)).flatMap((e: LogEntry) => e.events.map((ev) => ({ key: e.key, type: ev.type, path: ev.data.path, sha256: ev.data.sha256, from: ev.data.from, files: ev.data.files })))
+  const ready = async () => (await firstEntries(log(), READY, 10_000)).flatMap((e: LogEntry) => e.events.map((ev) => ({ key: e.key, type: ev.type, path: ev.data.path, sha256: ev.data.sha256, from: ev.data.from, files: ev.data.files })))
   const text = (s: string) => new Blob([s]).stream()
   const put = (path: string, body: string) => s.store.put(path, text(body))
   /** Runs `op` in a child with events on, killed at `failpoint`; returns the child's owner id (none on MongoDB until it registered). */
@@ -90,7 +90,7 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
   }
   const intentsLeft = async () => {
     let n = 0
-    for (const queue of await log().queues('intents/')) n += (await log().first(queue, 100)).length
+    for (const queue of await log().queues('intents/')) n += (await firstEntries(log(), queue, 100)).length
     return n
   }
 
@@ -191,7 +191,7 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     await s.store.completeUpload(up.uploadId, { origin: { subject: 'ana', requestId: 'r2' } })
     const other = await s.store.createUpload('up/b.bin')
     await s.store.abortUpload(other.uploadId, { origin: { subject: 'bo' } })
-    const entries = (await log().first(READY, 10_000)).filter((e) => e.paths[0]?.startsWith('up/'))
+    const entries = (await firstEntries(log(), READY, 10_000)).filter((e) => e.paths[0]?.startsWith('up/'))
     const events = entries.flatMap((e) => e.events)
     expect(events.map((e) => `${e.type} ${e.data.path}`)).toEqual([
       'upload.created up/a.bin',

@@ -25,6 +25,9 @@ import type { StoreLocks } from './store-locks.js'
 const SUFFIX = '.json'
 
 export class DiskEventLog implements EventLog {
+  /** A change of a path waits for the earlier one's lock, which goes only once its intent is settled. */
+  readonly intentsHoldBack = false
+
   constructor(
     private readonly dir: string,
     private readonly instances: Instances,
@@ -62,6 +65,10 @@ export class DiskEventLog implements EventLog {
   }
 
   async spread(from: string, to: string[], key: string): Promise<void> {
+    if (to.length === 1) {
+      await this.move(from, to[0]!, key) // one rename, rather than a link and an unlink
+      return
+    }
     const source = this.#file(from, key)
     for (const queue of to) {
       try {
@@ -85,10 +92,13 @@ export class DiskEventLog implements EventLog {
     }
   }
 
-  async first(queue: string, limit: number, after?: string): Promise<LogEntry[]> {
+  async keys(queue: string, limit: number, after?: string): Promise<string[]> {
     const all = await this.#names(queue)
-    const names = (after === undefined ? all : all.filter((n) => n > after)).slice(0, limit)
-    const entries = await Promise.all(names.map((name) => this.#read(queue, name)))
+    return (after === undefined ? all : all.filter((n) => n > after)).slice(0, limit)
+  }
+
+  async read(queue: string, keys: string[]): Promise<LogEntry[]> {
+    const entries = await Promise.all(keys.map((key) => this.#read(queue, key)))
     return entries.filter((e): e is LogEntry => e !== null)
   }
 

@@ -16,7 +16,7 @@ import { StorageError } from '../errors.js'
 import { failpoint } from '../failpoints.js'
 import { type Change, eventsOf, pathsOf } from './changes.js'
 import { newKey, settled } from './keys.js'
-import { type ChangeOrigin, type EventLog, INTENTS, intentsOf, type LogEntry, READY, type Witness } from './types.js'
+import { type ChangeOrigin, type EventLog, firstEntries, INTENTS, intentsOf, type LogEntry, READY, type Witness } from './types.js'
 
 /** How often the backlog is counted while recording is on. */
 const COUNT_INTERVAL_MS = 1000
@@ -207,7 +207,7 @@ export class EventRecorder {
     const queue = intentsOf(owner)
     let confirmed = 0
     for (;;) {
-      const entries = (await this.log.first(queue, SETTLE_BATCH)).filter((e) => !keep.has(e.key))
+      const entries = (await firstEntries(this.log, queue, SETTLE_BATCH)).filter((e) => !keep.has(e.key))
       for (const entry of entries) {
         if (await this.log.settle(entry)) {
           if (await this.log.move(queue, READY, entry.key)) confirmed++

@@ -138,8 +138,10 @@ export interface EventLog {
   spread(from: string, to: string[], key: string): Promise<void>
   /** Removes the entry `key` from `queue`; false when it was not there. */
   remove(queue: string, key: string): Promise<boolean>
-  /** The first `limit` entries of `queue` by key (after the key `after`, when given). */
-  first(queue: string, limit: number, after?: string): Promise<LogEntry[]>
+  /** The first `limit` keys of `queue`, in order (after the key `after`, when given). */
+  keys(queue: string, limit: number, after?: string): Promise<string[]>
+  /** The entries `keys` of `queue` that are still there, in key order. */
+  read(queue: string, keys: string[]): Promise<LogEntry[]>
   /** The names of the queues under `prefix` (`intents/`, `to/`, `dead/`) that may hold entries. */
   queues(prefix: string): Promise<string[]>
   /** Entries in `queue`. */
@@ -158,6 +160,17 @@ export interface EventLog {
 
   /** Whether the change of an orphan `entry` is visible, from what the store shows (`entry.witness`). */
   settle(entry: LogEntry): Promise<boolean>
+  /**
+   * Whether an open intent must hold back later entries of its paths. False where a change of a path
+   * can only begin once the earlier one's intent is confirmed or settled (the disk store's locks):
+   * the relay then never reads the intents.
+   */
+  readonly intentsHoldBack: boolean
+}
+
+/** The first `limit` entries of `queue` (after `after`). */
+export async function firstEntries(log: EventLog, queue: string, limit: number, after?: string): Promise<LogEntry[]> {
+  return log.read(queue, await log.keys(queue, limit, after))
 }
 
 export const INTENTS = 'intents/'

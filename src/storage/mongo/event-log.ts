@@ -37,6 +37,9 @@ const idOf = (queue: string, key: string) => (queue === READY || queue.startsWit
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 export class MongoEventLog implements EventLog {
+  /** Writers of one path in two processes only meet at the catalog: an open intent holds later entries back. */
+  readonly intentsHoldBack = true
+
   constructor(
     private readonly entries: Collection<EventDoc>,
     private readonly state: Collection<EventStateDoc>,
@@ -78,10 +81,16 @@ export class MongoEventLog implements EventLog {
     return (await this.entries.deleteOne({ _id: idOf(queue, key), q: queue })).deletedCount === 1
   }
 
-  async first(queue: string, limit: number, after?: string): Promise<LogEntry[]> {
+  async keys(queue: string, limit: number, after?: string): Promise<string[]> {
     const filter = after === undefined ? { q: queue } : { q: queue, k: { $gt: after } }
-    const docs = await this.entries.find(filter).sort({ k: 1 }).limit(limit).toArray()
-    return docs.map((d) => JSON.parse(d.e) as LogEntry)
+    const docs = await this.entries.find(filter, { projection: { k: 1 } }).sort({ k: 1 }).limit(limit).toArray()
+    return docs.map((d) => d.k)
+  }
+
+  async read(queue: string, keys: string[]): Promise<LogEntry[]> {
+    if (keys.length === 0) return []
+    const docs = await this.entries.find({ _id: { $in: keys.map((k) => idOf(queue, k)) }, q: queue }).toArray()
+    return docs.map((d) => JSON.parse(d.e) as LogEntry).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
   async queues(prefix: string): Promise<string[]> {

@@ -9,6 +9,10 @@
  * HAProxy and cloud load balancers fail a check on a 5xx). A degraded instance keeps serving reads to
  * whoever calls it directly, and passes again at the next check once it can write again.
  *
+ * With events configured it also says whether a store's event backlog is at its bound (its changes
+ * refused with 507): `degraded`, but still `200`, since the backlog is the same on every instance and
+ * taking them all out of rotation would not drain it (docs/events.md).
+ *
  * It is public, so without credentials it says only the status per store: the driver, latency,
  * writability and error text (which can name server paths) go to a caller who may read in that store.
  */

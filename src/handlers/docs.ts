@@ -87,6 +87,11 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
     for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
   }
   declareSecurity(document, options.securitySchemes ?? {})
+  // The webhooks are requests the service sends: signed per Standard Webhooks (their headers say
+  // how), with no scheme of the API's own.
+  for (const item of Object.values(document.webhooks ?? {})) {
+    for (const method of HTTP_METHODS) if (item[method]) item[method].security = []
+  }
   return document
 }
 

@@ -2,17 +2,20 @@
  * Signing, filters and configuration of events: our signatures verify with the reference
  * `standardwebhooks` library (and only for the body, id and time signed), secrets are checked,
  * `Retry-After` is read both ways, filters match whole path segments, and a bad configuration stops
- * start-up naming the variable (never showing a secret).
+ * start-up naming the variable (never showing a secret); the OpenAPI document lists the webhooks.
  */
 import { randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Webhook } from 'standardwebhooks'
-import { describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import { eventsOptions } from '../../src/adapters/service/events-config.js'
 import { ConfigError, loadConfig } from '../../src/adapters/service/config.js'
 import { accepts, parseRetryAfter, parseSecret, webhookHeaders } from '../../src/events/index.js'
-import type { EventBody } from '../../src/storage/index.js'
+import { createTokenVerifier, tokenAuthorizer } from '../../src/auth/index.js'
+import { createFileStorageApp } from '../../src/handlers/index.js'
+import { DiskDriver, EVENT_TYPES, type EventBody, StoreRegistry } from '../../src/storage/index.js'
 import { newSecret } from '../helpers/webhook-receiver.js'
 
 describe('signing', () => {
@@ -69,6 +72,10 @@ describe('filters', () => {
 })
 
 describe('configuration', () => {
+  const written: string[] = []
+  afterAll(async () => {
+    for (const path of written) await rm(path, { force: true })
+  })
   const base = { HOST: '127.0.0.1' }
   const options = (env: Record<string, string>) => eventsOptions(loadConfig({ ...base, ...env }))
   const failure = (run: () => unknown): string => {
@@ -81,7 +88,8 @@ describe('configuration', () => {
     throw new Error('no configuration error')
   }
   const file = async (content: unknown) => {
-    const path = join(process.env.TMPDIR ?? '/tmp', `events-config-${randomBytes(4).toString('hex')}.json`)
+    const path = join(tmpdir(), `events-config-${randomBytes(4).toString('hex')}.json`)
+    written.push(path)
     await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content))
     return path
   }
@@ -136,5 +144,33 @@ describe('configuration', () => {
     }
     const both = await file({ hooks: { 'pre-delete': { url: 'https://a.example', secret } } })
     expect(failure(() => options({ EVENTS_CONFIG: both, PRE_DELETE_HOOK_URL: 'https://b.example', HOOK_SECRET: secret }))).toContain('both configure this hook')
+  })
+})
+
+describe('the OpenAPI document', () => {
+  test('lists every event type under webhooks (OpenAPI 3.1), with the signing headers, and the admin routes behind a bearer token', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-events-doc-'))
+    const stores = new StoreRegistry({ disk: await DiskDriver.open({ dir }) })
+    try {
+      const access = { authorizer: tokenAuthorizer(createTokenVerifier({ hmacSecrets: [{ kid: 'k1', secret: randomBytes(32).toString('hex') }] })) }
+      const doc = (await (await createFileStorageApp({ stores, access }).request('/filestorage/v1/openapi.json')).json()) as {
+        webhooks: Record<string, { post: { requestBody: { content: { 'application/json': { schema: unknown } } }; parameters: { name: string; in: string }[]; security: unknown[] } }>
+        paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>
+        components: { schemas: Record<string, { properties?: Record<string, unknown> }> }
+      }
+      expect(Object.keys(doc.webhooks).sort()).toEqual([...EVENT_TYPES].sort())
+      const created = doc.webhooks['file.created']!.post
+      expect(created.parameters.filter((p) => p.in === 'header').map((p) => p.name).sort()).toEqual(['webhook-id', 'webhook-signature', 'webhook-timestamp'])
+      expect(created.security).toEqual([])
+      expect(Object.keys(doc.components.schemas.EventData!.properties!)).toEqual(expect.arrayContaining(['schemaVersion', 'store', 'path', 'from', 'sha256', 'metadata', 'subject', 'requestId']))
+      for (const path of ['/filestorage/v1/admin/events', '/filestorage/v1/admin/events/{store}/deadletters', '/filestorage/v1/admin/events/{store}/deadletters/replay']) {
+        const operation = Object.values(doc.paths[path]!)[0]!
+        expect(operation.security, path).toEqual([{ bearerAuth: [] }])
+        expect(Object.keys(operation.responses)).toContain('403')
+      }
+    } finally {
+      await stores.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

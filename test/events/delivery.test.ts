@@ -7,7 +7,8 @@
  * (507, /check degraded but 200, drains); the payload's size bound.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
@@ -151,7 +152,8 @@ describe('webhooks', () => {
   test('endpoints from EVENTS_CONFIG take only what their filters say (store, path prefix, type)', async () => {
     const secret = newSecret()
     const [all, photos, deletes] = [await receiver([secret]), await receiver([secret]), await receiver([secret])]
-    const file = join(process.env.TMPDIR ?? '/tmp', `events-${randomBytes(4).toString('hex')}.json`)
+    const file = join(tmpdir(), `events-${randomBytes(4).toString('hex')}.json`)
+    started.push({ stop: () => rm(file, { force: true }) })
     await writeFile(
       file,
       JSON.stringify({
@@ -192,7 +194,8 @@ describe('webhooks', () => {
       return { status: 204 }
     })
     const gone = await receiver([secret], () => ({ status: 410 }))
-    const file = join(process.env.TMPDIR ?? '/tmp', `events-${randomBytes(4).toString('hex')}.json`)
+    const file = join(tmpdir(), `events-${randomBytes(4).toString('hex')}.json`)
+    started.push({ stop: () => rm(file, { force: true }) })
     await writeFile(file, JSON.stringify({ endpoints: [{ name: 'main', url: r.url, secret }, { name: 'gone', url: gone.url, secret }] }))
     const svc = await service({ EVENTS_CONFIG: file })
     const api = `${svc.api}/disk`

@@ -6,7 +6,8 @@
  * hook_unavailable`, or let through with HOOK_FAILURE_POLICY=allow. Nothing of a refused upload is kept.
  */
 import { randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import { startTestService, type TestService } from '../helpers/test-service.js'
@@ -111,7 +112,8 @@ describe('the pre-delete hook', () => {
     })
     const events = await startReceiver([secret])
     started.push({ stop: () => events.close() })
-    const file = join(process.env.TMPDIR ?? '/tmp', `hooks-${randomBytes(4).toString('hex')}.json`)
+    const file = join(tmpdir(), `hooks-${randomBytes(4).toString('hex')}.json`)
+    started.push({ stop: () => rm(file, { force: true }) })
     await writeFile(
       file,
       JSON.stringify({ endpoints: [{ name: 'e', url: events.url, secret }], hooks: { 'pre-delete': { url: h.url, secret, timeout: '2s', onFailure: 'refuse' } } }),

@@ -12,7 +12,7 @@ import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
+import { auditedStores, dropStoreDatabase, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
 import { type Answer, json, send } from './sender.js'
@@ -299,10 +299,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       expectNone(problems, `in ${crashes} crashes`)
     } finally {
       await svc.stop('SIGKILL')
-      if (store === 'mongo') {
-        const client = new MongoClient(env.MONGODB_URI!)
-        await client.db(env.MONGODB_DB!).dropDatabase().finally(() => client.close())
-      }
+      await dropStoreDatabase(env)
       await dir.remove()
     }
   })

@@ -13,14 +13,13 @@
  * any) carry the same webhook-id, and the view built from the events is the store.
  */
 import { randomBytes } from 'node:crypto'
-import { MongoClient } from 'mongodb'
 import { afterAll, describe, expect, test } from 'vitest'
 import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { type Delivery, newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, report, startBuilt, storeEnv, tempDir } from './harness.js'
+import { auditedStores, dropStoreDatabase, report, startBuilt, storeEnv, tempDir } from './harness.js'
 import { EVENTS } from './knobs.js'
 import { listAll, readInfo } from './reads.js'
 import { type Answer, send } from './sender.js'
@@ -359,10 +358,7 @@ describe.each(auditedStores('the events crash loop'))('events across kill -9 on 
       expectNone(problems, `in ${crashes} crashes`)
     } finally {
       await svc.stop('SIGKILL')
-      if (store === 'mongo') {
-        const client = new MongoClient(env.MONGODB_URI!)
-        await client.db(env.MONGODB_DB!).dropDatabase().finally(() => client.close())
-      }
+      await dropStoreDatabase(env)
       await dir.remove()
     }
   })
@@ -427,10 +423,7 @@ describe.each(auditedStores('the events crash loop'))('events across kill -9 on 
       expectNone(problems, `with two instances`)
     } finally {
       await Promise.all(instances.map((s) => s.stop('SIGTERM')))
-      if (store === 'mongo') {
-        const client = new MongoClient(env.MONGODB_URI!)
-        await client.db(env.MONGODB_DB!).dropDatabase().finally(() => client.close())
-      }
+      await dropStoreDatabase(env)
       await dir.remove()
     }
   })

@@ -8,6 +8,7 @@ import { appendFile, lstat, mkdtemp, readdir, readFile, readlink, rm } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MongoClient } from 'mongodb'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { BUILT_MAIN, type ProcessService, spawnService } from '../helpers/process-service.js'
@@ -22,6 +23,13 @@ export function auditedStores(what: string): string[] {
 /** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own). */
 export function storeEnv(store: string, database = randomDbName('rel')): Record<string, string> {
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
+}
+
+/** Drops the database a `storeEnv` named, when it named one (the mongo store's; the disk store's folder is the test's own). */
+export async function dropStoreDatabase(env: Record<string, string>): Promise<void> {
+  if (!env.MONGODB_URI || !env.MONGODB_DB) return
+  const client = new MongoClient(env.MONGODB_URI)
+  await client.db(env.MONGODB_DB).dropDatabase().finally(() => client.close())
 }
 
 /** Starts the built service (`npm run build` first; `npm run test:reliability` does). */

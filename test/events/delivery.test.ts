@@ -14,6 +14,7 @@ import { afterEach, describe, expect, test } from 'vitest'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
+import { freePorts } from '../helpers/ports.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
 import { type Delivery, newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
@@ -389,5 +390,19 @@ describe('webhooks', () => {
     expect(moved.type).toBe('file.moved')
     expect(moved.data.metadata).toEqual(metadata)
     expect(Buffer.byteLength(moved.body)).toBeLessThan(20 * 1024)
+  })
+})
+
+describe('webhooks with a store that is down', () => {
+  test('the service starts with events on while MongoDB does not answer, and the disk store\'s events go on', async () => {
+    const secret = newSecret()
+    const r = await receiver([secret])
+    const [port] = (await freePorts(1)) as [number] // nothing listens there
+    const svc = await service({ WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret, MONGODB_URI: `mongodb://127.0.0.1:${port}/`, MONGODB_DB: 'down' })
+    await call(`${svc.api}/disk/upload/up.txt`, { method: 'PUT', body: 'x', expect: 201 })
+    const refused = await call(`${svc.api}/mongo/upload/down.txt`, { method: 'PUT', body: 'x' })
+    expect(refused.status).toBe(503)
+    await r.until(() => r.taken.length === 1, 10_000)
+    expect(typesAndPaths(r.taken)).toEqual(['file.created up.txt'])
   })
 })

@@ -2,11 +2,12 @@
  * Events across kill -9 (issue 21), black box: the built service delivers to a receiver in this
  * process, which verifies every request with the reference `standardwebhooks` library.
  *
- * The crash loop: batches of concurrent uploads, moves and deletes (of folders too, on disk), each
- * with its own X-Request-Id, on disjoint paths, killed at a random moment, 20 times per store. After
- * each restart, what every cut request did is read from the store (the new version or the old one,
- * moved or not, gone or not). Once all is delivered: every change that happened has exactly one event
- * id (delivered at least once, every copy the same bytes), no change that did not happen has one, and
+ * The crash loop: batches of concurrent uploads (PUTs, and completions of uploads in parts), moves
+ * and deletes (of folders too, on disk), each with its own X-Request-Id, on disjoint paths, killed at
+ * a random moment, 20 times per store. After each restart, what every cut request did is read from
+ * the store (the new version or the old one, moved or not, gone or not). Once all is delivered: every
+ * change that happened has exactly one event id (a completion two: its file's and upload.completed),
+ * each delivered at least once, every copy the same bytes; no change that did not happen has one; and
  * the receiver's view of the store, built from the events alone, is the store.
  *
  * Two instances with WORKERS=2 each on one store: every change has exactly one event, duplicates (if
@@ -34,7 +35,8 @@ afterAll(async () => {
 const uniform = (min: number, max: number) => min + Math.random() * (max - min)
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!
 
-type Kind = 'put' | 'move' | 'delete' | 'rmdir' | 'mvdir'
+/** `create`: a createupload, `complete`: its completeupload (the part sent in between, not a change). */
+type Kind = 'put' | 'create' | 'complete' | 'move' | 'delete' | 'rmdir' | 'mvdir'
 
 interface Op {
   kind: Kind
@@ -42,10 +44,11 @@ interface Op {
   /** put, delete, rmdir: the target; move, mvdir: the source. */
   path: string
   to?: string
-  /** put: the new bytes. */
+  /** put, complete: the new bytes. */
   body?: Buffer
-  /** put: their sha256. */
+  /** put, complete: their sha256. */
   sha?: string
+  uploadId?: string
   answer?: Answer | undefined
   committed?: boolean
 }
@@ -125,7 +128,9 @@ function checkEvents(receiver: Receiver, ops: Op[]): { problems: string[]; dupli
   for (const requestId of byRequest.keys()) if (!ours.has(requestId)) problems.push(`an event for a request never made (${requestId})`)
   for (const op of ops) {
     const ids = byRequest.get(op.requestId)?.size ?? 0
-    if (op.committed && ids !== 1) problems.push(`${op.kind} ${op.path}${op.to ? ` -> ${op.to}` : ''} happened and has ${ids} event ids`)
+    // A completion is one change with two events: its file's, and upload.completed.
+    const expected = op.kind === 'complete' ? 2 : 1
+    if (op.committed && ids !== expected) problems.push(`${op.kind} ${op.path}${op.to ? ` -> ${op.to}` : ''} happened and has ${ids} event ids`)
     if (!op.committed && ids !== 0) problems.push(`${op.kind} ${op.path}${op.to ? ` -> ${op.to}` : ''} did not happen and has ${ids} event ids`)
   }
   return { problems, duplicates, distinct: bodies.size }
@@ -148,6 +153,10 @@ const opRequest = (api: string, store: string, op: Op): { method: string; url: s
   switch (op.kind) {
     case 'put':
       return { method: 'PUT', url: `${api}/${store}/upload/${op.path}`, headers, body: op.body! }
+    case 'create':
+      return { method: 'POST', url: `${api}/${store}/createupload/${op.path}`, headers: { ...headers, 'Content-Type': 'application/json' }, body: Buffer.from('{}') }
+    case 'complete':
+      return { method: 'POST', url: `${api}/${store}/completeupload/${op.uploadId}`, headers: { ...headers, 'Content-Type': 'application/json' }, body: Buffer.from('{}') }
     case 'move':
     case 'mvdir':
       return { method: 'POST', url: `${api}/${store}/move/${op.path}`, headers: { ...headers, 'Content-Type': 'application/json' }, body: Buffer.from(JSON.stringify({ to: op.to })) }
@@ -162,7 +171,10 @@ const opRequest = (api: string, store: string, op: Op): { method: string; url: s
 function apply(model: Model, op: Op): void {
   switch (op.kind) {
     case 'put':
+    case 'complete':
       model.set(op.path, op.sha!)
+      break
+    case 'create':
       break
     case 'move':
       model.set(op.to!, model.get(op.path)!)
@@ -191,7 +203,10 @@ async function happened(api: string, store: string, op: Op, before: Model): Prom
   }
   const files = async (dir: string) => new Map((await listAll(api, store, dir)).entries.map((e) => [e.path, e.sha256]))
   switch (op.kind) {
-    case 'put': {
+    case 'create':
+      return `a createupload is never cut (it is made before the batch)`
+    case 'put':
+    case 'complete': {
       const now = await sha(op.path)
       return now === op.sha ? true : now === before.get(op.path) ? false : `${op.path} holds ${now}: neither the old version nor the new`
     }
@@ -225,7 +240,8 @@ function batch(model: Model, size: number, folders: boolean, n: { i: number }): 
   const id = () => `op-${n.i++}-${randomBytes(3).toString('hex')}`
   const put = (path: string): Op => {
     const body = randomBytes(Math.floor(uniform(1024, 64 * 1024)))
-    return { kind: 'put', requestId: id(), path, body, sha: sha256(body) }
+    // Some writes are uploads in parts: the batch cuts their completion.
+    return { kind: Math.random() < 0.2 ? 'complete' : 'put', requestId: id(), path, body, sha: sha256(body) }
   }
   for (let tries = 0; ops.length < size && tries < 50; tries++) {
     if (folders && Math.random() < 0.3) {
@@ -295,9 +311,27 @@ describe.each(auditedStores('the events crash loop'))('events across kill -9 on 
           const r = opRequest(api(), store, op)
           return send(r.url, r.method, r.headers, r.body)
         })
+      /** Creates the uploads the batch completes, with their part: changes of their own, never cut. */
+      const prepare = async (todo: Op[]) => {
+        for (const op of todo.filter((o) => o.kind === 'complete')) {
+          const create: Op = { kind: 'create', requestId: `${op.requestId}-create`, path: op.path }
+          const r = opRequest(api(), store, create)
+          create.answer = await send(r.url, r.method, r.headers, r.body).answer
+          create.committed = create.answer?.status === 201
+          ops.push(create)
+          if (!create.committed) {
+            problems.push(`createupload ${op.path} answered ${create.answer?.status}`)
+            continue
+          }
+          op.uploadId = (JSON.parse(create.answer!.body.toString()) as { uploadId: string }).uploadId
+          const part = await send(`${api()}/${store}/uploadpart/${op.uploadId}?part=1`, 'PUT', {}, op.body).answer
+          if (part?.status !== 200) problems.push(`uploadpart ${op.path} answered ${part?.status}`)
+        }
+      }
       for (let round = 0; round < EVENTS.crashes; round++) {
         // A batch that runs to its end, timed: the next one is killed within as long.
         const uncut = batch(model, EVENTS.batch, store === 'disk', counter)
+        await prepare(uncut)
         const t0 = performance.now()
         const uncutAnswers = await Promise.all(run(uncut).map((s) => s.answer))
         const took = performance.now() - t0
@@ -309,10 +343,11 @@ describe.each(auditedStores('the events crash loop'))('events across kill -9 on 
           else problems.push(`round ${round}: ${op.kind} ${op.path} answered ${op.answer?.status} ${op.answer?.body.toString().slice(0, 160)}`)
         }
         const todo = batch(model, EVENTS.batch, store === 'disk', counter)
+        await prepare(todo)
         const before = new Map(model)
         const sending = run(todo)
         const victim = svc
-        const timer = setTimeout(() => victim.child.kill('SIGKILL'), uniform(0, took * EVENTS.killWithin))
+        const timer = setTimeout(() => victim.child.kill('SIGKILL'), took * uniform(EVENTS.killWithin[0], EVENTS.killWithin[1]))
         const answers = await Promise.all(sending.map((s) => s.answer))
         clearTimeout(timer)
         victim.child.kill('SIGKILL')

@@ -124,8 +124,11 @@ export const EVENTS = {
   crashes: 20,
   /** Changes in flight when a kill comes, on disjoint paths. */
   batch: 4,
-  /** The kill comes at a random moment up to this many times as long as the uncut batch before it took. */
-  killWithin: 1.2,
+  /**
+   * The kill comes at a random moment between these fractions of the time the uncut batch before it
+   * took: rarely before the requests arrive, rarely after their answers.
+   */
+  killWithin: [0.25, 1.2] as const,
   /** COMPLETION_LEASE_SECONDS: on the mongo store, how long a dead process's registration lasts before its intents are settled. */
   livenessSeconds: 2,
   /** Two instances: clients changing their own paths one request at a time, and how many each. */

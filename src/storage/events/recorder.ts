@@ -76,7 +76,8 @@ export class EventRecorder {
     this.#maxBacklog = options.maxBacklog
     if (options.log) this.#log = options.log
     if (options.name) this.#name = options.name
-    await this.count()
+    // A store that is down at start-up (MongoDB) is counted once it answers: the service starts anyway.
+    await this.count().catch(() => {})
     this.#enabled = true
     clearInterval(this.#counter)
     this.#counter = setInterval(() => void this.count().catch(() => {}), COUNT_INTERVAL_MS)

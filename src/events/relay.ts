@@ -47,6 +47,8 @@ const STATE_EVERY_MS = 2000
 /** The first retry waits about this long; each next one twice as long (with jitter), up to `retryDelayMaxMs`. */
 const FIRST_RETRY_MS = 1000
 const FAILURE_LOG_EVERY_MS = 60_000
+/** How long the first of a burst of confirmed entries waits for the others, to be taken in one pass. */
+const GATHER_MS = 5
 /** At most one log line per consumer about dead letters in this long. */
 const DEAD_LOG_EVERY_MS = 10_000
 
@@ -71,6 +73,8 @@ export class StoreRelay {
   #running: Promise<void> | null = null
   #again = false
   #stopped = false
+  /** A pass is set to run within GATHER_MS. */
+  #gathering = false
   #failure: { message: string; at: number } | undefined
   /** Open intents read so far, by queue and key (the relay reads each once). */
   readonly #intents = new Map<string, LogEntry>()
@@ -83,7 +87,8 @@ export class StoreRelay {
     private readonly options: RelayOptions,
   ) {
     this.#lanes = consumers.map((c) => new Lane(this, c))
-    this.#unsubscribe = recorder.onConfirmed(() => this.wake())
+    // Entries confirmed in a burst are taken in one pass: a pass a little after the first of them.
+    this.#unsubscribe = recorder.onConfirmed(() => this.soon())
   }
 
   get log(): EventLog {
@@ -104,6 +109,21 @@ export class StoreRelay {
     return this
   }
 
+  /** A pass within GATHER_MS (or right after the one running): what comes in a burst is taken together. */
+  soon(): void {
+    if (this.#stopped || this.#running || this.#gathering) {
+      if (this.#running) this.#again = true
+      return
+    }
+    this.#gathering = true
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#gathering = false
+      this.wake()
+    }, GATHER_MS)
+    this.#timer.unref()
+  }
+
   /** Runs a pass now (or right after the one running). */
   wake(): void {
     if (this.#stopped) return
@@ -112,6 +132,7 @@ export class StoreRelay {
       return
     }
     clearTimeout(this.#timer)
+    this.#gathering = false
     this.#running = this.#pass()
       .then(() => (this.#failure = undefined))
       .catch((e: unknown) => this.#failed(e as Error))
@@ -189,7 +210,10 @@ export class StoreRelay {
     for (const entry of ready) {
       const takers = this.#lanes.filter((lane) => !lane.disabled && lane.takes(entry))
       await this.log.spread(READY, takers.map((lane) => queueOf(lane.consumer.name)), entry.key)
-      for (const lane of takers) handed.get(lane)!.push(entry)
+      for (const lane of takers) {
+        handed.get(lane)!.push(entry)
+        lane.remember(entry) // read already: the next window need not read it again
+      }
     }
     this.#lanes.forEach((lane, i) => lane.dispatch(windows[i]!, readAt, [...intents, ...handed.get(lane)!], horizon))
   }
@@ -260,6 +284,11 @@ class Lane {
     return keys.flatMap((key) => this.#cache.get(key) ?? [])
   }
 
+  /** An entry just handed to this consumer, as read from `ready`. */
+  remember(entry: LogEntry): void {
+    this.#cache.set(entry.key, entry)
+  }
+
   takes(entry: LogEntry): boolean {
     return entry.events.some((e) => this.consumer.accepts(this.relay.store, e))
   }
@@ -309,7 +338,7 @@ class Lane {
       .catch((e: unknown) => this.relay.retry.log(`[filestorage] events: delivery to "${this.consumer.name}" failed: ${(e as Error).message}`))
       .finally(() => {
         this.#inFlight.delete(key)
-        this.relay.wake()
+        this.relay.soon()
       })
     this.#inFlight.set(key, running)
   }

@@ -14,11 +14,11 @@
  * happened: it is never read as an entry, and goes with its folder once its process is reaped.
  * Every other entry is written whole, then renamed in.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DEAD, type EventLog, INTENTS, type LogEntry, READY, TO } from '../events/types.js'
 import type { Instances } from './instances.js'
-import { link, rename, unlink } from './fs-calls.js'
+import { link, readdir, readText, rename, unlink } from './fs-calls.js'
 import { isErrno, writeNewFile, writeThenRename } from './layout.js'
 import type { StoreLocks } from './store-locks.js'
 
@@ -120,7 +120,7 @@ export class DiskEventLog implements EventLog {
   }
 
   async readState(name: string): Promise<Record<string, unknown> | null> {
-    const text = await readFile(this.#file('state', name), 'utf8').catch(() => null)
+    const text = await readText(this.#file('state', name)).catch(() => null)
     return text === null ? null : (JSON.parse(text) as Record<string, unknown>)
   }
 
@@ -154,7 +154,7 @@ export class DiskEventLog implements EventLog {
   async #read(queue: string, key: string): Promise<LogEntry | null> {
     let text: string
     try {
-      text = await readFile(this.#file(queue, key), 'utf8')
+      text = await readText(this.#file(queue, key))
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return null // moved or removed meanwhile
       throw e

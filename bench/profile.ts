@@ -3,7 +3,8 @@
  * with `node --cpu-prof`, then prints where its CPU time went (self time per function and origin).
  * With `--threads` it takes no profile and prints instead the user and system time of each of the
  * service's threads over the workload (per request, for the wrk workloads): how much is the event
- * loop's, and how much libuv's pool threads and V8's helpers do beside it.
+ * loop's, and how much libuv's pool threads and V8's helpers do beside it. With `--bun`, the same of
+ * the bun adapter on Bun (`bun --cpu-prof`; its threads by their own names).
  * Workloads: download, upload (the large transfer), small-get, small-put (wrk, 32 connections),
  * tus (when our service has the endpoint), gridfs-get, gridfs-put (the `mongo` store, on MONGODB_URI or
  * the FerretDB the benchmark starts). The .cpuprofile and the summary stay in
@@ -126,14 +127,16 @@ async function runByThread(workload: Workload, service: RunningService, work: st
 async function main(): Promise<void> {
   const name = process.argv[2] ?? ''
   const byThread = process.argv.includes('--threads')
+  const runtime = process.argv.includes('--bun') ? 'bun' : 'node'
+
   const workload = WORKLOADS[name]
   if (!workload) {
-    console.error(`usage: npm run bench:profile -- <${Object.keys(WORKLOADS).join('|')}> [--threads]`)
+    console.error(`usage: npm run bench:profile -- <${Object.keys(WORKLOADS).join('|')}> [--threads] [--bun]`)
     process.exit(2)
   }
   buildService()
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const out = join(PROJECT_DIR, 'bench', 'results', 'profiles', `${stamp}-${name}`)
+  const out = join(PROJECT_DIR, 'bench', 'results', 'profiles', `${stamp}-${name}${runtime === 'bun' ? '-bun' : ''}`)
   const work = join(settings.dir, `profile-${stamp}`)
   mkdirSync(out, { recursive: true })
   mkdirSync(work, { recursive: true })
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
   const stores = { storageDir, ...(mongo ? { mongodbUri: mongo.uri, mongodbDb: `filestorage_profile_${Date.now()}` } : {}) }
   // With --threads, nothing is profiled: setup runs on the measured service itself, warming it up.
   if (workload.setup && !byThread) {
-    const unprofiled = await startService({ ...stores, logFile: join(out, 'setup.log') })
+    const unprofiled = await startService({ ...stores, runtime, logFile: join(out, 'setup.log') })
     try {
       await workload.setup(unprofiled, work)
     } finally {
@@ -154,8 +157,9 @@ async function main(): Promise<void> {
   }
   const service = await startService({
     ...stores,
+    runtime,
     logFile: join(out, 'service.log'),
-    nodeArgs: byThread ? [] : ['--cpu-prof', `--cpu-prof-dir=${out}`],
+    runtimeArgs: byThread ? [] : ['--cpu-prof', `--cpu-prof-dir=${out}`],
   })
   try {
     if (byThread) {

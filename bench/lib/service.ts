@@ -1,6 +1,8 @@
 /**
- * Our service as the production runs it: the built `dist/` entry point in its own Node process,
- * on loopback, without request logging, with access control on (every request verifies a token).
+ * Our service as the production runs it: the built `dist/` entry point in its own process, the node
+ * adapter on the Node that runs the bench (`npm start`) or the bun adapter on Bun (`npm run
+ * start:bun`), on loopback, without request logging, with access control on (every request
+ * verifies a token).
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -10,7 +12,17 @@ import { freePort } from './ports.js'
 import { answers, processTree, startProcess, waitUntil, type StartedProcess } from './processes.js'
 
 export const PROJECT_DIR = join(import.meta.dirname, '..', '..')
-const MAIN = join(PROJECT_DIR, 'dist', 'src', 'adapters', 'node', 'main.js')
+
+export type Runtime = 'node' | 'bun'
+/** Bun from the npm registry: the `bun` devDependency. */
+export const BUN = join(PROJECT_DIR, 'node_modules', '.bin', 'bun')
+
+/** The command `npm start` (node) or `npm run start:bun` (bun) runs, with `runtimeArgs` for the runtime. */
+function serviceCommand(runtime: Runtime, runtimeArgs: string[]): [string, string[]] {
+  const main = (adapter: string) => join(PROJECT_DIR, 'dist', 'src', 'adapters', adapter, 'main.js')
+  if (runtime === 'bun') return [BUN, ['--max-http-header-size=65536', ...runtimeArgs, main('bun')]]
+  return [process.execPath, [...runtimeArgs, main('node')]]
+}
 
 /** `npm run build`: the bench always measures the service built from the current sources. */
 export function buildService(): void {
@@ -22,9 +34,11 @@ export interface ServiceOptions {
   logFile: string
   mongodbUri?: string
   mongodbDb?: string
-  /** Extra Node flags, e.g. `--cpu-prof`. */
-  nodeArgs?: string[]
-  /** Sets WORKERS (issue 12: node:cluster workers sharing the socket); unset when not given. */
+  /** The bun adapter on Bun instead of the node adapter on Node. */
+  runtime?: Runtime
+  /** Extra flags for the runtime, e.g. Node's `--cpu-prof`. */
+  runtimeArgs?: string[]
+  /** Sets WORKERS (processes sharing the port); unset when not given. */
   workers?: number
   /** More environment (e.g. ACCEL_REDIRECT_LOCATION). */
   env?: Record<string, string>
@@ -64,7 +78,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     env.MONGODB_URI = options.mongodbUri
     env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'
   }
-  const started: StartedProcess = startProcess(process.execPath, [...(options.nodeArgs ?? []), MAIN], {
+  const [program, args] = serviceCommand(options.runtime ?? 'node', options.runtimeArgs ?? [])
+  const started: StartedProcess = startProcess(program, args, {
     env,
     cwd: PROJECT_DIR,
     logFile: options.logFile,

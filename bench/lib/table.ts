@@ -33,7 +33,7 @@ function ratio(row: Row): string {
   if (row.ratio === undefined) return ''
   const text = row.ratio.toFixed(2)
   const below = !row.reference && row.ratio < (row.target ?? 0.8)
-  const target = row.target === undefined ? '' : ` (target ${row.target.toFixed(1)})`
+  const target = row.target === undefined ? '' : ` (target ${row.target.toFixed(2).replace(/0$/, '')})`
   return below ? `**${text}**${target}` : `${text}${target}`
 }
 

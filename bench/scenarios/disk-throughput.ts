@@ -3,7 +3,9 @@
  * same file (static GET with sendfile; WebDAV PUT), with curl as the client of both; the same
  * download through the nginx gateway (deploy/nginx/nginx.conf) in front of the service, proxying
  * its answer, and in front of a second instance on the same store with ACCEL_REDIRECT_LOCATION,
- * where nginx sends the file itself (issue 12's target: 0.9x nginx static).
+ * where nginx sends the file itself (issue 12's target: 0.9x nginx static); and the service on Bun
+ * (the bun adapter, Bun.file and sendfile for the download), against nginx static for the download
+ * and against the node adapter for the upload (issue 22's targets: 0.9x both).
  * Also the cost of the sha256 our uploads must compute while streaming (SPEC 3.4), measured alone.
  */
 import { createHash } from 'node:crypto'
@@ -36,6 +38,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     env: { ACCEL_REDIRECT_LOCATION: ACCEL_LOCATION },
   })
   const accelGateway = await startGateway(new URL(accelService.api).host, { storageDir })
+  const bunService = await startService({ storageDir, runtime: 'bun', logFile: join(ctx.workDir, 'service-bun.log') })
   try {
     // The file both serve: stored through our API, served by nginx from our store's folder.
     await upload(`${service.api}/disk/upload/bench/large.bin`, source, undefined, service.token)
@@ -96,11 +99,34 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
       0.9,
     )
     await versusNginx(
+      `download ${size} on Bun (GET)`,
+      'nginx static GET (sendfile)',
+      () => download(`${bunService.api}/disk/download/bench/large.bin`, undefined, service.token).then(rate),
+      () => download(`${nginx.url}/static/bench/large.bin`).then(rate),
+      'the bun adapter: Bun.file, sendfile',
+      bunService.pids,
+      0.9,
+    )
+    await versusNginx(
       `upload ${size} (PUT)`,
       'nginx WebDAV PUT',
       () => upload(`${service.api}/disk/upload/bench/upload.bin`, source, undefined, service.token).then(rate),
       () => upload(`${nginx.url}/dav/upload.bin`, source).then(rate),
       'ours computes the sha256 while streaming; nginx does not',
+    )
+    ctx.log(`upload ${size} on Bun (PUT)`)
+    const onBun = () => upload(`${bunService.api}/disk/upload/bench/upload-bun.bin`, source, undefined, service.token).then(rate)
+    const onNode = () => upload(`${service.api}/disk/upload/bench/upload-node.bin`, source, undefined, service.token).then(rate)
+    rows.push(
+      comparedRow({
+        section: SECTION,
+        name: `upload ${size} on Bun (PUT)`,
+        unit: 'MB/s',
+        peerName: 'the same on Node',
+        target: 0.9,
+        note: 'the bun adapter against the node adapter, both computing the sha256',
+        ...(await compare(runs, { pids: bunService.pids, warmup: onBun, measure: onBun }, { pids: service.pids, warmup: onNode, measure: onNode })),
+      }),
     )
 
     ctx.log('sha256 alone')
@@ -114,6 +140,7 @@ export async function diskThroughput(ctx: BenchContext): Promise<Row[]> {
     })
     return rows
   } finally {
+    await bunService.stop()
     await accelGateway.stop()
     await accelService.stop()
     await gateway.stop()

@@ -1,5 +1,5 @@
 /**
- * Section 6: what events cost a 4 KiB upload (PUT) under load (wrk, 32 connections, fixed
+ * Section 7: what events cost a 4 KiB upload (PUT) under load (wrk, 32 connections, fixed
  * duration): the service with events delivered to one endpoint (a node:http receiver in the bench's
  * process answering 204) against the same service without events, in one rotation, on the disk
  * store and, when a MongoDB-wire server is at hand, on the mongo store. An event is recorded with
@@ -20,7 +20,7 @@ import { startService, type RunningService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
 import { load } from '../lib/wrk.js'
 
-const SECTION = '6. events'
+const SECTION = '7. events'
 const PEER = 'the same service, no events'
 /** Upload paths cycle over this many names per wrk thread (most uploads replace a file: file.replaced). */
 const NAMES = 1024

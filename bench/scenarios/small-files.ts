@@ -1,8 +1,9 @@
 /**
  * Section 2: 4 KiB downloads and uploads under load (wrk, 32 connections, fixed duration), every
- * server side by side in one rotation: our service (disk store) with WORKERS=1 and WORKERS=2, a
- * bare `node:http` server with 1 and 2 workers (Node's ceiling), nginx, and the SeaweedFS filer,
- * against which every row's ratio is taken (issue 12's targets: 1.0x with one worker, 1.5x with two).
+ * server side by side in one rotation: our service (disk store) on Node and on Bun, each with one
+ * process and with WORKERS=2, a bare `node:http` server with 1 and 2 workers (Node's ceiling),
+ * nginx, and the SeaweedFS filer, against which every row's ratio is taken. Targets (issue 22): on
+ * Node, one process, GET 1.0x and PUT 0.8x; on Bun, one process 2.5x and 1.25x, two 3.0x and 1.5x.
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { startNginx } from '../lib/nginx.js'
 import { comparedRow, unavailable, type Row } from '../lib/results.js'
 import { loadSample } from '../lib/samples.js'
 import { startSeaweedFs, WEED_INSTALL, weedVersion } from '../lib/seaweedfs.js'
-import { startService } from '../lib/service.js'
+import { type Runtime, startService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
 import { load, type LoadOptions } from '../lib/wrk.js'
 
@@ -37,8 +38,8 @@ interface SmallFileServer {
   putPrefix: string
   /** Our service's bearer token (access control is on, as in production). */
   token?: string
-  /** Our service: the ratio the issue asks of it against the SeaweedFS filer. */
-  target?: number
+  /** Our service: the ratio the issue asks of it against the SeaweedFS filer, per operation. */
+  target?: Partial<Record<Operation, number>>
   /** Another server, measured for context. */
   reference?: boolean
   notes?: Partial<Record<Operation, string>>
@@ -50,7 +51,16 @@ interface Missing {
   missing: string
 }
 
-const ourName = (workers: number) => `filestorage (disk store), WORKERS=${workers}`
+/** Our service's setups: runtime, processes, and the targets of issue 22 (none for Node with two). */
+const OURS: { runtime: Runtime; workers: number; target?: Record<Operation, number> }[] = [
+  { runtime: 'node', workers: 1, target: { GET: 1.0, PUT: 0.8 } },
+  { runtime: 'node', workers: 2 },
+  { runtime: 'bun', workers: 1, target: { GET: 2.5, PUT: 1.25 } },
+  { runtime: 'bun', workers: 2, target: { GET: 3.0, PUT: 1.5 } },
+]
+
+const ourName = (runtime: Runtime, workers: number) =>
+  `filestorage on ${runtime === 'node' ? 'Node' : 'Bun'} (disk store), ${workers === 1 ? '1 process' : `WORKERS=${workers}`}`
 
 export async function smallFiles(ctx: BenchContext): Promise<Row[]> {
   const { settings } = ctx
@@ -90,26 +100,26 @@ async function startServers(ctx: BenchContext, stops: (() => Promise<void>)[]): 
   }
   const servers: (SmallFileServer | Missing)[] = []
   let ourStore = ''
-  for (const workers of [1, 2]) {
-    const storageDir = join(ctx.workDir, `store-${workers}`)
+  for (const { runtime, workers, target } of OURS) {
+    const storageDir = join(ctx.workDir, `store-${runtime}-${workers}`)
     const service = await started(
-      startService({ storageDir, workers, logFile: join(ctx.workDir, `service-${workers}.log`) }),
+      startService({ storageDir, workers, runtime, logFile: join(ctx.workDir, `service-${runtime}-${workers}.log`) }),
       (s) => `${s.api}/disk/upload/small/get.bin`,
     )
-    if (workers === 1) ourStore = storageDir
+    if (runtime === 'node' && workers === 1) ourStore = storageDir
     if (workers > 1 && service.pids.length === 1) {
       await service.stop()
-      servers.push({ name: ourName(workers), missing: `not supported yet: with WORKERS=${workers} the service ran as one process` })
+      servers.push({ name: ourName(runtime, workers), missing: `with WORKERS=${workers} the service ran as one process` })
       continue
     }
     servers.push({
-      name: ourName(workers),
+      name: ourName(runtime, workers),
       pids: service.pids,
       getUrl: `${service.api}/disk/download/small/get.bin`,
       origin: new URL(service.api).origin,
       putPrefix: '/filestorage/v1/disk/upload/small/put/',
       token: service.token,
-      target: workers === 1 ? 1.0 : 1.5,
+      ...(target ? { target } : {}),
     })
   }
   for (const workers of [1, 2]) {
@@ -176,7 +186,8 @@ function rowsOf(server: SmallFileServer | Missing, operation: Operation, label: 
   const ours = of.get(server.name)!
   const peer = of.get(PEER)
   const notes = [server.notes?.[operation], operation === 'PUT' ? `${NAMES} names per wrk thread, so most uploads replace a file` : undefined]
-  if (server.target !== undefined) notes.push(`target ${server.target.toFixed(1)}x the SeaweedFS filer`)
+  const target = server.target?.[operation]
+  if (target !== undefined) notes.push(`target ${target}x the SeaweedFS filer`)
   if (!weed) notes.push(`no SeaweedFS figure: run ${WEED_INSTALL}`)
   return [
     comparedRow({
@@ -186,7 +197,7 @@ function rowsOf(server: SmallFileServer | Missing, operation: Operation, label: 
       ...(peer ? { peerName: PEER, peer: peer.figure, peerPeakRss: peer.peakRss } : {}),
       ours: ours.figure,
       oursPeakRss: ours.peakRss,
-      ...(server.target !== undefined ? { target: server.target } : {}),
+      ...(target !== undefined ? { target } : {}),
       ...(server.reference ? { reference: true } : {}),
       note: notes.filter(Boolean).join('; '),
     }),

@@ -44,7 +44,11 @@ export class EventsService implements EventsAdmin {
     for (const [name, store] of stores) {
       const recorder = store.events
       const wanted = options.endpoints.some((e) => !e.filter.stores || e.filter.stores.includes(name)) || options.redis !== undefined
-      if (!recorder || !wanted) continue
+      if (!wanted) continue
+      if (!recorder) {
+        log(`[filestorage] events: the store "${name}" records no events (its driver keeps no event log); its changes are not announced`)
+        continue
+      }
       await recorder.enable({ maxBacklog: options.maxBacklog, log, name })
       service.#recorders.set(name, recorder)
       service.#relays.set(name, new StoreRelay(name, recorder, consumers, { retryForMs: options.retryForMs, retryDelayMaxMs: options.retryDelayMaxMs, log }).start())

@@ -7,6 +7,11 @@
  * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
  * is served as `application/octet-stream`.
  *
+ * On a store whose backing service can send the bytes itself (`Store.redirectUrl`: the s3 store with
+ * S3_REDIRECT_DOWNLOADS), an authorized GET without conditional headers is answered `302` to a
+ * short-lived URL of the object, which carries the content type and disposition the service would
+ * have sent; HEAD and conditional GETs are answered here.
+ *
  * Behind nginx with `accelRedirect` (ACCEL_REDIRECT_LOCATION), a GET that the service has authorized
  * and resolved is answered with its headers and `X-Accel-Redirect` naming the very version it
  * described, and nginx sends the file (sendfile). Only where nginx would answer as the service does:
@@ -14,6 +19,9 @@
  * at most one plain range (nginx applies the Range header itself, as the service would). nginx asks
  * again with `X-Filestorage-Accel: off` when that version is gone by the time it opens it; the
  * service then sends the bytes itself.
+ *
+ * With `localFiles` (the bun adapter), a large file the store names on the local file system is sent
+ * by the runtime itself, the same version with the same headers and range.
  */
 import { createRoute, z } from '@hono/zod-openapi'
 import { create as contentDisposition } from 'content-disposition'
@@ -21,7 +29,7 @@ import { combineRanges, parse as parseRange } from 'range-parser'
 import { type ByteRange, keepsChanging, StorageError, type Store, type StoredFile } from '../storage/index.js'
 import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
-import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { createHandlerApp, type HandlerDeps, type LocalFileSender } from './handler-app.js'
 import { errorResponse, errorResponses } from './http-errors.js'
 import { DOWNLOAD_CSP, isActiveType, servedMediaType } from './media-type.js'
 import { parseEtagList } from './request-options.js'
@@ -54,6 +62,7 @@ export const downloadRoute = createRoute({
   },
   responses: {
     200: { description: 'The file', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+    302: { description: 'On a store that redirects downloads (the s3 store with S3_REDIRECT_DOWNLOADS): the file at a short-lived URL of the object store' },
     206: { description: 'The requested range', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
     304: { description: 'Not modified' },
     ...errorResponses(400, 403, 404, 416, 503),
@@ -68,6 +77,9 @@ const SMALL_BODY_BYTES = 64 * 1024
 
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
+
+/** Conditional headers: a GET with one is answered by the service, never redirected to the backing service. */
+const VALIDATORS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range']
 
 /** Headers by which nginx would judge a request on its own, so the service sends such answers itself. */
 const NGINX_JUDGES = ['if-match', 'if-unmodified-since', 'if-range']
@@ -91,12 +103,34 @@ export function createDownloadHandler(deps: HandlerDeps) {
       c.req.header('x-filestorage-accel') !== 'off' &&
       !NGINX_JUDGES.some((h) => c.req.header(h) !== undefined)
 
+    if (c.req.method === 'GET' && driver.redirectUrl !== undefined && !VALIDATORS.some((h) => c.req.header(h) !== undefined)) {
+      // The store's backing service sends the bytes itself (the s3 store's presigned URLs); a Range
+      // goes along with the client's request. What the service would have answered with: type and
+      // disposition, so active content stays an attachment.
+      const file = await driver.stat(path)
+      const headers = representationHeaders(file, disposition)
+      const location = await driver.redirectUrl(file, {
+        contentType: headers['Content-Type']!,
+        ...(headers['Content-Disposition'] !== undefined ? { contentDisposition: headers['Content-Disposition'] } : {}),
+      })
+      if (location !== undefined) {
+        return new Response(null, { status: 302, headers: { Location: location, 'Cache-Control': 'no-store', ETag: file.etag, 'X-Content-SHA256': file.sha256 } })
+      }
+    }
+
     if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.
       const read = await driver.read(path) // not destructured: `body` may be made only when asked for
       const { file } = read
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
+      if (!read.bytes && sendsLocally(deps.localFiles, store, file.size)) {
+        const local = await driver.localVersion?.(file)
+        if (local !== undefined) {
+          await read.body.cancel()
+          return deps.localFiles.send({ store, name: local, status: 200, headers })
+        }
+      }
       // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
       return respond(read.bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(read.body) : read.body), 200, headers)
     }
@@ -122,7 +156,10 @@ export function createDownloadHandler(deps: HandlerDeps) {
       if (c.req.method === 'HEAD') return respond(null, status, headers)
 
       const rangeHeader = c.req.header('range')
-      const local = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader))) ? await driver.localVersion?.(file) : undefined
+      const nginxSends = accel && (rangeHeader === undefined || (range && PLAIN_RANGE.test(rangeHeader)))
+      const runtime = !accel && sendsLocally(deps.localFiles, store, Number(headers['Content-Length'])) ? deps.localFiles : undefined
+      const local = nginxSends || runtime ? await driver.localVersion?.(file) : undefined
+      if (local !== undefined && runtime) return runtime.send({ store, name: local, ...(range ? { range } : {}), status, headers })
       if (local !== undefined) {
         // nginx sends the file, its length and range, and Accept-Ranges with a whole file; the rest is
         // ours. These two go under other names, which deploy/nginx/nginx.conf turns back: nginx would
@@ -142,6 +179,11 @@ export function createDownloadHandler(deps: HandlerDeps) {
   })
 
   return app
+}
+
+/** Whether the runtime sends `bytes` of `store` itself (`HandlerDeps.localFiles`). */
+function sendsLocally(sender: LocalFileSender | undefined, store: string, bytes: number): sender is LocalFileSender {
+  return sender !== undefined && bytes >= sender.minBytes && sender.stores.includes(store)
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import type { StoreRegistry } from '../storage/index.js'
+import type { ByteRange, StoreRegistry } from '../storage/index.js'
 import { accessMiddleware, type AccessOptions, OPEN_ACCESS } from './access.js'
 import type { EventsAdmin } from './events-admin.js'
 import type { ChangeHooks } from './hooks.js'
@@ -36,6 +36,25 @@ export interface HandlerDeps {
   hooks?: ChangeHooks
   /** The events' dead letters and backlog (events-admin.ts, `/check`); unset: no events. */
   events?: EventsAdmin
+  /**
+   * The runtime sends the bytes of large downloads itself (the bun adapter: `Bun.file`, sendfile),
+   * where the store names the very version on the local file system (`StorageDriver.localVersion`).
+   * Unset: the handler streams them.
+   */
+  localFiles?: LocalFileSender
+}
+
+/** A runtime's own way of sending a file of a store's local file system (see `HandlerDeps.localFiles`). */
+export interface LocalFileSender {
+  /** The stores whose files it sends. */
+  stores: string[]
+  /** Files of at least this many bytes are sent this way; smaller ones as bytes from memory or a stream. */
+  minBytes: number
+  /**
+   * The answer that sends `name` (relative to the store's folder), or its `range`, with the status
+   * and headers the handler decided (Content-Length, Content-Range included).
+   */
+  send(file: { store: string; name: string; range?: ByteRange; status: 200 | 206; headers: Record<string, string> }): Response
 }
 
 export interface UrlOptions {

@@ -107,7 +107,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
   return app
 }
 
-export type { HandlerDeps, UrlOptions } from './handler-app.js'
+export type { HandlerDeps, LocalFileSender, UrlOptions } from './handler-app.js'
 export { createHandlerApp } from './handler-app.js'
 export { mount } from './mount.js'
 export { accessMiddleware, type AccessOptions, allows, authorize, type Grant, OPEN_ACCESS, principalOf } from './access.js'

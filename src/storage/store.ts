@@ -23,6 +23,7 @@ import type {
   PutPartOptions,
   PutResult,
   ReadResult,
+  RedirectResponse,
   Store,
   StoredEntry,
   StoredFile,
@@ -40,6 +41,7 @@ export class DriverStore<D extends StorageDriver = StorageDriver> implements Sto
   readonly kind: string
   readonly localVersion?: (file: StoredFile) => Promise<string | undefined>
   readonly events?: EventRecorder
+  readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
   readonly #engine: UploadEngine
 
   constructor(
@@ -51,6 +53,7 @@ export class DriverStore<D extends StorageDriver = StorageDriver> implements Sto
     this.#engine = new UploadEngine(driver, policy)
     if (driver.localVersion) this.localVersion = (file) => driver.localVersion!(file)
     if (driver.events) this.events = driver.events
+    if (driver.redirectUrl) this.redirectUrl = (file, response) => driver.redirectUrl!(file, response)
   }
 
   put(path: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult> {

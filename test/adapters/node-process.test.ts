@@ -1,5 +1,6 @@
 /**
- * The node adapter as a process: configuration errors, the embedded default, graceful shutdown.
+ * The service as a process: configuration errors, the embedded default, graceful shutdown, several
+ * workers; the node adapter on Node and the bun adapter on Bun alike.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/adapters/service/config.js'
 import { expectError, rawRequest } from '../helpers/http.js'
-import { spawnService } from '../helpers/process-service.js'
+import { BUN, BUN_ARGS, RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -66,8 +67,10 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=`))
   })
 
-  it('stops the process with a message naming the variable', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/adapters/node/main.ts'], {
+  const mains: [string, string, string[]][] = [['node', process.execPath, ['--import', 'tsx', 'src/adapters/node/main.ts']]]
+  if (BUN) mains.push(['bun', BUN, [...BUN_ARGS, 'src/adapters/bun/main.ts']])
+  it.each(mains)('stops the process with a message naming the variable (%s)', (_runtime, program, args) => {
+    const result = spawnSync(program, args, {
       cwd: ROOT,
       env: { ...process.env, PORT: 'not-a-port', INLINE_MAX_BYTES: '99GiB' },
       encoding: 'utf8',
@@ -79,10 +82,10 @@ describe('configuration', () => {
   })
 })
 
-describe('the service process', () => {
+describe.each(RUNTIMES)('the service process on %s', (runtime) => {
   it('serves the disk store with nothing else configured, then stops on SIGTERM with exit 0', async () => {
-    const storage = join(dir, 'default')
-    const svc = await spawnService({ STORAGE_DIR: storage })
+    const storage = join(dir, `default-${runtime}`)
+    const svc = await spawnService({ STORAGE_DIR: storage }, { runtime })
     const put = await fetch(`${svc.api}/disk/upload/hello.txt`, { method: 'PUT', body: 'hi' })
     expect(put.status).toBe(201)
     expect(await readFile(join(storage, 'hello.txt'), 'utf8')).toBe('hi')
@@ -92,8 +95,8 @@ describe('the service process', () => {
   })
 
   it('finishes an upload in flight when told to stop, refuses new connections, and exits 0', async () => {
-    const storage = join(dir, 'graceful')
-    const svc = await spawnService({ STORAGE_DIR: storage, LOG_REQUESTS: 'true' })
+    const storage = join(dir, `graceful-${runtime}`)
+    const svc = await spawnService({ STORAGE_DIR: storage, LOG_REQUESTS: 'true' }, { runtime })
     const chunk = new Uint8Array(256 * 1024).fill(1)
     let sent = 0
     let signalled = false
@@ -123,7 +126,7 @@ describe('the service process', () => {
   })
 
   it('answers TRACE or GET with a body 405 where the route does not serve it (fetch Request refuses to carry that body)', async () => {
-    const svc = await spawnService({ STORAGE_DIR: join(dir, 'trace') })
+    const svc = await spawnService({ STORAGE_DIR: join(dir, `trace-${runtime}`) }, { runtime })
     try {
       const paths = ['/filestorage/v1/disk/sign/a.txt', '/filestorage/v1/disk/upload/a.txt', '/filestorage/v1/disk/completeupload/0123456789abcdef0123456789abcdef']
       for (const [method, path] of [...paths.map((p) => ['TRACE', p]), ['GET', paths[1]!]] as const) {
@@ -139,7 +142,7 @@ describe('the service process', () => {
   })
 
   it('stops on SIGINT too', async () => {
-    const svc = await spawnService({ STORAGE_DIR: join(dir, 'sigint') })
+    const svc = await spawnService({ STORAGE_DIR: join(dir, `sigint-${runtime}`) }, { runtime })
     expect(await svc.stop('SIGINT')).toEqual({ code: 0, signal: null })
   })
 
@@ -151,8 +154,8 @@ describe('the service process', () => {
     }
 
     it('serves one port from two processes, replaces a worker that dies, and drains both on SIGTERM', async () => {
-      const storage = join(dir, 'workers')
-      const svc = await spawnService({ STORAGE_DIR: storage, WORKERS: '2', LOG_REQUESTS: 'true' })
+      const storage = join(dir, `workers-${runtime}`)
+      const svc = await spawnService({ STORAGE_DIR: storage, WORKERS: '2', LOG_REQUESTS: 'true' }, { runtime })
       onTestFinished(async () => void (await svc.stop('SIGKILL'))) // a failed step leaves no primary behind (its workers follow it)
       expect(svc.output()).toMatch(/serving stores disk on .* with 2 workers/)
       const workers = await waitFor('two workers', async () => {
@@ -207,7 +210,7 @@ describe('the service process', () => {
     it('keeps the port it announced (PORT=0) when every worker dies at once', async () => {
       // node:cluster closes the listening socket once no worker has it; replacements asking for
       // port 0 again would land on another random port, away from the one announced and registered.
-      const svc = await spawnService({ STORAGE_DIR: join(dir, 'all-die'), WORKERS: '2' })
+      const svc = await spawnService({ STORAGE_DIR: join(dir, `all-die-${runtime}`), WORKERS: '2' }, { runtime })
       onTestFinished(async () => void (await svc.stop('SIGKILL')))
       const workers = await waitFor('two workers', async () => {
         const pids = await workersOf(svc.pid)

@@ -4,6 +4,8 @@
  * end; SIGKILL leaves it registered with a critical check, which discovery does not return, until
  * Consul reaps it after CONSUL_DEREGISTER_AFTER; an agent restarted without its state gets the
  * registration back; an instance started while Consul is down serves, and registers once Consul is up.
+ * Registration, the order of a graceful stop and WORKERS (one registration for the instance) on both
+ * runtimes; the rest is the same code on both (src/adapters/service), tested on Node.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,7 +13,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createServiceResolver } from '../../src/adapters/discovery/index.js'
 import { ConsulAgent, consulBinary, consulPorts, registrationEnv } from '../helpers/consul.js'
-import { type ProcessService, spawnService } from '../helpers/process-service.js'
+import { type ProcessService, type Runtime, RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { waitFor } from '../helpers/wait.js'
 
 const consulBin = consulBinary()
@@ -21,8 +23,8 @@ describe.runIf(consulBin)('Consul registration', () => {
   let consul: ConsulAgent
   let dir: string
   const started: ProcessService[] = []
-  const spawn = async (name: string, env: Record<string, string> = {}) => {
-    const svc = await spawnService({ ...registrationEnv(consul.addr, name, join(dir, name)), ...env })
+  const spawn = async (name: string, env: Record<string, string> = {}, runtime: Runtime = 'node') => {
+    const svc = await spawnService({ ...registrationEnv(consul.addr, name, join(dir, name)), ...env }, { runtime })
     started.push(svc)
     return { svc, id: `${name}-127.0.0.1:${svc.port}` }
   }
@@ -37,87 +39,89 @@ describe.runIf(consulBin)('Consul registration', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('registers the instance with its id, tags, meta and an HTTP check that passes', async () => {
-    const { svc, id } = await spawn('fs-register', { SERVICE_TAGS: 'blue, v1', CONSUL_CHECK_TIMEOUT: '2s' })
-    const [entry] = await consul.waitForPassing('fs-register', [id])
-    expect(entry!.Service).toMatchObject({
-      ID: id,
-      Service: 'fs-register',
-      Address: '127.0.0.1',
-      Port: svc.port,
-      Tags: ['blue', 'v1'],
-      Meta: { version, stores: 'disk' },
+  describe.each(RUNTIMES)('on %s', (runtime) => {
+    it('registers the instance with its id, tags, meta and an HTTP check that passes', async () => {
+      const { svc, id } = await spawn(`fs-register-${runtime}`, { SERVICE_TAGS: 'blue, v1', CONSUL_CHECK_TIMEOUT: '2s' }, runtime)
+      const [entry] = await consul.waitForPassing(`fs-register-${runtime}`, [id])
+      expect(entry!.Service).toMatchObject({
+        ID: id,
+        Service: `fs-register-${runtime}`,
+        Address: '127.0.0.1',
+        Port: svc.port,
+        Tags: ['blue', 'v1'],
+        Meta: { version, stores: 'disk' },
+      })
+      const check = entry!.Checks.find((c) => c.ServiceID === id)
+      expect(check).toMatchObject({ Type: 'http', Status: 'passing' })
+      expect(check!.Output).toContain(`HTTP GET http://127.0.0.1:${svc.port}/filestorage/v1/check: 200 OK`)
+      const agentChecks = await consul.get<Record<string, { Interval: string; Timeout: string }>>('/v1/agent/checks')
+      expect(agentChecks[check!.CheckID]).toMatchObject({ Interval: '1s', Timeout: '2s' })
+      expect(svc.output()).toContain(`consul: registered ${id}`)
     })
-    const check = entry!.Checks.find((c) => c.ServiceID === id)
-    expect(check).toMatchObject({ Type: 'http', Status: 'passing' })
-    expect(check!.Output).toContain(`HTTP GET http://127.0.0.1:${svc.port}/filestorage/v1/check: 200 OK`)
-    const agentChecks = await consul.get<Record<string, { Interval: string; Timeout: string }>>('/v1/agent/checks')
-    expect(agentChecks[check!.CheckID]).toMatchObject({ Interval: '1s', Timeout: '2s' })
-    expect(svc.output()).toContain(`consul: registered ${id}`)
-  })
 
-  it('on SIGTERM deregisters first, while a request is in flight, then stops accepting, finishes it and exits 0', async () => {
-    const { svc, id } = await spawn('fs-sigterm', { LOG_REQUESTS: 'true' })
-    await consul.waitForPassing('fs-sigterm', [id])
+    it('on SIGTERM deregisters first, while a request is in flight, then stops accepting, finishes it and exits 0', async () => {
+      const { svc, id } = await spawn(`fs-sigterm-${runtime}`, { LOG_REQUESTS: 'true' }, runtime)
+      await consul.waitForPassing(`fs-sigterm-${runtime}`, [id])
 
-    const chunk = new Uint8Array(64 * 1024).fill(3)
-    let sent = 0
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (sent === 4) await released // the upload holds here until the test has seen the shutdown steps
-        if (sent >= 8) return controller.close()
-        sent++
-        controller.enqueue(chunk)
-      },
-    })
-    const upload = fetch(`${svc.api}/disk/upload/inflight.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
-    await waitFor('the upload to be under way', () => sent >= 4)
-
-    svc.child.kill('SIGTERM')
-    // 1. Gone from Consul (not merely critical) while the upload is still in flight.
-    await waitFor('the deregistration', async () => (await consul.all('fs-sigterm')).length === 0)
-    // 2. Then no new connections.
-    await waitFor('the listener to close', () => fetch(`${svc.api}/check`).then(() => false, () => true))
-    expect(sent).toBe(4)
-    // 3. The request in flight finishes, and the process exits 0.
-    release()
-    const response = await upload
-    expect(response.status).toBe(201)
-    expect(((await response.json()) as { size: number }).size).toBe(8 * chunk.length)
-    expect(await svc.exited).toEqual({ code: 0, signal: null })
-    const out = svc.output()
-    expect(out.indexOf(`consul: deregistered ${id}`)).toBeGreaterThan(out.indexOf('SIGTERM'))
-    expect(out.indexOf('PUT /filestorage/v1/disk/upload/inflight.bin 201')).toBeGreaterThan(out.indexOf('consul: deregistered'))
-  })
-
-  it('with WORKERS=2 registers the instance once, and on SIGTERM deregisters it once, then drains both workers', async () => {
-    const { svc, id } = await spawn('fs-workers', { WORKERS: '2', LOG_REQUESTS: 'true' })
-    const [entry] = await consul.waitForPassing('fs-workers', [id])
-    expect(entry!.Service).toMatchObject({ ID: id, Port: svc.port })
-    // Both workers answer behind the one registration (each registered its own store instance).
-    expect(await consul.all('fs-workers')).toHaveLength(1)
-    const uploads = Array.from({ length: 6 }, (_, i) => {
+      const chunk = new Uint8Array(64 * 1024).fill(3)
       let sent = 0
+      let release!: () => void
+      const released = new Promise<void>((resolve) => (release = resolve))
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
-          if (sent >= 10) return controller.close()
-          await new Promise((r) => setTimeout(r, 50))
+          if (sent === 4) await released // the upload holds here until the test has seen the shutdown steps
+          if (sent >= 8) return controller.close()
           sent++
-          controller.enqueue(new Uint8Array(32 * 1024).fill(i))
+          controller.enqueue(chunk)
         },
       })
-      return fetch(`${svc.api}/disk/upload/drain/${i}.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+      const upload = fetch(`${svc.api}/disk/upload/inflight.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+      await waitFor('the upload to be under way', () => sent >= 4)
+
+      svc.child.kill('SIGTERM')
+      // 1. Gone from Consul (not merely critical) while the upload is still in flight.
+      await waitFor('the deregistration', async () => (await consul.all(`fs-sigterm-${runtime}`)).length === 0)
+      // 2. Then no new connections.
+      await waitFor('the listener to close', () => fetch(`${svc.api}/check`).then(() => false, () => true))
+      expect(sent).toBe(4)
+      // 3. The request in flight finishes, and the process exits 0.
+      release()
+      const response = await upload
+      expect(response.status).toBe(201)
+      expect(((await response.json()) as { size: number }).size).toBe(8 * chunk.length)
+      expect(await svc.exited).toEqual({ code: 0, signal: null })
+      const out = svc.output()
+      expect(out.indexOf(`consul: deregistered ${id}`)).toBeGreaterThan(out.indexOf('SIGTERM'))
+      expect(out.indexOf('PUT /filestorage/v1/disk/upload/inflight.bin 201')).toBeGreaterThan(out.indexOf('consul: deregistered'))
     })
-    await new Promise((r) => setTimeout(r, 150)) // every upload under way
-    svc.child.kill('SIGTERM')
-    await waitFor('the deregistration', async () => (await consul.all('fs-workers')).length === 0)
-    for (const response of await Promise.all(uploads)) expect(response.status).toBe(201)
-    expect(await svc.exited).toEqual({ code: 0, signal: null })
-    const out = svc.output()
-    expect(out.split(`consul: registered ${id}`).length - 1).toBe(1)
-    expect(out.split(`consul: deregistered ${id}`).length - 1).toBe(1)
+
+    it('with WORKERS=2 registers the instance once, and on SIGTERM deregisters it once, then drains both workers', async () => {
+      const { svc, id } = await spawn(`fs-workers-${runtime}`, { WORKERS: '2', LOG_REQUESTS: 'true' }, runtime)
+      const [entry] = await consul.waitForPassing(`fs-workers-${runtime}`, [id])
+      expect(entry!.Service).toMatchObject({ ID: id, Port: svc.port })
+      // Both workers answer behind the one registration (each registered its own store instance).
+      expect(await consul.all(`fs-workers-${runtime}`)).toHaveLength(1)
+      const uploads = Array.from({ length: 6 }, (_, i) => {
+        let sent = 0
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (sent >= 10) return controller.close()
+            await new Promise((r) => setTimeout(r, 50))
+            sent++
+            controller.enqueue(new Uint8Array(32 * 1024).fill(i))
+          },
+        })
+        return fetch(`${svc.api}/disk/upload/drain/${i}.bin`, { method: 'PUT', body, duplex: 'half' } as RequestInit)
+      })
+      await new Promise((r) => setTimeout(r, 150)) // every upload under way
+      svc.child.kill('SIGTERM')
+      await waitFor('the deregistration', async () => (await consul.all(`fs-workers-${runtime}`)).length === 0)
+      for (const response of await Promise.all(uploads)) expect(response.status).toBe(201)
+      expect(await svc.exited).toEqual({ code: 0, signal: null })
+      const out = svc.output()
+      expect(out.split(`consul: registered ${id}`).length - 1).toBe(1)
+      expect(out.split(`consul: deregistered ${id}`).length - 1).toBe(1)
+    })
   })
 
   let killed: { id: string; at: number } | undefined

@@ -1,6 +1,8 @@
 /**
  * A 1 GiB file through HTTP on the disk store, with the service as its own process: memory stays
- * flat (measured from /proc, never time), and an upload cut off half-way leaves nothing behind.
+ * flat (measured from /proc, never time), and an upload cut off half-way leaves nothing behind; on
+ * Node and on Bun (its body stream, Bun.file for the download). What 40 uploads at once hold is
+ * measured on Node here; on Bun it is the memory audit's (test/reliability/knobs.ts).
  */
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
@@ -9,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tmpFiles } from '../helpers/disk-store.js'
-import { type ProcessService, spawnService } from '../helpers/process-service.js'
+import { type ProcessService, RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { generated } from '../helpers/streams.js'
 
 const GiB = 1024 ** 3
@@ -17,12 +19,12 @@ const MiB = 1024 ** 2
 /** How much the service's resident memory may grow while moving 1 GiB. */
 const FLAT = 100 * MiB
 
-describe('1 GiB through HTTP on the disk store', () => {
+describe.each(RUNTIMES)('1 GiB through HTTP on the disk store, on %s', (runtime) => {
   let dir: string
   let svc: ProcessService
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'filestorage-1g-'))
-    svc = await spawnService({ STORAGE_DIR: dir })
+    svc = await spawnService({ STORAGE_DIR: dir }, { runtime })
     // Warm up: the first requests load code and fill pools; what follows must not grow.
     for (let i = 0; i < 5; i++) {
       await fetch(`${svc.api}/disk/upload/warm.bin`, { method: 'PUT', body: new Uint8Array(4 * MiB) })
@@ -68,46 +70,52 @@ describe('1 GiB through HTTP on the disk store', () => {
     expect(downloadGrowth).toBeLessThan(FLAT)
   })
 
-  it('holds at most about 2 MiB per upload when 40 uploads outrun the disk and the hash', { timeout: 300_000 }, async () => {
-    // 40 clients that send faster than one process can hash and write: every upload's buffers fill
-    // (the socket queue, the digest stage, the file writer). 2 MiB each, plus room for the garbage
-    // collector to lag; at 1 MiB per stage (4 MiB per upload) the growth was 130 to 155 MiB here.
-    const uploads = 40
-    const size = 64 * MiB
-    const chunk = Buffer.alloc(MiB, 5)
-    await svc.resetPeakRss()
-    const before = await svc.rss()
-    const statuses = await Promise.all(
-      Array.from({ length: uploads }, (_, i) =>
-        new Promise<number>((resolve, reject) => {
-          const url = new URL(svc.origin)
-          const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: `/filestorage/v1/disk/upload/many/${i}.bin`, headers: { 'content-length': String(size) } }, (res) => {
-            res.resume()
-            res.on('end', () => resolve(res.statusCode ?? 0))
-          })
-          req.on('error', reject)
-          let sent = 0
-          const pump = () => {
-            while (sent < size) {
-              sent += chunk.length
-              if (!req.write(chunk)) return void req.once('drain', pump)
+  if (runtime === 'node') {
+    it('holds at most about 2 MiB per upload when 40 uploads outrun the disk and the hash', { timeout: 300_000 }, async () => {
+      // 40 clients that send faster than one process can hash and write: every upload's buffers fill
+      // (the socket queue, the digest stage, the file writer). 2 MiB each, plus room for the garbage
+      // collector to lag; at 1 MiB per stage (4 MiB per upload) the growth was 130 to 155 MiB here.
+      const uploads = 40
+      const size = 64 * MiB
+      const chunk = Buffer.alloc(MiB, 5)
+      await svc.resetPeakRss()
+      const before = await svc.rss()
+      const statuses = await Promise.all(
+        Array.from({ length: uploads }, (_, i) =>
+          new Promise<number>((resolve, reject) => {
+            const url = new URL(svc.origin)
+            const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: `/filestorage/v1/disk/upload/many/${i}.bin`, headers: { 'content-length': String(size) } }, (res) => {
+              res.resume()
+              res.on('end', () => resolve(res.statusCode ?? 0))
+            })
+            req.on('error', reject)
+            let sent = 0
+            const pump = () => {
+              while (sent < size) {
+                sent += chunk.length
+                if (!req.write(chunk)) return void req.once('drain', pump)
+              }
+              req.end()
             }
-            req.end()
-          }
-          pump()
-        }),
-      ),
-    )
-    expect(statuses).toEqual(Array(uploads).fill(201))
-    const growth = (await svc.peakRss()) - before
-    console.log(`${uploads} concurrent uploads of ${size / MiB} MiB: peak RSS growth ${(growth / MiB).toFixed(1)} MiB`)
-    expect(growth).toBeLessThan(uploads * 2 * MiB + 40 * MiB)
-    expect((await fetch(`${svc.api}/disk/delete/many?recursive=true`, { method: 'DELETE' })).status).toBe(204)
-  })
+            pump()
+          }),
+        ),
+      )
+      expect(statuses).toEqual(Array(uploads).fill(201))
+      const growth = (await svc.peakRss()) - before
+      console.log(`${uploads} concurrent uploads of ${size / MiB} MiB: peak RSS growth ${(growth / MiB).toFixed(1)} MiB`)
+      expect(growth).toBeLessThan(uploads * 2 * MiB + 40 * MiB)
+      expect((await fetch(`${svc.api}/disk/delete/many?recursive=true`, { method: 'DELETE' })).status).toBe(204)
+    })
+  }
 
   it('an upload cut off half-way leaves no file, no leftovers, and the previous version intact', { timeout: 300_000 }, async () => {
     const previous = await fetch(`${svc.api}/disk/upload/cut/target.bin`, { method: 'PUT', body: 'the previous version' })
     expect(previous.status).toBe(201)
+    // What is there already: on Bun, the names of versions the downloads above were sent from
+    // (localVersion), which the store keeps for a minute.
+    const before = await tmpFiles(dir)
+    const added = async () => (await tmpFiles(dir)).filter((f) => !before.includes(f))
 
     // Announce 1 GiB, send half, then cut the connection.
     await new Promise<void>((resolve, reject) => {
@@ -140,8 +148,8 @@ describe('1 GiB through HTTP on the disk store', () => {
     })
 
     const deadline = Date.now() + 30_000
-    while ((await tmpFiles(dir)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-    expect(await tmpFiles(dir)).toEqual([])
+    while ((await added()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect(await added()).toEqual([])
     expect(await (await fetch(`${svc.api}/disk/download/cut/target.bin`)).text()).toBe('the previous version')
     expect(await readFile(join(dir, 'cut/target.bin'), 'utf8')).toBe('the previous version')
     expect(await readdir(join(dir, 'cut'))).toEqual(['target.bin'])

@@ -2,7 +2,7 @@
  * What a request may leave behind in a service process and its store: open descriptors and files.
  * A test takes a snapshot before the request and waits until the process is back to it.
  */
-import { readdir, readlink, realpath } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProcessService } from './process-service.js'
 import { waitFor } from './wait.js'
@@ -31,9 +31,12 @@ export async function waitUntilReleased(svc: ProcessService, storageDir: string,
   )
 }
 
-/** The files under `dir` that process `pid` holds open now (from /proc). */
-export async function openFilesUnder(pid: number, dir: string): Promise<string[]> {
-  const root = `${await realpath(dir)}/`
-  const links = await Promise.all((await readdir(`/proc/${pid}/fd`)).map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')))
-  return links.filter((l) => l.startsWith(root))
+/** Whether process `pid` holds the file `path` open now, under whatever name it opened it (a hard link of it too), from /proc. */
+export async function holdsOpen(pid: number, path: string): Promise<boolean> {
+  const { dev, ino } = await stat(path)
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const opened = await stat(`/proc/${pid}/fd/${fd}`).catch(() => undefined)
+    if (opened?.isFile() && opened.ino === ino && opened.dev === dev) return true
+  }
+  return false
 }

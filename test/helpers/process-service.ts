@@ -1,16 +1,50 @@
 /**
- * Runs the service as its own process (the node adapter's main), for tests that need a real
- * process: memory measurements, signals, restarts, several instances.
+ * Runs the service as its own process (the node adapter's main, or the bun adapter's on Bun), for
+ * tests that need a real process: memory measurements, signals, restarts, several instances, and
+ * every suite that runs against the Bun adapter.
  */
 import type { ChildProcess } from 'node:child_process'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Exit, spawnChild } from './child-process.js'
+import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const MAIN = 'src/adapters/node/main.ts'
+
+/** The runtimes the service runs on: Node (the node adapter) and Bun (the bun adapter). */
+export type Runtime = 'node' | 'bun'
+
+/** Each adapter's main, from the sources and as `npm run build` leaves it (what `npm start` and `npm run start:bun` run). */
+const MAINS: Record<Runtime, { source: string; built: string }> = {
+  node: { source: 'src/adapters/node/main.ts', built: 'dist/src/adapters/node/main.js' },
+  bun: { source: 'src/adapters/bun/main.ts', built: 'dist/src/adapters/bun/main.js' },
+}
 /** The service as `npm run build` leaves it (what `npm start` runs), for black-box suites. */
-export const BUILT_MAIN = 'dist/src/adapters/node/main.js'
+export const BUILT_MAIN = MAINS.node.built
+
+/**
+ * Bun from the npm registry (the `bun` devDependency, which `npm ci` installs), or BUN_BIN. Missing,
+ * the runs on Bun fail under CI=true and are left out elsewhere, with a message.
+ */
+export const BUN = requireBinary('BUN_BIN', [join(ROOT, 'node_modules/.bin/bun')], 'Bun')
+/** The header room `npm run start:bun` gives Bun. */
+export const BUN_ARGS = ['--max-http-header-size=65536']
+/** The runtimes a suite runs on: Node, and Bun where it is installed. */
+export const RUNTIMES: Runtime[] = BUN ? ['node', 'bun'] : ['node']
+
+/**
+ * The command that runs `runtime`'s main, with `runtimeArgs` for the runtime itself: Bun runs the
+ * TypeScript sources as they are, Node through tsx.
+ */
+function command(runtime: Runtime, built: boolean, runtimeArgs: string[]): [string, string[]] {
+  const main = MAINS[runtime]
+  if (runtime === 'bun') {
+    if (!BUN) throw new Error('Bun is not installed (npm ci installs it; or set BUN_BIN)')
+    return [BUN, [...BUN_ARGS, ...runtimeArgs, built ? main.built : main.source]]
+  }
+  return [process.execPath, [...runtimeArgs, ...(built ? [main.built] : ['--import', 'tsx', main.source])]]
+}
 
 export interface ProcessService {
   child: ChildProcess
@@ -53,15 +87,16 @@ function inheritedEnv(): NodeJS.ProcessEnv {
 
 /**
  * Starts the service with `env` (PORT defaults to 0: the process reports the port it got) and
- * waits until it serves, at most `startTimeoutMs`. It runs from the sources through tsx, or with
- * `built` from `dist/` exactly as `npm start` runs it.
+ * waits until it serves, at most `startTimeoutMs`. It runs from the sources (through tsx on Node), or
+ * with `built` from `dist/` exactly as `npm start` (`npm run start:bun`) runs it; on Node unless
+ * `runtime` says Bun.
  */
 export async function spawnService(
   env: Record<string, string>,
-  options: { startTimeoutMs?: number; nodeArgs?: string[]; built?: boolean } = {},
+  options: { startTimeoutMs?: number; runtimeArgs?: string[]; built?: boolean; runtime?: Runtime } = {},
 ): Promise<ProcessService> {
-  const entry = options.built ? [BUILT_MAIN] : ['--import', 'tsx', MAIN]
-  const service = spawnChild(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
+  const [program, args] = command(options.runtime ?? 'node', options.built ?? false, options.runtimeArgs ?? [])
+  const service = spawnChild(program, args, {
     cwd: ROOT,
     env: { ...inheritedEnv(), HOST: '127.0.0.1', PORT: '0', LOG_REQUESTS: 'false', ...env },
   })

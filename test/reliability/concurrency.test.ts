@@ -1,49 +1,53 @@
 /**
  * Concurrency audit (issue 10, finding 1; issue 12): 32 writers and 32 readers over 8 paths, on one
  * process, on two processes sharing one store, and on one service with WORKERS=2 (two cluster
- * workers on one socket); zero mismatches allowed, during the run, after it, and after a restart.
+ * workers on one socket), and on the disk store once more on Bun with WORKERS=2 (two processes
+ * binding the port with SO_REUSEPORT, large reads sent by Bun.file); zero mismatches allowed,
+ * during the run, after it, and after a restart.
  */
 import { afterAll, describe, expect, test } from 'vitest'
-import type { ProcessService } from '../helpers/process-service.js'
+import type { ProcessService, Runtime } from '../helpers/process-service.js'
 import { finalStateProblems, runConcurrencyAudit } from './concurrency-audit.js'
 import { auditedStores, internalUsage, report, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { expectNone } from './expect-none.js'
+import { s3Leftovers } from './s3-leftovers.js'
 
 const started: ProcessService[] = []
 afterAll(async () => {
   await Promise.all(started.map((s) => s.stop('SIGKILL')))
 })
 
-async function startProcesses(count: number, env: Record<string, string>): Promise<ProcessService[]> {
-  const services = await Promise.all(Array.from({ length: count }, () => startBuilt(env)))
+async function startProcesses(count: number, env: Record<string, string>, runtime: Runtime): Promise<ProcessService[]> {
+  const services = await Promise.all(Array.from({ length: count }, () => startBuilt(env, { runtime })))
   started.push(...services)
   return services
 }
 
 describe.each(auditedStores('the concurrency audit'))('concurrency audit on the %s store', (store) => {
-  const setups = [
-    { label: 'x1', what: '1 process', processes: 1, workers: 1 },
-    { label: 'x2', what: '2 processes', processes: 2, workers: 1 },
-    { label: 'WORKERS=2', what: '1 service with WORKERS=2', processes: 1, workers: 2 },
+  const setups: { label: string; what: string; processes: number; workers: number; runtime: Runtime }[] = [
+    { label: 'x1', what: '1 process', processes: 1, workers: 1, runtime: 'node' },
+    { label: 'x2', what: '2 processes', processes: 2, workers: 1, runtime: 'node' },
+    { label: 'WORKERS=2', what: '1 service with WORKERS=2', processes: 1, workers: 2, runtime: 'node' },
+    ...(store === 'disk' ? [{ label: 'Bun WORKERS=2', what: '1 service on Bun with WORKERS=2', processes: 1, workers: 2, runtime: 'bun' as const }] : []),
   ]
-  test.each(setups)('$what on one store: every read shows one version written, and so does every path after a restart', async ({ label, processes, workers }) => {
+  test.each(setups)('$what on one store: every read shows one version written, and so does every path after a restart', async ({ label, processes, workers, runtime }) => {
     const dir = await tempDir(`audit-${store}`)
     try {
       const env = { STORAGE_DIR: dir.path, ...storeEnv(store) }
-      const services = await startProcesses(processes, { ...env, WORKERS: String(workers) })
+      const services = await startProcesses(processes, { ...env, WORKERS: String(workers) }, runtime)
       const apis = services.map((s) => s.api)
       const rss = trackPeakRss(() => services)
-      const audit = await runConcurrencyAudit({ apis, store, dir: `audit-${processes}-${workers}` })
+      const audit = await runConcurrencyAudit({ apis, store, dir: `audit-${processes}-${workers}-${runtime}` })
       const after = await finalStateProblems(apis, store, audit.log, audit.paths)
       const peakRssMiB = await rss.stop()
 
       await Promise.all(services.map((s) => s.stop('SIGTERM')))
-      const restarted = await startProcesses(1, env)
+      const restarted = await startProcesses(1, env, runtime)
       const afterRestart = await finalStateProblems([restarted[0]!.api], store, audit.log, audit.paths)
       const changed = audit.paths.filter((p) => afterRestart.held.get(p) !== after.held.get(p))
       await restarted[0]!.stop('SIGTERM')
       // What the store keeps beside the files once every write is finished (disk: large temporary files).
-      const leftovers = store === 'disk' ? (await internalUsage(dir.path)).large : undefined
+      const leftovers = store === 'disk' ? (await internalUsage(dir.path)).large : store === 's3' ? (await s3Leftovers(env, audit.paths.filter((p) => after.held.get(p)))).detail : undefined
 
       const kinds = {
         'during the run': audit.mismatches,

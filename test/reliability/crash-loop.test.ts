@@ -12,8 +12,9 @@ import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedStores, dropStoreDatabase, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
+import { auditedRuns, dropStoreDatabase, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
+import { s3Leftovers } from './s3-leftovers.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
 import { type Answer, json, send } from './sender.js'
 import { canonical, CONTENT_TYPES, differences, pick, type Version, VersionLog } from './versions.js'
@@ -52,10 +53,10 @@ function multipartForm(metadata: string, files: { name: string; contentType: str
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (store) => {
+describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as const))('crash loop: %s', (_, { store, runtime, name }) => {
   // On mongo a completion cut by a crash is retried once the dead one's lease (30 s, not configurable yet) runs out.
   test(`${CRASH_LOOP.crashes} kill -9 at random moments: previous or new version, complete; retries as documented; no leftovers after a sweep`, { timeout: store === 'mongo' ? 300_000 : 180_000 }, async () => {
-    const dir = await tempDir(`crash-${store}`)
+    const dir = await tempDir(`crash-${store}-${runtime}`)
     const [port] = (await freePorts(1)) as [number]
     const env: Record<string, string> = {
       PORT: String(port),
@@ -63,6 +64,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       SWEEP_INTERVAL_SECONDS: String(CRASH_LOOP.sweepIntervalSeconds),
       // A completion killed on the mongo store holds its upload this long; a retry waits it out.
       COMPLETION_LEASE_SECONDS: String(CRASH_LOOP.completionLeaseSeconds),
+      ...(store === 's3' ? { UPLOAD_EXPIRY_SECONDS: String(CRASH_LOOP.s3UploadExpirySeconds) } : {}),
       ...storeEnv(store),
     }
     const allowance = await inFlightAllowance()
@@ -74,7 +76,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     let crashes = 0
     let survived = 0
     let payloadBytes = 0
-    let svc = await startBuilt(env)
+    let svc = await startBuilt(env, { runtime })
     started.push(svc)
     const rss = trackPeakRss(() => [svc])
     let readsAudited = 0
@@ -84,7 +86,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
     }
     const restart = async () => {
       await svc.exited
-      svc = await startBuilt(env)
+      svc = await startBuilt(env, { runtime })
       started.push(svc)
     }
 
@@ -262,7 +264,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
         const t0 = performance.now()
         const found = await scenarios[scenario](i)
         crashes++
-        if (verbose) console.log(`[reliability] crash ${i + 1} (${scenario}, ${store}): ${Math.round(performance.now() - t0)} ms${found.length ? `\n  ${found.join('\n  ')}` : ''}`)
+        if (verbose) console.log(`[reliability] crash ${i + 1} (${scenario}, ${name}): ${Math.round(performance.now() - t0)} ms${found.length ? `\n  ${found.join('\n  ')}` : ''}`)
         found.push(...(await checkListing(`after crash ${i + 1} (${scenario})`)))
         if (found.length === 0) survived++
         problems.push(...found.map((f) => `crash ${i + 1} (${scenario}): ${f}`))
@@ -270,13 +272,15 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       for (const v of log.all) payloadBytes += v.size
 
       // Everything is finished now: the first sweep after the restart must leave nothing of the crashes.
-      await sleep(CRASH_LOOP.sweepIntervalSeconds * 1000 * 3)
+      await sleep(CRASH_LOOP.sweepIntervalSeconds * 1000 * 3 + (store === 's3' ? CRASH_LOOP.s3UploadExpirySeconds * 1000 : 0))
       const storedFiles = (await listAll(api(), store, '')).entries
       if (verbose) console.log(`[reliability] stored after the crash loop: ${storedFiles.map((f) => `${f.path} ${f.size} ${(f as { driver?: string }).driver}`).join(', ')}`)
       let leftovers: { found: number; bytes: number; detail: string[] }
       if (store === 'disk') {
         const usage = await internalUsage(dir.path)
         leftovers = { found: usage.large.length, bytes: usage.bytes, detail: usage.large }
+      } else if (store === 's3') {
+        leftovers = await s3Leftovers(env, storedFiles.map((f) => f.path))
       } else {
         leftovers = await gridFsLeftovers(env.MONGODB_URI!, env.MONGODB_DB!, storedFiles)
       }
@@ -285,7 +289,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
       if (leftovers.found > 0) {
         problems.push(`${leftovers.found} leftovers (${leftovers.bytes} bytes, payloads ${payloadBytes} bytes) after a sweep: ${leftovers.detail.slice(0, 5).join(', ')}`)
       }
-      await report(`crash loop ${store}`, {
+      await report(`crash loop ${name}`, {
         readsAudited,
         mismatches: problems.length,
         crashesSurvived: survived,
@@ -294,7 +298,7 @@ describe.each(auditedStores('the crash loop'))('crash loop on the %s store', (st
         leftoverBytes: leftovers.bytes,
         failed: problems.length ? [`${problems.length} problems, e.g. ${problems.slice(0, 4).join(' | ')}`] : [],
       })
-      console.log(`[reliability] crash loop ${store}: ${crashes} kill -9, ${survived} without a problem; ${payloadBytes} payload bytes`)
+      console.log(`[reliability] crash loop ${name}: ${crashes} kill -9, ${survived} without a problem; ${payloadBytes} payload bytes`)
       expect(crashes).toBeGreaterThanOrEqual(Math.min(crashCount, 20))
       expectNone(problems, `in ${crashes} crashes`)
     } finally {

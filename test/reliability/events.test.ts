@@ -277,7 +277,10 @@ function batch(model: Model, size: number, folders: boolean, n: { i: number }): 
   return ops
 }
 
-describe.each(auditedStores('the events crash loop'))('events across kill -9 on the %s store', (store) => {
+// The stores whose drivers record events (the s3 driver has no event log yet: docs/events.md).
+const stores = auditedStores('the events crash loop').filter((store) => store !== 's3')
+
+describe.each(stores)('events across kill -9 on the %s store', (store) => {
   test(`${EVENTS.crashes} kill -9 in a mixed load: exactly one event per change that happened, none for one that did not, the events' view is the store`, { timeout: 300_000 }, async () => {
     const secret = newSecret()
     const receiver = await startReceiver([secret])

@@ -2,12 +2,12 @@
  * Full disk (issue 10, findings 6 and 8): a 64 MiB tmpfs as STORAGE_DIR, filled through the API.
  * Then every kind of write answers 507 insufficient_storage (or 503), leaves nothing behind and
  * harms no stored file; /check reports the store degraded; a DELETE frees space and writes work
- * again, and /check recovers on its own.
+ * again, and /check recovers on its own. On Node and on Bun (refused uploads whose bodies Bun reads).
  */
 import { randomBytes } from 'node:crypto'
 import { statfs } from 'node:fs/promises'
 import { afterAll, expect, test } from 'vitest'
-import type { ProcessService } from '../helpers/process-service.js'
+import { type ProcessService, RUNTIMES } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { waitFor } from '../helpers/wait.js'
 import { expectNone } from './expect-none.js'
@@ -37,7 +37,7 @@ async function outcome(res: Response): Promise<{ status: number; code: string }>
   return { status: res.status, code }
 }
 
-test('a full disk: every write refused with 507 (or 503), nothing left behind, /check degraded; a DELETE frees space and writes work again', async (ctx) => {
+test.for(RUNTIMES)('on %s, a full disk: every write refused with 507 (or 503), nothing left behind, /check degraded; a DELETE frees space and writes work again', async (runtime, ctx) => {
   const mount = await mountTmpfs(FULL_DISK.tmpfsMiB)
   if (!mount) {
     ctx.skip()
@@ -45,7 +45,7 @@ test('a full disk: every write refused with 507 (or 503), nothing left behind, /
   }
   const problems: string[] = []
   try {
-    svc = await startBuilt({ STORAGE_DIR: mount.path, SWEEP_INTERVAL_SECONDS: String(SWEEP_SECONDS) })
+    svc = await startBuilt({ STORAGE_DIR: mount.path, SWEEP_INTERVAL_SECONDS: String(SWEEP_SECONDS) }, { runtime })
     const running = svc
     const rss = trackPeakRss(() => [running])
     const api = svc.api
@@ -143,7 +143,7 @@ test('a full disk: every write refused with 507 (or 503), nothing left behind, /
     )
     const peakRssMiB = await rss.stop()
     await svc.stop('SIGTERM')
-    await report('full disk', { readsAudited: 1, mismatches: keptMismatch, leftoversFound: added.length, peakRssMiB, failed: problems })
+    await report(runtime === 'node' ? 'full disk' : 'full disk on Bun', { readsAudited: 1, mismatches: keptMismatch, leftoversFound: added.length, peakRssMiB, failed: problems })
     expectNone(problems, 'on a full disk')
   } finally {
     await svc?.stop('SIGKILL')

@@ -11,17 +11,41 @@ import { fileURLToPath } from 'node:url'
 import { MongoClient } from 'mongodb'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
-import { BUILT_MAIN, type ProcessService, spawnService } from '../helpers/process-service.js'
+import { BUILT_MAIN, type ProcessService, type Runtime, spawnService } from '../helpers/process-service.js'
+import { s3StoreEnv, s3TestTarget } from '../helpers/s3-store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-/** The stores the audits run on: `disk` always, `mongo` when a MongoDB-wire server is there (FerretDB under npm run test:reliability). */
+/**
+ * The stores the audits run on: `disk` always, `mongo` when a MongoDB-wire server is there (FerretDB
+ * under npm run test:reliability), `s3` when an S3 server is (SeaweedFS).
+ */
 export function auditedStores(what: string): string[] {
-  return requireService('MONGODB_URI', `${what} on the mongo store`) ? ['disk', 'mongo'] : ['disk']
+  const mongo = requireService('MONGODB_URI', `${what} on the mongo store`) ? ['mongo'] : []
+  return ['disk', ...mongo, ...(s3TestTarget() ? ['s3'] : [])]
 }
 
-/** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own). */
+/** One run of an audit: a store, on a runtime; `name` says both (`disk`, `mongo`, `disk on Bun`). */
+export interface AuditRun {
+  store: string
+  runtime: Runtime
+  name: string
+}
+
+/**
+ * The runs of an audit: every audited store on Node, and the disk store on Bun. What the runtime
+ * does (request bodies, timeouts, the processes) is the same whatever the store behind it.
+ */
+export function auditedRuns(what: string): AuditRun[] {
+  return [
+    ...auditedStores(what).map((store): AuditRun => ({ store, runtime: 'node', name: store })),
+    { store: 'disk', runtime: 'bun', name: 'disk on Bun' },
+  ]
+}
+
+/** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own, `s3` a key prefix of its own). */
 export function storeEnv(store: string, database = randomDbName('rel')): Record<string, string> {
+  if (store === 's3') return s3StoreEnv()
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
 }
 
@@ -32,10 +56,17 @@ export async function dropStoreDatabase(env: Record<string, string>): Promise<vo
   await client.db(env.MONGODB_DB).dropDatabase().finally(() => client.close())
 }
 
-/** Starts the built service (`npm run build` first; `npm run test:reliability` does). */
-export async function startBuilt(env: Record<string, string>, startTimeoutMs = 30_000, nodeArgs: string[] = []): Promise<ProcessService> {
+/**
+ * Starts the built service (`npm run build` first; `npm run test:reliability` does): the node
+ * adapter on Node, or with `runtime: 'bun'` the bun adapter on Bun, as `npm run start:bun` runs it;
+ * `runtimeArgs` go to the runtime itself.
+ */
+export async function startBuilt(
+  env: Record<string, string>,
+  options: { startTimeoutMs?: number; runtimeArgs?: string[]; runtime?: Runtime } = {},
+): Promise<ProcessService> {
   if (!existsSync(join(ROOT, BUILT_MAIN))) throw new Error(`${BUILT_MAIN} is missing: run "npm run build" first`)
-  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { built: true, startTimeoutMs, nodeArgs })
+  return spawnService({ SHUTDOWN_TIMEOUT_SECONDS: '5', ...env }, { startTimeoutMs: 30_000, ...options, built: true })
 }
 
 export async function tempDir(label: string): Promise<{ path: string; remove(): Promise<void> }> {

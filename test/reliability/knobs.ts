@@ -25,6 +25,12 @@ export const SLOW_CLIENTS = {
 }
 
 /**
+ * On Bun, request headers have Bun's own deadline, not HEADERS_TIMEOUT_SECONDS: its server closes a
+ * connection whose request has not arrived 10 s after it opened, checking every 4 s.
+ */
+export const BUN_HEADERS_SECONDS = 14
+
+/**
  * Peak RSS bound of the memory audit (40 concurrent 64 MiB uploads and 40 downloads), in MiB.
  * Measured (memory.test.ts, with the service's own process.memoryUsage() sampled every 20 ms):
  * 263 and 283 MiB peak on 2 busy cores, from about 126 MiB at rest (V8 heap ~57 MiB of which ~22
@@ -66,6 +72,20 @@ export const SLOW_CLIENTS = {
  */
 export const PEAK_RSS_BOUND_MIB = 283 + 64
 
+/**
+ * The same audit on Bun (the bun adapter): 409, 425, 433, 457 and 477 MiB peak in five runs, from
+ * 113 to 132 MiB at rest; the downloads add nothing (Bun.file, sendfile: a 1 GiB download grows the RSS by
+ * under 4 MiB), the uploads all of it, about 8 MiB each instead of Node's 3. Where it goes, measured
+ * with a bare Bun.serve taking 40 uploads of 64 MiB at once (test/reliability has no copy of it):
+ * reading the bodies and dropping them, 91 MiB peak; writing them with node:fs/promises, 279 MiB;
+ * with writeSync, 103 MiB; with Bun's own FileSink, 94 MiB. So on Bun the chunks written through
+ * node:fs's asynchronous writes (the disk store's WriteStream) stay resident well after they are
+ * written (a forced collection every 100 ms took that 279 down to 195 only). The memory does not
+ * follow the file size: one 1 GiB upload grows it by 17 to 68 MiB. Bound: the highest peak plus
+ * 64 MiB, as on Node.
+ */
+export const PEAK_RSS_BOUND_MIB_BUN = 477 + 64
+
 export const MEMORY = { uploads: 40, downloads: 40, fileBytes: 64 * 1024 * 1024 }
 
 export const CONCURRENCY = {
@@ -85,6 +105,12 @@ export const CRASH_LOOP = {
   /** kill -9 per store (at least 20, the minimum). */
   crashes: 20,
   sweepIntervalSeconds: 1,
+  /**
+   * s3: multipart uploads a killed process left open are aborted once older than the upload expiry
+   * (S3 cannot tell a dead writer from a slow one), so the loop runs with a short one and waits it
+   * out before counting leftovers.
+   */
+  s3UploadExpirySeconds: 45,
   completionLeaseSeconds: 2,
   /**
    * Payload sizes per store (FerretDB on SQLite writes far slower than a disk). The tus PATCH cut by
@@ -96,6 +122,9 @@ export const CRASH_LOOP = {
     // smaller, so the mongo run checks that HEAD keeps what was acknowledged and that the upload resumes.
     // Parts of 1 MiB are still four GridFS chunks each; larger ones only made each crash slower.
     mongo: { putBytes: 6 * 1024 * 1024, partBytes: 1 * 1024 * 1024, tusFirstPatchBytes: 1 * 1024 * 1024, tusPatchBytes: 4 * 1024 * 1024 },
+    // On s3 a PUT over 8 MiB goes up in parts (its sha256 in a digest), a part of 6 MiB is copied
+    // server-side when composed; a PATCH killed part-way keeps nothing (it was never acknowledged).
+    s3: { putBytes: 12 * 1024 * 1024, partBytes: 6 * 1024 * 1024, tusFirstPatchBytes: 1 * 1024 * 1024, tusPatchBytes: 4 * 1024 * 1024 },
   } as Record<string, { putBytes: number; partBytes: number; tusFirstPatchBytes: number; tusPatchBytes: number }>,
 }
 

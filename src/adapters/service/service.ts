@@ -8,7 +8,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
 import { EventsService } from '../../events/index.js'
-import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, mount, onError, requestIdOf } from '../../handlers/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError, requestIdOf } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
 import { accessOptions, urlOptions } from './access.js'
@@ -56,6 +56,8 @@ export interface Runtime<Http extends HttpServer = HttpServer> {
   middleware(config: Config): MiddlewareHandler[]
   /** The address of the connection's peer (TRUSTED_PROXIES are matched against it). */
   remoteAddress(c: Context): string | undefined
+  /** The runtime's own way of sending large files of a store's local folder, if it has one. */
+  localFiles?(config: Config): LocalFileSender
 }
 
 export interface Service<Http extends HttpServer = HttpServer> {
@@ -153,6 +155,7 @@ function composeApp(
     access: accessOptions(config),
     urls: urlOptions(config, runtime.remoteAddress),
     ...(config.ACCEL_REDIRECT_LOCATION ? { accelRedirect: config.ACCEL_REDIRECT_LOCATION } : {}),
+    ...(runtime.localFiles ? { localFiles: runtime.localFiles(config) } : {}),
   })
   const app = new OpenAPIHono()
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))

@@ -161,6 +161,6 @@ export const EVENTS = {
   /** COMPLETION_LEASE_SECONDS: on the mongo store, how long a dead process's registration lasts before its intents are settled. */
   livenessSeconds: 2,
   /** Two instances: clients changing their own paths one request at a time, and how many each. */
-  clients: 8,
-  opsPerClient: 25,
+  clients: 6,
+  opsPerClient: 20,
 }

@@ -7,7 +7,7 @@
  * (507, /check degraded but 200, drains); the payload's size bound.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
@@ -15,6 +15,7 @@ import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { freePorts } from '../helpers/ports.js'
+import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
 import { type Delivery, newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
@@ -404,5 +405,22 @@ describe('webhooks with a store that is down', () => {
     expect(refused.status).toBe(503)
     await r.until(() => r.taken.length === 1, 10_000)
     expect(typesAndPaths(r.taken)).toEqual(['file.created up.txt'])
+  })
+})
+
+describe.each(RUNTIMES)('webhooks from the service as a process on %s', (runtime) => {
+  test('a PUT, a move and a delete arrive signed, in order', async () => {
+    const secret = newSecret()
+    const r = await receiver([secret])
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-events-process-'))
+    started.push({ stop: () => rm(dir, { recursive: true, force: true }) })
+    const svc = await spawnService({ STORAGE_DIR: dir, WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret }, { runtime })
+    started.push({ stop: async () => void (await svc.stop('SIGTERM')) })
+    await call(`${svc.api}/disk/upload/p/a.txt`, { method: 'PUT', body: 'a', expect: 201 })
+    await call(`${svc.api}/disk/move/p/a.txt`, { method: 'POST', headers: json, body: JSON.stringify({ to: 'p/b.txt' }), expect: 200 })
+    await call(`${svc.api}/disk/delete/p/b.txt`, { method: 'DELETE', expect: 204 })
+    await r.until(() => r.taken.length === 3, 15_000)
+    expect(r.invalid).toEqual([])
+    expect(typesAndPaths(r.taken)).toEqual(['file.created p/a.txt', 'file.moved p/b.txt', 'file.deleted p/b.txt'])
   })
 })

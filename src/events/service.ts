@@ -24,7 +24,7 @@ export class EventsService implements EventsAdmin {
   readonly #recorders = new Map<string, EventRecorder>()
 
   private constructor(
-    private readonly consumers: Consumer[],
+    private readonly consumerList: Consumer[],
     options: EventsOptions,
     log: (line: string) => void,
   ) {
@@ -64,7 +64,11 @@ export class EventsService implements EventsAdmin {
   /** Stops the relays (deliveries in flight end, up to `timeoutMs`), then the consumers. */
   async stop(timeoutMs: number): Promise<void> {
     await Promise.all([...this.#relays.values()].map((r) => r.stop(timeoutMs)))
-    await Promise.all(this.consumers.map((c) => c.close()))
+    await Promise.all(this.consumerList.map((c) => c.close()))
+  }
+
+  consumers(): string[] {
+    return this.consumerList.map((c) => c.name)
   }
 
   health(): ReturnType<EventsAdmin['health']> {
@@ -121,7 +125,7 @@ export class EventsService implements EventsAdmin {
   }
 
   async enable(consumer: string): Promise<boolean> {
-    if (!this.consumers.some((c) => c.name === consumer)) return false
+    if (!this.consumerList.some((c) => c.name === consumer)) return false
     for (const [, relay] of this.#relays) {
       await relay.log.writeState(consumerState(consumer), null)
       relay.wake()
@@ -162,7 +166,7 @@ export class EventsService implements EventsAdmin {
   }
 
   #consumer(name: string): Consumer {
-    const consumer = this.consumers.find((c) => c.name === name)
+    const consumer = this.consumerList.find((c) => c.name === name)
     if (!consumer) throw new StorageError('not_found', `there is no consumer named "${name}"`)
     return consumer
   }

@@ -49,6 +49,8 @@ export interface DeadLetterView {
 
 /** What the admin routes ask (src/events implements it). */
 export interface EventsAdmin {
+  /** The consumers' names (endpoints, `.redis`). */
+  consumers(): string[]
   overview(): Promise<EventsOverview>
   deadLetters(store: string, query: { consumer?: string; limit: number; cursor?: string }): Promise<{ entries: DeadLetterView[]; nextCursor: string | null }>
   /** Replays (or discards) the dead letters of `consumer` named by `ids` (event ids or keys), or the first 1,000. */
@@ -59,6 +61,9 @@ export interface EventsAdmin {
   /** For `/check`: `degraded` while some store's backlog is at its bound (changes refused with 507). */
   health(): { status: 'ok' | 'degraded'; stores: Record<string, { backlog: number; max: number; full: boolean }> }
 }
+
+/** A page's `nextCursor`: `<consumer>/<entry key>`. */
+const CURSOR = /^(?:\.redis|[A-Za-z0-9][A-Za-z0-9_-]{0,62})\/[0-9a-z]{18}$/
 
 const ConsumerSchema = z.object({
   name: z.string(),
@@ -132,7 +137,11 @@ const deadLettersRoute = createRoute({
     query: z.object({
       consumer: z.string().optional().openapi({ description: 'Only this consumer\'s.' }),
       limit: decimalQuery(1, 1000, 'At most this many (default 100).').optional(),
-      cursor: z.string().max(200).optional().openapi({ description: 'From a previous page\'s `nextCursor`.' }),
+      cursor: z
+        .string()
+        .regex(CURSOR, 'not a cursor this route gave')
+        .optional()
+        .openapi({ description: 'From a previous page\'s `nextCursor`: a consumer and an entry key.' }),
     }),
   },
   responses: {

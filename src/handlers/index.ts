@@ -99,6 +99,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       app: api,
       basePath,
       storeNames: options.stores.names(),
+      ...(options.events ? { consumerNames: options.events.consumers() } : {}),
       ...(options.service ? { service: options.service } : {}),
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
     }),

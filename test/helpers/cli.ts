@@ -2,37 +2,15 @@
  * Runs the `filestorage` command line as its own process, as a script would: arguments, environment,
  * exit code, stdout and stderr apart.
  *
- * It runs from the TypeScript sources compiled once per test process, file for file, by esbuild
- * into a folder of their own: what tsx does in every process it starts (a CLI run through tsx took
- * 2 to 3 s to start on a loaded machine, the compiled one a fraction of that), and what `npm run
- * build` does with tsc: one JavaScript module per source module, in the same layout.
+ * It runs from the TypeScript sources compiled once per test process (./compiled.ts), not through tsx.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildSync } from 'esbuild'
+import { compiled } from './compiled.js'
 import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-let compiled: string | undefined
-/**
- * The CLI's main, from `src/` (the browser's `src/ui` aside) compiled into a folder of this process
- * under `node_modules/.cache`, removed when it exits. Inside the project, so that the modules find its
- * `package.json` (the version) and its dependencies as they do from `src/` and `dist/src/`.
- */
-function main(): string {
-  if (compiled) return compiled
-  const out = join(ROOT, 'node_modules/.cache/filestorage-tests', `cli-${process.pid}`)
-  const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('ui/'))
-    .map((f) => join(ROOT, 'src', f))
-  buildSync({ entryPoints: sources, outdir: join(out, 'src'), outbase: join(ROOT, 'src'), format: 'esm', platform: 'node', logLevel: 'warning' })
-  process.once('exit', () => rmSync(out, { recursive: true, force: true }))
-  compiled = join(out, 'src/cli/main.js')
-  return compiled
-}
+const main = (): string => compiled('src/cli/main.ts')
 
 export interface CliExit {
   code: number | null

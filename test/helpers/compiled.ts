@@ -2,13 +2,14 @@
  * The TypeScript sources compiled once per test process, file for file, by esbuild: what tsx does
  * again in every Node process it starts (1.5 to 3 s on a loaded machine, against a fraction of a
  * second for the compiled modules), and what `npm run build` does with tsc: one JavaScript module
- * per source module, in the same layout. For the processes a test starts many of: the CLI, and the
- * store children it kills on purpose.
+ * per source module, in the same layout. For the processes tests start many of: the service on
+ * Node, the CLI, and the store children killed on purpose.
  *
- * The output goes to a folder of this process under `node_modules/.cache`, removed when it exits.
- * Inside the project, so that the modules find its `package.json` (the version) and its
- * dependencies as they do from `src/` and `dist/src/`; not for the service itself, whose UI handler
- * resolves the package by its own name, which Node does not do from inside `node_modules`.
+ * The output goes to a folder of this process under the project's `.cache/` (git-ignored), removed
+ * when it exits. Inside the project, so that the modules find its `package.json` (the version), its
+ * dependencies and the package itself by name (the UI handler resolves `filestorage/package.json`)
+ * as they do from `src/` and `dist/src/`; Node resolves a package's own name only outside
+ * `node_modules`.
  */
 import { readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -24,7 +25,7 @@ let out: string | undefined
 /** The compiled module of `source` (a path from the project's root, `src/cli/main.ts`). */
 export function compiled(source: string): string {
   if (!out) {
-    const dir = join(ROOT, 'node_modules/.cache/filestorage-tests', `compiled-${process.pid}`)
+    const dir = join(ROOT, '.cache/filestorage-tests', `compiled-${process.pid}`)
     const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('ui/')) // the browser's own, bundled apart
       .map((f) => join(ROOT, 'src', f))

@@ -11,7 +11,7 @@
  * as they do from `src/` and `dist/src/`; Node resolves a package's own name only outside
  * `node_modules`.
  */
-import { readdirSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildSync } from 'esbuild'
@@ -22,10 +22,30 @@ const TEST_ENTRIES = ['test/helpers/store-child.ts']
 
 let out: string | undefined
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The copies of test processes that ended without their exit hook (a worker killed by a signal). */
+function removeLeftovers(parent: string): void {
+  if (!existsSync(parent)) return
+  for (const name of readdirSync(parent)) {
+    const pid = Number(/^compiled-(\d+)$/.exec(name)?.[1])
+    if (pid && !alive(pid)) rmSync(join(parent, name), { recursive: true, force: true })
+  }
+}
+
 /** The compiled module of `source` (a path from the project's root, `src/cli/main.ts`). */
 export function compiled(source: string): string {
   if (!out) {
-    const dir = join(ROOT, '.cache/filestorage-tests', `compiled-${process.pid}`)
+    const parent = join(ROOT, '.cache/filestorage-tests')
+    removeLeftovers(parent)
+    const dir = join(parent, `compiled-${process.pid}`)
     const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('ui/')) // the browser's own, bundled apart
       .map((f) => join(ROOT, 'src', f))

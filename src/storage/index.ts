@@ -22,3 +22,5 @@ export {
 } from './mongo/mongo-driver.js'
 export { MongoConnection, type MongoConnectionOptions } from './mongo/connection.js'
 export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'
+export type { SharedRecords } from './shared-records.js'
+export * from './quotas/index.js'

@@ -29,6 +29,8 @@ export async function moveAcrossStores(
   checkEntryIfMatch(options.ifMatch, entry)
   const existing = await target.lookup(to)
   checkMoveTarget(entry, existing, to, options.overwrite)
+  // A target with quotas is asked about the whole folder before its first byte (each file is checked again).
+  if (target.checkRoom) await target.checkRoom(await filesBelow(source, from, to))
   if (existing) await target.delete(to, { recursive: true })
   // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
   for (let cursor: string | undefined; ; ) {
@@ -47,6 +49,17 @@ export async function moveAcrossStores(
   const moved = await target.lookup(to)
   if (!moved) throw new StorageError('not_found', `"${to}" does not exist`)
   return moved
+}
+
+/** The files under `from` as they will be under `to`, with their sizes. */
+async function filesBelow(source: FileOperations, from: string, to: string): Promise<{ path: string; size: number }[]> {
+  const files: { path: string; size: number }[] = []
+  for (let cursor: string | undefined; ; ) {
+    const page = await source.list(from, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
+    for (const file of page.entries) if (file.type === 'file') files.push({ path: joinPath(to, file.path.slice(from.length + 1)), size: file.size })
+    if (!page.nextCursor) return files
+    cursor = page.nextCursor
+  }
 }
 
 async function copyFile(

@@ -7,6 +7,7 @@
 import { resolve } from 'node:path'
 import { DiskDriver, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
+import { withConfiguredQuotas } from './quotas.js'
 
 export async function openStores(config: Config, log: (line: string) => void = console.log): Promise<StoreRegistry> {
   const uploads = {
@@ -33,5 +34,5 @@ export async function openStores(config: Config, log: (line: string) => void = c
     }
     stores.add('mongo', withUploads(mongo, uploads))
   }
-  return stores
+  return withConfiguredQuotas(stores, config, log)
 }

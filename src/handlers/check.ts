@@ -31,10 +31,20 @@ const StoreHealth = z
   })
   .openapi('StoreHealth')
 
+const RateLimiterHealth = z
+  .object({
+    status: z.enum(['ok', 'degraded']).openapi({
+      description: '`degraded` while the Redis that rate limits are shared through does not answer (RATE_LIMIT_REDIS_DOWN applies meanwhile).',
+    }),
+    message: z.string().optional(),
+  })
+  .openapi('RateLimiterHealth')
+
 const CheckSchema = z
   .object({
     status: z.enum(['ok', 'degraded', 'unavailable']),
     stores: z.record(z.string(), StoreHealth),
+    rateLimiter: RateLimiterHealth.optional().openapi({ description: 'Present when rate limits are shared through Redis.' }),
   })
   .openapi('Check')
 
@@ -47,7 +57,9 @@ export const checkRoute = createRoute({
   description:
     '`200` when every store answers and takes writes. `503` when a store does not answer (`unavailable`) ' +
     'or cannot take writes (`degraded`: a full disk, a read-only file system, a database refusing writes), ' +
-    'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers.',
+    'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers. ' +
+    'A rate limiter that cannot reach Redis makes it `degraded` but still `200`: Redis is the same for every instance, ' +
+    'and taking them all out of rotation at once would not bring it back.',
   responses: {
     200: { description: 'Every store answers and takes writes', content: { 'application/json': { schema: CheckSchema } } },
     503: { description: 'Some store is down or cannot take writes', content: { 'application/json': { schema: CheckSchema } } },
@@ -100,8 +112,10 @@ export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number
       }),
     )
     const statuses = reports.map(statusOf)
-    const status = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
-    return c.json({ status, stores }, status === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
+    const storesStatus = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
+    const rateLimiter = deps.rateLimits?.health()
+    const status = storesStatus === 'ok' && rateLimiter?.status === 'degraded' ? 'degraded' : storesStatus
+    return c.json({ status, stores, ...(rateLimiter ? { rateLimiter } : {}) }, storesStatus === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
   })
   return app
 }

@@ -25,6 +25,7 @@ import { createUiHandler, UI_ROUTES } from './ui.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
 import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
+import { createUsageHandler, usageRootRoute, usageRoute } from './usage.js'
 
 export { DEFAULT_BASE_PATH }
 
@@ -52,6 +53,8 @@ export const fileRoutes: RouteConfig[] = [
   abortUploadRoute,
   ...tusRoutes,
   signRoute,
+  usageRoute,
+  usageRootRoute,
   checkRoute,
   helpRoute,
 ]
@@ -81,6 +84,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createAbortUploadHandler(options),
     createTusHandler(options),
     createSignHandler(options),
+    createUsageHandler(options),
     createCheckHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
@@ -96,6 +100,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       storeNames: options.stores.names(),
       ...(options.service ? { service: options.service } : {}),
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
+      rateLimited: options.rateLimits !== undefined,
     }),
   )
   mount(app, basePath, api)
@@ -124,6 +129,7 @@ export {
   createAbortUploadHandler,
   createTusHandler,
   createSignHandler,
+  createUsageHandler,
   createCheckHandler,
   createHelpHandler,
 }
@@ -143,6 +149,8 @@ export {
   abortUploadRoute,
   tusRoutes,
   signRoute,
+  usageRoute,
+  usageRootRoute,
   checkRoute,
   helpRoute,
 }

@@ -10,12 +10,16 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
-import { accessOptions, urlOptions } from './access.js'
+import { accessOptions, trustedProxies, urlOptions } from './access.js'
 import { accessLog } from './access-log.js'
 import { browserAccess } from './browser-access.js'
 import type { Config } from './config.js'
 import { ConsulRegistration } from './consul-registration.js'
 import { serviceDefinition } from './service-definition.js'
+import { clientAddress } from './client-address.js'
+import { rateLimitsOf } from './rate-limit-config.js'
+import type { RateLimits } from './rate-limits.js'
+import { rateLimiting } from './rate-limiting.js'
 import { openStores } from './stores.js'
 
 export { VERSION }
@@ -89,7 +93,8 @@ export async function startService<Http extends HttpServer>(
   roles: ServiceRoles = { sweeper: true, register: true },
 ): Promise<Service<Http>> {
   const stores = await openStores(config, log)
-  const http = await runtime.serve(composeApp(runtime, config, stores, log).fetch, {
+  const limits = rateLimitsOf(config, log)
+  const http = await runtime.serve(composeApp(runtime, config, stores, log, limits).fetch, {
     host: config.HOST,
     port: config.PORT,
     headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
@@ -126,18 +131,27 @@ export async function startService<Http extends HttpServer>(
       await registration?.stop()
       await http.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
       await stores.close()
+      await limits?.close()
     },
   }
 }
 
 /** The handlers composed with the service's own middleware: access log, the runtime's, CORS. */
-function composeApp(runtime: Runtime<HttpServer>, config: Config, stores: StoreRegistry, log: (line: string) => void): OpenAPIHono {
+function composeApp(
+  runtime: Runtime<HttpServer>,
+  config: Config,
+  stores: StoreRegistry,
+  log: (line: string) => void,
+  limits: RateLimits | undefined,
+): OpenAPIHono {
+  const access = accessOptions(config)
   const api = createFileStorageApp({
     stores,
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
     jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
-    access: accessOptions(config),
+    access,
+    ...(limits ? { rateLimits: limits } : {}),
     urls: urlOptions(config, runtime.remoteAddress),
     ...(config.ACCEL_REDIRECT_LOCATION ? { accelRedirect: config.ACCEL_REDIRECT_LOCATION } : {}),
     ...(runtime.localFiles ? { localFiles: runtime.localFiles(config) } : {}),
@@ -148,6 +162,10 @@ function composeApp(runtime: Runtime<HttpServer>, config: Config, stores: StoreR
   if (config.LOG_REQUESTS) app.use(accessLog(log))
   for (const middleware of runtime.middleware(config)) app.use(middleware)
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
+  if (limits) {
+    const clientOf = clientAddress(runtime.remoteAddress, trustedProxies(config))
+    app.use(rateLimiting({ limits, authorizer: access.authorizer, clientAddress: clientOf, checkPath: `${DEFAULT_BASE_PATH}/check` }))
+  }
   mount(app, '/', api)
   return app
 }

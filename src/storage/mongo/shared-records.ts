@@ -6,11 +6,13 @@
  * the other reads again (conditional updates, which FerretDB v1 applies without atomicity, are never
  * used). Changes of one record inside a process take turns, so only other processes race.
  *
- * Old versions are deleted once several newer ones exist and they are a minute old. A process that
- * read a version long ago could then insert at a number freed that way; so after its insert a
- * change looks for a later version, and its own counts only if there is none, or if the next one
- * was made from it (each version names the one it replaced). A removed record is a last version
- * without a value, deleted with the rest a few minutes later.
+ * Old versions are deleted once several newer ones exist and they are half a minute old (by the
+ * clock of their writer: hosts whose clocks differ by more than a quarter of that could lose a
+ * change). A change reads the latest version (a sorted query, the authoritative one) just before it
+ * inserts the next, so the number it takes was free a moment ago, not freed by that deletion; when
+ * the two steps were far apart (a stall), it also looks for a later version after its insert, and
+ * counts only if there is none, or if the next one was made from it (each version names the one it
+ * replaced). A removed record is a last version without a value, deleted ten minutes later.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { Collection } from 'mongodb'
@@ -44,7 +46,9 @@ export interface SharedRecordDoc {
 const ATTEMPTS = 30
 /** Versions kept behind the latest, and the age before an older one may go. */
 const KEEP_VERSIONS = 8
-const KEEP_MS = 60_000
+const KEEP_MS = 30_000
+/** A change whose read and insert were further apart than this looks for a later version after its insert. */
+const SLOW_CHANGE_MS = KEEP_MS / 4
 /** How long the last version of a removed record stays (so that a slow writer cannot bring it back). */
 const KEEP_REMOVED_MS = 10 * 60_000
 const CLEANUP_EVERY = 16
@@ -80,6 +84,7 @@ export class MongoSharedRecords implements SharedRecords {
         await this.#index()
         for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
           if (attempt > 0) await backoff(attempt, 2, 100)
+          const readAt = Date.now()
           const latest = await this.#latest(key)
           const current = valueOf<T>(latest)
           const next = change(current)
@@ -102,7 +107,8 @@ export class MongoSharedRecords implements SharedRecords {
             if (isDuplicateKey(e)) continue // another process changed it first
             throw e
           }
-          const later = await this.records.find({ ns: this.namespace, k: doc.k, seq: { $gt: seq } }).sort({ seq: 1 }).limit(1).next()
+          const later =
+            Date.now() - readAt < SLOW_CHANGE_MS ? null : await this.records.find({ ns: this.namespace, k: doc.k, seq: { $gt: seq } }).sort({ seq: 1 }).limit(1).next()
           if (later && !(later.seq === seq + 1 && later.base === doc.tag)) {
             // Inserted at a number freed by the cleanup: this change was made from an old version.
             await this.records.deleteOne({ _id: doc._id })

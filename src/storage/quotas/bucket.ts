@@ -161,15 +161,16 @@ export function setAmounts(
 }
 
 /**
- * Grows a change's reservation by up to `want` bytes and at least `need`, as far as `limits` allow
- * (`QuotaRefusal` when not even `need` fits). Returns the state and the bytes granted.
+ * Grows a change's reservation by at least `need` bytes (`QuotaRefusal` when that does not fit) and
+ * up to `want`, taking at most a quarter of the room left beyond `need`, so that bodies of unknown
+ * length racing near the limit leave each other room. Returns the state and the bytes granted.
  */
 export function growEntry(state: BucketState, id: string, need: number, want: number, limits: Limits): { state: BucketState; granted: number } | undefined {
   const entry = state.entries[id]
   if (entry?.kind !== 'change') return undefined
   const { usage } = usageOf(state)
-  const room = limits.bytes === undefined ? want : Math.max(0, limits.bytes - usage.bytes)
-  const granted = Math.min(want, Math.max(need, room))
+  const spare = limits.bytes === undefined ? want - need : Math.floor(Math.max(0, limits.bytes - usage.bytes - need) / 4)
+  const granted = need + Math.max(0, Math.min(want - need, spare))
   const next = setAmounts(state, id, { reserved: { ...entry.reserved, bytes: entry.reserved.bytes + granted } }, limits)
   return next && { state: next, granted }
 }

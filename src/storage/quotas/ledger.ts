@@ -96,6 +96,8 @@ export function quotaExceeded(store: string, bucket: Bucket, refusal: QuotaRefus
 
 export class QuotaLedger {
   readonly #counting = new Map<string, Promise<void>>()
+  /** Buckets known to be counted (a bucket stays counted). */
+  readonly #counted = new Set<string>()
   /** Entries this process holds, by bucket, and the buckets its `o/` record lists. */
   readonly #held = new Map<string, number>()
   #listed: { owner: string; prefixes: Set<string> } | undefined
@@ -144,8 +146,12 @@ export class QuotaLedger {
   /** Resolves once each bucket has been counted from the store (a new bucket is counted first). */
   async counted(buckets: Bucket[]): Promise<void> {
     for (const bucket of buckets) {
+      if (this.#counted.has(bucket.prefix)) continue
       const state = await this.records.read<BucketState>(`b/${bucket.prefix}`)
-      if (state?.counted) continue
+      if (state?.counted) {
+        this.#counted.add(bucket.prefix)
+        continue
+      }
       let counting = this.#counting.get(bucket.prefix)
       if (!counting) {
         counting = this.recount(bucket.prefix).finally(() => this.#counting.delete(bucket.prefix))

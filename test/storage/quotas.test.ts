@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { addEntry, endChange, endRecount, newBucket, reap, usageOf } from '../../src/storage/quotas/bucket.js'
 import {
   DiskDriver,
   MongoDriver,
@@ -251,5 +252,50 @@ describe('quotas', () => {
       await source.close()
       await target.close()
     }
+  })
+})
+
+describe('a bucket\'s entries (bucket.ts)', () => {
+  const change = (scopes: string[], reserved: number, credit = 0) => ({
+    kind: 'change' as const,
+    owner: 'p:1',
+    scopes,
+    reserved: { bytes: reserved, files: 1 },
+    credit: { bytes: credit, files: credit > 0 ? 1 : 0 },
+    since: 0,
+  })
+  const counted = () => ({ ...newBucket(), counted: true, stored: { bytes: 90, files: 1 } })
+
+  it('credits a replace while nothing else touches its path; two changes of one path lose their credits and end conservatively', () => {
+    let s = addEntry(counted(), 'a', change(['f'], 95, 90), { bytes: 100 })
+    expect(usageOf(s).usage).toEqual({ bytes: 95, files: 1 })
+    expect(() => addEntry(s, 'b', change(['f'], 95, 90), { bytes: 100 })).toThrow('quota exceeded') // the credit is not counted twice
+    s = addEntry(s, 'c', change(['dir'], 0), {}) // another path: nothing changes
+    expect(usageOf(s).usage).toEqual({ bytes: 95, files: 2 })
+    s = addEntry(s, 'd', { ...change(['f'], 0, 90), reserved: { bytes: 0, files: 0 } }, {}) // a delete of the same file
+    expect(usageOf(s).usage.bytes).toBe(90 + 95) // the replace counts whole now
+    const ended = endChange(s, 'a', { bytes: 95, files: 1 })
+    expect(ended.suspect).toBe(true)
+    expect(ended.state.stored).toEqual({ bytes: 185, files: 2 }) // more than held, never less
+  })
+
+  it('a count keeps the credits of changes under way but makes them end conservatively; a change ending during it adds to it', () => {
+    let s = addEntry(counted(), 'a', change(['f'], 95, 90), { bytes: 100 })
+    s = addEntry(s, 'r', { kind: 'recount', owner: 'p:1', scopes: [''], added: { bytes: 0, files: 0 }, since: 0 }, {})
+    expect(usageOf(s).usage).toEqual({ bytes: 95, files: 1 })
+    const ended = endChange(s, 'a', { bytes: 95, files: 1 })
+    expect(ended.suspect).toBe(true)
+    const recount = endRecount(ended.state, 'r', { bytes: 95, files: 1 }, 0, 1)!
+    expect(recount.state.stored).toEqual({ bytes: 190, files: 2 }) // the walk may have seen it too
+    expect(recount.suspect).toBe(true)
+  })
+
+  it('reaps the entries of a dead owner as if they had written all they reserved', () => {
+    let s = addEntry(counted(), 'a', change(['x'], 5), { bytes: 100 })
+    s = addEntry(s, 'b', { ...change(['y'], 3), owner: 'p:2' }, { bytes: 100 })
+    const reaped = reap(s, (owner) => owner === 'p:2')!
+    expect(reaped.suspect).toBe(true)
+    expect(reaped.state.stored).toEqual({ bytes: 93, files: 2 })
+    expect(Object.keys(reaped.state.entries)).toEqual(['a'])
   })
 })

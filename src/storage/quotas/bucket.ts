@@ -15,10 +15,12 @@
  *   never short of one the walk missed.
  *
  * The credit is exact only if nothing else touched the same paths meanwhile (a replace of the same
- * file, a delete of its folder, a count of the bucket). So two entries whose paths overlap are both
- * marked `contended`: a contended change counts its whole reservation while it runs, and when it
- * ends it adds what it added and takes nothing away. The bucket then counts more than it holds
- * (never less), and is marked for a recount (`Verdict.suspect`), which makes it exact again.
+ * file, a delete of its folder). So two changes whose paths overlap are both marked `contended`: a
+ * contended change counts its whole reservation while it runs, and when it ends it adds what it
+ * added and takes nothing away. The bucket then counts more than it holds (never less), and is
+ * marked for a recount (`Verdict.suspect`), which makes it exact again. A change that overlaps a
+ * count (`recounted`) keeps its credit while it runs (the count sees the file it replaces or the one
+ * it wrote, and usage is at least either), but ends the same way: the count may have seen its file.
  */
 import { isWithin } from '../paths.js'
 
@@ -38,6 +40,8 @@ export interface ChangeEntry {
   reserved: Amount
   credit: Amount
   contended?: true
+  /** A count of the bucket ran while it did (see above). */
+  recounted?: true
   /** An upload whose size was declared: its reservation holds the whole file, parts do not add to it. */
   declared?: true
   since: number
@@ -123,8 +127,9 @@ export function addEntry(state: BucketState, id: string, entry: Entry, limits: L
   let mine: Entry = { ...entry }
   for (const [otherId, other] of Object.entries(state.entries)) {
     if (!overlap(other.scopes, entry.scopes)) continue
-    if (other.kind === 'change' && !other.contended) next.entries[otherId] = { ...other, contended: true }
-    if (mine.kind === 'change') mine = { ...mine, contended: true }
+    const mark = other.kind === 'recount' || mine.kind === 'recount' ? { recounted: true as const } : { contended: true as const }
+    if (other.kind === 'change') next.entries[otherId] = { ...other, ...mark }
+    if (mine.kind === 'change') mine = { ...mine, ...mark }
   }
   next.entries[id] = mine
   if (mine.kind === 'change') {
@@ -196,7 +201,7 @@ export function endChange(state: BucketState, id: string, added: Amount, exact: 
   for (const [otherId, other] of Object.entries(next.entries)) {
     if (other.kind === 'recount') next.entries[otherId] = { ...other, added: add(other.added, added), disturbed: true }
   }
-  if (entry?.kind === 'change' && !entry.contended && (typeof exact === 'function' ? exact(entry.credit) : exact)) {
+  if (entry?.kind === 'change' && !entry.contended && !entry.recounted && (typeof exact === 'function' ? exact(entry.credit) : exact)) {
     next.stored = add(state.stored, minus(added, entry.credit))
     return { state: next, suspect: false }
   }

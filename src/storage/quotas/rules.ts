@@ -56,7 +56,7 @@ export class QuotaRules {
     return this.#rules.length
   }
 
-  /** The buckets a file at `path` counts in (a folder at `path`: those that cover all of it), by prefix. */
+  /** The buckets a file at `path` counts in (a folder at `path`: those that cover all of it), the broadest first. */
   covering(path: string): Bucket[] {
     const segments = path === ROOT ? [] : path.split('/')
     const found = new Map<string, Bucket>()
@@ -67,7 +67,7 @@ export class QuotaRules {
       if (isPattern && found.has(prefix)) continue // a literal rule on the same prefix wins
       found.set(prefix, { prefix, rule: rule.prefix, limits: rule.limits })
     }
-    return [...found.values()]
+    return [...found.values()].sort((a, b) => a.prefix.length - b.prefix.length)
   }
 
   /** The bucket of `prefix`, if a rule gives one there. */

@@ -6,13 +6,14 @@
  * the other reads again (conditional updates, which FerretDB v1 applies without atomicity, are never
  * used). Changes of one record inside a process take turns, so only other processes race.
  *
- * Old versions are deleted once several newer ones exist and they are half a minute old (by the
- * clock of their writer: hosts whose clocks differ by more than a quarter of that could lose a
- * change). A change reads the latest version (a sorted query, the authoritative one) just before it
- * inserts the next, so the number it takes was free a moment ago, not freed by that deletion; when
- * the two steps were far apart (a stall), it also looks for a later version after its insert, and
- * counts only if there is none, or if the next one was made from it (each version names the one it
- * replaced). A removed record is a last version without a value, deleted ten minutes later.
+ * Old versions are deleted once several newer ones exist and they are half a minute old by their
+ * writer's clock. A change reads the latest version (a sorted query, the authoritative one) just
+ * before it inserts the next, so the number it takes was free a moment ago, not freed by that
+ * deletion (unless the hosts' clocks differ by more than 20 s: a version made after the read would
+ * have to look 30 s old); when the two steps were further apart than a quarter of that (a stall), it
+ * also looks for a later version after its insert, and counts only if there is none, or if the next
+ * one was made from it (each version names the one it replaced). A removed record is a last version
+ * without a value, deleted ten minutes later.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { Collection } from 'mongodb'

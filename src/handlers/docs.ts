@@ -84,6 +84,9 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   for (const item of Object.values(document.paths)) {
     for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
   }
+  // A move's `toStore` names a store too (another one answers `404 unknown_store`).
+  const toStore = (document.components?.schemas?.MoveRequest as { properties?: Record<string, Record<string, unknown>> } | undefined)?.properties?.toStore
+  if (toStore && options.storeNames?.length) toStore.enum = options.storeNames
   declareSecurity(document, options.securitySchemes ?? {})
   if (options.rateLimited) declareRateLimits(document)
   return document

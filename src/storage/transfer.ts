@@ -4,6 +4,7 @@
  */
 import { StorageError } from './errors.js'
 import { checkEntryIfMatch, checkIfMatch, checkMoveTarget } from './file-attributes.js'
+import { filesUnder } from './files-under.js'
 import { joinPath } from './paths.js'
 import type { MoveOptions, FileOperations, StoredEntry, StoredFile } from './types.js'
 
@@ -30,7 +31,7 @@ export async function moveAcrossStores(
   const existing = await target.lookup(to)
   checkMoveTarget(entry, existing, to, options.overwrite)
   // A target with quotas is asked about the whole folder before its first byte (each file is checked again).
-  if (target.checkRoom) await target.checkRoom(await filesBelow(source, from, to))
+  if (target.checkRoom) await target.checkRoom(filesBelow(source, from, to))
   if (existing) await target.delete(to, { recursive: true })
   // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
   for (let cursor: string | undefined; ; ) {
@@ -52,14 +53,8 @@ export async function moveAcrossStores(
 }
 
 /** The files under `from` as they will be under `to`, with their sizes. */
-async function filesBelow(source: FileOperations, from: string, to: string): Promise<{ path: string; size: number }[]> {
-  const files: { path: string; size: number }[] = []
-  for (let cursor: string | undefined; ; ) {
-    const page = await source.list(from, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
-    for (const file of page.entries) if (file.type === 'file') files.push({ path: joinPath(to, file.path.slice(from.length + 1)), size: file.size })
-    if (!page.nextCursor) return files
-    cursor = page.nextCursor
-  }
+async function* filesBelow(source: FileOperations, from: string, to: string): AsyncGenerator<{ path: string; size: number }> {
+  for await (const file of filesUnder(source, from)) yield { path: joinPath(to, file.path.slice(from.length + 1)), size: file.size }
 }
 
 async function copyFile(

@@ -250,7 +250,7 @@ export interface FileOperations {
    * quotas now: a folder copied in from another store is checked as a whole before its first byte
    * (each file's write is checked again). Absent: the store has no quotas.
    */
-  checkRoom?(files: { path: string; size: number }[]): Promise<void>
+  checkRoom?(files: AsyncIterable<{ path: string; size: number }>): Promise<void>
 }
 
 /** Uploads in parts and tus uploads, as the upload engine (uploads/engine.ts) runs them on every driver. */

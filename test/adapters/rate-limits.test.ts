@@ -103,6 +103,20 @@ describe('rate limits in one process', () => {
   })
 })
 
+describe('rate limits behind nginx', () => {
+  let svc: TestService
+  afterAll(async () => svc?.stop())
+
+  it('hands nginx the bytes rate of a download it sends itself (X-Accel-Limit-Rate)', async () => {
+    svc = await startTestService({ RATE_LIMIT_BYTES: '64KiB/2s', ACCEL_REDIRECT_LOCATION: '/_filestorage/disk/' })
+    expect((await fetch(`${svc.api}/disk/upload/f.bin`, { method: 'PUT', body: new Uint8Array(1000) })).status).toBe(201)
+    const res = await fetch(`${svc.api}/disk/download/f.bin`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-accel-redirect')).toMatch(/^\/_filestorage\/disk\//)
+    expect(res.headers.get('x-accel-limit-rate')).toBe(String(32 * 1024))
+  })
+})
+
 describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
   let redis: TestRedis
   const services: TestService[] = []

@@ -60,7 +60,10 @@ export function rateLimiting(options: RateLimitingOptions): MiddlewareHandler {
     await next()
     c.header('RateLimit-Policy', policy)
     if (state) c.header('RateLimit', state)
-    if (limits.throttlesBytes && c.req.method === 'GET' && c.res.body) {
+    if (limits.throttlesBytes && c.req.method === 'GET' && c.res.headers.has('x-accel-redirect')) {
+      // nginx sends these bytes (ACCEL_REDIRECT_LOCATION): it limits the rate itself, per download.
+      c.header('X-Accel-Limit-Rate', String(limits.bytesPerSecond))
+    } else if (limits.throttlesBytes && c.req.method === 'GET' && c.res.body) {
       c.res = new Response(throttled(c.res.body, (n) => limits.take(key, n)), c.res)
     }
   }

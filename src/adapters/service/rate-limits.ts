@@ -86,6 +86,12 @@ export class RateLimits {
     return this.#bytes !== undefined
   }
 
+  /** The bytes budget as a rate, for a sender that limits on its own (nginx's X-Accel-Limit-Rate). */
+  get bytesPerSecond(): number {
+    const { bytes } = this.settings
+    return bytes ? Math.max(1, Math.floor(bytes.points / bytes.windowSeconds)) : 0
+  }
+
   /** The `RateLimit-Policy` field (draft-ietf-httpapi-ratelimit-headers): the limits that hold. */
   get policy(): string {
     const { requests, bytes } = this.settings

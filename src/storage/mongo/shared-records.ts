@@ -43,8 +43,12 @@ export interface SharedRecordDoc {
   at: Date
 }
 
-/** Changes of one record that lose to other processes this many times in a row give up (`store_unavailable`). */
-const ATTEMPTS = 30
+/**
+ * A change that keeps losing to other processes gives up after this long (`store_unavailable`). It
+ * waits only a few milliseconds between tries: a process that just won goes on with its next change
+ * at once, so a longer wait would let it win every time.
+ */
+const GIVE_UP_MS = 10_000
 /** Versions kept behind the latest, and the age before an older one may go. */
 const KEEP_VERSIONS = 8
 const KEEP_MS = 30_000
@@ -83,8 +87,9 @@ export class MongoSharedRecords implements SharedRecords {
     return this.#turns.run(key, () =>
       this.run(async () => {
         await this.#index()
-        for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-          if (attempt > 0) await backoff(attempt, 2, 100)
+        const deadline = Date.now() + GIVE_UP_MS
+        for (let attempt = 0; attempt === 0 || Date.now() < deadline; attempt++) {
+          if (attempt > 0) await backoff(attempt, 1, 8)
           const readAt = Date.now()
           const latest = await this.#latest(key)
           const current = valueOf<T>(latest)

@@ -25,6 +25,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { isStorageError, StorageError } from '../errors.js'
+import { filesUnder } from '../files-under.js'
 import type { SharedRecords } from '../shared-records.js'
 import type { Store } from '../types.js'
 import {
@@ -103,6 +104,7 @@ export class QuotaLedger {
   #listed: { owner: string; prefixes: Set<string> } | undefined
   #timer: NodeJS.Timeout | undefined
   #round: Promise<void> | undefined
+  #failing = false
   #closed = false
 
   constructor(
@@ -228,9 +230,17 @@ export class QuotaLedger {
    */
   round(): Promise<void> {
     this.#round ??= this.#roundOnce()
-      .catch((e: unknown) => {
-        if (!this.#closed) this.#log(`a round failed: ${(e as Error).message}`)
-      })
+      .then(
+        () => {
+          if (this.#failing) this.#log('rounds run again')
+          this.#failing = false
+        },
+        (e: unknown) => {
+          // Once per outage, not every round of it.
+          if (!this.#closed && !this.#failing) this.#log(`a round failed (tried again every round): ${(e as Error).message}`)
+          this.#failing = true
+        },
+      )
       .finally(() => (this.#round = undefined))
     return this.#round
   }
@@ -313,16 +323,11 @@ export class QuotaLedger {
       if (entry.type === 'file') return { bytes: entry.size, files: 1 }
     }
     const total = { ...NOTHING }
-    for (let cursor: string | undefined; ; ) {
-      const page = await this.inner.list(prefix, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
-      for (const entry of page.entries) {
-        if (entry.type !== 'file') continue
-        total.bytes += entry.size
-        total.files += 1
-      }
-      if (!page.nextCursor) return total
-      cursor = page.nextCursor
+    for await (const file of filesUnder(this.inner, prefix)) {
+      total.bytes += file.size
+      total.files += 1
     }
+    return total
   }
 
   /** Before an entry of `owner` goes into `prefix`: a process's `o/` record lists the bucket. */
@@ -456,7 +461,8 @@ export class Change {
         let mine = 0
         await this.#update(bucket, (s) => {
           const result = growEntry(s, this.id, need, granted, bucket.limits)
-          if (!result) throw new StorageError('quota_exceeded', 'the upload\'s reservation was reclaimed; start it again')
+          // Reaped: this process was counted dead (a stall longer than the store's liveness window).
+          if (!result) throw new StorageError('store_unavailable', 'this instance was counted dead and its reservations were settled; try again')
           mine = result.granted
           return result.state
         })

@@ -14,6 +14,7 @@
  * Reads pass through untouched.
  */
 import { StorageError } from '../errors.js'
+import { filesUnder } from '../files-under.js'
 import { isWithin } from '../paths.js'
 import type {
   AppendPartOptions,
@@ -94,9 +95,9 @@ export class QuotaStore implements Store {
     return this.ledger.usage(path)
   }
 
-  async checkRoom(files: { path: string; size: number }[]): Promise<void> {
+  async checkRoom(files: AsyncIterable<{ path: string; size: number }>): Promise<void> {
     const needs = new Map<string, { bucket: Bucket; need: Amount }>()
-    for (const file of files) {
+    for await (const file of files) {
       for (const bucket of this.ledger.covering(file.path)) {
         const entry = needs.get(bucket.prefix) ?? { bucket, need: { ...NOTHING } }
         entry.need = plus(entry.need, { bytes: file.size, files: 1 })
@@ -150,18 +151,16 @@ export class QuotaStore implements Store {
       // Measured once registered: whatever touches these paths from now on is seen (bucket.ts).
       const source = await this.inner.lookup(from)
       folder = source?.type === 'directory'
-      const moved = await this.#files(source)
-      const overwritten = options.overwrite && from !== to ? await this.#files(await this.inner.lookup(to)) : []
       const adds = new Map<string, Amount>()
       const removes = new Map<string, Amount>()
       const count = (into: Map<string, Amount>, path: string, size: number) => {
         for (const bucket of this.ledger.covering(path)) into.set(bucket.prefix, plus(into.get(bucket.prefix) ?? { ...NOTHING }, { bytes: size, files: 1 }))
       }
-      for (const file of moved) {
+      for await (const file of this.#files(source)) {
         count(removes, file.path, file.size)
         count(adds, to + file.path.slice(from.length), file.size)
       }
-      for (const file of overwritten) count(removes, file.path, file.size)
+      if (options.overwrite && from !== to) for await (const file of this.#files(await this.inner.lookup(to))) count(removes, file.path, file.size)
       for (const prefix of adds.keys()) {
         if (!change.has(prefix)) await change.register(this.ledger.rules.bucket(prefix)!, scopes)
       }
@@ -187,12 +186,14 @@ export class QuotaStore implements Store {
       for (const bucket of buckets) await change.register(bucket, [path])
       const entry = await this.inner.lookup(path)
       folder = entry?.type === 'directory'
+      const credits = new Map<string, Amount>(buckets.map((b) => [b.prefix, { ...NOTHING }]))
       // A folder deleted without `recursive` can only be an empty one.
-      const removed = folder && !options.recursive ? [] : await this.#files(entry)
-      for (const bucket of buckets) {
-        const credit = removed.filter((f) => isWithin(f.path, bucket.prefix)).reduce((sum, f) => plus(sum, { bytes: f.size, files: 1 }), { ...NOTHING })
-        await change.set(bucket.prefix, { credit })
+      if (!folder || options.recursive) {
+        for await (const file of this.#files(entry)) {
+          for (const bucket of buckets) if (isWithin(file.path, bucket.prefix)) credits.set(bucket.prefix, plus(credits.get(bucket.prefix)!, { bytes: file.size, files: 1 }))
+        }
       }
+      for (const [prefix, credit] of credits) await change.set(prefix, { credit })
       await this.inner.delete(path, options)
       await change.end(() => ({ ...NOTHING }))
     } catch (e) {
@@ -343,17 +344,10 @@ export class QuotaStore implements Store {
     return { change, declared }
   }
 
-  /** The files a lookup found: itself, or every file under a folder. */
-  async #files(entry: StoredEntry | null): Promise<{ path: string; size: number }[]> {
-    if (!entry) return []
-    if (entry.type === 'file') return [{ path: entry.path, size: entry.size }]
-    const files: { path: string; size: number }[] = []
-    for (let cursor: string | undefined; ; ) {
-      const page = await this.inner.list(entry.path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
-      for (const e of page.entries) if (e.type === 'file') files.push({ path: e.path, size: e.size })
-      if (!page.nextCursor) return files
-      cursor = page.nextCursor
-    }
+  /** The files a lookup found: itself, or every file under a folder, a page at a time. */
+  async *#files(entry: StoredEntry | null): AsyncGenerator<{ path: string; size: number }> {
+    if (entry?.type === 'file') yield { path: entry.path, size: entry.size }
+    if (entry?.type === 'directory') yield* filesUnder(this.inner, entry.path)
   }
 }
 

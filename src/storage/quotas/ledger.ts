@@ -287,14 +287,17 @@ export class QuotaLedger {
     await this.#recountAllIfDue(now)
   }
 
-  /** Every bucket, counted again from the store once per QUOTA_RECOUNT_INTERVAL (by one process of all). */
+  /**
+   * Every bucket, counted again from the store once per QUOTA_RECOUNT_INTERVAL (by one process of
+   * all). The first interval starts with the ledger: a bucket is counted when it is first used.
+   */
   async #recountAllIfDue(now: number): Promise<void> {
     const last = await this.records.read<{ at: number }>('m/recount')
     if (last && now - last.at < this.options.recountIntervalMs) return
     let claimed = false
     await this.records.update<{ at: number }>('m/recount', (current) => {
-      claimed = !current || now - current.at >= this.options.recountIntervalMs
-      return claimed ? { at: now } : undefined
+      claimed = current !== null && now - current.at >= this.options.recountIntervalMs
+      return !current || claimed ? { at: now } : undefined
     })
     if (!claimed) return
     const prefixes = new Set(this.rules.literalPrefixes())

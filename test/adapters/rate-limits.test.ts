@@ -4,7 +4,8 @@
  * real Redis, one budget shared by two instances, and what each policy does while Redis is down.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type TestService, startTestService } from '../helpers/test-service.js'
+import { RUNTIMES } from '../helpers/process-service.js'
+import { type HttpService, type TestService, startServiceOn, startTestService } from '../helpers/test-service.js'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { expectError } from '../helpers/http.js'
 import { redisServerBin, startRedis, type TestRedis } from '../helpers/redis.js'
@@ -32,12 +33,12 @@ const count = (statuses: number[], status: number) => statuses.filter((s) => s =
 
 const limiterStatus = async (svc: TestService) => ((await (await fetch(`${svc.api}/check`)).json()) as { rateLimiter?: { status: string } }).rateLimiter?.status
 
-describe('rate limits in one process', () => {
-  let svc: TestService
+describe.each(RUNTIMES)('rate limits in one process on %s', (runtime) => {
+  let svc: HttpService
   afterEach(async () => svc?.stop())
 
   it('refuses requests over the limit with 429, Retry-After and the RateLimit fields; never the health check', async () => {
-    svc = await startTestService({ RATE_LIMIT_REQUESTS: '5/60s' })
+    svc = await startServiceOn(runtime, { RATE_LIMIT_REQUESTS: '5/60s' })
     // The document says so on every operation that can be refused (and its request counts too).
     const doc = (await (await fetch(`${svc.api}/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }
     expect(doc.paths['/filestorage/v1/{store}/download/{path}']!.get!.responses['429']).toBeDefined()
@@ -59,25 +60,9 @@ describe('rate limits in one process', () => {
     for (let i = 0; i < 10; i++) expect((await fetch(`${svc.api}/check`)).status).toBe(200)
   })
 
-  it('keeps a budget per principal, and per client address for requests without one', async () => {
-    const key = hmacKey('k1')
-    svc = await startTestService({ RATE_LIMIT_REQUESTS: '3/60s', AUTH_HMAC_SECRETS: keysEnv(key), HOST: '127.0.0.1' })
-    const ana = bearer(await hmacToken(key, 'ana', ['files:*:disk:users/ana']))
-    const bob = bearer(await hmacToken(key, 'bob', ['files:*:disk:users/bob']))
-    expect(count(await burst(() => fetch(`${svc.api}/disk/info/users/ana/x`, { headers: ana }), 5), 429)).toBe(2)
-    // bob has his own budget; ana's second token (same subject) shares hers.
-    expect(count(await burst(() => fetch(`${svc.api}/disk/info/users/bob/x`, { headers: bob }), 3), 429)).toBe(0)
-    const ana2 = bearer(await hmacToken(key, 'ana', ['files:read:disk:users/ana']))
-    expect((await fetch(`${svc.api}/disk/info/users/ana/x`, { headers: ana2 })).status).toBe(429)
-    // Without credentials: by address (refused with 401 while the budget lasts, then 429).
-    const anonymous = await burst(() => fetch(`${svc.api}/disk/info/x`), 5)
-    expect(count(anonymous, 401)).toBe(3)
-    expect(count(anonymous, 429)).toBe(2)
-  })
-
   it('throttles downloads and uploads to the bytes budget, streaming, and never refuses them', async () => {
     const budget = 64 * 1024
-    svc = await startTestService({ RATE_LIMIT_BYTES: '64KiB/1s' })
+    svc = await startServiceOn(runtime, { RATE_LIMIT_BYTES: '64KiB/1s' })
     const size = 3 * budget
     const content = new Uint8Array(size).map((_, i) => i & 0xff)
     const started = Date.now()
@@ -92,14 +77,37 @@ describe('rate limits in one process', () => {
     const readStarted = Date.now()
     let received = 0
     let receivedInFirstHalfSecond = 0
+    const chunks: Uint8Array[] = []
     for (;;) {
       const { done, value } = await reader.read()
       if (done) break
+      chunks.push(value)
       received += value.byteLength
       if (Date.now() - readStarted < 500) receivedInFirstHalfSecond = received
     }
-    expect(received).toBe(size)
+    expect(Buffer.concat(chunks).equals(Buffer.from(content))).toBe(true)
     expect(receivedInFirstHalfSecond).toBeLessThanOrEqual(2 * budget)
+  })
+})
+
+describe('rate limits per principal', () => {
+  let svc: TestService
+  afterEach(async () => svc?.stop())
+
+  it('keeps a budget per principal, and per client address for requests without one', async () => {
+    const key = hmacKey('k1')
+    svc = await startTestService({ RATE_LIMIT_REQUESTS: '3/60s', AUTH_HMAC_SECRETS: keysEnv(key), HOST: '127.0.0.1' })
+    const ana = bearer(await hmacToken(key, 'ana', ['files:*:disk:users/ana']))
+    const bob = bearer(await hmacToken(key, 'bob', ['files:*:disk:users/bob']))
+    expect(count(await burst(() => fetch(`${svc.api}/disk/info/users/ana/x`, { headers: ana }), 5), 429)).toBe(2)
+    // bob has his own budget; ana's second token (same subject) shares hers.
+    expect(count(await burst(() => fetch(`${svc.api}/disk/info/users/bob/x`, { headers: bob }), 3), 429)).toBe(0)
+    const ana2 = bearer(await hmacToken(key, 'ana', ['files:read:disk:users/ana']))
+    expect((await fetch(`${svc.api}/disk/info/users/ana/x`, { headers: ana2 })).status).toBe(429)
+    // Without credentials: by address (refused with 401 while the budget lasts, then 429).
+    const anonymous = await burst(() => fetch(`${svc.api}/disk/info/x`), 5)
+    expect(count(anonymous, 401)).toBe(3)
+    expect(count(anonymous, 429)).toBe(2)
   })
 })
 
@@ -155,7 +163,7 @@ describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
     expect(count(statuses, 200)).toBeGreaterThanOrEqual(20)
     expect(count(statuses, 429)).toBe(60 - count(statuses, 200))
 
-    await redis.stop()
+    await redis.stop('SIGKILL')
     // local: the process counts on its own, a fresh budget of 20; refuse: 429; allow: no limit.
     const onLocal = await burst(() => fetch(`${local.api}/disk/list/`), 25)
     expect(count(onLocal, 200)).toBe(20)

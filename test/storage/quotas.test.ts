@@ -24,6 +24,7 @@ import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
 import { testDatabase } from '../helpers/mongo.js'
 import { failingAfter, generated, streamOf } from '../helpers/streams.js'
+import { waitFor } from '../helpers/wait.js'
 
 const uri = requireService('MONGODB_URI', 'MongoDB')
 
@@ -221,17 +222,23 @@ describe('quotas', () => {
     })
   })
 
-  it('counts files put on the disk store by hand at the next recount', async () => {
+  it('counts files put on the disk store by hand at the next full recount (QUOTA_RECOUNT_INTERVAL)', async () => {
     const base = await mkdtemp(join(tmpdir(), 'filestorage-quotas-'))
     dirs.push(base)
-    const store = quotaStore(await DiskDriver.open({ dir: base }), [{ prefix: '', limits: { bytes: 100 } }])
+    const driver = await DiskDriver.open({ dir: base })
+    const store = withQuotas(withUploads(driver), driver.sharedRecords('quotas'), [{ prefix: '', limits: { bytes: 100 } }], {
+      store: 'test',
+      recoveryIntervalMs: 50,
+      recountIntervalMs: 300,
+    })
     try {
       await store.put('a', bytes(10), { expectedSize: 10 })
       await mkdir(join(base, 'by-hand'))
       await writeFile(join(base, 'by-hand/file'), new Uint8Array(50))
       expect((await usageAt(store, '', '')).usage.bytes).toBe(10)
-      await store.ledger.recount('')
+      await waitFor('the rounds to count the file put by hand', async () => (await usageAt(store, '', '')).usage.bytes === 60)
       expect((await usageAt(store, '', '')).usage).toEqual({ bytes: 60, files: 2 })
+      await expectCode(store.put('b', bytes(41), { expectedSize: 41 }), 'quota_exceeded')
     } finally {
       await store.close()
     }

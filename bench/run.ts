@@ -14,7 +14,9 @@ import { buildService, PROJECT_DIR } from './lib/service.js'
 import { readSettings, sizeLabel } from './lib/settings.js'
 import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
+import { events } from './scenarios/events.js'
 import { mongo } from './scenarios/mongo.js'
+import { s3 } from './scenarios/s3.js'
 import { smallFiles } from './scenarios/small-files.js'
 import { tus } from './scenarios/tus.js'
 
@@ -30,6 +32,8 @@ const SCENARIOS: Scenario[] = [
   { key: 'tus', section: '3. resumable upload (tus)', run: tus },
   { key: 'mongo', section: '4. MongoDB', run: mongo },
   { key: 'memory', section: '5. memory', run: idleMemory },
+  { key: 's3', section: '6. S3 (SeaweedFS)', run: s3 },
+  { key: 'events', section: '7. events', run: events },
 ]
 
 async function main(): Promise<void> {

@@ -9,6 +9,8 @@ import { requestPath } from './request-path.js'
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { beforeUpload } from './hooks.js'
+import { originOf } from './request-id.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
 import { CreateOnlyHeader, EtagListHeader, MediaTypeField, MetadataHeader, MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
 
@@ -52,7 +54,7 @@ export const createUploadRoute = createRoute({
   },
   responses: {
     201: { description: 'The upload', content: { 'application/json': { schema: UploadSessionSchema } } },
-    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 
@@ -64,14 +66,23 @@ export function createCreateUploadHandler(deps: HandlerDeps) {
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
     await authorize(c, { operation: 'createUpload', action: 'write', store, path })
-    const metadata = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
+    const given = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
+    const contentType = body.contentType ? parseMediaType(body.contentType, 'contentType') : undefined
+    const metadata = await beforeUpload(c, deps.hooks, {
+      operation: 'createUpload',
+      store,
+      path,
+      ...(contentType !== undefined ? { contentType } : {}),
+      ...(given ? { metadata: given } : {}),
+    })
     const options: CreateUploadOptions = {
       ...writePreconditions(c),
       owner: ownerOf(c),
-      ...(body.contentType ? { contentType: parseMediaType(body.contentType, 'contentType') } : {}),
+      ...(contentType !== undefined ? { contentType } : {}),
       ...(metadata ? { metadata } : {}),
       ...(body.size !== undefined ? { totalSize: body.size } : {}),
       ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+      origin: originOf(c),
     }
     return c.json(await driver.createUpload(path, options), 201)
   })

@@ -11,6 +11,8 @@ import { createCreateUploadHandler, createUploadRoute } from './createupload.js'
 import { createDeleteHandler, deleteRoute } from './delete.js'
 import { createDocsHandler, DOCS_ROUTES } from './docs.js'
 import { createDownloadHandler, downloadRoute } from './download.js'
+import { createEventsAdminHandler, eventsAdminRoutes } from './events-admin.js'
+import { webhookRoutes } from './event-schemas.js'
 import type { HandlerDeps } from './handler-app.js'
 import { mount } from './mount.js'
 import { createHelpHandler, helpRoute } from './help.js'
@@ -57,6 +59,7 @@ export const fileRoutes: RouteConfig[] = [
   usageRootRoute,
   checkRoute,
   helpRoute,
+  ...eventsAdminRoutes,
 ]
 
 /** `404`, or `405` with `Allow` for a route of the file API asked with another method. */
@@ -86,11 +89,13 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createSignHandler(options),
     createUsageHandler(options),
     createCheckHandler(options),
+    createEventsAdminHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
     mount(api, '/', handler)
   }
   mount(api, '/', createUiHandler())
+  for (const webhook of webhookRoutes) api.openAPIRegistry.registerWebhook(webhook)
   mount(
     api,
     '/',
@@ -98,6 +103,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       app: api,
       basePath,
       storeNames: options.stores.names(),
+      ...(options.events ? { consumerNames: options.events.consumers() } : {}),
       ...(options.service ? { service: options.service } : {}),
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
       rateLimited: options.rateLimits !== undefined,
@@ -115,6 +121,10 @@ export { isActiveType, isMediaType, parseMediaType } from './media-type.js'
 export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'
 export { buildOpenApiDocument, createDocsHandler } from './docs.js'
 export { createUiHandler, UI_CSP, type UiOptions } from './ui.js'
+export { beforeDelete, beforeUpload, type ChangeHooks, type HookRequest, type HookVerdict } from './hooks.js'
+export { type ConsumerOverview, type DeadLetterView, type EventsAdmin, type EventsOverview, eventsAdminRoutes } from './events-admin.js'
+export { EventPayloadSchema, webhookRoutes } from './event-schemas.js'
+export { originOf, requestIdOf } from './request-id.js'
 export {
   createUploadHandler,
   createDownloadHandler,
@@ -131,6 +141,7 @@ export {
   createSignHandler,
   createUsageHandler,
   createCheckHandler,
+  createEventsAdminHandler,
   createHelpHandler,
 }
 export {

@@ -38,18 +38,27 @@
  */
 import type { Hash } from 'node:crypto'
 import type { SharedRecords } from './shared-records.js'
+import type { EventRecorder } from './events/recorder.js'
+import type { ChangeOrigin } from './events/types.js'
 import type { UploadRecord } from './uploads/rules.js'
 import type { FileOperations, PartInfo, PutResult, StoredFile, WritePreconditions } from './types.js'
 
 export interface StorageDriver extends FileOperations {
   /**
    * The checks a write makes before it reads a byte, and again when it commits: `conditions` against
-   * what is at `path` now, no file above it, no folder at it, the path allowed (confined to the store).
+   * what is at `path` now, no file above it, no folder at it, the path allowed (confined to the store),
+   * and the attributes the file will have, where given (a new upload's), within the driver's limits.
    */
-  checkWrite(path: string, conditions: WritePreconditions): Promise<void>
+  checkWrite(path: string, conditions: WritePreconditions & FileAttributesToBe): Promise<void>
   /** The file at `path` if it is the version committed with `revision` (`FileToBe.revision`); else null. */
   lookupRevision(path: string, revision: string): Promise<StoredFile | null>
   readonly staging: UploadStaging
+  /**
+   * Records the events of this driver's changes, on the driver's own `EventLog` (events/types.ts):
+   * its changes write an intent under their lock just before they become visible, confirm it once
+   * they are, and the log settles orphans from what the store shows. Absent: no events.
+   */
+  readonly events?: EventRecorder
   /**
    * Runs an operation made of several calls to this driver (one of the upload engine's), as the
    * driver runs its own: its errors as `StorageError`s, and counted as running until it settles, so
@@ -155,6 +164,12 @@ export interface PartWriter {
   discard(): Promise<void>
 }
 
+/** What a write will give its file besides bytes, for a driver that limits them (the s3 store's 2 KB of metadata). */
+export interface FileAttributesToBe {
+  contentType?: string
+  metadata?: Record<string, unknown>
+}
+
 export interface CommitChecks {
   before(): Promise<void>
   after(): Promise<void>
@@ -180,6 +195,8 @@ export interface FileToBe {
 
 export interface CommitOptions extends WritePreconditions {
   beforeVisible(result: PutResult): Promise<void>
+  /** The completion's upload and who asked: its `upload.completed` event rides with the file's. */
+  announce?: { uploadId: string; origin?: ChangeOrigin }
 }
 
 /**

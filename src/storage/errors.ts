@@ -27,6 +27,12 @@ export const errorCodes = [
   /** A route asked with a method it does not take (HTTP only). */
   'method_not_allowed',
   'insufficient_storage',
+  /** A blocking hook (pre-upload, pre-delete) refused the change (HTTP only). */
+  'rejected_by_hook',
+  /** A blocking hook did not answer, and its policy is to refuse then (HTTP only). */
+  'hook_unavailable',
+  /** The store cannot do what was asked (a conditional write on an S3 server without conditional writes). */
+  'not_supported',
 ] as const
 
 export type ErrorCode = (typeof errorCodes)[number]
@@ -64,6 +70,9 @@ export const keepsChanging = (what: string) => new StorageError('store_unavailab
 /** The store has no room left for the write (a full disk, an exhausted quota). */
 export const insufficientStorage = (cause?: unknown) =>
   new StorageError('insufficient_storage', 'the store is full; free some space, or try another instance', { cause })
+
+/** What the store cannot do at all (SPEC 3.5 `501`), rather than do unsafely. */
+export const notSupported = (message: string) => new StorageError('not_supported', message)
 
 export const payloadTooLarge = (limit: number) =>
   new StorageError('payload_too_large', `the body is larger than the limit of ${limit} bytes`, {

@@ -24,3 +24,8 @@ export { MongoConnection, type MongoConnectionOptions } from './mongo/connection
 export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'
 export type { SharedRecords } from './shared-records.js'
 export * from './quotas/index.js'
+export * from './events/types.js'
+export { type Change, eventsOf } from './events/changes.js'
+export { EventRecorder, type EventRecorderOptions, type Intent } from './events/recorder.js'
+export { eventId, isKey, keyTime } from './events/keys.js'
+export { S3Driver, type S3DriverOptions } from './s3/s3-driver.js'

@@ -7,9 +7,11 @@
  * Every path a store receives has been through `parsePath` (see paths.ts).
  */
 import type { QuotaUsage } from './quotas/ledger.js'
+import type { EventRecorder } from './events/recorder.js'
+import type { ChangeOrigin } from './events/types.js'
 
 /** Which driver holds a file's bytes; informative only. */
-export type DriverKind = 'disk' | 'mongo-inline' | 'gridfs'
+export type DriverKind = 'disk' | 'mongo-inline' | 'gridfs' | 's3'
 
 /** A stored file as the drivers describe it; `FileInfo` adds the store name. */
 export interface StoredFile {
@@ -62,6 +64,10 @@ export interface PutOptions extends WritePreconditions {
   expectedSize?: number
   /** Refuse bodies larger than this many bytes. */
   maxBytes?: number
+  /** A token stored with the version: `lookupRevision(path, revision)` finds it (made by the store when absent). */
+  revision?: string
+  /** Who asked, for the events announcing the change. */
+  origin?: ChangeOrigin
 }
 
 export interface PutResult {
@@ -100,11 +106,15 @@ export interface MoveOptions {
   overwrite?: boolean
   /** `If-Match` on the source. */
   ifMatch?: string[]
+  /** A file moved: a token stored with it at its new place, as `PutOptions.revision`. */
+  revision?: string
+  origin?: ChangeOrigin
 }
 
 export interface DeleteOptions {
   recursive?: boolean
   ifMatch?: string[]
+  origin?: ChangeOrigin
 }
 
 export interface CreateUploadOptions extends WritePreconditions {
@@ -127,6 +137,7 @@ export interface CreateUploadOptions extends WritePreconditions {
    * can answer another principal `404`. The core stores it and never looks at it.
    */
   owner?: string
+  origin?: ChangeOrigin
 }
 
 export interface UploadSession {
@@ -169,6 +180,11 @@ export interface CompleteUploadOptions {
   /** Parts to assemble, each once, in any order (they are assembled by number); all received parts when omitted. */
   parts?: number[]
   expectedSha256?: string
+  origin?: ChangeOrigin
+}
+
+export interface AbortUploadOptions {
+  origin?: ChangeOrigin
 }
 
 export interface PutPartOptions {
@@ -206,6 +222,12 @@ export interface AppendResult {
   partial: boolean
 }
 
+/** The headers the backing service must answer a redirected download with (`FileOperations.redirectUrl`). */
+export interface RedirectResponse {
+  contentType: string
+  contentDisposition?: string
+}
+
 export interface HealthReport {
   /** The store answers (reads work). */
   ok: boolean
@@ -237,6 +259,13 @@ export interface FileOperations {
    * store has not recorded yet, a version already gone).
    */
   localVersion?(file: StoredFile): Promise<string | undefined>
+  /**
+   * A short-lived URL at which the backing service itself sends the bytes of `file` (a file this
+   * store returned), answered with the headers of `response`: for a download handler to redirect an
+   * authorized GET to (the s3 store's presigned URLs, S3_REDIRECT_DOWNLOADS). Undefined where there
+   * is none.
+   */
+  redirectUrl?(file: StoredFile, response: RedirectResponse): Promise<string | undefined>
   list(dir: string, options?: ListOptions): Promise<ListPage>
   /** Moves a file or a folder (with everything under it). Returns what is now at `to`. */
   move(from: string, to: string, options?: MoveOptions): Promise<StoredEntry>
@@ -251,6 +280,8 @@ export interface FileOperations {
    * (each file's write is checked again). Absent: the store has no quotas.
    */
   checkRoom?(files: AsyncIterable<{ path: string; size: number }>): Promise<void>
+  /** The events of this store's changes (storage/events), where its driver records them. */
+  readonly events?: EventRecorder
 }
 
 /** Uploads in parts and tus uploads, as the upload engine (uploads/engine.ts) runs them on every driver. */
@@ -280,7 +311,7 @@ export interface UploadOperations {
   uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus>
   /** Assembles the parts into the file. With a `totalSize`, the parts must add up to exactly that (`upload_incomplete`). */
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult>
-  abortUpload(uploadId: string): Promise<void>
+  abortUpload(uploadId: string, options?: AbortUploadOptions): Promise<void>
   /** Reclaims the space of expired uploads and of anything a crash left behind. */
   sweep(now?: Date): Promise<{ removed: number }>
 }

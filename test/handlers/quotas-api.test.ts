@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/adapters/service/config.js'
 import { openStores } from '../../src/adapters/service/stores.js'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { expectError } from '../helpers/http.js'
+import { s3StoreEnv, s3TestTarget } from '../helpers/s3-store.js'
 import { type TestService, startTestService } from '../helpers/test-service.js'
 import { createTusUpload, uploadMetadata } from '../helpers/tus.js'
 
@@ -127,5 +128,22 @@ describe('quota configuration', () => {
   it('refuses a rule for a store that is not served', async () => {
     const config = loadConfig({ STORAGE_DIR: dir, QUOTAS: 'mongo=1GiB' })
     await expect(openStores(config, () => {})).rejects.toThrow(/QUOTAS: there is no store "mongo"/)
+  })
+
+  // The s3 driver keeps no shared records for the ledger: quotas there are refused, never ignored.
+  it.skipIf(!s3TestTarget())('refuses quotas on the s3 store at start-up, a rule for every store (*) too', async () => {
+    for (const QUOTAS of ['s3=1GiB', '*:users/{sub}=10 files']) {
+      const config = loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), QUOTAS })
+      await expect(openStores(config, () => {})).rejects.toThrow(/QUOTAS: the store "s3" \(s3\) cannot keep quotas: .*docs\/operations\.md#quotas/)
+    }
+    // Its neighbours keep theirs.
+    const stores = await openStores(loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), QUOTAS: 'disk=1GiB' }), () => {})
+    try {
+      expect(stores.names()).toEqual(['disk', 's3'])
+      expect(await stores.get('disk').quotaUsage?.('')).toMatchObject([{ prefix: '', limits: { bytes: 1024 ** 3 } }])
+      expect(stores.get('s3').quotaUsage).toBeUndefined()
+    } finally {
+      await stores.close()
+    }
   })
 })

@@ -1,7 +1,8 @@
 /**
  * The stores of the configuration under their quotas (QUOTAS, QUOTAS_FILE): each store a rule names
  * gets a ledger in its driver's shared records (storage/quotas). A rule for a store that is not
- * served, or for one whose driver cannot keep a ledger, stops start-up.
+ * served, or for one whose driver cannot keep a ledger (the s3 store's), stops start-up: a `*` rule
+ * too, rather than leave a store the operator meant to limit without limits.
  */
 import { DriverStore, type Store, StoreRegistry, withQuotas } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
@@ -20,7 +21,12 @@ export function withConfiguredQuotas(stores: StoreRegistry, config: Config, log:
   }
   const recordsOf = (store: Store) => (store instanceof DriverStore ? store.driver.sharedRecords?.bind(store.driver) : undefined)
   for (const [name, store] of stores.entries()) {
-    if (quotasOf(name, rules).length > 0 && !recordsOf(store)) problems.push(`the store "${name}" cannot keep quotas (its driver keeps no shared records)`)
+    if (quotasOf(name, rules).length > 0 && !recordsOf(store)) {
+      problems.push(
+        `the store "${name}" (${store.kind}) cannot keep quotas: its driver keeps no records shared by every instance, where the ledger lives ` +
+          '(the disk and MongoDB stores do; docs/operations.md#quotas); name the stores that can instead of "*", or remove its rules',
+      )
+    }
   }
   if (problems.length > 0) {
     void stores.close()

@@ -7,7 +7,8 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
-import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
+import { EventsService } from '../../events/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError, requestIdOf } from '../../handlers/index.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
 import { accessOptions, trustedProxies, urlOptions } from './access.js'
@@ -15,6 +16,7 @@ import { accessLog } from './access-log.js'
 import { browserAccess } from './browser-access.js'
 import type { Config } from './config.js'
 import { ConsulRegistration } from './consul-registration.js'
+import { eventsOptions } from './events-config.js'
 import { serviceDefinition } from './service-definition.js'
 import { clientAddress } from './client-address.js'
 import { rateLimitsOf } from './rate-limit-config.js'
@@ -68,6 +70,8 @@ export interface Service<Http extends HttpServer = HttpServer> {
   http: Http
   /** Present when CONSUL_HTTP_ADDR is set. */
   registration: ConsulRegistration | undefined
+  /** Present when events are configured (WEBHOOK_URL, EVENTS_CONFIG, EVENTS_REDIS_URL, a hook). */
+  events: EventsService | undefined
   /**
    * Graceful, in this order: deregister from Consul, stop accepting, finish the requests in flight
    * (up to SHUTDOWN_TIMEOUT_SECONDS), close the stores. Deregistering first lets discovery watchers
@@ -92,9 +96,11 @@ export async function startService<Http extends HttpServer>(
   log: (line: string) => void = console.log,
   roles: ServiceRoles = { sweeper: true, register: true },
 ): Promise<Service<Http>> {
+  const eventsConfig = eventsOptions(config) // a bad EVENTS_CONFIG stops start-up before anything opens
   const stores = await openStores(config, log)
+  const events = eventsConfig ? await EventsService.start(stores.entries(), eventsConfig, log) : undefined
   const limits = rateLimitsOf(config, log)
-  const http = await runtime.serve(composeApp(runtime, config, stores, log, limits).fetch, {
+  const http = await runtime.serve(composeApp(runtime, config, stores, log, events, limits).fetch, {
     host: config.HOST,
     port: config.PORT,
     headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
@@ -126,27 +132,31 @@ export async function startService<Http extends HttpServer>(
     stores,
     http,
     registration,
+    events,
     async stop() {
       clearInterval(sweeper)
       await registration?.stop()
       await http.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
+      await events?.stop(EVENTS_STOP_MS) // deliveries in flight end; what is left, another process (or the next start) delivers
       await stores.close()
       await limits?.close()
     },
   }
 }
 
-/** The handlers composed with the service's own middleware: access log, the runtime's, CORS. */
+/** The handlers composed with the service's own middleware: access log, request id, the runtime's, CORS, rate limits. */
 function composeApp(
   runtime: Runtime<HttpServer>,
   config: Config,
   stores: StoreRegistry,
   log: (line: string) => void,
+  events: EventsService | undefined,
   limits: RateLimits | undefined,
 ): OpenAPIHono {
   const access = accessOptions(config)
   const api = createFileStorageApp({
     stores,
+    ...(events ? { events, hooks: events.hooks } : {}),
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
     jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
@@ -160,6 +170,7 @@ function composeApp(
   app.notFound(fileStorageNotFound(DEFAULT_BASE_PATH))
   app.onError(onError)
   if (config.LOG_REQUESTS) app.use(accessLog(log))
+  app.use(answersRequestId)
   for (const middleware of runtime.middleware(config)) app.use(middleware)
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   if (limits) {
@@ -168,6 +179,19 @@ function composeApp(
   }
   mount(app, '/', api)
   return app
+}
+
+/** How long a stopping service lets deliveries in flight end. */
+const EVENTS_STOP_MS = 5000
+
+/** Every answer says its request's id (`X-Request-Id`: the client's, or a new one), which events carry too. */
+const answersRequestId: MiddlewareHandler = async (c, next) => {
+  await next()
+  try {
+    c.res.headers.set('X-Request-Id', requestIdOf(c))
+  } catch {
+    // an answer whose headers cannot change (a response passed through as it is)
+  }
 }
 
 /** The instance's Consul registration, started; undefined without CONSUL_HTTP_ADDR. */

@@ -1,11 +1,12 @@
 /**
- * Builds the stores the configuration asks for: `disk` always (the embedded default), and `mongo`
- * when MONGODB_URI is set. The mongo store connects lazily and with bounded timeouts, so start-up
+ * Builds the stores the configuration asks for: `disk` always (the embedded default), `mongo`
+ * when MONGODB_URI is set, and `s3` when S3_BUCKET is set (opened without calling S3, so start-up
+ * never waits for it either). The mongo store connects lazily and with bounded timeouts, so start-up
  * never waits for MongoDB: while it is down the store answers 503 and reports itself down, and it
  * recovers by itself when MongoDB returns.
  */
 import { resolve } from 'node:path'
-import { DiskDriver, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
+import { DiskDriver, MongoDriver, S3Driver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 import { withConfiguredQuotas } from './quotas.js'
 
@@ -34,5 +35,27 @@ export async function openStores(config: Config, log: (line: string) => void = c
     }
     stores.add('mongo', withUploads(mongo, uploads))
   }
+  if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, log), uploads))
   return withConfiguredQuotas(stores, config, log)
+}
+
+/** The s3 store, from the S3_* variables; credentials from the AWS SDK's chain. It calls S3 only when used. */
+function openS3(config: Config, uploadTtlMs: number, log: (line: string) => void): S3Driver {
+  try {
+    return S3Driver.open({
+      bucket: config.S3_BUCKET!,
+      region: config.S3_REGION,
+      timeoutMs: config.S3_TIMEOUT_SECONDS * 1000,
+      redirectDownloads: config.S3_REDIRECT_DOWNLOADS,
+      conditionalWrites: config.S3_CONDITIONAL_WRITES === 'auto' ? 'auto' : config.S3_CONDITIONAL_WRITES === 'true',
+      orphanAgeMs: uploadTtlMs,
+      log,
+      ...(config.S3_ENDPOINT !== undefined ? { endpoint: config.S3_ENDPOINT } : {}),
+      ...(config.S3_FORCE_PATH_STYLE !== undefined ? { forcePathStyle: config.S3_FORCE_PATH_STYLE } : {}),
+      ...(config.S3_PREFIX !== undefined ? { prefix: config.S3_PREFIX } : {}),
+      ...(config.S3_PUBLIC_ENDPOINT !== undefined ? { publicEndpoint: config.S3_PUBLIC_ENDPOINT } : {}),
+    })
+  } catch (e) {
+    throw new ConfigError(`invalid configuration:\n  S3_PREFIX: ${(e as Error).message}`)
+  }
 }

@@ -16,7 +16,9 @@
 import { StorageError } from '../errors.js'
 import { filesUnder } from '../files-under.js'
 import { isWithin } from '../paths.js'
+import type { EventRecorder } from '../events/recorder.js'
 import type {
+  AbortUploadOptions,
   AppendPartOptions,
   AppendResult,
   ByteRange,
@@ -32,6 +34,7 @@ import type {
   PutPartOptions,
   PutResult,
   ReadResult,
+  RedirectResponse,
   Store,
   StoredEntry,
   StoredFile,
@@ -58,6 +61,8 @@ const mayHaveHappened = (e: unknown) => !(e instanceof StorageError) || e.code =
 export class QuotaStore implements Store {
   readonly kind: string
   readonly localVersion?: (file: StoredFile) => Promise<string | undefined>
+  readonly events?: EventRecorder
+  readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
 
   constructor(
     readonly inner: Store,
@@ -65,6 +70,8 @@ export class QuotaStore implements Store {
   ) {
     this.kind = inner.kind
     if (inner.localVersion) this.localVersion = (file) => inner.localVersion!(file)
+    if (inner.events) this.events = inner.events
+    if (inner.redirectUrl) this.redirectUrl = (file, response) => inner.redirectUrl!(file, response)
   }
 
   read(path: string, range?: ByteRange): Promise<ReadResult> {
@@ -283,11 +290,11 @@ export class QuotaStore implements Store {
     return result
   }
 
-  async abortUpload(uploadId: string): Promise<void> {
+  async abortUpload(uploadId: string, options?: AbortUploadOptions): Promise<void> {
     const upload = await this.#upload(uploadId, { keep: true })
-    if (!upload) return this.inner.abortUpload(uploadId)
+    if (!upload) return this.inner.abortUpload(uploadId, options)
     await this.ledger.uploadEnding(uploadId)
-    await this.inner.abortUpload(uploadId)
+    await this.inner.abortUpload(uploadId, options)
     await upload.change.drop()
     await this.ledger.unindexUpload(uploadId)
   }

@@ -14,6 +14,7 @@ import { expectError } from '../helpers/http.js'
 import { s3StoreEnv, s3TestTarget } from '../helpers/s3-store.js'
 import { type TestService, startTestService } from '../helpers/test-service.js'
 import { createTusUpload, uploadMetadata } from '../helpers/tus.js'
+import { newSecret, startReceiver } from '../helpers/webhook-receiver.js'
 
 const key = hmacKey('quotas')
 
@@ -95,6 +96,31 @@ describe('quotas over HTTP', () => {
     expect((await fetch(`${svc.api}/disk/delete/users/ana/a`, { method: 'DELETE', headers: ana })).status).toBe(204)
     const usage = (await (await fetch(`${svc.api}/disk/usage/users/ana/a`, { headers: ana })).json()) as { quotas: { prefix: string; usage: object }[] }
     expect(usage.quotas.find((q) => q.prefix === 'users/ana')!.usage).toEqual({ bytes: 0, files: 0 })
+  })
+})
+
+describe('quotas with events', () => {
+  it('a store under quotas announces its changes (an abort with who asked); a refused write announces nothing', async () => {
+    const secret = newSecret()
+    const receiver = await startReceiver([secret])
+    const svc = await startTestService({ QUOTAS: 'disk=10KiB', WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: secret })
+    try {
+      expect((await fetch(`${svc.api}/disk/upload/a`, { method: 'PUT', body: new Uint8Array(6 * 1024) })).status).toBe(201)
+      await expectError(await fetch(`${svc.api}/disk/upload/b`, { method: 'PUT', body: new Uint8Array(6 * 1024) }), 403, 'quota_exceeded')
+      const created = await fetch(`${svc.api}/disk/createupload/c`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      const { uploadId } = (await created.json()) as { uploadId: string }
+      expect((await fetch(`${svc.api}/disk/abortupload/${uploadId}`, { method: 'DELETE', headers: { 'X-Request-Id': 'abort-1' } })).status).toBe(204)
+      expect((await fetch(`${svc.api}/disk/delete/a`, { method: 'DELETE' })).status).toBe(204)
+      await receiver.until(() => receiver.taken.some((d) => d.type === 'file.deleted'), 10_000, 'the delete\'s event')
+      const events = receiver.taken.map((d) => `${d.type} ${d.data.path}`)
+      expect(events).toEqual(expect.arrayContaining(['file.created a', 'upload.created c', 'upload.aborted c', 'file.deleted a']))
+      expect(events.some((e) => e.endsWith(' b'))).toBe(false)
+      expect(receiver.taken.find((d) => d.type === 'upload.aborted')!.data).toMatchObject({ requestId: 'abort-1' })
+      expect(receiver.invalid).toEqual([])
+    } finally {
+      await svc.stop()
+      await receiver.close()
+    }
   })
 })
 

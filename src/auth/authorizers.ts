@@ -5,13 +5,15 @@
 import type { Context } from 'hono'
 import { hostMatcher } from './allowed-hosts.js'
 import { forbidden, unauthorized } from './errors.js'
-import { type Right, rightsAllow, rightsFromClaims } from './rights.js'
+import { isAdminByClaims, type Right, rightsAllow, rightsFromClaims } from './rights.js'
 import type { TokenVerifier } from './token-verifier.js'
 import type { Authorizer, Principal } from './types.js'
 
 export interface TokenPrincipal extends Principal {
   readonly kind: 'token'
   readonly rights: readonly Right[]
+  /** Holds the operator's right (`filestorage:admin`). */
+  readonly admin: boolean
 }
 
 export interface TokenAuthorizerOptions {
@@ -33,6 +35,7 @@ export function tokenAuthorizer(verifier: TokenVerifier, options: TokenAuthorize
     id: `${claims.iss ?? ''}#${claims.sub}`,
     sub: claims.sub,
     rights: rightsFromClaims(claims, options.rightsClaim ? { claim: options.rightsClaim } : {}),
+    admin: isAdminByClaims(claims),
   })
   return {
     async authenticate(c: Context): Promise<TokenPrincipal> {
@@ -46,6 +49,7 @@ export function tokenAuthorizer(verifier: TokenVerifier, options: TokenAuthorize
       return principal
     },
     allows: (principal, request) => rightsAllow((principal as TokenPrincipal).rights ?? [], request),
+    isAdmin: (principal) => (principal as TokenPrincipal).admin === true,
     securitySchemes: {
       bearerAuth: {
         type: 'http',
@@ -109,5 +113,6 @@ export function anonymousAuthorizer(options: AnonymousOptions = {}): Authorizer 
       return ANONYMOUS
     },
     allows: () => true,
+    isAdmin: () => true,
   }
 }

@@ -4,7 +4,7 @@
  */
 export * from './types.js'
 export { AccessError, forbidden, unauthorized } from './errors.js'
-export { DEFAULT_RIGHTS_CLAIM, parseScope, type Right, rightsAllow, rightsFromClaims, SCOPE_PREFIX, scopeOf } from './rights.js'
+export { ADMIN_SCOPE, DEFAULT_RIGHTS_CLAIM, isAdminByClaims, parseScope, type Right, rightsAllow, rightsFromClaims, SCOPE_PREFIX, scopeOf } from './rights.js'
 export {
   ASYMMETRIC_ALGORITHMS,
   createTokenVerifier,

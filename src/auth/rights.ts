@@ -26,6 +26,8 @@ export interface Right {
 }
 
 export const SCOPE_PREFIX = 'files'
+/** The operator's right: the admin routes (SPEC 6). A scope of its own, outside `files:`, so no file right grants it. */
+export const ADMIN_SCOPE = 'filestorage:admin'
 export const DEFAULT_RIGHTS_CLAIM = 'filestorage'
 
 /** The rights of a verified token's claims: its scopes (`scope` or `scp`) and its structured claim. */
@@ -44,6 +46,11 @@ export function rightsFromClaims(claims: Record<string, unknown>, options: { cla
     }
   }
   return rights
+}
+
+/** Whether the claims grant the operator's right (`ADMIN_SCOPE` among their scopes). */
+export function isAdminByClaims(claims: Record<string, unknown>): boolean {
+  return scopesOf(claims).includes(ADMIN_SCOPE)
 }
 
 /** `scope` (RFC 8693/9068: space-separated) or `scp` (Azure AD, Okta: an array or a string). */

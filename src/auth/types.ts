@@ -70,6 +70,11 @@ export interface Authorizer {
   authenticate(c: Context): Promise<Principal> | Principal
   /** Whether `principal` may do what `request` asks (false: `403 forbidden`). */
   allows(principal: Principal, request: AccessRequest): Promise<boolean> | boolean
+  /**
+   * Whether `principal` holds the operator's right (the scope `filestorage:admin`): the admin routes
+   * (the events' dead letters). No `files:` right grants it. Absent: nobody holds it.
+   */
+  isAdmin?(principal: Principal): Promise<boolean> | boolean
   /** OpenAPI security schemes this authorizer accepts, declared on every guarded operation. */
   readonly securitySchemes?: Record<string, Record<string, unknown>>
 }

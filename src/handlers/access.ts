@@ -8,6 +8,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import {
   type AccessRequest,
+  ADMIN_SCOPE,
   anonymousAuthorizer,
   type Authorizer,
   forbidden,
@@ -149,6 +150,18 @@ export function grantedContentType(given: string | undefined, grant: Grant, sour
     throw forbidden(`this signed URL only takes the ${source} ${grant.contentType}`)
   }
   return grant.contentType
+}
+
+/**
+ * Throws `403` unless the request's principal holds the operator's right (`filestorage:admin`): a
+ * signed URL never does, nor does any `files:` right.
+ */
+export async function authorizeAdmin(c: Context): Promise<void> {
+  const { access, principal } = stateOf(c)
+  if (!principal) throw forbidden('credentials are required')
+  if (isSignedPrincipal(principal) || !(await access.authorizer.isAdmin?.(principal))) {
+    throw forbidden(`this route needs the operator's right (${ADMIN_SCOPE})`, { insufficientScope: principal.kind === 'token' })
+  }
 }
 
 /** Whether the principal may do `request` (listing filters, health details): `authorize` without the throw. */

@@ -17,7 +17,7 @@ export interface RegistrationOptions {
   resyncMs: number
   /** Bound on every call to the agent, so a stuck agent cannot hold up start-up or shutdown. */
   requestTimeoutMs?: number
-  log: (line: string) => void
+  log: (line: string, level?: 'info' | 'warn') => void
 }
 
 const FIRST_RETRY_MS = 250
@@ -67,7 +67,7 @@ export class ConsulRegistration {
       await this.#consul.agent.service.deregister(request)
       this.#options.log(`[filestorage] consul: deregistered ${id}`)
     } catch (e) {
-      this.#options.log(`[filestorage] consul: could not deregister ${id}: ${describe(e)}`)
+      this.#options.log(`[filestorage] consul: could not deregister ${id}: ${describe(e)}`, 'warn')
     } finally {
       this.#registered = false
       this.#consul.destroy()
@@ -96,6 +96,7 @@ export class ConsulRegistration {
       next = backoffDelay(this.#failures++, FIRST_RETRY_MS, this.#options.resyncMs)
       this.#options.log(
         `[filestorage] consul: ${this.#options.consulAddr} did not answer (${describe(e)}); retrying in ${(next / 1000).toFixed(1)}s`,
+        'warn',
       )
     }
     if (!this.#stopped) this.#schedule(next)

@@ -3,12 +3,23 @@
  * when MONGODB_URI is set. The mongo store connects lazily and with bounded timeouts, so start-up
  * never waits for MongoDB: while it is down the store answers 503 and reports itself down, and it
  * recovers by itself when MongoDB returns.
+ *
+ * Observed (metrics, traces), each store is wrapped once at the `Store` level (observability/store.ts),
+ * and with traces the MongoDB client reports its commands as spans.
  */
 import { resolve } from 'node:path'
-import { DiskDriver, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
+import { traceMongoCommands } from '../../observability/mongo-commands.js'
+import { observedStore, type StoreObservation } from '../../observability/store.js'
+import { DiskDriver, MongoConnection, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 
-export async function openStores(config: Config, log: (line: string) => void = console.log): Promise<StoreRegistry> {
+const UNOBSERVED: StoreObservation = { traces: false, metrics: false }
+
+export async function openStores(
+  config: Config,
+  log: (line: string) => void = console.log,
+  observe: StoreObservation = UNOBSERVED,
+): Promise<StoreRegistry> {
   const uploads = {
     partSizeLimit: config.PART_SIZE_LIMIT,
     ttlMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
@@ -19,8 +30,10 @@ export async function openStores(config: Config, log: (line: string) => void = c
   if (config.MONGODB_URI) {
     let mongo: MongoDriver
     try {
+      const connection = MongoConnection.fromUri(config.MONGODB_URI, observe.traces ? { monitorCommands: true } : {})
+      if (observe.traces) traceMongoCommands(connection.client)
       mongo = MongoDriver.open({
-        uri: config.MONGODB_URI,
+        connection,
         db: config.MONGODB_DB,
         kind: 'mongo',
         inlineMaxBytes: config.INLINE_MAX_BYTES,
@@ -33,5 +46,6 @@ export async function openStores(config: Config, log: (line: string) => void = c
     }
     stores.add('mongo', withUploads(mongo, uploads))
   }
+  for (const [name, store] of stores.entries()) stores.add(name, observedStore(name, store, observe))
   return stores
 }

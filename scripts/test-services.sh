@@ -43,6 +43,8 @@ set -euo pipefail
 readonly FERRETDB_VERSION=v1.24.2
 readonly CONSUL_VERSION=v1.14.11
 readonly SCHEMATHESIS_VERSION=4.32.5
+# The Prometheus project's own Python client: its text-format parser reads /metrics in the tests.
+readonly PROMETHEUS_CLIENT_VERSION=0.26.0
 # SeaweedFS tags releases without a "v", so the Go proxy serves only pseudo-versions
 # of its commits; this is master of 2026-11-09.
 readonly SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
@@ -253,6 +255,19 @@ install_schemathesis() {
   log "schemathesis $SCHEMATHESIS_VERSION: installed in $VENV_DIR"
 }
 
+# prometheus-client in the same virtual environment: the reference parser of Prometheus's text
+# format, for the metrics tests (the npm parsers drop a histogram's labels, sum and count).
+install_prometheus_parser() {
+  local py=$VENV_DIR/bin/python
+  if [[ -x $py ]] && [[ $("$py" -c 'import prometheus_client as p; print(p.__version__)' 2>/dev/null) == "$PROMETHEUS_CLIENT_VERSION" ]]; then
+    log "prometheus-client $PROMETHEUS_CLIENT_VERSION: already installed in $VENV_DIR"
+    return
+  fi
+  [[ -x $py ]] || die "prometheus-client: $VENV_DIR has no python (install_schemathesis makes it)"
+  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check "prometheus-client==$PROMETHEUS_CLIENT_VERSION" >&2 || die "could not install prometheus-client"
+  log "prometheus-client $PROMETHEUS_CLIENT_VERSION: installed in $VENV_DIR"
+}
+
 # ---------------------------------------------------------------- runtimes
 
 # Node.js LTS, for CI to run the tests on (the machine's node may be older): the official Linux
@@ -315,6 +330,7 @@ cmd_install() {
   install_jaeger
   install_packages
   install_schemathesis
+  install_prometheus_parser
 }
 
 # ---------------------------------------------------------------- ports and processes

@@ -7,12 +7,15 @@
  * WORKERS, the primary holds the METRICS_PORT listener and asks every worker for its registry over
  * node:cluster's channel (prom-client's AggregatorRegistry), adding them up (counters and histograms
  * summed, gauges as each declares); a worker asked on the main port has the primary do the same for
- * it. The same channel serves on Bun, whose workers are node:cluster workers too.
+ * it. The same channel serves on Bun, whose workers are node:cluster workers too. (prom-client's
+ * own `clusterMetrics` asks every forked worker and fails the whole scrape when one that is still
+ * starting does not answer; here only serving workers are asked, and one that does not answer in
+ * time is left out of that scrape.)
  */
-import cluster from 'node:cluster'
+import cluster, { type Worker } from 'node:cluster'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { AggregatorRegistry, type PrometheusContentType } from 'prom-client'
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import { registry } from '../../observability/metrics.js'
 import { hostPort } from '../host-port.js'
 
@@ -21,78 +24,113 @@ export interface Scrape {
   body: string
 }
 
-const ASK = 'filestorage:metrics?'
-const ANSWER = 'filestorage:metrics'
-/** prom-client gives up on workers after 5 s; a worker asking the primary waits a little longer. */
-const ASK_TIMEOUT_MS = 6000
+/** A worker asks the primary for the instance's metrics (main port); the primary asks each worker for its own. */
+const ASK_SUM = 'filestorage:metrics?'
+const SUM = 'filestorage:metrics'
+const ASK_OWN = 'filestorage:own-metrics?'
+const OWN = 'filestorage:own-metrics'
+/** How long the primary waits for a worker's metrics; one that does not answer in time is left out of the scrape. */
+const WORKER_TIMEOUT_MS = 3000
+/** How long a worker waits for the primary's sum. */
+const SUM_TIMEOUT_MS = 5000
 
-interface Asked {
-  type: typeof ASK
-  id: number
-}
-interface Answered {
-  type: typeof ANSWER
+interface Message {
+  type: string
   id: number
   body?: string
+  metrics?: MetricObjectWithValues<MetricValue<string>>[]
   error?: string
 }
 
 /** The instance's metrics in Prometheus's text format, from wherever this process stands. */
-export function scrape(): Promise<Scrape> {
-  if (cluster.isWorker) return askPrimary()
-  if (aggregator) return aggregator.clusterMetrics().then((body: string) => ({ contentType: registry.contentType, body }))
-  return registry.metrics().then((body) => ({ contentType: registry.contentType, body }))
+export async function scrape(): Promise<Scrape> {
+  const body = cluster.isWorker ? await askPrimary() : aggregating ? await sumOfWorkers() : await registry.metrics()
+  return { contentType: registry.contentType, body }
 }
 
-let aggregator: AggregatorRegistry<PrometheusContentType> | undefined
+let aggregating = false
+const ready = new Set<Worker>()
+const waiting = new Map<number, (message: Message) => void>()
+let lastId = 0
 
-/** In the primary of WORKERS: sums the workers' metrics for every scrape, and answers workers that ask for them. */
+/** Waits for the answer `id` (a worker's metrics, the primary's sum), or undefined after `ms`. */
+function answer(id: number, ms: number): Promise<Message | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      waiting.delete(id)
+      resolve(undefined)
+    }, ms)
+    waiting.set(id, (message) => {
+      clearTimeout(timer)
+      waiting.delete(id)
+      resolve(message)
+    })
+  })
+}
+
+/**
+ * In the primary of WORKERS: sums the workers' metrics for every scrape, and answers workers that
+ * ask for the sum. Only workers that serve (`workerReady`) are asked: one still starting has no
+ * metrics yet and would not answer.
+ */
 export function aggregateWorkers(): void {
-  if (aggregator) return
-  aggregator = new AggregatorRegistry<PrometheusContentType>()
-  const sum = aggregator
-  cluster.on('message', (worker, message: Asked) => {
-    if (message?.type !== ASK) return
-    sum.clusterMetrics().then(
-      (body: string) => worker.isConnected() && worker.send({ type: ANSWER, id: message.id, body } satisfies Answered),
-      (e: Error) => worker.isConnected() && worker.send({ type: ANSWER, id: message.id, error: e.message } satisfies Answered),
+  if (aggregating) return
+  aggregating = true
+  cluster.on('message', (worker, message: Message) => {
+    if (message?.type === OWN) waiting.get(message.id)?.(message)
+    if (message?.type !== ASK_SUM) return
+    sumOfWorkers().then(
+      (body) => worker.isConnected() && worker.send({ type: SUM, id: message.id, body } satisfies Message),
+      (e: Error) => worker.isConnected() && worker.send({ type: SUM, id: message.id, error: e.message } satisfies Message),
     )
   })
 }
 
+/** In the primary: `worker` serves, and has its answer to metrics requests installed. */
+export function workerReady(worker: Worker): void {
+  ready.add(worker)
+  worker.once('exit', () => ready.delete(worker))
+}
+
+async function sumOfWorkers(): Promise<string> {
+  const workers = [...ready].filter((w) => w.isConnected())
+  const answers = await Promise.all(
+    workers.map((w) => {
+      const id = ++lastId
+      const answered = answer(id, WORKER_TIMEOUT_MS)
+      w.send({ type: ASK_OWN, id } satisfies Message)
+      return answered
+    }),
+  )
+  const metrics = answers.flatMap((a) => (a?.metrics ? [a.metrics] : []))
+  if (metrics.length === 0 && workers.length > 0) throw new Error('no worker answered with its metrics in time')
+  return AggregatorRegistry.aggregate(metrics).metrics()
+}
+
 let answering = false
 
-/** In a worker: lets the primary read this process's registry (and is ready to ask it for the sum). */
+/** In a worker (before it reports that it serves): answers the primary with this process's registry, and takes the sums it asks for. */
 export function reportToPrimary(): void {
   if (answering) return
   answering = true
-  AggregatorRegistry.setRegistries([registry])
-  new AggregatorRegistry<PrometheusContentType>() // its constructor installs the worker's answer to the primary
-  process.on('message', (message: Answered) => {
-    if (message?.type !== ANSWER) return
-    const waiting = asked.get(message.id)
-    asked.delete(message.id)
-    waiting?.(message)
+  process.on('message', (message: Message) => {
+    if (message?.type === SUM) waiting.get(message.id)?.(message)
+    if (message?.type !== ASK_OWN) return
+    registry.getMetricsAsJSON().then(
+      (metrics) => process.send?.({ type: OWN, id: message.id, metrics } satisfies Message),
+      (e: Error) => process.send?.({ type: OWN, id: message.id, error: e.message } satisfies Message),
+    )
   })
 }
 
-const asked = new Map<number, (answer: Answered) => void>()
-let lastId = 0
-
-function askPrimary(): Promise<Scrape> {
+async function askPrimary(): Promise<string> {
   const id = ++lastId
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      asked.delete(id)
-      reject(new Error('the primary did not answer with the metrics in time'))
-    }, ASK_TIMEOUT_MS)
-    asked.set(id, (answer) => {
-      clearTimeout(timer)
-      if (answer.error !== undefined || answer.body === undefined) reject(new Error(answer.error ?? 'no metrics'))
-      else resolve({ contentType: registry.contentType, body: answer.body })
-    })
-    process.send?.({ type: ASK, id } satisfies Asked)
-  })
+  const answered = answer(id, SUM_TIMEOUT_MS)
+  process.send?.({ type: ASK_SUM, id } satisfies Message)
+  const message = await answered
+  if (!message) throw new Error('the primary did not answer with the metrics in time')
+  if (message.body === undefined) throw new Error(message.error ?? 'no metrics')
+  return message.body
 }
 
 export interface MetricsServer {

@@ -107,14 +107,13 @@ export async function startService<Http extends HttpServer>(
 ): Promise<Service<Http>> {
   const log = lineLog(logger)
   const metricsOn = config.METRICS_PORT !== undefined || config.METRICS_ON_MAIN_PORT
+  // A worker answers the primary's metrics requests from before it reports that it serves (workers.ts).
+  if (metricsOn && cluster.isWorker) reportToPrimary()
   const tracing = await startTracing(config, { name: config.SERVICE_NAME, version: VERSION })
   if (tracing) logger.info(`tracing: spans go to ${tracing.exporter}`)
   const stores = await openStores(config, log, { traces: tracing !== undefined, metrics: metricsOn })
   const stopHealthMetrics = metricsOn ? storeHealthMetrics(stores) : undefined
-  if (metricsOn) {
-    startProcessMetrics()
-    if (cluster.isWorker) reportToPrimary()
-  }
+  if (metricsOn) startProcessMetrics()
   const http = await runtime.serve(composeApp(runtime, config, stores, logger, { metrics: metricsOn, traces: tracing }).fetch, {
     host: config.HOST,
     port: config.PORT,

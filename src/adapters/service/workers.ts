@@ -14,7 +14,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { sharedSigningKeyEnv } from './access.js'
 import type { Config } from './config.js'
 import type { ConsulRegistration } from './consul-registration.js'
-import { aggregateWorkers, type MetricsServer, serveMetrics } from './metrics-endpoint.js'
+import { aggregateWorkers, type MetricsServer, serveMetrics, workerReady } from './metrics-endpoint.js'
 import { registerWithConsul, type Service, type ServiceRoles } from './service.js'
 
 /** What a worker tells the primary once it listens. */
@@ -84,6 +84,7 @@ export function startPrimary(config: Config, log: Log = console.log): Primary {
     worker.on('error', (e: Error) => log(`[filestorage] worker ${worker.process.pid} (${role}): ${e.message}`, 'warn'))
     worker.on('message', (message: Listening) => {
       if (message?.type !== 'filestorage:listening') return
+      workerReady(worker)
       if (replacing !== undefined) log(`[filestorage] worker ${worker.process.pid} (${role}) serving in place of ${replacing}`)
       announce({ url: message.url, stores: message.stores })
       registration ??= registerWithConsul(config, { port: message.port, stores: message.stores }, log)

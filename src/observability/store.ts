@@ -5,7 +5,7 @@
  * driver (disk, mongo, s3, and those to come) is observed alike without a line in any of them;
  * what the store offers besides its operations (`driver`, `kind`, `localVersion`...) passes through.
  */
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import type { Store } from '../storage/index.js'
 import { metrics } from './metrics.js'
 import { tracer, tracingEnabled } from './tracing.js'
@@ -84,7 +84,8 @@ function observed(
     )
   return async (...args) => {
     const started = performance.now()
-    if (!tracingEnabled()) {
+    // Spans within a request or a job only: a scrape's health probes make no traces of their own.
+    if (!tracingEnabled() || !trace.getActiveSpan()) {
       try {
         const result = await call(...args)
         record(started, undefined)

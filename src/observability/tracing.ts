@@ -87,10 +87,19 @@ export async function tracedFetch(input: string | URL, init: RequestInit = {}): 
   )
 }
 
-/** Runs `fn` in a child span of the active one (INTERNAL unless `kind` says otherwise); an error ends it as failed. */
-export async function inSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>, kind = SpanKind.INTERNAL): Promise<T> {
+/**
+ * Runs `fn` in a child span of the active one (INTERNAL unless `kind` says otherwise); an error ends
+ * it as failed. `root`: a trace of its own (a background job: a timer's callback would otherwise
+ * join whatever trace set the timer).
+ */
+export async function inSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: () => Promise<T>,
+  options: { kind?: SpanKind; root?: boolean } = {},
+): Promise<T> {
   if (!enabled) return fn()
-  return tracer().startActiveSpan(name, { kind, attributes }, async (span) => {
+  return tracer().startActiveSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes, root: options.root ?? false }, async (span) => {
     try {
       return await fn()
     } catch (e) {

@@ -10,6 +10,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
 import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
 import { createLogger, lineLog, type Logger } from '../../observability/logger.js'
+import { inSpan } from '../../observability/tracing.js'
 import { startTracing, type Tracing } from '../../observability/tracing-sdk.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
@@ -128,7 +129,7 @@ export async function startService<Http extends HttpServer>(
   const sweep = async () => {
     for (const [name, driver] of stores.entries()) {
       try {
-        const { removed } = await driver.sweep()
+        const { removed } = await inSpan('sweep', { 'filestorage.store': name }, () => driver.sweep(), { root: true })
         swept?.runs.inc({ filestorage_store: name, outcome: 'ok' })
         swept?.reclaimed.inc({ filestorage_store: name }, removed)
         swept?.lastSuccess.set({ filestorage_store: name }, Date.now() / 1000)

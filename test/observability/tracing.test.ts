@@ -1,0 +1,124 @@
+/**
+ * Traces received by a real OTLP receiver (Jaeger, built by scripts/test-services.sh install-jaeger):
+ * the service as a process on Node and on Bun, an upload sent with a client's `traceparent`, and the
+ * trace read back from Jaeger's query API: the client's trace id, the SERVER span as its child with
+ * route, store and status, the storage operations under it, the MongoDB commands under those; and
+ * the `traceparent` the service passes on to the calls it makes (tracedFetch).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RUNTIMES, spawnService } from '../helpers/process-service.js'
+import { JAEGER, type Jaeger, type JaegerSpan, startJaeger, tagOf } from '../helpers/jaeger.js'
+import { requireService } from '../helpers/external.js'
+
+const MONGODB_URI = requireService('MONGODB_URI', 'MongoDB (FerretDB)')
+
+describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
+  let jaeger: Jaeger
+  beforeAll(async () => {
+    jaeger = await startJaeger(JAEGER!)
+  })
+  afterAll(async () => jaeger?.stop())
+
+  for (const runtime of RUNTIMES) {
+    it(`joins the client's trace with the request, its storage operations and MongoDB's commands, on ${runtime}`, async () => {
+      const storage = await mkdtemp(join(tmpdir(), 'filestorage-traces-'))
+      const svc = await spawnService(
+        {
+          STORAGE_DIR: storage,
+          OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+          OTEL_SERVICE_NAME: `filestorage-test-${runtime}`,
+          ...(MONGODB_URI ? { MONGODB_URI, MONGODB_DB: `traces_${runtime}_${randomBytes(4).toString('hex')}` } : {}),
+        },
+        { runtime },
+      )
+      try {
+        expect(svc.output()).toContain(`spans go to ${jaeger.otlpEndpoint}/v1/traces`)
+        const traceId = randomBytes(16).toString('hex')
+        const parentSpan = randomBytes(8).toString('hex')
+        const traceparent = `00-${traceId}-${parentSpan}-01`
+        const store = MONGODB_URI ? 'mongo' : 'disk'
+        const res = await fetch(`${svc.api}/${store}/upload/traced/a.txt`, { method: 'PUT', headers: { traceparent }, body: 'traced bytes' })
+        expect(res.status).toBe(201)
+
+        const trace = await jaeger.trace(traceId, MONGODB_URI ? 4 : 2)
+        const byName = (name: string) => trace.spans.filter((s) => s.operationName === name)
+        const server = byName('PUT /filestorage/v1/{store}/upload/{path}')[0]!
+        expect(server, JSON.stringify(trace.spans.map((s) => s.operationName))).toBeDefined()
+        expect(server.traceID).toBe(traceId)
+        expect(server.references).toContainEqual(expect.objectContaining({ refType: 'CHILD_OF', spanID: parentSpan }))
+        expect(tagOf(server, 'span.kind')).toBe('server')
+        expect(tagOf(server, 'http.route')).toBe('/filestorage/v1/{store}/upload/{path}')
+        expect(tagOf(server, 'filestorage.operation')).toBe('upload')
+        expect(tagOf(server, 'filestorage.store')).toBe(store)
+        expect(Number(tagOf(server, 'http.response.status_code'))).toBe(201)
+        expect(trace.processes[server.processID]!.serviceName).toBe(`filestorage-test-${runtime}`)
+
+        const put = byName('store put')[0]!
+        expect(put).toBeDefined()
+        expect(parentOf(put)).toBe(server.spanID)
+        expect(tagOf(put, 'filestorage.path')).toBe('traced/a.txt')
+        if (MONGODB_URI) {
+          const commands = trace.spans.filter((s) => tagOf(s, 'db.system.name') === 'mongodb')
+          expect(commands.length).toBeGreaterThan(0)
+          const underPut = (s: JaegerSpan): boolean => {
+            const parent = trace.spans.find((p) => p.spanID === parentOf(s))
+            return parent !== undefined && (parent.spanID === put.spanID || underPut(parent))
+          }
+          expect(commands.every(underPut)).toBe(true)
+          expect(commands.map((c) => tagOf(c, 'db.operation.name'))).toEqual(expect.arrayContaining([expect.stringMatching(/^(insert|update|findAndModify|find)$/)]))
+        }
+        // The request id is on the span, as in the log line, which carries the trace id.
+        const requestId = res.headers.get('x-request-id')!
+        expect(tagOf(server, 'filestorage.request_id')).toBe(requestId)
+      } finally {
+        await svc.stop()
+        await rm(storage, { recursive: true, force: true })
+      }
+    })
+  }
+
+  it('passes the trace on to the calls the service makes (tracedFetch), and starts none when off', async () => {
+    const seen: IncomingHttpHeaders[] = []
+    const receiver = createServer((req, res) => {
+      seen.push(req.headers)
+      res.end('ok')
+    })
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook?token=secret`
+    const { startTracing } = await import('../../src/observability/tracing-sdk.js')
+    const { inSpan, tracedFetch } = await import('../../src/observability/tracing.js')
+    try {
+      await tracedFetch(url, { method: 'POST', body: 'x' })
+      expect(seen[0]!.traceparent).toBeUndefined() // tracing off: nothing added, nothing sent
+      const tracing = (await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint }, { name: 'filestorage-fetch-test', version: '0' }))!
+      try {
+        let traceId = ''
+        await inSpan('a job', {}, async () => {
+          const { trace } = await import('@opentelemetry/api')
+          traceId = trace.getActiveSpan()!.spanContext().traceId
+          expect((await tracedFetch(url, { method: 'POST', body: 'x' })).status).toBe(200)
+        })
+        expect(seen[1]!.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
+        await tracing.flush()
+        const trace = await jaeger.trace(traceId, 2)
+        const client = trace.spans.find((s) => s.operationName === 'POST')!
+        expect(tagOf(client, 'span.kind')).toBe('client')
+        expect(seen[1]!.traceparent).toContain(client.spanID)
+        expect(tagOf(client, 'url.full')).toBe(url.split('?')[0]) // no query: it may carry a secret
+      } finally {
+        await tracing.shutdown()
+      }
+    } finally {
+      receiver.close()
+    }
+  })
+})
+
+const parentOf = (span: JaegerSpan) => span.references.find((r) => r.refType === 'CHILD_OF')?.spanID

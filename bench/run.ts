@@ -15,6 +15,7 @@ import { readSettings, sizeLabel } from './lib/settings.js'
 import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
 import { mongo } from './scenarios/mongo.js'
+import { observability } from './scenarios/observability.js'
 import { smallFiles } from './scenarios/small-files.js'
 import { tus } from './scenarios/tus.js'
 
@@ -30,6 +31,7 @@ const SCENARIOS: Scenario[] = [
   { key: 'tus', section: '3. resumable upload (tus)', run: tus },
   { key: 'mongo', section: '4. MongoDB', run: mongo },
   { key: 'memory', section: '5. memory', run: idleMemory },
+  { key: 'obs', section: '6. observability', run: observability },
 ]
 
 async function main(): Promise<void> {

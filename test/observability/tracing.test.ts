@@ -6,6 +6,8 @@
  * the `traceparent` the service passes on to the calls it makes (tracedFetch).
  */
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { types } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -15,8 +17,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { JAEGER, type Jaeger, type JaegerSpan, startJaeger, tagOf } from '../helpers/jaeger.js'
 import { requireService } from '../helpers/external.js'
+import { DriverStore } from '../../src/storage/index.js'
 
 const MONGODB_URI = requireService('MONGODB_URI', 'MongoDB (FerretDB)')
+
+// First: the tests below register the SDK in this process.
+describe('traces off', () => {
+  it('loads no module of the SDK and wraps no store', async () => {
+    const { startTestService } = await import('../helpers/test-service.js')
+    const svc = await startTestService()
+    try {
+      expect((await fetch(`${svc.api}/disk/upload/off.txt`, { method: 'PUT', body: 'x' })).status).toBe(201)
+      const loaded = Object.keys(createRequire(import.meta.url).cache)
+      expect(loaded.filter((path) => /@opentelemetry[\\/](sdk-|exporter-|resources)/.test(path))).toEqual([])
+      expect(svc.service.stores.get('disk')).toBeInstanceOf(DriverStore)
+      expect(types.isProxy(svc.service.stores.get('disk'))).toBe(false)
+    } finally {
+      await svc.stop()
+    }
+  })
+})
 
 describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
   let jaeger: Jaeger

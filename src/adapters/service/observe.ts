@@ -106,6 +106,15 @@ class UploadsInFlight {
 
 export function observe(options: ObserveOptions): MiddlewareHandler {
   const { basePath, metrics, log, traces, routeName } = options
+  if (!metrics && !log && !traces) {
+    // Nothing observed: the request id alone.
+    return async (c, next) => {
+      const id = requestId(c.req.header('x-request-id'))
+      c.set('filestorageRequestId', id)
+      await next()
+      withRequestId(c, id)
+    }
+  }
   const stores = new Set(options.stores)
   const uploads = new UploadsInFlight()
   if (metrics) {

@@ -86,6 +86,11 @@ async function register(settings: TracingSettings, service: { name: string; vers
       setTracingEnabled(false)
       running = undefined
       await provider.shutdown()
+      // The API takes one registration per process: released, so that a later start can register again.
+      const api = await import('@opentelemetry/api')
+      api.trace.disable()
+      api.context.disable()
+      api.propagation.disable()
     },
   }
 }

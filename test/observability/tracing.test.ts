@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { types } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer, type IncomingHttpHeaders, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,9 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { JAEGER, type Jaeger, type JaegerSpan, startJaeger, tagOf } from '../helpers/jaeger.js'
 import { requireService } from '../helpers/external.js'
+import { waitFor } from '../helpers/wait.js'
 import { DriverStore } from '../../src/storage/index.js'
 
 const MONGODB_URI = requireService('MONGODB_URI', 'MongoDB (FerretDB)')
+const CONSUL_HTTP_ADDR = requireService('CONSUL_HTTP_ADDR', 'Consul')
 
 // First: the tests below register the SDK in this process.
 describe('traces off', () => {
@@ -104,6 +106,47 @@ describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
     })
   }
 
+  it.runIf(CONSUL_HTTP_ADDR)('sends each Consul sync as a trace of its own, its calls carrying traceparent', async () => {
+    const proxy = await recordingProxy(CONSUL_HTTP_ADDR!)
+    const { startTracing } = await import('../../src/observability/tracing-sdk.js')
+    const { ConsulRegistration } = await import('../../src/adapters/service/consul-registration.js')
+    const tracing = (await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint }, { name: 'filestorage-consul-test', version: '0' }))!
+    const id = `traced-${randomBytes(4).toString('hex')}`
+    const registration = new ConsulRegistration(
+      {
+        id,
+        name: 'traced',
+        address: '127.0.0.1',
+        port: 9,
+        tags: [],
+        meta: {},
+        check: { http: 'http://127.0.0.1:9/', intervalMs: 60_000, timeoutMs: 1000, deregisterAfterMs: 60_000 },
+      },
+      { consulAddr: proxy.addr, resyncMs: 200, log: () => {} },
+    ).start()
+    try {
+      await waitFor('the registration', () => registration.registered)
+      await waitFor('a second sync', () => proxy.seen.filter((r) => r.method === 'GET').length >= 2)
+      await registration.stop()
+      await tracing.flush()
+      expect(proxy.seen.map((r) => r.method)).toEqual(expect.arrayContaining(['GET', 'PUT']))
+      const parents = proxy.seen.map((r) => /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(r.traceparent ?? ''))
+      expect(parents.every(Boolean), JSON.stringify(proxy.seen)).toBe(true)
+      const traceIds = new Set(parents.map((m) => m![1]))
+      const syncs = proxy.seen.filter((r) => r.method === 'GET').length
+      expect(traceIds.size).toBeGreaterThanOrEqual(syncs) // a sync (and the deregistration) each a trace of its own
+      const [, traceId, spanId] = parents[0]!
+      const trace = await jaeger.trace(traceId!, 1)
+      const sync = trace.spans.find((s) => s.spanID === spanId)!
+      expect(sync.operationName).toBe('consul sync')
+      expect(tagOf(sync, 'filestorage.consul.service_id')).toBe(id)
+    } finally {
+      await registration.stop()
+      await tracing.shutdown()
+      proxy.close()
+    }
+  })
+
   it('passes the trace on to the calls the service makes (tracedFetch), and starts none when off', async () => {
     const seen: IncomingHttpHeaders[] = []
     const receiver = createServer((req, res) => {
@@ -140,5 +183,22 @@ describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
     }
   })
 })
+
+/** An HTTP proxy in front of `target` (the real Consul agent) that records each request's method, path and traceparent. */
+async function recordingProxy(target: string): Promise<{ addr: string; seen: { method: string; path: string; traceparent?: string }[]; close(): void }> {
+  const seen: { method: string; path: string; traceparent?: string }[] = []
+  const [host, port] = target.replace(/^https?:\/\//, '').split(':') as [string, string]
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method!, path: req.url!, ...(req.headers.traceparent ? { traceparent: String(req.headers.traceparent) } : {}) })
+    const upstream = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers)
+      answer.pipe(res)
+    })
+    upstream.on('error', () => res.destroy())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { addr: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => server.close() }
+}
 
 const parentOf = (span: JaegerSpan) => span.references.find((r) => r.refType === 'CHILD_OF')?.spanID

@@ -85,6 +85,28 @@ const headerGetter: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
 }
 
+/** Requests being served, by label set: counted here, read by the gauge at a scrape (no metric work per request). */
+class ActiveRequests {
+  readonly #active = new Map<string, { labels: Record<string, string>; count: number }>()
+
+  start(method: string, operation: string, store: string): string {
+    const key = `${method} ${operation} ${store}`
+    const entry = this.#active.get(key)
+    if (entry) entry.count++
+    else this.#active.set(key, { labels: { http_request_method: method, filestorage_operation: operation, filestorage_store: store }, count: 1 })
+    return key
+  }
+
+  end(key: string): void {
+    const entry = this.#active.get(key)
+    if (entry) entry.count--
+  }
+
+  report(set: (labels: Record<string, string>, value: number) => void): void {
+    for (const { labels, count } of this.#active.values()) set(labels, count)
+  }
+}
+
 /** Per store, the uploads in flight and the bytes they have received. */
 class UploadsInFlight {
   readonly count = new Map<string, number>()
@@ -117,7 +139,9 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
   }
   const stores = new Set(options.stores)
   const uploads = new UploadsInFlight()
+  const active = new ActiveRequests()
   if (metrics) {
+    metrics.active.sample((set) => active.report(set))
     metrics.uploads.sample((set) => {
       for (const store of stores) set({ filestorage_store: store }, uploads.count.get(store) ?? 0)
     })
@@ -139,8 +163,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
     }
     c.set('filestorageObserved', observed)
     c.set('filestorageRequestId', observed.requestId)
-    const active = metrics && { http_request_method: method, filestorage_operation: name.operation, filestorage_store: store }
-    if (active) metrics.active.inc(active)
+    const activeKey = metrics ? active.start(method, name.operation, store) : undefined
     if (observed.uploadStore !== undefined) uploads.start(observed.uploadStore)
 
     let span: Span | undefined
@@ -168,7 +191,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
         await next()
       }
     } finally {
-      if (active) metrics.active.dec(active)
+      if (activeKey !== undefined) active.end(activeKey)
       if (observed.uploadStore !== undefined) uploads.end(observed.uploadStore, observed.bytesIn)
     }
 
@@ -198,6 +221,8 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
     }
     if (span) {
       span.setAttribute('http.response.status_code', status)
+      if (observed.bytesIn > 0) span.setAttribute('http.request.body.size', observed.bytesIn)
+      if (bytesOut !== undefined) span.setAttribute('http.response.body.size', bytesOut)
       if (errorType) span.setAttribute('error.type', errorType)
       // A server span fails on a 5xx only: a 4xx is the client's (OpenTelemetry's HTTP conventions).
       if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(error?.message ? { message: error.message } : {}) })

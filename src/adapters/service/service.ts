@@ -205,7 +205,7 @@ function composeApp(
       traces: observed.traces !== undefined,
     }),
   )
-  const counting = observed.metrics || log !== undefined
+  const counting = observed.metrics || log !== undefined || observed.traces !== undefined
   for (const middleware of runtime.middleware(config, counting ? bodyCounter : undefined)) app.use(middleware)
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   if (config.METRICS_ON_MAIN_PORT) mount(app, '/', metricsRoute(access))

@@ -6,6 +6,9 @@
  * sampled, spans sent in batches to a local OTLP sink that takes them and answers 200, so that the
  * cost measured is the service's alone), and with all three; on Bun, nothing against all three.
  * All in one rotation, so each row's ratio is against the same run's figure.
+ *
+ * BENCH_OBS_BASE=<dir> adds the service as built in <dir> (a checkout of the commit before
+ * observability, built) as the peer of "Node, nothing on": what the code costs when all is off.
  */
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -31,8 +34,13 @@ interface Setup {
   runtime: Runtime
   /** The setup every other row of its runtime is compared with. */
   baseline?: boolean
+  /** Compared with this setup instead of its runtime's baseline. */
+  peer?: string
   env: (sink: string) => Promise<Record<string, string>>
+  projectDir?: string
 }
+
+const BEFORE = 'Node, before observability (BENCH_OBS_BASE)'
 
 const OFF = { LOG_REQUESTS: 'false' }
 const metricsOn = async () => ({ METRICS_PORT: String(await freePort()) })
@@ -49,19 +57,29 @@ const SETUPS: Setup[] = [
   { name: 'Bun, all three', runtime: 'bun', env: async (sink) => ({ ...logsOn, ...(await metricsOn()), ...tracesOn(sink) }) },
 ]
 
+function setups(): Setup[] {
+  const base = process.env.BENCH_OBS_BASE
+  if (!base) return SETUPS
+  const before: Setup = { name: BEFORE, runtime: 'node', env: async () => OFF, projectDir: base }
+  const nothingOn = { ...SETUPS[0]!, peer: BEFORE }
+  return [before, nothingOn, ...SETUPS.slice(1)]
+}
+
 export async function observability(ctx: BenchContext): Promise<Row[]> {
   const { settings } = ctx
   const small = join(ctx.workDir, 'small.bin')
   writeFileSync(small, Buffer.alloc(settings.smallBytes, 0x61))
   const sink = await startOtlpSink()
   const services: RunningService[] = []
+  const all = setups()
   try {
-    for (const [i, setup] of SETUPS.entries()) {
+    for (const [i, setup] of all.entries()) {
       const service = await startService({
         storageDir: join(ctx.workDir, `store-${i}`),
         runtime: setup.runtime,
         logFile: join(ctx.workDir, `service-${i}.log`),
         env: await setup.env(sink.url),
+        ...(setup.projectDir ? { projectDir: setup.projectDir } : {}),
       })
       services.push(service)
       await upload(`${service.api}/disk/upload/small/get.bin`, small, undefined, service.token)
@@ -70,12 +88,12 @@ export async function observability(ctx: BenchContext): Promise<Row[]> {
     const size = sizeLabel(settings.smallBytes)
     for (const operation of OPERATIONS) {
       const label = operation === 'GET' ? `download ${size} (GET)` : `upload ${size} (PUT)`
-      ctx.log(`${label}: ${SETUPS.map((s) => s.name).join('; ')}`)
+      ctx.log(`${label}: ${all.map((s) => s.name).join('; ')}`)
       const figures = await rotate(
         settings.runs,
         services.map((service) => contender(ctx, service, operation)),
       )
-      rows.push(...rowsOf(label, figures))
+      rows.push(...rowsOf(all, label, figures))
     }
     ctx.log(`OTLP sink took ${sink.requests()} batches`)
     return rows
@@ -85,10 +103,10 @@ export async function observability(ctx: BenchContext): Promise<Row[]> {
   }
 }
 
-function rowsOf(label: string, figures: Measured[]): Row[] {
-  return SETUPS.flatMap((setup, i) => {
-    if (setup.baseline) return []
-    const peerIndex = SETUPS.findIndex((s) => s.baseline && s.runtime === setup.runtime)
+function rowsOf(all: Setup[], label: string, figures: Measured[]): Row[] {
+  return all.flatMap((setup, i) => {
+    if (setup.name === BEFORE || (setup.baseline && !setup.peer)) return []
+    const peerIndex = setup.peer ? all.findIndex((s) => s.name === setup.peer) : all.findIndex((s) => s.baseline && s.runtime === setup.runtime)
     const peer = figures[peerIndex]!
     const ours = figures[i]!
     return [
@@ -96,12 +114,12 @@ function rowsOf(label: string, figures: Measured[]): Row[] {
         section: SECTION,
         name: `${label}: ${setup.name}`,
         unit: 'req/s',
-        peerName: SETUPS[peerIndex]!.name,
+        peerName: all[peerIndex]!.name,
         peer: peer.figure,
         ...(peer.peakRss !== undefined ? { peerPeakRss: peer.peakRss } : {}),
         ours: ours.figure,
         ...(ours.peakRss !== undefined ? { oursPeakRss: ours.peakRss } : {}),
-        note: 'against the same runtime with nothing on',
+        note: setup.peer ? 'the code of observability, all of it off' : 'against the same runtime with nothing on',
       }),
     ]
   })

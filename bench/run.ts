@@ -16,6 +16,7 @@ import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
 import { mongo } from './scenarios/mongo.js'
 import { observability } from './scenarios/observability.js'
+import { s3 } from './scenarios/s3.js'
 import { smallFiles } from './scenarios/small-files.js'
 import { tus } from './scenarios/tus.js'
 
@@ -31,7 +32,8 @@ const SCENARIOS: Scenario[] = [
   { key: 'tus', section: '3. resumable upload (tus)', run: tus },
   { key: 'mongo', section: '4. MongoDB', run: mongo },
   { key: 'memory', section: '5. memory', run: idleMemory },
-  { key: 'obs', section: '6. observability', run: observability },
+  { key: 's3', section: '6. S3 (SeaweedFS)', run: s3 },
+  { key: 'obs', section: '7. observability', run: observability },
 ]
 
 async function main(): Promise<void> {

@@ -535,6 +535,8 @@ EOF
 # ---------------------------------------------------------------- SeaweedFS
 
 readonly SEAWEEDFS_REGION=us-east-1
+# The bucket the tests' s3 stores share, each under a key prefix of its own (S3_TEST_BUCKET).
+readonly SEAWEEDFS_TEST_BUCKET=filestorage-tests
 
 # Ready once a signed S3 ListBuckets answers 200 (the gateway is up and checks signatures with
 # our identity) and the master hands out a file id (a volume server has joined it, and after a
@@ -547,7 +549,10 @@ check_seaweedfs() {
   read -r key secret <"$RUN_DIR/seaweedfs/credentials"
   curl -sf --max-time 2 -o /dev/null --aws-sigv4 "aws:amz:$SEAWEEDFS_REGION:s3" --user "$key:$secret" \
     "http://127.0.0.1:$s3/" || return 1
-  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$master/dir/assign") == *'"fid"'* ]]
+  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$master/dir/assign") == *'"fid"'* ]] || return 1
+  # Made once (a restart finds it there: 409).
+  [[ $(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:$SEAWEEDFS_REGION:s3" \
+    --user "$key:$secret" "http://127.0.0.1:$s3/$SEAWEEDFS_TEST_BUCKET") == @(200|409) ]]
 }
 
 # `weed server` also listens on unix sockets in /tmp named after its gRPC ports (not configurable),
@@ -596,6 +601,7 @@ export S3_ENDPOINT=http://127.0.0.1:$s3
 export S3_REGION=$SEAWEEDFS_REGION
 export AWS_ACCESS_KEY_ID=$key
 export AWS_SECRET_ACCESS_KEY=$secret
+export S3_TEST_BUCKET=$SEAWEEDFS_TEST_BUCKET
 export WEED_BIN=$BIN_DIR/weed
 export SEAWEEDFS_MASTER=127.0.0.1:$master
 export SEAWEEDFS_FILER=127.0.0.1:$filer

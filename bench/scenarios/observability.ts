@@ -1,5 +1,5 @@
 /**
- * Section 6: what observing the service costs on 4 KiB downloads and uploads under load (wrk, as
+ * Section 7: what observing the service costs on 4 KiB downloads and uploads under load (wrk, as
  * section 2): our service on Node (one process, disk store, access control on) with nothing on
  * (the peer of every row), then with metrics (METRICS_PORT), with the request log (LOG_REQUESTS,
  * one JSON line per request to a file), with traces (OTEL_EXPORTER_OTLP_ENDPOINT, every request
@@ -24,7 +24,7 @@ import { type Runtime, startService, type RunningService } from '../lib/service.
 import { sizeLabel } from '../lib/settings.js'
 import { load, type LoadOptions } from '../lib/wrk.js'
 
-const SECTION = '6. observability'
+const SECTION = '7. observability'
 const NAMES = 1024
 const OPERATIONS = ['GET', 'PUT'] as const
 type Operation = (typeof OPERATIONS)[number]

@@ -42,7 +42,7 @@ export const completeUploadRoute = createRoute({
   responses: {
     200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
     201: { description: 'Created the file', content: { 'application/json': { schema: FileInfoSchema } } },
-    ...errorResponses(400, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 

@@ -41,7 +41,7 @@ export const createUploadRoute = createRoute({
   },
   responses: {
     201: { description: 'The upload', content: { 'application/json': { schema: UploadSessionSchema } } },
-    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 

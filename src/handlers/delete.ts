@@ -24,7 +24,7 @@ export const deleteRoute = createRoute({
   },
   responses: {
     204: { description: 'Deleted' },
-    ...errorResponses(400, 403, 404, 409, 412, 503),
+    ...errorResponses(400, 403, 404, 409, 412, 501, 503),
   },
 })
 

@@ -7,6 +7,11 @@
  * asks for `disposition=inline` (a signed URL cannot). A stored type that is not a valid media type
  * is served as `application/octet-stream`.
  *
+ * On a store whose backing service can send the bytes itself (`Store.redirectUrl`: the s3 store with
+ * S3_REDIRECT_DOWNLOADS), an authorized GET without conditional headers is answered `302` to a
+ * short-lived URL of the object, which carries the content type and disposition the service would
+ * have sent; HEAD and conditional GETs are answered here.
+ *
  * Behind nginx with `accelRedirect` (ACCEL_REDIRECT_LOCATION), a GET that the service has authorized
  * and resolved is answered with its headers and `X-Accel-Redirect` naming the very version it
  * described, and nginx sends the file (sendfile). Only where nginx would answer as the service does:
@@ -57,6 +62,7 @@ export const downloadRoute = createRoute({
   },
   responses: {
     200: { description: 'The file', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+    302: { description: 'On a store that redirects downloads (the s3 store with S3_REDIRECT_DOWNLOADS): the file at a short-lived URL of the object store' },
     206: { description: 'The requested range', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
     304: { description: 'Not modified' },
     ...errorResponses(400, 403, 404, 416, 503),
@@ -71,6 +77,9 @@ const SMALL_BODY_BYTES = 64 * 1024
 
 /** A file replaced between describing and opening it is described again, a bounded number of times. */
 const OPEN_ATTEMPTS = 3
+
+/** Conditional headers: a GET with one is answered by the service, never redirected to the backing service. */
+const VALIDATORS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range']
 
 /** Headers by which nginx would judge a request on its own, so the service sends such answers itself. */
 const NGINX_JUDGES = ['if-match', 'if-unmodified-since', 'if-range']
@@ -93,6 +102,21 @@ export function createDownloadHandler(deps: HandlerDeps) {
       c.req.method === 'GET' &&
       c.req.header('x-filestorage-accel') !== 'off' &&
       !NGINX_JUDGES.some((h) => c.req.header(h) !== undefined)
+
+    if (c.req.method === 'GET' && driver.redirectUrl !== undefined && !VALIDATORS.some((h) => c.req.header(h) !== undefined)) {
+      // The store's backing service sends the bytes itself (the s3 store's presigned URLs); a Range
+      // goes along with the client's request. What the service would have answered with: type and
+      // disposition, so active content stays an attachment.
+      const file = await driver.stat(path)
+      const headers = representationHeaders(file, disposition)
+      const location = await driver.redirectUrl(file, {
+        contentType: headers['Content-Type']!,
+        ...(headers['Content-Disposition'] !== undefined ? { contentDisposition: headers['Content-Disposition'] } : {}),
+      })
+      if (location !== undefined) {
+        return new Response(null, { status: 302, headers: { Location: location, 'Cache-Control': 'no-store', ETag: file.etag, 'X-Content-SHA256': file.sha256 } })
+      }
+    }
 
     if (c.req.method === 'GET' && !accel && !CONDITIONS.some((h) => c.req.header(h) !== undefined)) {
       // A plain GET opens the file once and describes it from what it opened.

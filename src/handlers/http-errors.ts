@@ -30,6 +30,7 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   store_unavailable: 503,
   method_not_allowed: 405,
   insufficient_storage: 507,
+  not_supported: 501,
 }
 
 export const ErrorSchema = z

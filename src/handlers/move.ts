@@ -39,7 +39,7 @@ export const moveRoute = createRoute({
   },
   responses: {
     200: { description: 'What is now at the new place', content: { 'application/json': { schema: EntrySchema } } },
-    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 

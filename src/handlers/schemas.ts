@@ -97,7 +97,7 @@ export const FileInfoSchema = z
     created: z.string().openapi({ format: 'date-time' }),
     modified: z.string().openapi({ format: 'date-time' }),
     metadata: Metadata,
-    driver: z.enum(['disk', 'mongo-inline', 'gridfs']).openapi({
+    driver: z.enum(['disk', 'mongo-inline', 'gridfs', 's3']).openapi({
       description: 'Informative: which driver holds the bytes.',
     }),
   })

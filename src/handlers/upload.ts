@@ -46,7 +46,7 @@ export const uploadRoute = createRoute({
   responses: {
     200: { description: 'Replaced an existing file', content: { 'application/json': { schema: FileInfoSchema } } },
     201: { description: 'Created a new file', content: { 'application/json': { schema: FileInfoSchema } } },
-    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 
@@ -87,7 +87,7 @@ export const uploadFormRoute = createRoute({
       description: 'The stored files, in form order',
       content: { 'application/json': { schema: z.array(FileInfoSchema) } },
     },
-    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 409, 412, 413, 501, 503, 507),
   },
 })
 

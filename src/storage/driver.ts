@@ -43,9 +43,10 @@ import type { FileOperations, PartInfo, PutResult, StoredFile, WritePrecondition
 export interface StorageDriver extends FileOperations {
   /**
    * The checks a write makes before it reads a byte, and again when it commits: `conditions` against
-   * what is at `path` now, no file above it, no folder at it, the path allowed (confined to the store).
+   * what is at `path` now, no file above it, no folder at it, the path allowed (confined to the store),
+   * and the attributes the file will have, where given (a new upload's), within the driver's limits.
    */
-  checkWrite(path: string, conditions: WritePreconditions): Promise<void>
+  checkWrite(path: string, conditions: WritePreconditions & FileAttributesToBe): Promise<void>
   /** The file at `path` if it is the version committed with `revision` (`FileToBe.revision`); else null. */
   lookupRevision(path: string, revision: string): Promise<StoredFile | null>
   readonly staging: UploadStaging
@@ -146,6 +147,12 @@ export interface PartWriter {
   commit(info: PartInfo, hash: Hash, checks: CommitChecks): Promise<boolean>
   /** Deletes what was written (a part it extends goes back to its size). */
   discard(): Promise<void>
+}
+
+/** What a write will give its file besides bytes, for a driver that limits them (the s3 store's 2 KB of metadata). */
+export interface FileAttributesToBe {
+  contentType?: string
+  metadata?: Record<string, unknown>
 }
 
 export interface CommitChecks {

@@ -23,6 +23,8 @@ export const errorCodes = [
   /** A route asked with a method it does not take (HTTP only). */
   'method_not_allowed',
   'insufficient_storage',
+  /** The store cannot do what was asked (a conditional write on an S3 server without conditional writes). */
+  'not_supported',
 ] as const
 
 export type ErrorCode = (typeof errorCodes)[number]
@@ -60,6 +62,9 @@ export const keepsChanging = (what: string) => new StorageError('store_unavailab
 /** The store has no room left for the write (a full disk, an exhausted quota). */
 export const insufficientStorage = (cause?: unknown) =>
   new StorageError('insufficient_storage', 'the store is full; free some space, or try another instance', { cause })
+
+/** What the store cannot do at all (SPEC 3.5 `501`), rather than do unsafely. */
+export const notSupported = (message: string) => new StorageError('not_supported', message)
 
 export const payloadTooLarge = (limit: number) =>
   new StorageError('payload_too_large', `the body is larger than the limit of ${limit} bytes`, {

@@ -22,3 +22,4 @@ export {
 } from './mongo/mongo-driver.js'
 export { MongoConnection, type MongoConnectionOptions } from './mongo/connection.js'
 export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'
+export { S3Driver, type S3DriverOptions } from './s3/s3-driver.js'

@@ -21,6 +21,7 @@ import type {
   PutPartOptions,
   PutResult,
   ReadResult,
+  RedirectResponse,
   Store,
   StoredEntry,
   StoredFile,
@@ -37,6 +38,7 @@ export function withUploads<D extends StorageDriver>(driver: D, policy: Partial<
 export class DriverStore<D extends StorageDriver = StorageDriver> implements Store {
   readonly kind: string
   readonly localVersion?: (file: StoredFile) => Promise<string | undefined>
+  readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
   readonly #engine: UploadEngine
 
   constructor(
@@ -47,6 +49,7 @@ export class DriverStore<D extends StorageDriver = StorageDriver> implements Sto
     this.kind = driver.kind
     this.#engine = new UploadEngine(driver, policy)
     if (driver.localVersion) this.localVersion = (file) => driver.localVersion!(file)
+    if (driver.redirectUrl) this.redirectUrl = (file, response) => driver.redirectUrl!(file, response)
   }
 
   put(path: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult> {

@@ -8,7 +8,7 @@
  */
 
 /** Which driver holds a file's bytes; informative only. */
-export type DriverKind = 'disk' | 'mongo-inline' | 'gridfs'
+export type DriverKind = 'disk' | 'mongo-inline' | 'gridfs' | 's3'
 
 /** A stored file as the drivers describe it; `FileInfo` adds the store name. */
 export interface StoredFile {
@@ -205,6 +205,12 @@ export interface AppendResult {
   partial: boolean
 }
 
+/** The headers the backing service must answer a redirected download with (`FileOperations.redirectUrl`). */
+export interface RedirectResponse {
+  contentType: string
+  contentDisposition?: string
+}
+
 export interface HealthReport {
   /** The store answers (reads work). */
   ok: boolean
@@ -236,6 +242,13 @@ export interface FileOperations {
    * store has not recorded yet, a version already gone).
    */
   localVersion?(file: StoredFile): Promise<string | undefined>
+  /**
+   * A short-lived URL at which the backing service itself sends the bytes of `file` (a file this
+   * store returned), answered with the headers of `response`: for a download handler to redirect an
+   * authorized GET to (the s3 store's presigned URLs, S3_REDIRECT_DOWNLOADS). Undefined where there
+   * is none.
+   */
+  redirectUrl?(file: StoredFile, response: RedirectResponse): Promise<string | undefined>
   list(dir: string, options?: ListOptions): Promise<ListPage>
   /** Moves a file or a folder (with everything under it). Returns what is now at `to`. */
   move(from: string, to: string, options?: MoveOptions): Promise<StoredEntry>

@@ -57,9 +57,10 @@ describe.runIf(tools)('the container images, built by podman and run by buildah'
     beforeAll(async () => {
       app = await container(images.runtime)
       const [port] = await freePorts(1)
-      // The image listens on 0.0.0.0 (HOST); the test stays on loopback, with access control on as in production.
-      env = { PORT: String(port), HOST: '127.0.0.1', AUTH_HMAC_SECRETS: keysEnv(key), LOG_REQUESTS: 'true' }
-      api = `http://127.0.0.1:${port}/filestorage/v1`
+      // The image listens on 0.0.0.0 (HOST); the test stays on loopback, with access control on as in
+      // production, on an address of its own that is not 127.0.0.1: the health check must ask HOST.
+      env = { PORT: String(port), HOST: '127.0.0.2', AUTH_HMAC_SECRETS: keysEnv(key), LOG_REQUESTS: 'true' }
+      api = `http://127.0.0.2:${port}/filestorage/v1`
     })
 
     it('is what the Dockerfile promises: the user node, an exec-form command, a health check in node', async () => {
@@ -105,7 +106,7 @@ describe.runIf(tools)('the container images, built by podman and run by buildah'
       const degraded = app.start({ env: degradedEnv })
       running.push(degraded)
       await waitFor('the second instance to serve', () => degraded.output().includes('serving stores'), { timeoutMs: 30_000 })
-      const check = await fetch(`http://127.0.0.1:${port}/filestorage/v1/check`, { signal: AbortSignal.timeout(30_000) })
+      const check = await fetch(`http://127.0.0.2:${port}/filestorage/v1/check`, { signal: AbortSignal.timeout(30_000) })
       expect(check.status).toBe(503)
       expect(await check.json()).toMatchObject({ stores: { disk: { status: 'up' }, mongo: { status: 'down' } } })
       expect(await app.healthcheck({ env: degradedEnv })).toMatchObject({ code: 1 })

@@ -1,24 +1,31 @@
 /**
  * What the tus suites share: the stores they run on, and small tus requests.
  *
- * The suites run on `disk` always and on `mongo` when MONGODB_URI points at a MongoDB-wire server
- * (requireService: under CI=true a missing one fails the run). The service must then report a
+ * The suites run on `disk` always, on `mongo` when MONGODB_URI points at a MongoDB-wire server, and
+ * on `s3` when the run has an S3 server (S3_ENDPOINT, S3_TEST_BUCKET) (requireService: under
+ * CI=true a missing one fails the run). The service must then report a
  * `mongo` store on /check; a suite asserts that before it starts.
  */
 import { expect } from 'vitest'
 import { requireService } from './external.js'
 import { randomDbName } from './mongo.js'
+import { s3StoreEnv, s3TestTarget } from './s3-store.js'
 
 export const TUS_HEADERS = { 'Tus-Resumable': '1.0.0' }
 export const OFFSET_STREAM = 'application/offset+octet-stream'
 
 /** The stores the tus suites run on. */
 export function tusStores(): string[] {
-  return requireService('MONGODB_URI', 'tus on the mongo store') ? ['disk', 'mongo'] : ['disk']
+  return [
+    'disk',
+    ...(requireService('MONGODB_URI', 'tus on the mongo store') ? ['mongo'] : []),
+    ...(s3TestTarget() ? ['s3'] : []),
+  ]
 }
 
-/** Environment for a service serving `store`: the MongoDB settings for `mongo` (one database per suite). */
+/** Environment for a service serving `store`: the MongoDB settings for `mongo` (one database per suite), the bucket and a key prefix of its own for `s3`. */
 export function storeEnv(store: string, database = randomDbName('tus')): Record<string, string> {
+  if (store === 's3') return s3StoreEnv()
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
 }
 

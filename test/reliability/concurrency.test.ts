@@ -10,6 +10,7 @@ import type { ProcessService, Runtime } from '../helpers/process-service.js'
 import { finalStateProblems, runConcurrencyAudit } from './concurrency-audit.js'
 import { auditedStores, internalUsage, report, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { expectNone } from './expect-none.js'
+import { s3Leftovers } from './s3-leftovers.js'
 
 const started: ProcessService[] = []
 afterAll(async () => {
@@ -46,7 +47,7 @@ describe.each(auditedStores('the concurrency audit'))('concurrency audit on the 
       const changed = audit.paths.filter((p) => afterRestart.held.get(p) !== after.held.get(p))
       await restarted[0]!.stop('SIGTERM')
       // What the store keeps beside the files once every write is finished (disk: large temporary files).
-      const leftovers = store === 'disk' ? (await internalUsage(dir.path)).large : undefined
+      const leftovers = store === 'disk' ? (await internalUsage(dir.path)).large : store === 's3' ? (await s3Leftovers(env, audit.paths.filter((p) => after.held.get(p)))).detail : undefined
 
       const kinds = {
         'during the run': audit.mismatches,

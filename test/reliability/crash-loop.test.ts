@@ -14,6 +14,7 @@ import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
 import { auditedRuns, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
+import { s3Leftovers } from './s3-leftovers.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
 import { type Answer, json, send } from './sender.js'
 import { canonical, CONTENT_TYPES, differences, pick, type Version, VersionLog } from './versions.js'
@@ -63,6 +64,7 @@ describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as cons
       SWEEP_INTERVAL_SECONDS: String(CRASH_LOOP.sweepIntervalSeconds),
       // A completion killed on the mongo store holds its upload this long; a retry waits it out.
       COMPLETION_LEASE_SECONDS: String(CRASH_LOOP.completionLeaseSeconds),
+      ...(store === 's3' ? { UPLOAD_EXPIRY_SECONDS: String(CRASH_LOOP.s3UploadExpirySeconds) } : {}),
       ...storeEnv(store),
     }
     const allowance = await inFlightAllowance()
@@ -270,13 +272,15 @@ describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as cons
       for (const v of log.all) payloadBytes += v.size
 
       // Everything is finished now: the first sweep after the restart must leave nothing of the crashes.
-      await sleep(CRASH_LOOP.sweepIntervalSeconds * 1000 * 3)
+      await sleep(CRASH_LOOP.sweepIntervalSeconds * 1000 * 3 + (store === 's3' ? CRASH_LOOP.s3UploadExpirySeconds * 1000 : 0))
       const storedFiles = (await listAll(api(), store, '')).entries
       if (verbose) console.log(`[reliability] stored after the crash loop: ${storedFiles.map((f) => `${f.path} ${f.size} ${(f as { driver?: string }).driver}`).join(', ')}`)
       let leftovers: { found: number; bytes: number; detail: string[] }
       if (store === 'disk') {
         const usage = await internalUsage(dir.path)
         leftovers = { found: usage.large.length, bytes: usage.bytes, detail: usage.large }
+      } else if (store === 's3') {
+        leftovers = await s3Leftovers(env, storedFiles.map((f) => f.path))
       } else {
         leftovers = await gridFsLeftovers(env.MONGODB_URI!, env.MONGODB_DB!, storedFiles)
       }

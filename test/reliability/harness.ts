@@ -11,12 +11,17 @@ import { fileURLToPath } from 'node:url'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { BUILT_MAIN, type ProcessService, type Runtime, spawnService } from '../helpers/process-service.js'
+import { s3StoreEnv, s3TestTarget } from '../helpers/s3-store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-/** The stores the audits run on: `disk` always, `mongo` when a MongoDB-wire server is there (FerretDB under npm run test:reliability). */
+/**
+ * The stores the audits run on: `disk` always, `mongo` when a MongoDB-wire server is there (FerretDB
+ * under npm run test:reliability), `s3` when an S3 server is (SeaweedFS).
+ */
 export function auditedStores(what: string): string[] {
-  return requireService('MONGODB_URI', `${what} on the mongo store`) ? ['disk', 'mongo'] : ['disk']
+  const mongo = requireService('MONGODB_URI', `${what} on the mongo store`) ? ['mongo'] : []
+  return ['disk', ...mongo, ...(s3TestTarget() ? ['s3'] : [])]
 }
 
 /** One run of an audit: a store, on a runtime; `name` says both (`disk`, `mongo`, `disk on Bun`). */
@@ -37,8 +42,9 @@ export function auditedRuns(what: string): AuditRun[] {
   ]
 }
 
-/** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own). */
+/** Environment serving `store` (the disk store is always served; `mongo` adds a database of its own, `s3` a key prefix of its own). */
 export function storeEnv(store: string, database = randomDbName('rel')): Record<string, string> {
+  if (store === 's3') return s3StoreEnv()
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
 }
 

@@ -105,6 +105,12 @@ export const CRASH_LOOP = {
   /** kill -9 per store (at least 20, the minimum). */
   crashes: 20,
   sweepIntervalSeconds: 1,
+  /**
+   * s3: multipart uploads a killed process left open are aborted once older than the upload expiry
+   * (S3 cannot tell a dead writer from a slow one), so the loop runs with a short one and waits it
+   * out before counting leftovers.
+   */
+  s3UploadExpirySeconds: 45,
   completionLeaseSeconds: 2,
   /**
    * Payload sizes per store (FerretDB on SQLite writes far slower than a disk). The tus PATCH cut by
@@ -116,6 +122,9 @@ export const CRASH_LOOP = {
     // smaller, so the mongo run checks that HEAD keeps what was acknowledged and that the upload resumes.
     // Parts of 1 MiB are still four GridFS chunks each; larger ones only made each crash slower.
     mongo: { putBytes: 6 * 1024 * 1024, partBytes: 1 * 1024 * 1024, tusFirstPatchBytes: 1 * 1024 * 1024, tusPatchBytes: 4 * 1024 * 1024 },
+    // On s3 a PUT over 8 MiB goes up in parts (its sha256 in a digest), a part of 6 MiB is copied
+    // server-side when composed; a PATCH killed part-way keeps nothing (it was never acknowledged).
+    s3: { putBytes: 12 * 1024 * 1024, partBytes: 6 * 1024 * 1024, tusFirstPatchBytes: 1 * 1024 * 1024, tusPatchBytes: 4 * 1024 * 1024 },
   } as Record<string, { putBytes: number; partBytes: number; tusFirstPatchBytes: number; tusPatchBytes: number }>,
 }
 

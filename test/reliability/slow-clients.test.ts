@@ -12,6 +12,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import type { ProcessService, Runtime } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
+import { s3Leftovers, s3Port } from './s3-leftovers.js'
 import { auditedRuns, internalUsage, openDescriptors, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { BUN_HEADERS_SECONDS, SLOW_CLIENTS, TIMEOUT_VARS } from './knobs.js'
 
@@ -44,6 +45,7 @@ function track(port: number, kind: Tracked['kind'], first: string | Buffer): Tra
 /** Temporary data of a store that is not its files: internal files on disk, GridFS files on mongo. */
 async function temporaryData(store: string, storageDir: string, env: Record<string, string>): Promise<number> {
   if (store === 'disk') return (await internalUsage(storageDir)).files
+  if (store === 's3') return (await s3Leftovers(env, ['slow/served.bin'])).found
   const client = new MongoClient(env.MONGODB_URI!, { serverSelectionTimeoutMS: 10_000 })
   try {
     return await client.db(env.MONGODB_DB!).collection('fs.files').countDocuments()
@@ -74,7 +76,7 @@ describe.each(auditedRuns('the slow-clients audit').map((run) => [run.name, run]
       expect((await fetch(`${svc.api}/${store}/upload/slow/served.bin`, { method: 'PUT', body: file })).status).toBe(201)
       expect((await fetch(fileUrl)).status).toBe(200)
       await sleep(1500)
-      const dbPorts = store === 'mongo' ? [Number(new URL(env.MONGODB_URI!).port)] : []
+      const dbPorts = store === 'mongo' ? [Number(new URL(env.MONGODB_URI!).port)] : store === 's3' ? [s3Port(env)] : []
       const fdsBefore = await openDescriptors(svc.pid, dbPorts)
       const tempBefore = await temporaryData(store, dir.path, env)
 

@@ -2,8 +2,8 @@
  * vitest globalSetup: starts the real services (FerretDB, Consul, SeaweedFS) for the run when their
  * binaries are built (scripts/test-services.sh install) and the variable pointing at one is not
  * already set, and stops them afterwards. Suites find them through MONGODB_URI, CONSUL_HTTP_ADDR and
- * S3_ENDPOINT (with S3_REGION and the credentials of SeaweedFS's one identity in AWS_ACCESS_KEY_ID
- * and AWS_SECRET_ACCESS_KEY), and the binaries through FERRETDB_BIN, CONSUL_BIN, WEED_BIN and
+ * S3_ENDPOINT (with S3_REGION, the credentials of SeaweedFS's one identity in AWS_ACCESS_KEY_ID
+ * and AWS_SECRET_ACCESS_KEY, and S3_TEST_BUCKET, a bucket the s3 stores of tests share), and the binaries through FERRETDB_BIN, CONSUL_BIN, WEED_BIN and
  * NGINX_BIN, for tests that run their own copies.
  */
 import { execFileSync } from 'node:child_process'
@@ -72,7 +72,7 @@ export default function setup(): () => void {
   // The S3 variables go together: credentials of the developer's own (a key pair, a profile, a
   // session) would not sign for our SeaweedFS, whose one identity is in the env file.
   if (wanted.includes('seaweedfs')) {
-    for (const name of ['S3_ENDPOINT', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) process.env[name] = vars[name] ?? ''
+    for (const name of ['S3_ENDPOINT', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'S3_TEST_BUCKET']) process.env[name] = vars[name] ?? ''
     delete process.env.AWS_SESSION_TOKEN
     delete process.env.AWS_PROFILE
   }

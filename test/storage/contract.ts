@@ -62,7 +62,7 @@ export function describeStorageContract(label: string, target: ContractTarget): 
           etag: `"${sha256('hello world')}"`,
           metadata: { owner: 'ana', tags: ['a', 'b'] },
         })
-        expect(['disk', 'mongo-inline', 'gridfs']).toContain(file.driver)
+        expect(['disk', 'mongo-inline', 'gridfs', 's3']).toContain(file.driver)
         expect(Date.parse(file.created)).not.toBeNaN()
         expect(Date.parse(file.modified)).toBeGreaterThanOrEqual(Date.parse(file.created))
         const read = await store.read('docs/hello.txt')

@@ -4,8 +4,8 @@
  * or after), the lease of a completion on a driver without a lock of its own (taken over once it
  * runs out, renewed while its holder works, given up on after two lengths), and a part taken back
  * when the upload changed between its placement and the engine's look after it. Each is run on
- * the disk store (also with its lock hidden, so that the engine's lease and looks run there too)
- * and on the mongo store (when MONGODB_URI is set).
+ * the disk store (also with its lock hidden, so that the engine's lease and looks run there too),
+ * on the mongo store (when MONGODB_URI is set) and on the s3 store (when the run has an S3 server).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -27,6 +27,7 @@ import {
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
 import { type TestDatabase, testDatabase } from '../helpers/mongo.js'
+import { openS3Store, s3TestTarget } from '../helpers/s3-store.js'
 import { readAll, sha256, streamOf } from '../helpers/streams.js'
 import { CONTRACT_POLICY } from './contract.js'
 
@@ -109,7 +110,15 @@ const mongo: Target = {
   },
 }
 
-const targets = [disk('disk', false), disk('disk, its lock hidden', true), ...(uri === undefined ? [] : [mongo])]
+const s3 = s3TestTarget()
+const s3Target: Target = {
+  label: 's3',
+  ownLock: false,
+  driver: async () => openS3Store(s3!).driver,
+  cleanup: async () => {},
+}
+
+const targets = [disk('disk', false), disk('disk, its lock hidden', true), ...(uri === undefined ? [] : [mongo]), ...(s3 === undefined ? [] : [s3Target])]
 
 for (const target of targets) {
   describe(`upload engine on ${target.label}`, () => {

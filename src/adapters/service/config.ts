@@ -202,6 +202,22 @@ export const configSchema = z.object({
    * nginx sends the bytes of disk-store downloads: its internal location mapped to STORAGE_DIR
    * (deploy/nginx/nginx.conf); unset: the service sends them.
    */
+  /** The s3 store (SPEC 7; docs/configuration.md): its bucket; unset, there is no s3 store. */
+  S3_BUCKET: z.preprocess(emptyAsUnset, z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lower-case letters, digits, dots, dashes)').optional()),
+  /** An S3-compatible server; unset: AWS. */
+  S3_ENDPOINT: httpUrl,
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Default: true with S3_ENDPOINT (most S3-compatible servers want the bucket in the path). */
+  S3_FORCE_PATH_STYLE: z.preprocess(emptyAsUnset, flag.optional()),
+  S3_PREFIX: optionalString,
+  /** Authorized downloads answer 302 to a short-lived presigned URL of the object. */
+  S3_REDIRECT_DOWNLOADS: flag.default(false),
+  /** Where clients reach the bucket, for presigned URLs (default: S3_ENDPOINT). */
+  S3_PUBLIC_ENDPOINT: httpUrl,
+  /** How long one S3 request may take to be answered before the store gives up (503). */
+  S3_TIMEOUT_SECONDS: seconds.default(15),
+  /** Whether the server honours If-Match / If-None-Match on writes: `auto` probes it. */
+  S3_CONDITIONAL_WRITES: z.enum(['auto', 'true', 'false']).default('auto'),
   ACCEL_REDIRECT_LOCATION: z.preprocess(
     emptyAsUnset,
     z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must be a location path such as /_filestorage/disk/').optional(),

@@ -1,6 +1,7 @@
 /**
- * Builds the stores the configuration asks for: `disk` always (the embedded default), and `mongo`
- * when MONGODB_URI is set. The mongo store connects lazily and with bounded timeouts, so start-up
+ * Builds the stores the configuration asks for: `disk` always (the embedded default), `mongo`
+ * when MONGODB_URI is set, and `s3` when S3_BUCKET is set (opened without calling S3, so start-up
+ * never waits for it either). The mongo store connects lazily and with bounded timeouts, so start-up
  * never waits for MongoDB: while it is down the store answers 503 and reports itself down, and it
  * recovers by itself when MongoDB returns.
  *
@@ -10,7 +11,7 @@
 import { resolve } from 'node:path'
 import { traceMongoCommands } from '../../observability/mongo-commands.js'
 import { observedStore, type StoreObservation } from '../../observability/store.js'
-import { DiskDriver, MongoConnection, MongoDriver, StoreRegistry, withUploads } from '../../storage/index.js'
+import { DiskDriver, MongoConnection, MongoDriver, S3Driver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 
 const UNOBSERVED: StoreObservation = { traces: false, metrics: false }
@@ -46,6 +47,28 @@ export async function openStores(
     }
     stores.add('mongo', withUploads(mongo, uploads))
   }
+  if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, log), uploads))
   for (const [name, store] of stores.entries()) stores.add(name, observedStore(name, store, observe))
   return stores
+}
+
+/** The s3 store, from the S3_* variables; credentials from the AWS SDK's chain. It calls S3 only when used. */
+function openS3(config: Config, uploadTtlMs: number, log: (line: string) => void): S3Driver {
+  try {
+    return S3Driver.open({
+      bucket: config.S3_BUCKET!,
+      region: config.S3_REGION,
+      timeoutMs: config.S3_TIMEOUT_SECONDS * 1000,
+      redirectDownloads: config.S3_REDIRECT_DOWNLOADS,
+      conditionalWrites: config.S3_CONDITIONAL_WRITES === 'auto' ? 'auto' : config.S3_CONDITIONAL_WRITES === 'true',
+      orphanAgeMs: uploadTtlMs,
+      log,
+      ...(config.S3_ENDPOINT !== undefined ? { endpoint: config.S3_ENDPOINT } : {}),
+      ...(config.S3_FORCE_PATH_STYLE !== undefined ? { forcePathStyle: config.S3_FORCE_PATH_STYLE } : {}),
+      ...(config.S3_PREFIX !== undefined ? { prefix: config.S3_PREFIX } : {}),
+      ...(config.S3_PUBLIC_ENDPOINT !== undefined ? { publicEndpoint: config.S3_PUBLIC_ENDPOINT } : {}),
+    })
+  } catch (e) {
+    throw new ConfigError(`invalid configuration:\n  S3_PREFIX: ${(e as Error).message}`)
+  }
 }

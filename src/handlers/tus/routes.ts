@@ -67,7 +67,7 @@ const missingVersion = { 412: json('`precondition_failed`: no or an unsupported 
 
 /** What a request carrying upload data can answer besides success. */
 const dataErrors = {
-  ...errorResponses(400, 403, 404, 408, 409, 412, 413, 415, 503, 507),
+  ...errorResponses(400, 403, 404, 408, 409, 412, 413, 415, 501, 503, 507),
   ...missingVersion,
   460: json('`checksum_mismatch`: the body does not match `Upload-Checksum`; nothing of it is kept'),
 }

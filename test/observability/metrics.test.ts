@@ -154,7 +154,10 @@ for (const runtime of RUNTIMES) {
   describe.skipIf(!PROMETHEUS_PYTHON)(`metrics with WORKERS=2 on ${runtime}`, () => {
     it('sums every worker in one scrape of the primary', async () => {
       const storage = await mkdtemp(join(tmpdir(), 'filestorage-metrics-'))
-      const svc = await spawnService({ STORAGE_DIR: storage, WORKERS: '2', METRICS_PORT: '0', LOG_REQUESTS: 'true' }, { runtime })
+      const svc = await spawnService(
+        { STORAGE_DIR: storage, WORKERS: '2', METRICS_PORT: '0', METRICS_ON_MAIN_PORT: 'true', LOG_REQUESTS: 'true' },
+        { runtime },
+      )
       try {
         const metricsUrl = await waitFor('the metrics listener', () => /metrics on (http:\/\/[^ "]+\/metrics)/.exec(svc.output())?.[1])
         const scrape = async () => parseMetrics(await (await fetch(metricsUrl)).text())
@@ -173,6 +176,11 @@ for (const runtime of RUNTIMES) {
         // Each worker probes the store; the primary keeps the lowest (up only when every worker sees it up).
         expect(valueOf(after, 'filestorage_store_up', { filestorage_store: 'disk' })).toBe(1)
         expect(valueOf(after, 'process_resident_memory_bytes')).toBeGreaterThan(0)
+        // On the main port (anonymous mode: whoever reaches it is the operator), the worker that
+        // answers has the primary sum them all too.
+        const main = await fetch(`${svc.origin}/metrics`)
+        expect(main.status).toBe(200)
+        expect(valueOf(await parseMetrics(await main.text()), 'http_server_request_duration_seconds_count', help) - before).toBe(sent)
       } finally {
         await svc.stop()
         await rm(storage, { recursive: true, force: true })

@@ -192,7 +192,10 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
       }
     } finally {
       if (activeKey !== undefined) active.end(activeKey)
-      if (observed.uploadStore !== undefined) uploads.end(observed.uploadStore, observed.bytesIn)
+      if (observed.uploadStore !== undefined) {
+        uploads.end(observed.uploadStore, observed.bytesIn)
+        observed.uploadStore = undefined // bytes read after the answer (rare) no longer count as in flight
+      }
     }
 
     const seconds = (performance.now() - started) / 1000

@@ -131,6 +131,29 @@ it('LOG_LEVEL=warn leaves the request lines out', async () => {
   }
 })
 
+it('tells an unexpected error (a 500) through the logger, with the request id, as JSON', async () => {
+  const log = memoryLog()
+  const svc = await startTestService({ LOG_REQUESTS: 'true' }, { logger: log.logger })
+  try {
+    const disk = svc.service.stores.get('disk')
+    disk.stat = disk.lookup = () => {
+      throw new TypeError('a bug in a store')
+    }
+    const res = await fetch(`${svc.api}/disk/info/a.txt`)
+    expect(res.status).toBe(500)
+    const id = res.headers.get('x-request-id')
+    const lines = log.entries().filter((e) => e.requestId === id)
+    expect(lines.map((e) => [e.level, e.msg])).toEqual([
+      ['error', 'unexpected error on GET /filestorage/v1/disk/info/a.txt'],
+      ['error', 'GET /filestorage/v1/disk/info/a.txt 500'],
+    ])
+    expect((lines[0]!.err as { message: string; stack: string }).message).toBe('a bug in a store')
+    expect((lines[0]!.err as { stack: string }).stack).toContain('TypeError')
+  } finally {
+    await svc.stop()
+  }
+})
+
 describe('the request id', () => {
   const log = memoryLog()
   let svc: TestService

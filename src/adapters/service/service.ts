@@ -9,6 +9,7 @@ import cluster from 'node:cluster'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
 import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
+import { onUnexpectedError } from '../../handlers/http-errors.js'
 import { createLogger, lineLog, type Logger } from '../../observability/logger.js'
 import { inSpan } from '../../observability/tracing.js'
 import { startTracing, type Tracing } from '../../observability/tracing-sdk.js'
@@ -107,6 +108,12 @@ export async function startService<Http extends HttpServer>(
   roles: ServiceRoles = { sweeper: true, register: true },
 ): Promise<Service<Http>> {
   const log = lineLog(logger)
+  const unexpectedToStderr = onUnexpectedError((e, c) =>
+    logger.error(
+      { err: e, requestId: c.get('filestorageRequestId'), method: c.req.method, path: c.req.path },
+      `unexpected error on ${c.req.method} ${c.req.path}`,
+    ),
+  )
   const metricsOn = config.METRICS_PORT !== undefined || config.METRICS_ON_MAIN_PORT
   // A worker answers the primary's metrics requests from before it reports that it serves (workers.ts).
   if (metricsOn && cluster.isWorker) reportToPrimary()
@@ -165,6 +172,7 @@ export async function startService<Http extends HttpServer>(
       stopHealthMetrics?.()
       await stores.close()
       await tracing?.flush()
+      unexpectedToStderr()
     },
   }
 }

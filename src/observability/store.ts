@@ -52,19 +52,20 @@ export interface StoreObservation {
 export function observedStore<S extends Store>(name: string, store: S, observe: StoreObservation): S {
   if (!observe.traces && !observe.metrics) return store
   const durations = observe.metrics ? operationDuration() : undefined
-  const wrapped = new Map<PropertyKey, unknown>()
+  // Each method wrapped once (again if it is replaced on the store).
+  const wrapped = new Map<PropertyKey, { of: unknown; fn: unknown }>()
   return new Proxy(store, {
     get(target, property) {
       const value = Reflect.get(target, property, target) as unknown
       if (typeof value !== 'function') return value
-      let fn = wrapped.get(property)
-      if (!fn) {
+      let known = wrapped.get(property)
+      if (known?.of !== value) {
         const operation = typeof property === 'string' ? OPERATIONS[property] : undefined
         const own = (value as (...args: unknown[]) => unknown).bind(target)
-        fn = operation ? observed(name, target.kind, property as string, operation.path, own, durations) : own
-        wrapped.set(property, fn)
+        known = { of: value, fn: operation ? observed(name, target.kind, property as string, operation.path, own, durations) : own }
+        wrapped.set(property, known)
       }
-      return fn
+      return known.fn
     },
   })
 }

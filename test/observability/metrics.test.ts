@@ -10,6 +10,7 @@ import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { type Family, parseMetrics, PROMETHEUS_PYTHON, seriesOf, valueOf } from '../helpers/prometheus.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { waitFor } from '../helpers/wait.js'
+import { StorageError } from '../../src/storage/index.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -101,6 +102,22 @@ describe.skipIf(!PROMETHEUS_PYTHON)('metrics of one process', () => {
     expect(valueOf(after, 'filestorage_uploads_in_flight', { filestorage_store: 'disk' })).toBe(0)
     expect(valueOf(after, 'filestorage_upload_bytes_in_flight', { filestorage_store: 'disk' })).toBe(0)
     expect(valueOf(after, 'http_server_active_requests', { filestorage_operation: 'upload' })).toBe(0)
+  })
+
+  it('observes a store method replaced after it was first called: the new one runs, and is counted', async () => {
+    const disk = svc.service.stores.get('disk')!
+    const lookups = { filestorage_store: 'disk', filestorage_store_operation: 'lookup', error_type: 'store_unavailable' }
+    expect((await fetch(url('info', 'm/none.bin'), { headers: bearer(writer) })).status).toBe(404)
+    const before = await scrape()
+    disk.lookup = () => Promise.reject(new StorageError('store_unavailable', 'the store is away'))
+    try {
+      expect((await fetch(url('info', 'm/none.bin'), { headers: bearer(writer) })).status).toBe(503)
+    } finally {
+      // The own property goes; the class's method shows through again.
+      delete (disk as { lookup?: unknown }).lookup
+    }
+    expect((await fetch(url('info', 'm/none.bin'), { headers: bearer(writer) })).status).toBe(404)
+    expect(valueOf(await scrape(), 'filestorage_store_operation_duration_seconds_count', lookups) - valueOf(before, 'filestorage_store_operation_duration_seconds_count', lookups)).toBe(1)
   })
 
   it('keeps the series bounded: no path, principal, request id or unknown route makes a new one', async () => {

@@ -14,6 +14,7 @@ import { buildService, PROJECT_DIR } from './lib/service.js'
 import { readSettings, sizeLabel } from './lib/settings.js'
 import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
+import { events } from './scenarios/events.js'
 import { mongo } from './scenarios/mongo.js'
 import { observability } from './scenarios/observability.js'
 import { s3 } from './scenarios/s3.js'
@@ -33,7 +34,8 @@ const SCENARIOS: Scenario[] = [
   { key: 'mongo', section: '4. MongoDB', run: mongo },
   { key: 'memory', section: '5. memory', run: idleMemory },
   { key: 's3', section: '6. S3 (SeaweedFS)', run: s3 },
-  { key: 'obs', section: '7. observability', run: observability },
+  { key: 'events', section: '7. events', run: events },
+  { key: 'obs', section: '8. observability', run: observability },
 ]
 
 async function main(): Promise<void> {

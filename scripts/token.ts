@@ -11,12 +11,13 @@
  * the store `--store` (default disk).
  */
 import { parseArgs } from 'node:util'
-import { type Action, mintToken, scopeOf } from '../src/auth/index.js'
+import { type Action, ADMIN_SCOPE, mintToken, scopeOf } from '../src/auth/index.js'
 import { ConfigError, loadConfig } from '../src/adapters/service/config.js'
 
 const USAGE = `usage: npm run --silent token -- [scope ...] [--sub NAME] [--read|--write|--delete|--all PREFIX ...]
                      [--store NAME] [--expires 1h] [--audience AUD] [--issuer ISS]
-  scope     files:<read|write|delete|*>:<store|*>:<path prefix>, e.g. files:read:disk:users/ana
+  scope     files:<read|write|delete|*>:<store|*>:<path prefix>, e.g. files:read:disk:users/ana;
+            or filestorage:admin, the operator's right (dead letters of events)
   --sub     the subject, logged by the service and owner of its uploads (default: $USER)
   --expires how long the token lives (default 1h; 30m, 12h, 7d...)
   AUTH_HMAC_SECRETS (kid:secret,...) must be set as for the service; its first key signs.
@@ -78,7 +79,7 @@ const scopes = [
   ...flagged('*', values.all),
 ]
 if (scopes.length === 0) fail('give at least one right: a scope, or --read/--write/--delete/--all PREFIX ("" for the whole store)')
-for (const scope of scopes) if (!scope.startsWith('files:')) fail(`"${scope}" is not a files:... scope`)
+for (const scope of scopes) if (!scope.startsWith('files:') && scope !== ADMIN_SCOPE) fail(`"${scope}" is not a files:... scope (nor ${ADMIN_SCOPE})`)
 
 const audience = values.audience ?? env.AUTH_AUDIENCE[0]
 const issuer = values.issuer ?? env.AUTH_ISSUER

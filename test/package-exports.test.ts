@@ -34,6 +34,11 @@ describe('package exports', () => {
     }
   })
 
+  it('exports events (the relay, webhooks, signing) as filestorage/events', () => {
+    const names = exportsOf('filestorage/events')
+    for (const name of ['EventsService', 'StoreRelay', 'WebhookEndpoint', 'RedisStream', 'webhookHeaders', 'parseSecret']) expect(names).toContain(name)
+  })
+
   it('runs the command-line client as `npx filestorage` (the bin, built, with its shebang)', () => {
     const out = execFileSync('npx', ['--no-install', 'filestorage', '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
     expect(out.trim()).toMatch(/^\d+\.\d+\.\d+/)

@@ -24,7 +24,7 @@ import { type Runtime, startService, type RunningService } from '../lib/service.
 import { sizeLabel } from '../lib/settings.js'
 import { load, type LoadOptions } from '../lib/wrk.js'
 
-const SECTION = '7. observability'
+const SECTION = '8. observability'
 const NAMES = 1024
 const OPERATIONS = ['GET', 'PUT'] as const
 type Operation = (typeof OPERATIONS)[number]

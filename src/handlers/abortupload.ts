@@ -4,6 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { ownedUpload } from './upload-owner.js'
+import { originOf } from './request-id.js'
 import { errorResponses } from './http-errors.js'
 import { StoreParam, UploadIdParam } from './schemas.js'
 
@@ -23,7 +24,7 @@ export function createAbortUploadHandler(deps: HandlerDeps) {
     const { store, uploadId } = c.req.valid('param')
     const driver = deps.stores.get(store)
     await ownedUpload(c, driver, store, uploadId, 'abortUpload')
-    await driver.abortUpload(uploadId)
+    await driver.abortUpload(uploadId, { origin: originOf(c) })
     return c.body(null, 204)
   })
   return app

@@ -9,6 +9,10 @@
  * HAProxy and cloud load balancers fail a check on a 5xx). A degraded instance keeps serving reads to
  * whoever calls it directly, and passes again at the next check once it can write again.
  *
+ * With events configured it also says whether a store's event backlog is at its bound (its changes
+ * refused with 507): `degraded`, but still `200`, since the backlog is the same on every instance and
+ * taking them all out of rotation would not drain it (docs/events.md).
+ *
  * It is public, so without credentials it says only the status per store: the driver, latency,
  * writability and error text (which can name server paths) go to a caller who may read in that store.
  */
@@ -31,10 +35,21 @@ const StoreHealth = z
   })
   .openapi('StoreHealth')
 
+const EventsHealth = z
+  .object({
+    status: z.enum(['ok', 'degraded']).openapi({ description: '`degraded` while a store\'s event backlog is at its bound: its changes are refused with 507 until it drains.' }),
+    stores: z
+      .record(z.string(), z.object({ backlog: z.number().int(), max: z.number().int(), full: z.boolean() }))
+      .optional()
+      .openapi({ description: 'Per store, for a caller who may read in it.' }),
+  })
+  .openapi('EventsHealth')
+
 const CheckSchema = z
   .object({
     status: z.enum(['ok', 'degraded', 'unavailable']),
     stores: z.record(z.string(), StoreHealth),
+    events: EventsHealth.optional().openapi({ description: 'Present when events are configured.' }),
   })
   .openapi('Check')
 
@@ -47,7 +62,9 @@ export const checkRoute = createRoute({
   description:
     '`200` when every store answers and takes writes. `503` when a store does not answer (`unavailable`) ' +
     'or cannot take writes (`degraded`: a full disk, a read-only file system, a database refusing writes), ' +
-    'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers.',
+    'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers. ' +
+    'A full event backlog makes it `degraded` but still `200`: it is the same on every instance, and taking them all ' +
+    'out of rotation at once would not drain it.',
   responses: {
     200: { description: 'Every store answers and takes writes', content: { 'application/json': { schema: CheckSchema } } },
     503: { description: 'Some store is down or cannot take writes', content: { 'application/json': { schema: CheckSchema } } },
@@ -103,8 +120,16 @@ export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number
       }),
     )
     const statuses = reports.map(statusOf)
-    const status = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
-    return c.json({ status, stores }, status === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
+    const storesStatus = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
+    const events = deps.events?.health()
+    const eventsHealth = events && {
+      status: events.status,
+      ...(detailed.some(Boolean)
+        ? { stores: Object.fromEntries(Object.entries(events.stores).filter(([store]) => detailed[entries.findIndex(([name]) => name === store)])) }
+        : {}),
+    }
+    const status = storesStatus === 'ok' && events?.status === 'degraded' ? 'degraded' : storesStatus
+    return c.json({ status, stores, ...(eventsHealth ? { events: eventsHealth } : {}) }, storesStatus === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
   })
   return app
 }

@@ -7,6 +7,7 @@ import { fileInfo, MAX_PART_NUMBER, parseSha256, type CompleteUploadOptions } fr
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { ownedUpload } from './upload-owner.js'
+import { originOf } from './request-id.js'
 import { errorResponses } from './http-errors.js'
 import { FileInfoSchema, StoreParam, UploadIdParam } from './schemas.js'
 
@@ -54,7 +55,7 @@ export function createCompleteUploadHandler(deps: HandlerDeps) {
     // A finished upload too: a retry after a crash answers the stored file (to its owner only).
     await ownedUpload(c, driver, store, uploadId, 'completeUpload', { finished: true })
     const body = c.req.valid('json')
-    const options: CompleteUploadOptions = {}
+    const options: CompleteUploadOptions = { origin: originOf(c) }
     if (body.parts) options.parts = body.parts
     if (body.sha256) options.expectedSha256 = parseSha256(body.sha256)
     const { file, created } = await driver.completeUpload(uploadId, options)

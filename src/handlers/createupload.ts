@@ -9,6 +9,8 @@ import { requestPath } from './request-path.js'
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { beforeUpload } from './hooks.js'
+import { originOf } from './request-id.js'
 import { metadataHeader, writePreconditions } from './request-options.js'
 import { CreateOnlyHeader, EtagListHeader, MediaTypeField, MetadataHeader, MetadataSchema, PathParam, StoreParam, UploadSessionSchema } from './schemas.js'
 
@@ -53,13 +55,22 @@ export function createCreateUploadHandler(deps: HandlerDeps) {
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
     await authorize(c, { operation: 'createUpload', action: 'write', store, path })
-    const metadata = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
+    const given = body.metadata ? validateMetadata(body.metadata) : metadataHeader(c)
+    const contentType = body.contentType ? parseMediaType(body.contentType, 'contentType') : undefined
+    const metadata = await beforeUpload(c, deps.hooks, {
+      operation: 'createUpload',
+      store,
+      path,
+      ...(contentType !== undefined ? { contentType } : {}),
+      ...(given ? { metadata: given } : {}),
+    })
     const options: CreateUploadOptions = {
       ...writePreconditions(c),
       owner: ownerOf(c),
-      ...(body.contentType ? { contentType: parseMediaType(body.contentType, 'contentType') } : {}),
+      ...(contentType !== undefined ? { contentType } : {}),
       ...(metadata ? { metadata } : {}),
       ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
+      origin: originOf(c),
     }
     return c.json(await driver.createUpload(path, options), 201)
   })

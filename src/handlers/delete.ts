@@ -6,6 +6,8 @@ import { authorize } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { beforeDelete } from './hooks.js'
+import { originOf } from './request-id.js'
 import { ifMatchOf } from './request-options.js'
 import { BooleanQuery, EtagListHeader, PathParam, StoreParam } from './schemas.js'
 
@@ -24,7 +26,7 @@ export const deleteRoute = createRoute({
   },
   responses: {
     204: { description: 'Deleted' },
-    ...errorResponses(400, 403, 404, 409, 412, 501, 503),
+    ...errorResponses(400, 403, 404, 409, 412, 501, 503, 507),
   },
 })
 
@@ -36,7 +38,8 @@ export function createDeleteHandler(deps: HandlerDeps) {
     const driver = deps.stores.get(store)
     const path = requestPath(c, rawPath)
     await authorize(c, { operation: 'delete', action: 'delete', store, path })
-    await driver.delete(path, { recursive, ...ifMatchOf(c) })
+    await beforeDelete(c, deps.hooks, { operation: 'delete', store, path, recursive })
+    await driver.delete(path, { recursive, ...ifMatchOf(c), origin: originOf(c) })
     return c.body(null, 204)
   })
   return app

@@ -22,6 +22,8 @@ export interface DocsOptions {
   service?: { name: string; version: string }
   /** The stores served: the `store` parameter takes only these (others answer `404 unknown_store`). */
   storeNames?: string[]
+  /** The events' consumers (endpoints, the Redis stream): the admin routes' `consumer` takes only these. */
+  consumerNames?: string[]
   /** The authorizer's OpenAPI security schemes (none: anonymous access, nothing to declare). */
   securitySchemes?: Record<string, Record<string, unknown>>
 }
@@ -33,9 +35,10 @@ type Operation = { parameters?: { name: string; in: string; schema?: Record<stri
  * composed), and that `X-File-Metadata` carries JSON (a header whose content is
  * `application/json`, so that generators send JSON objects, not arbitrary strings).
  */
-function refineParameters(operation: Operation, storeNames: string[] | undefined): void {
+function refineParameters(operation: Operation, storeNames: string[] | undefined, consumerNames: string[] | undefined): void {
   for (const p of operation.parameters ?? []) {
     if (p.in === 'path' && p.name === 'store' && storeNames?.length) p.schema = { ...p.schema, enum: storeNames }
+    if (p.name === 'consumer' && consumerNames?.length) p.schema = { ...p.schema, enum: consumerNames }
     if (p.in === 'header' && p.name === 'x-file-metadata') {
       const { schema: _text, ...rest } = p
       Object.assign(p, rest)
@@ -72,6 +75,10 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
         description: 'The tus 1.0 protocol (https://tus.io/protocols/resumable-upload), for tus-js-client, Uppy and other tus clients',
       },
       { name: 'signed URLs', description: 'URLs that grant one operation on one path to whoever holds them, until they expire' },
+      {
+        name: 'events',
+        description: 'Changes announced to other services: the webhooks endpoints receive (Standard Webhooks 1.0), and the operator\'s routes for dead letters',
+      },
       { name: 'service', description: 'Health, help and these docs' },
     ],
   })
@@ -80,9 +87,16 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
     Object.entries(document.paths ?? {}).map(([p, item]) => [options.basePath + openApiPath(p), item]),
   )
   for (const item of Object.values(document.paths)) {
-    for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames)
+    for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames, options.consumerNames)
   }
+  const selection = document.components?.schemas?.DeadLetterSelection as { properties?: { consumer?: Record<string, unknown> } } | undefined
+  if (options.consumerNames?.length && selection?.properties?.consumer) selection.properties.consumer.enum = options.consumerNames
   declareSecurity(document, options.securitySchemes ?? {})
+  // The webhooks are requests the service sends: signed per Standard Webhooks (their headers say
+  // how), with no scheme of the API's own.
+  for (const item of Object.values(document.webhooks ?? {})) {
+    for (const method of HTTP_METHODS) if (item[method]) item[method].security = []
+  }
   return document
 }
 

@@ -6,6 +6,8 @@ import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { ByteRange, StoreRegistry } from '../storage/index.js'
 import { accessMiddleware, type AccessOptions, OPEN_ACCESS } from './access.js'
+import type { EventsAdmin } from './events-admin.js'
+import type { ChangeHooks } from './hooks.js'
 import { onError, validationHook } from './http-errors.js'
 
 export interface HandlerDeps {
@@ -30,6 +32,10 @@ export interface HandlerDeps {
    * location followed by that name, which nginx maps to the store's folder. Unset: never.
    */
   accelRedirect?: string
+  /** Blocking hooks asked before uploads and deletes (hooks.ts); none when unset. */
+  hooks?: ChangeHooks
+  /** The events' dead letters and backlog (events-admin.ts, `/check`); unset: no events. */
+  events?: EventsAdmin
   /**
    * The runtime sends the bytes of large downloads itself (the bun adapter: `Bun.file`, sendfile),
    * where the store names the very version on the local file system (`StorageDriver.localVersion`).

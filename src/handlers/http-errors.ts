@@ -31,6 +31,20 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   method_not_allowed: 405,
   insufficient_storage: 507,
   not_supported: 501,
+  rejected_by_hook: 403,
+  hook_unavailable: 503,
+}
+
+/** A refusal that keeps a status of its own: a hook's 4xx answer (`rejected_by_hook`). */
+export class StatusError extends StorageError {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    code: ErrorCode,
+    message: string,
+    details?: unknown,
+  ) {
+    super(code, message, details === undefined ? {} : { details })
+  }
 }
 
 export const ErrorSchema = z
@@ -52,7 +66,8 @@ export function errorBody(code: ErrorCode, message: string, details?: unknown): 
 }
 
 export function errorResponse(c: Context, error: StorageError, headers?: Record<string, string>): Response {
-  return c.json(errorBody(error.code, error.message, error.details), statusOf[error.code], headers)
+  const status = error instanceof StatusError ? error.status : statusOf[error.code]
+  return c.json(errorBody(error.code, error.message, error.details), status, headers)
 }
 
 /** Statuses Hono or its middleware raise as HTTPException, mapped into our codes. */

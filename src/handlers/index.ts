@@ -11,6 +11,8 @@ import { createCreateUploadHandler, createUploadRoute } from './createupload.js'
 import { createDeleteHandler, deleteRoute } from './delete.js'
 import { createDocsHandler, DOCS_ROUTES } from './docs.js'
 import { createDownloadHandler, downloadRoute } from './download.js'
+import { createEventsAdminHandler, eventsAdminRoutes } from './events-admin.js'
+import { webhookRoutes } from './event-schemas.js'
 import type { HandlerDeps } from './handler-app.js'
 import { mount } from './mount.js'
 import { createHelpHandler, helpRoute } from './help.js'
@@ -54,6 +56,7 @@ export const fileRoutes: RouteConfig[] = [
   signRoute,
   checkRoute,
   helpRoute,
+  ...eventsAdminRoutes,
 ]
 
 /** `404`, or `405` with `Allow` for a route of the file API asked with another method. */
@@ -82,11 +85,13 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createTusHandler(options),
     createSignHandler(options),
     createCheckHandler(options),
+    createEventsAdminHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
   ]) {
     mount(api, '/', handler)
   }
   mount(api, '/', createUiHandler())
+  for (const webhook of webhookRoutes) api.openAPIRegistry.registerWebhook(webhook)
   mount(
     api,
     '/',
@@ -94,6 +99,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       app: api,
       basePath,
       storeNames: options.stores.names(),
+      ...(options.events ? { consumerNames: options.events.consumers() } : {}),
       ...(options.service ? { service: options.service } : {}),
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
     }),
@@ -110,6 +116,10 @@ export { isActiveType, isMediaType, parseMediaType } from './media-type.js'
 export { errorBody, ErrorSchema, notFoundHandler, onError, statusOf, validationHook } from './http-errors.js'
 export { buildOpenApiDocument, createDocsHandler } from './docs.js'
 export { createUiHandler, UI_CSP, type UiOptions } from './ui.js'
+export { beforeDelete, beforeUpload, type ChangeHooks, type HookRequest, type HookVerdict } from './hooks.js'
+export { type ConsumerOverview, type DeadLetterView, type EventsAdmin, type EventsOverview, eventsAdminRoutes } from './events-admin.js'
+export { EventPayloadSchema, webhookRoutes } from './event-schemas.js'
+export { originOf, requestIdOf } from './request-id.js'
 export {
   createUploadHandler,
   createDownloadHandler,
@@ -125,6 +135,7 @@ export {
   createTusHandler,
   createSignHandler,
   createCheckHandler,
+  createEventsAdminHandler,
   createHelpHandler,
 }
 export {

@@ -10,6 +10,7 @@ import { requestPath } from './request-path.js'
 import { withBoundedJsonBody } from './json-body.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
 import { errorResponses } from './http-errors.js'
+import { originOf } from './request-id.js'
 import { ifMatchOf } from './request-options.js'
 import { EntrySchema, EtagListHeader, PATH_PATTERN, PathParam, StoreParam } from './schemas.js'
 
@@ -57,7 +58,7 @@ export function createMoveHandler(deps: HandlerDeps) {
     await authorize(c, { operation: 'move', action: 'read', store, path: from })
     await authorize(c, { operation: 'move', action: 'delete', store, path: from })
     await authorize(c, { operation: 'move', action: 'write', store: targetStore, path: to })
-    const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c) }
+    const options = { overwrite: body.overwrite ?? false, ...ifMatchOf(c), origin: originOf(c) }
     const moved =
       target === source
         ? await source.move(from, to, options)

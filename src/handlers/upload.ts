@@ -3,6 +3,7 @@
  * streams the `file` parts of a multipart form into the folder `path`.
  */
 import { createRoute, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import {
   fileInfo,
   joinPath,
@@ -16,6 +17,8 @@ import {
 import { authorize, grantedContentType, uploadLimit } from './access.js'
 import { requestPath } from './request-path.js'
 import { createHandlerApp, type HandlerDeps } from './handler-app.js'
+import { beforeUpload, type ChangeHooks } from './hooks.js'
+import { originOf } from './request-id.js'
 import { errorResponses } from './http-errors.js'
 import { parseMediaType } from './media-type.js'
 import { formParts } from './multipart.js'
@@ -104,6 +107,16 @@ export function createUploadHandler(deps: HandlerDeps) {
     const options = putOptions(c, uploadLimit(deps.maxUploadBytes, grant))
     const contentType = grantedContentType(options.contentType, grant, 'Content-Type')
     if (contentType !== undefined) options.contentType = contentType
+    const metadata = await beforeUpload(c, deps.hooks, {
+      operation: 'upload',
+      store,
+      path,
+      ...(options.expectedSize !== undefined ? { size: options.expectedSize } : {}),
+      ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
+      ...(options.metadata ? { metadata: options.metadata } : {}),
+    })
+    if (metadata) options.metadata = metadata
+    options.origin = originOf(c)
     const { file, created } = await driver.put(path, requestBody(c), options)
     return c.json(fileInfo(store, file), created ? 201 : 200, { ETag: file.etag })
   })
@@ -134,13 +147,13 @@ export function createUploadHandler(deps: HandlerDeps) {
         if (part.filename === '') throw new StorageError('invalid_request', 'a file part has no file name')
         const path = joinPath(dir, parseName(part.filename))
         await authorize(c, { operation: 'uploadForm', action: 'write', store, path })
-        const result = await storePart(driver, path, part, metadata, conditions, deps.maxUploadBytes)
+        const result = await storePart(c, { driver, hooks: deps.hooks, store, path, metadata, conditions, maxBytes: deps.maxUploadBytes }, part)
         stored.push(fileInfo(store, result.file))
         if (result.created) created.push(result.file.path)
       }
     } catch (e) {
       // All or nothing for what this request created; files it replaced stay replaced.
-      await Promise.allSettled(created.map((p) => driver.delete(p)))
+      await Promise.allSettled(created.map((p) => driver.delete(p, { origin: originOf(c) })))
       throw e
     }
     if (stored.length === 0) throw new StorageError('invalid_request', 'the form has no "file" part')
@@ -150,18 +163,28 @@ export function createUploadHandler(deps: HandlerDeps) {
   return app
 }
 
+/** One file of a form: asked of the pre-upload hook, then stored. */
 async function storePart(
-  driver: Store,
-  path: string,
+  c: Context,
+  into: {
+    driver: Store
+    hooks: ChangeHooks | undefined
+    store: string
+    path: string
+    metadata: Record<string, unknown> | undefined
+    conditions: ReturnType<typeof writePreconditions>
+    maxBytes: number | undefined
+  },
   part: { contentType: string; body: ReadableStream<Uint8Array> },
-  metadata: Record<string, unknown> | undefined,
-  conditions: ReturnType<typeof writePreconditions>,
-  maxBytes: number | undefined,
 ): Promise<PutResult> {
+  const { driver, store, path, maxBytes } = into
+  const contentType = parseMediaType(part.contentType, "a file part's Content-Type")
+  const metadata = await beforeUpload(c, into.hooks, { operation: 'uploadForm', store, path, contentType, ...(into.metadata ? { metadata: into.metadata } : {}) })
   return driver.put(path, part.body, {
-    ...conditions,
-    contentType: parseMediaType(part.contentType, "a file part's Content-Type"),
+    ...into.conditions,
+    contentType,
     ...(metadata ? { metadata } : {}),
     ...(maxBytes !== undefined ? { maxBytes } : {}),
+    origin: originOf(c),
   })
 }

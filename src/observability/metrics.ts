@@ -40,8 +40,9 @@ export interface GaugeMetric {
   inc(labels?: Labels, value?: number): void
   dec(labels?: Labels, value?: number): void
   /**
-   * Calls `read` at every scrape, before the gauge is read (a backlog counted where it lives).
-   * Returns the function that stops it (a store closed).
+   * Calls `read` at every scrape, before the gauge is read (a backlog counted where it lives); a
+   * sampled gauge then shows what its readers reported, and nothing else. Returns the function that
+   * stops it (a store closed).
    */
   sample(read: (set: (labels: Labels, value: number) => void) => void | Promise<void>): () => void
 }
@@ -79,6 +80,7 @@ export const metrics = {
   gauge(options: MetricOptions & { aggregate?: Aggregate }): GaugeMetric {
     return declare('gauge', options.name, () => {
       const readers = new Set<(set: (labels: Labels, value: number) => void) => void | Promise<void>>()
+      let sampled = false
       const gauge: Gauge = new Gauge({
         name: options.name,
         help: options.help,
@@ -86,8 +88,12 @@ export const metrics = {
         registers: [registry],
         aggregator: options.aggregate ?? 'sum',
         async collect() {
-          const set = (labels: Labels, value: number) => gauge.set(labels, value)
-          await Promise.all([...readers].map(async (read) => read(set)))
+          if (!sampled) return
+          const values: [Labels, number][] = []
+          await Promise.all([...readers].map(async (read) => read((labels, value) => values.push([labels, value]))))
+          // What the readers report now, and only that (a consumer gone leaves no stale series), set at once.
+          gauge.reset()
+          for (const [labels, value] of values) gauge.set(labels, value)
         },
       })
       return {
@@ -95,6 +101,7 @@ export const metrics = {
         inc: (labels: Labels = {}, value = 1) => gauge.inc(labels, value),
         dec: (labels: Labels = {}, value = 1) => gauge.dec(labels, value),
         sample(read) {
+          sampled = true
           readers.add(read)
           return () => void readers.delete(read)
         },

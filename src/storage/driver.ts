@@ -37,6 +37,8 @@
  * Errors are `StorageError`s (errors.ts). Every path has been through `parsePath` (paths.ts).
  */
 import type { Hash } from 'node:crypto'
+import type { EventRecorder } from './events/recorder.js'
+import type { ChangeOrigin } from './events/types.js'
 import type { UploadRecord } from './uploads/rules.js'
 import type { FileOperations, PartInfo, PutResult, StoredFile, WritePreconditions } from './types.js'
 
@@ -50,6 +52,12 @@ export interface StorageDriver extends FileOperations {
   /** The file at `path` if it is the version committed with `revision` (`FileToBe.revision`); else null. */
   lookupRevision(path: string, revision: string): Promise<StoredFile | null>
   readonly staging: UploadStaging
+  /**
+   * Records the events of this driver's changes, on the driver's own `EventLog` (events/types.ts):
+   * its changes write an intent under their lock just before they become visible, confirm it once
+   * they are, and the log settles orphans from what the store shows. Absent: no events.
+   */
+  readonly events?: EventRecorder
   /**
    * Runs an operation made of several calls to this driver (one of the upload engine's), as the
    * driver runs its own: its errors as `StorageError`s, and counted as running until it settles, so
@@ -180,6 +188,8 @@ export interface FileToBe {
 
 export interface CommitOptions extends WritePreconditions {
   beforeVisible(result: PutResult): Promise<void>
+  /** The completion's upload and who asked: its `upload.completed` event rides with the file's. */
+  announce?: { uploadId: string; origin?: ChangeOrigin }
 }
 
 /**

@@ -23,6 +23,10 @@ export const errorCodes = [
   /** A route asked with a method it does not take (HTTP only). */
   'method_not_allowed',
   'insufficient_storage',
+  /** A blocking hook (pre-upload, pre-delete) refused the change (HTTP only). */
+  'rejected_by_hook',
+  /** A blocking hook did not answer, and its policy is to refuse then (HTTP only). */
+  'hook_unavailable',
   /** The store cannot do what was asked (a conditional write on an S3 server without conditional writes). */
   'not_supported',
 ] as const

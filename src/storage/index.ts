@@ -22,4 +22,8 @@ export {
 } from './mongo/mongo-driver.js'
 export { MongoConnection, type MongoConnectionOptions } from './mongo/connection.js'
 export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'
+export * from './events/types.js'
+export { type Change, eventsOf } from './events/changes.js'
+export { EventRecorder, type EventRecorderOptions, type Intent } from './events/recorder.js'
+export { eventId, isKey, keyTime } from './events/keys.js'
 export { S3Driver, type S3DriverOptions } from './s3/s3-driver.js'

@@ -3,9 +3,11 @@
  * engine running on the driver's staging primitive (uploads/engine.ts).
  */
 import type { StorageDriver } from './driver.js'
+import type { EventRecorder } from './events/recorder.js'
 import { defaultUploadPolicy, type UploadPolicy } from './uploads/rules.js'
 import { UploadEngine } from './uploads/engine.js'
 import type {
+  AbortUploadOptions,
   AppendPartOptions,
   AppendResult,
   ByteRange,
@@ -38,6 +40,7 @@ export function withUploads<D extends StorageDriver>(driver: D, policy: Partial<
 export class DriverStore<D extends StorageDriver = StorageDriver> implements Store {
   readonly kind: string
   readonly localVersion?: (file: StoredFile) => Promise<string | undefined>
+  readonly events?: EventRecorder
   readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
   readonly #engine: UploadEngine
 
@@ -49,6 +52,7 @@ export class DriverStore<D extends StorageDriver = StorageDriver> implements Sto
     this.kind = driver.kind
     this.#engine = new UploadEngine(driver, policy)
     if (driver.localVersion) this.localVersion = (file) => driver.localVersion!(file)
+    if (driver.events) this.events = driver.events
     if (driver.redirectUrl) this.redirectUrl = (file, response) => driver.redirectUrl!(file, response)
   }
 
@@ -112,8 +116,8 @@ export class DriverStore<D extends StorageDriver = StorageDriver> implements Sto
     return this.#run(uploadId, () => this.#engine.complete(uploadId, options))
   }
 
-  abortUpload(uploadId: string): Promise<void> {
-    return this.#run(uploadId, () => this.#engine.abort(uploadId))
+  abortUpload(uploadId: string, options?: AbortUploadOptions): Promise<void> {
+    return this.#run(uploadId, () => this.#engine.abort(uploadId, options))
   }
 
   async sweep(now = new Date()): Promise<{ removed: number }> {

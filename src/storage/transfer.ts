@@ -1,6 +1,7 @@
 /**
  * Moves between two stores: a streamed copy, then the source is deleted. Within one store a move
- * is the driver's own (a rename, or a catalog update), never a copy.
+ * is the driver's own (a rename, or a catalog update), never a copy. Its events are those of what
+ * it is made of: files created in one store, deleted in the other.
  */
 import { StorageError } from './errors.js'
 import { checkEntryIfMatch, checkIfMatch, checkMoveTarget } from './file-attributes.js'
@@ -23,13 +24,13 @@ export async function moveAcrossStores(
   if (entry.type === 'file') {
     const copied = await copyFile(source, entry, target, to, options)
     // The copy is complete and visible before the source goes: a failure here loses nothing.
-    await source.delete(from, options.ifMatch ? { ifMatch: [entry.etag] } : {})
+    await source.delete(from, { ...(options.ifMatch ? { ifMatch: [entry.etag] } : {}), ...origin(options) })
     return copied
   }
   checkEntryIfMatch(options.ifMatch, entry)
   const existing = await target.lookup(to)
   checkMoveTarget(entry, existing, to, options.overwrite)
-  if (existing) await target.delete(to, { recursive: true })
+  if (existing) await target.delete(to, { recursive: true, ...origin(options) })
   // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
   for (let cursor: string | undefined; ; ) {
     const page = await source.list(from, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) })
@@ -38,12 +39,13 @@ export async function moveAcrossStores(
       await copyFile(source, file, target, joinPath(to, file.path.slice(from.length + 1)), {
         overwrite: true,
         ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        ...origin(options),
       })
     }
     if (!page.nextCursor) break
     cursor = page.nextCursor
   }
-  await source.delete(from, { recursive: true })
+  await source.delete(from, { recursive: true, ...origin(options) })
   const moved = await target.lookup(to)
   if (!moved) throw new StorageError('not_found', `"${to}" does not exist`)
   return moved
@@ -66,6 +68,10 @@ async function copyFile(
     expectedSize: current.size,
     ...(options.overwrite ? {} : { mustNotExist: true }),
     ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    ...origin(options),
   })
   return copied
 }
+
+/** Who asked, passed on to the writes and deletes a move is made of (their events say so). */
+const origin = (options: CrossStoreMoveOptions) => (options.origin ? { origin: options.origin } : {})

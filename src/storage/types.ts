@@ -6,6 +6,8 @@
  *
  * Every path a store receives has been through `parsePath` (see paths.ts).
  */
+import type { EventRecorder } from './events/recorder.js'
+import type { ChangeOrigin } from './events/types.js'
 
 /** Which driver holds a file's bytes; informative only. */
 export type DriverKind = 'disk' | 'mongo-inline' | 'gridfs' | 's3'
@@ -61,6 +63,10 @@ export interface PutOptions extends WritePreconditions {
   expectedSize?: number
   /** Refuse bodies larger than this many bytes. */
   maxBytes?: number
+  /** A token stored with the version: `lookupRevision(path, revision)` finds it (made by the store when absent). */
+  revision?: string
+  /** Who asked, for the events announcing the change. */
+  origin?: ChangeOrigin
 }
 
 export interface PutResult {
@@ -99,11 +105,15 @@ export interface MoveOptions {
   overwrite?: boolean
   /** `If-Match` on the source. */
   ifMatch?: string[]
+  /** A file moved: a token stored with it at its new place, as `PutOptions.revision`. */
+  revision?: string
+  origin?: ChangeOrigin
 }
 
 export interface DeleteOptions {
   recursive?: boolean
   ifMatch?: string[]
+  origin?: ChangeOrigin
 }
 
 export interface CreateUploadOptions extends WritePreconditions {
@@ -126,6 +136,7 @@ export interface CreateUploadOptions extends WritePreconditions {
    * can answer another principal `404`. The core stores it and never looks at it.
    */
   owner?: string
+  origin?: ChangeOrigin
 }
 
 export interface UploadSession {
@@ -168,6 +179,11 @@ export interface CompleteUploadOptions {
   /** Parts to assemble, each once, in any order (they are assembled by number); all received parts when omitted. */
   parts?: number[]
   expectedSha256?: string
+  origin?: ChangeOrigin
+}
+
+export interface AbortUploadOptions {
+  origin?: ChangeOrigin
 }
 
 export interface PutPartOptions {
@@ -257,6 +273,8 @@ export interface FileOperations {
 
   health(): Promise<HealthReport>
   close(): Promise<void>
+  /** The events of this store's changes (storage/events), where its driver records them. */
+  readonly events?: EventRecorder
 }
 
 /** Uploads in parts and tus uploads, as the upload engine (uploads/engine.ts) runs them on every driver. */
@@ -286,7 +304,7 @@ export interface UploadOperations {
   uploadStatus(uploadId: string, options?: UploadStatusOptions): Promise<UploadStatus>
   /** Assembles the parts into the file. With a `totalSize`, the parts must add up to exactly that (`upload_incomplete`). */
   completeUpload(uploadId: string, options?: CompleteUploadOptions): Promise<PutResult>
-  abortUpload(uploadId: string): Promise<void>
+  abortUpload(uploadId: string, options?: AbortUploadOptions): Promise<void>
   /** Reclaims the space of expired uploads and of anything a crash left behind. */
   sweep(now?: Date): Promise<{ removed: number }>
 }

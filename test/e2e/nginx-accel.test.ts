@@ -111,10 +111,13 @@ describe.runIf(nginxBin)('nginx sends the bytes of disk downloads (X-Accel-Redir
     ['a folder', '/disk/download/docs', {}],
   ]
 
-  it.each(cases)('answers %s exactly as without the mode', async (_name, path, init) => {
-    const withEtag = { ...init, headers: Object.fromEntries(Object.entries(init.headers ?? {}).map(([k, v]) => [k, v === 'ETAG' ? etag : v])) }
+  it.each(cases)('answers %s exactly as without the mode', async (name, path, init) => {
+    // One request id for the three: every answer says it back, through nginx too.
+    const headers = Object.fromEntries(Object.entries(init.headers ?? {}).map(([k, v]) => [k, v === 'ETAG' ? etag : v]))
+    const withEtag = { ...init, headers: { ...headers, 'X-Request-Id': `accel-${cases.findIndex(([n]) => n === name)}` } }
     const [withMode, without] = await Promise.all([ask(viaAccel.origin, path, withEtag), ask(viaPlain.origin, path, withEtag)])
     expect(withMode.status).toBe(without.status)
+    expect(without.headers['x-request-id']).toBe(withEtag.headers['X-Request-Id'])
     expect(withMode.headers).toEqual(without.headers)
     expect(withMode.body.equals(without.body)).toBe(true)
     // And through an nginx that cannot open the store's files: the service sends them after all.

@@ -12,8 +12,12 @@ interface Command {
   mongo?: { uri: string; db: string }
   /** Upload policy of the store (e.g. a short completion lease, also the mongo store's liveness window). */
   uploads?: { completionLeaseMs?: number }
-  op: 'hold' | 'put' | 'complete' | 'append' | 'delete'
+  op: 'hold' | 'put' | 'complete' | 'append' | 'delete' | 'move'
   path?: string
+  /** move: where to. */
+  to?: string
+  /** Record events (their intents, so that a kill leaves some to settle). */
+  events?: boolean
   uploadId?: string
   offset?: number
   /** Bytes of the body (put, append): `size` bytes of `fill`. */
@@ -57,6 +61,7 @@ const store: Store = withUploads(
     : await DiskDriver.open({ dir: command.dir! }),
   command.uploads,
 )
+if (command.events) await store.events!.enable({ maxBacklog: 1_000_000 })
 process.stdout.write('ready\n')
 let result: unknown = null
 switch (command.op) {
@@ -82,6 +87,9 @@ switch (command.op) {
     break
   case 'delete':
     await store.delete(command.path!, { recursive: command.recursive ?? false })
+    break
+  case 'move':
+    result = await store.move(command.path!, command.to!)
     break
 }
 process.stdout.write(`done ${JSON.stringify(result)}\n`)

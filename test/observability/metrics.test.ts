@@ -10,6 +10,7 @@ import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { type Family, parseMetrics, PROMETHEUS_PYTHON, seriesOf, valueOf } from '../helpers/prometheus.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { waitFor } from '../helpers/wait.js'
+import { newSecret, startReceiver } from '../helpers/webhook-receiver.js'
 import { StorageError } from '../../src/storage/index.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -152,6 +153,51 @@ describe.skipIf(!PROMETHEUS_PYTHON)('metrics of one process', () => {
     expect(res.status).toBe(200)
     const families = await parseMetrics(await res.text())
     expect(valueOf(families, 'filestorage_store_up', { filestorage_store: 'disk' })).toBe(1)
+  })
+})
+
+describe.skipIf(!PROMETHEUS_PYTHON)('metrics of the events', () => {
+  it('shows the backlog against its limit, and what waits for each consumer, until it is delivered', async () => {
+    const secret = newSecret()
+    let up = false
+    const receiver = await startReceiver([secret], () => (up ? { status: 204 } : { status: 503 }))
+    const svc = await startTestService({
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: secret,
+      WEBHOOK_RETRY_DELAY_MAX: '200ms',
+      EVENTS_BACKLOG_MAX: '50',
+      METRICS_PORT: '0',
+    })
+    const scrape = async () => parseMetrics(await (await fetch(svc.service.metrics!.url)).text())
+    const store = { filestorage_store: 'disk' }
+    const lane = { filestorage_store: 'disk', filestorage_events_consumer: 'default' }
+    try {
+      const idle = await scrape()
+      expect(valueOf(idle, 'filestorage_events_backlog_limit', store)).toBe(50)
+      expect(valueOf(idle, 'filestorage_events_backlog', store)).toBe(0)
+      expect(valueOf(idle, 'filestorage_events_pending', lane)).toBe(0)
+      for (const name of ['a', 'b', 'c']) expect((await fetch(`${svc.api}/disk/upload/ev/${name}.txt`, { method: 'PUT', body: name })).status).toBe(201)
+
+      // The endpoint answers 503: the three events wait for it, and count in the backlog.
+      const waiting = await waitFor('three events pending', async () => {
+        const m = await scrape()
+        return valueOf(m, 'filestorage_events_pending', lane) === 3 && valueOf(m, 'filestorage_events_backlog', store) >= 3 ? m : undefined
+      })
+      expect(valueOf(waiting, 'filestorage_events_dead_letters', lane)).toBe(0)
+
+      up = true
+      await receiver.until(() => receiver.taken.length >= 3, 15_000, 'the three events delivered')
+      await waitFor('the backlog drained', async () => {
+        const m = await scrape()
+        return valueOf(m, 'filestorage_events_pending', lane) === 0 && valueOf(m, 'filestorage_events_backlog', store) === 0
+      })
+    } finally {
+      await svc.stop()
+      await receiver.close()
+    }
+    // Stopped, its events' gauges show nothing more.
+    const { registry } = await import('../../src/observability/metrics.js')
+    expect(await registry.getSingleMetricAsString('filestorage_events_pending')).not.toMatch(/filestorage_events_consumer="default"/)
   })
 })
 

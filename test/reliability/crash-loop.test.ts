@@ -12,7 +12,7 @@ import { freePorts } from '../helpers/ports.js'
 import type { ProcessService } from '../helpers/process-service.js'
 import { sha256 } from '../helpers/streams.js'
 import { expectNone } from './expect-none.js'
-import { auditedRuns, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
+import { auditedRuns, dropStoreDatabase, inFlightAllowance, internalUsage, report, sleep, startBuilt, storeEnv, tempDir, trackPeakRss } from './harness.js'
 import { CRASH_LOOP } from './knobs.js'
 import { s3Leftovers } from './s3-leftovers.js'
 import { type FileInfoJson, listAll, readDownload, readInfo, seenInInfo } from './reads.js'
@@ -303,10 +303,7 @@ describe.each(auditedRuns('the crash loop').map((run) => [run.name, run] as cons
       expectNone(problems, `in ${crashes} crashes`)
     } finally {
       await svc.stop('SIGKILL')
-      if (store === 'mongo') {
-        const client = new MongoClient(env.MONGODB_URI!)
-        await client.db(env.MONGODB_DB!).dropDatabase().finally(() => client.close())
-      }
+      await dropStoreDatabase(env)
       await dir.remove()
     }
   })

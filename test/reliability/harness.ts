@@ -8,6 +8,7 @@ import { appendFile, lstat, mkdtemp, readdir, readFile, readlink, rm } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MongoClient } from 'mongodb'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { BUILT_MAIN, type ProcessService, type Runtime, spawnService } from '../helpers/process-service.js'
@@ -46,6 +47,13 @@ export function auditedRuns(what: string): AuditRun[] {
 export function storeEnv(store: string, database = randomDbName('rel')): Record<string, string> {
   if (store === 's3') return s3StoreEnv()
   return store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: database } : {}
+}
+
+/** Drops the database a `storeEnv` named, when it named one (the mongo store's; the disk store's folder is the test's own). */
+export async function dropStoreDatabase(env: Record<string, string>): Promise<void> {
+  if (!env.MONGODB_URI || !env.MONGODB_DB) return
+  const client = new MongoClient(env.MONGODB_URI)
+  await client.db(env.MONGODB_DB).dropDatabase().finally(() => client.close())
 }
 
 /**

@@ -146,3 +146,21 @@ export const SCHEMATHESIS = {
   /** A bound on the process, should it not stop by itself. */
   timeoutSeconds: 180,
 }
+
+/** The events audit (events.test.ts). */
+export const EVENTS = {
+  /** kill -9 per store (the count). */
+  crashes: 20,
+  /** Changes in flight when a kill comes, on disjoint paths. */
+  batch: 4,
+  /**
+   * The kill comes at a random moment between these fractions of the time the uncut batch before it
+   * took: rarely before the requests arrive, rarely after their answers.
+   */
+  killWithin: [0.25, 1.2] as const,
+  /** COMPLETION_LEASE_SECONDS: on the mongo store, how long a dead process's registration lasts before its intents are settled. */
+  livenessSeconds: 2,
+  /** Two instances: clients changing their own paths one request at a time, and how many each. */
+  clients: 6,
+  opsPerClient: 20,
+}

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, expect, test } from 'vitest'
 import { requireBinary } from '../helpers/external.js'
 import type { ProcessService } from '../helpers/process-service.js'
+import { newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
 import { report, startBuilt, tempDir, trackPeakRss } from './harness.js'
 import { SCHEMATHESIS } from './knobs.js'
 
@@ -28,6 +29,7 @@ const SETTINGS = fileURLToPath(new URL('./schemathesis', import.meta.url))
 const DEFAULT_BIN = join(process.env.FILESTORAGE_CACHE ?? join(homedir(), '.cache/filestorage'), 'venv/bin/schemathesis')
 
 let svc: ProcessService | undefined
+let receiver: Receiver | undefined
 afterAll(async () => {
   await svc?.stop('SIGKILL')
 })
@@ -68,7 +70,10 @@ test('schemathesis with all its checks finds nothing in the disk service and its
   }
   const dir = await tempDir('schemathesis')
   try {
-    svc = await startBuilt({ STORAGE_DIR: join(dir.path, 'data') })
+    // With events on (to a receiver here), so that their admin routes answer what they are for.
+    const secret = newSecret()
+    receiver = await startReceiver([secret])
+    svc = await startBuilt({ STORAGE_DIR: join(dir.path, 'data'), WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: secret })
     const args = [
       '--no-color',
       '--config-file',
@@ -105,6 +110,7 @@ test('schemathesis with all its checks finds nothing in the disk service and its
     expect(warnings, `schemathesis warns; its output:\n${output.slice(-20_000)}`).toEqual([])
   } finally {
     await svc?.stop('SIGKILL')
+    await receiver?.close()
     await dir.remove()
   }
 })

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
+import { parseSecret } from '../../events/signing.js'
 import { hostAddress } from './host-address.js'
 
 const UNITS: Record<string, number> = {
@@ -41,7 +42,7 @@ const seconds = z.coerce.number().positive()
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** A duration as Consul writes them (`10s`, `1m30s`, `500ms`), in milliseconds. */
-const duration = z
+export const duration = z
   .string()
   .trim()
   .transform((value, ctx) => {
@@ -89,6 +90,18 @@ const secretKeys = commaList.transform((items, ctx) =>
     return { kid, secret }
   }),
 )
+
+/** `whsec_` secrets, comma-separated (WEBHOOK_SECRET, HOOK_SECRET). */
+const webhookSecrets = commaList.transform((items, ctx) => {
+  for (const item of items) {
+    try {
+      parseSecret(item)
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message })
+    }
+  }
+  return items
+})
 
 /** An address or a CIDR block (TRUSTED_PROXIES). */
 const addressOrBlock = z.string().refine((v) => {
@@ -222,6 +235,23 @@ export const configSchema = z.object({
     emptyAsUnset,
     z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must be a location path such as /_filestorage/disk/').optional(),
   ),
+  // Events (docs/events.md): endpoints, the Redis stream, blocking hooks; read by events-config.ts.
+  WEBHOOK_URL: httpUrl,
+  /** `whsec_` secrets, comma-separated: every try is signed with each (rotation). */
+  WEBHOOK_SECRET: webhookSecrets,
+  WEBHOOK_RETRY_FOR: duration.default(24 * 3_600_000).pipe(z.number().min(1000, 'must be at least 1s')),
+  WEBHOOK_RETRY_DELAY_MAX: duration.default(600_000).pipe(z.number().min(100)),
+  WEBHOOK_TIMEOUT: duration.default(10_000).pipe(z.number().min(100)),
+  EVENTS_CONFIG: optionalString,
+  EVENTS_BACKLOG_MAX: z.coerce.number().int().min(1).default(100_000),
+  EVENTS_REDIS_URL: z.preprocess(emptyAsUnset, z.string().regex(/^rediss?:\/\/./, 'must start with redis:// or rediss://').optional()),
+  EVENTS_REDIS_STREAM: z.string().min(1).default('filestorage:events'),
+  EVENTS_REDIS_MAXLEN: z.coerce.number().int().min(1).default(1_000_000),
+  PRE_UPLOAD_HOOK_URL: httpUrl,
+  PRE_DELETE_HOOK_URL: httpUrl,
+  HOOK_SECRET: webhookSecrets,
+  HOOK_TIMEOUT: duration.default(5000).pipe(z.number().min(100)),
+  HOOK_FAILURE_POLICY: z.enum(['refuse', 'allow']).default('refuse'),
 })
 
 type ParsedConfig = z.infer<typeof configSchema>
@@ -265,7 +295,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Variables whose values are secrets: a configuration error names them but never shows them (it goes to the logs). */
-const SECRET_VARIABLES = new Set(['AUTH_HMAC_SECRETS', 'AUTH_URL_SIGNING_KEYS', 'CONSUL_HTTP_TOKEN'])
+const SECRET_VARIABLES = new Set(['AUTH_HMAC_SECRETS', 'AUTH_URL_SIGNING_KEYS', 'CONSUL_HTTP_TOKEN', 'WEBHOOK_SECRET', 'HOOK_SECRET'])
 
 /** `NAME="value"` as an error shows it: a secret's value left out, a URL's password masked. */
 function shownVariable(name: string, value: string): string {

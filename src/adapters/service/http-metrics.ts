@@ -7,6 +7,7 @@
  * classes, error codes and refusal reasons.
  */
 import { collectDefaultMetrics } from 'prom-client'
+import type { EventsService } from '../../events/index.js'
 import { probeHealth } from '../../handlers/check.js'
 import type { HealthReport, StoreRegistry } from '../../storage/index.js'
 import { metrics, registry } from '../../observability/metrics.js'
@@ -143,4 +144,69 @@ export function startProcessMetrics(): void {
   if (processMetrics) return
   processMetrics = true
   collectDefaultMetrics({ register: registry })
+}
+
+/**
+ * The events' backlog, by store (as the recorder last counted it, each second), and by consumer what
+ * waits to be delivered and what was given up (dead letters), counted at each scrape. Every process
+ * sees the whole store's backlog, so with WORKERS the primary keeps one value, not their sum.
+ */
+export function eventsMetrics(events: EventsService): () => void {
+  const backlog = metrics.gauge({
+    name: 'filestorage_events_backlog',
+    help: 'Event entries the store keeps (to deliver, and dead letters); at EVENTS_BACKLOG_MAX changes are refused with 507. By store.',
+    labelNames: ['filestorage_store'],
+    aggregate: 'max',
+  })
+  const limit = metrics.gauge({
+    name: 'filestorage_events_backlog_limit',
+    help: 'EVENTS_BACKLOG_MAX: the backlog at which the store refuses changes, by store.',
+    labelNames: ['filestorage_store'],
+    aggregate: 'max',
+  })
+  const lanes = {
+    pending: metrics.gauge({
+      name: 'filestorage_events_pending',
+      help: 'Events waiting to be delivered to a consumer (a webhook endpoint, the Redis stream), by store and consumer.',
+      labelNames: ['filestorage_store', 'filestorage_events_consumer'],
+      aggregate: 'max',
+    }),
+    dead: metrics.gauge({
+      name: 'filestorage_events_dead_letters',
+      help: 'Events a consumer was given up on after WEBHOOK_RETRY_FOR (to replay or discard: docs/events.md), by store and consumer.',
+      labelNames: ['filestorage_store', 'filestorage_events_consumer'],
+      aggregate: 'max',
+    }),
+  }
+  // One count per scrape for both per-consumer gauges; a store that cannot be read shows none.
+  let counting: Promise<{ store: string; consumer: string; pending: number; dead: number }[]> | undefined
+  let countedAt = 0
+  const shared = () => {
+    if (!counting || performance.now() - countedAt > 1000) {
+      countedAt = performance.now()
+      counting = Promise.all(
+        [...events.relays].map(([store, relay]) =>
+          relay.lanes().then(
+            (found) => found.map(({ name, pending, dead }) => ({ store, consumer: name, pending, dead })),
+            () => [],
+          ),
+        ),
+      ).then((all) => all.flat())
+    }
+    return counting
+  }
+  const stops = [
+    backlog.sample((set) => {
+      for (const [store, { backlog: size }] of Object.entries(events.health().stores)) set({ filestorage_store: store }, size)
+    }),
+    limit.sample((set) => {
+      for (const [store, { max }] of Object.entries(events.health().stores)) set({ filestorage_store: store }, max)
+    }),
+    ...(['pending', 'dead'] as const).map((which) =>
+      lanes[which].sample(async (set) => {
+        for (const lane of await shared()) set({ filestorage_store: lane.store, filestorage_events_consumer: lane.consumer }, lane[which])
+      }),
+    ),
+  ]
+  return () => stops.forEach((stop) => stop())
 }

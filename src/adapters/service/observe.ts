@@ -2,9 +2,9 @@
  * What the service records of each request, in one middleware before all others (so that a refusal,
  * a 404 and an error are seen like any answer):
  *
- * - a request id: the client's `X-Request-Id` when it is sane (1 to 128 printable ASCII characters,
- *   no space), else a new UUID; returned in `X-Request-Id` on every answer, and kept as the context's
- *   `filestorageRequestId` for whatever else tells of the request (the events);
+ * - the request's id (handlers/request-id.ts: the client's `X-Request-Id` when it is sane, else a new
+ *   UUID), taken first so that the events and the hooks carry the same one; returned in `X-Request-Id`
+ *   on every answer, errors and redirects included;
  * - a SERVER span (tracing on): its parent the client's `traceparent`, named `PUT /filestorage/v1/{store}/upload/{path}`,
  *   with the route, operation, store, status and error code; storage operations are its children;
  * - the metrics of http-metrics.ts (metrics on);
@@ -14,7 +14,6 @@
  * Bytes in are counted by the runtime's own body reader as the handler reads them (`bodyCounter`),
  * so an upload cut off counts what arrived; bytes out are the answer's Content-Length.
  */
-import { randomUUID } from 'node:crypto'
 import {
   context,
   propagation,
@@ -27,7 +26,7 @@ import {
 } from '@opentelemetry/api'
 import type { Context, MiddlewareHandler } from 'hono'
 import { AccessError } from '../../auth/index.js'
-import { principalOf } from '../../handlers/index.js'
+import { principalOf, requestIdOf } from '../../handlers/index.js'
 import type { Logger } from '../../observability/logger.js'
 import { safeQuery } from '../../observability/logger.js'
 import { tracer } from '../../observability/tracing.js'
@@ -48,16 +47,7 @@ interface Observed {
 declare module 'hono' {
   interface ContextVariableMap {
     filestorageObserved?: Observed
-    /** The request's id, as its answer's `X-Request-Id` carries it. */
-    filestorageRequestId?: string
   }
-}
-
-const SANE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/
-
-/** The client's request id when it is sane, else a new one. */
-export function requestId(given: string | undefined): string {
-  return given !== undefined && SANE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
 /** The methods a label may name (OpenTelemetry's list); others are `_OTHER`. */
@@ -131,8 +121,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
   if (!metrics && !log && !traces) {
     // Nothing observed: the request id alone.
     return async (c, next) => {
-      const id = requestId(c.req.header('x-request-id'))
-      c.set('filestorageRequestId', id)
+      const id = requestIdOf(c)
       await next()
       withRequestId(c, id)
     }
@@ -156,13 +145,12 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
     const store = name.hasStore ? storeOf(c.req.path, basePath, stores) : ''
     const method = METHODS.has(c.req.method) ? c.req.method : '_OTHER'
     const observed: Observed = {
-      requestId: requestId(c.req.header('x-request-id')),
+      requestId: requestIdOf(c),
       bytesIn: 0,
       uploadStore: store !== '' && UPLOADS.has(name.operation) ? store : undefined,
       uploads,
     }
     c.set('filestorageObserved', observed)
-    c.set('filestorageRequestId', observed.requestId)
     const activeKey = metrics ? active.start(method, name.operation, store) : undefined
     if (observed.uploadStore !== undefined) uploads.start(observed.uploadStore)
 

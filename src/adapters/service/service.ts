@@ -8,7 +8,8 @@
 import cluster from 'node:cluster'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
-import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError } from '../../handlers/index.js'
+import { EventsService } from '../../events/index.js'
+import { createFileStorageApp, DEFAULT_BASE_PATH, fileStorageNotFound, type LocalFileSender, mount, onError, requestIdOf } from '../../handlers/index.js'
 import { onUnexpectedError } from '../../handlers/http-errors.js'
 import { createLogger, lineLog, type Logger } from '../../observability/logger.js'
 import { inSpan } from '../../observability/tracing.js'
@@ -19,7 +20,8 @@ import { accessOptions, urlOptions } from './access.js'
 import { browserAccess } from './browser-access.js'
 import type { Config } from './config.js'
 import { ConsulRegistration } from './consul-registration.js'
-import { httpMetrics, startProcessMetrics, storeHealthMetrics, sweepMetrics } from './http-metrics.js'
+import { eventsOptions } from './events-config.js'
+import { eventsMetrics, httpMetrics, startProcessMetrics, storeHealthMetrics, sweepMetrics } from './http-metrics.js'
 import { type MetricsServer, reportToPrimary, serveMetrics } from './metrics-endpoint.js'
 import { metricsRoute } from './metrics-route.js'
 import { bodyCounter, observe } from './observe.js'
@@ -83,6 +85,8 @@ export interface Service<Http extends HttpServer = HttpServer> {
   metrics: MetricsServer | undefined
   /** The service's logger (pino). */
   logger: Logger
+  /** Present when events are configured (WEBHOOK_URL, EVENTS_CONFIG, EVENTS_REDIS_URL, a hook). */
+  events: EventsService | undefined
   /**
    * Graceful, in this order: deregister from Consul, stop accepting, finish the requests in flight
    * (up to SHUTDOWN_TIMEOUT_SECONDS), close the stores. Deregistering first lets discovery watchers
@@ -107,12 +111,10 @@ export async function startService<Http extends HttpServer>(
   logger: Logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT }),
   roles: ServiceRoles = { sweeper: true, register: true },
 ): Promise<Service<Http>> {
+  const eventsConfig = eventsOptions(config) // a bad EVENTS_CONFIG stops start-up before anything opens
   const log = lineLog(logger)
   const unexpectedToStderr = onUnexpectedError((e, c) =>
-    logger.error(
-      { err: e, requestId: c.get('filestorageRequestId'), method: c.req.method, path: c.req.path },
-      `unexpected error on ${c.req.method} ${c.req.path}`,
-    ),
+    logger.error({ err: e, requestId: requestIdOf(c), method: c.req.method, path: c.req.path }, `unexpected error on ${c.req.method} ${c.req.path}`),
   )
   const metricsOn = config.METRICS_PORT !== undefined || config.METRICS_ON_MAIN_PORT
   // A worker answers the primary's metrics requests from before it reports that it serves (workers.ts).
@@ -120,9 +122,11 @@ export async function startService<Http extends HttpServer>(
   const tracing = await startTracing(config, { name: config.SERVICE_NAME, version: VERSION })
   if (tracing) logger.info(`tracing: spans go to ${tracing.exporter}`)
   const stores = await openStores(config, log, { traces: tracing !== undefined, metrics: metricsOn })
+  const events = eventsConfig ? await EventsService.start(stores.entries(), eventsConfig, log) : undefined
   const stopHealthMetrics = metricsOn ? storeHealthMetrics(stores) : undefined
+  const stopEventsMetrics = metricsOn && events ? eventsMetrics(events) : undefined
   if (metricsOn) startProcessMetrics()
-  const http = await runtime.serve(composeApp(runtime, config, stores, logger, { metrics: metricsOn, traces: tracing }).fetch, {
+  const http = await runtime.serve(composeApp(runtime, config, stores, logger, events, { metrics: metricsOn, traces: tracing }).fetch, {
     host: config.HOST,
     port: config.PORT,
     headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
@@ -164,12 +168,15 @@ export async function startService<Http extends HttpServer>(
     registration,
     metrics,
     logger,
+    events,
     async stop() {
       clearInterval(sweeper)
       await registration?.stop()
       await http.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
       await metrics?.stop()
       stopHealthMetrics?.()
+      stopEventsMetrics?.()
+      await events?.stop(EVENTS_STOP_MS) // deliveries in flight end; what is left, another process (or the next start) delivers
       await stores.close()
       await tracing?.flush()
       unexpectedToStderr()
@@ -186,11 +193,13 @@ function composeApp(
   config: Config,
   stores: StoreRegistry,
   logger: Logger,
+  events: EventsService | undefined,
   observed: { metrics: boolean; traces: Tracing | undefined },
 ): OpenAPIHono {
   const access = accessOptions(config)
   const api = createFileStorageApp({
     stores,
+    ...(events ? { events, hooks: events.hooks } : {}),
     ...(config.MAX_UPLOAD_BYTES !== undefined ? { maxUploadBytes: config.MAX_UPLOAD_BYTES } : {}),
     jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
@@ -220,6 +229,9 @@ function composeApp(
   mount(app, '/', api)
   return app
 }
+
+/** How long a stopping service lets deliveries in flight end. */
+const EVENTS_STOP_MS = 5000
 
 /** The instance's Consul registration, started; undefined without CONSUL_HTTP_ADDR. */
 export function registerWithConsul(

@@ -9,6 +9,8 @@ import { authorize, type Grant, grantedContentType, ownerOf, signedTarget, signe
 import type { HandlerDeps } from '../handler-app.js'
 import { ownedUpload } from '../upload-owner.js'
 import { errorBody } from '../http-errors.js'
+import { beforeUpload } from '../hooks.js'
+import { originOf } from '../request-id.js'
 import { requestBody, writePreconditions } from '../request-options.js'
 import { uploadLocation } from './location.js'
 import {
@@ -76,10 +78,19 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   const driver = driverOf(deps, c)
   // Bytes sent along that cannot fit are refused before an upload exists for them.
   if (append?.expectedSize !== undefined) checkTotal({ totalSize, maxBytes }, append.expectedSize)
+  const metadata = await beforeUpload(c, deps.hooks, {
+    operation: 'tusCreate',
+    store: storeOf(c),
+    path: target.path,
+    ...(totalSize !== undefined ? { size: totalSize } : {}),
+    ...(contentType ? { contentType } : {}),
+    metadata: target.metadata,
+  })
   const options: CreateUploadOptions = {
     ...writePreconditions(c),
     owner: ownerOf(c),
-    metadata: target.metadata,
+    metadata: metadata ?? target.metadata,
+    origin: originOf(c),
     ...(contentType ? { contentType } : {}),
     ...(totalSize !== undefined ? { totalSize } : {}),
     ...(maxBytes !== undefined ? { maxBytes } : {}),
@@ -88,8 +99,8 @@ export async function tusCreate(deps: TusDeps, c: Context): Promise<Response> {
   const session = await driver.createUpload(target.path, options)
   const progress: Progress = { ...session, received: 0, attributes: options.attributes ?? {} }
   const headers = append
-    ? await deps.writes.run(session.uploadId, requestBody(c), (body) => appendAndFinish(driver, progress, body, append))
-    : await finishIfComplete(driver, progress)
+    ? await deps.writes.run(session.uploadId, requestBody(c), (body) => appendAndFinish(driver, progress, body, append, originOf(c)))
+    : await finishIfComplete(driver, progress, originOf(c))
   return c.body(null, 201, { ...headers, Location: location(deps, c, grant, session), 'Content-Length': '0' })
 }
 
@@ -121,7 +132,7 @@ export async function tusHead(deps: TusDeps, c: Context): Promise<Response> {
   const uploadId = uploadIdOf(c)
   const driver = driverOf(deps, c)
   return deps.writes.exclusive(uploadId, async () => {
-    const headers = await finishIfComplete(driver, await driver.uploadStatus(uploadId))
+    const headers = await finishIfComplete(driver, await driver.uploadStatus(uploadId), originOf(c))
     return c.body(null, 200, { ...headers, 'Cache-Control': 'no-store' })
   })
 }
@@ -143,7 +154,7 @@ export async function tusPatch(deps: TusDeps, c: Context): Promise<Response> {
     let status = await driver.uploadStatus(uploadId)
     if (status.received !== offset) throw offsetMismatch(offset, status.received) // before reading a byte
     if (declared !== undefined) status = await driver.declareUploadSize(uploadId, declared)
-    return c.body(null, 204, await appendAndFinish(driver, status, body, append))
+    return c.body(null, 204, await appendAndFinish(driver, status, body, append, originOf(c)))
   })
 }
 
@@ -153,7 +164,7 @@ export async function tusTerminate(deps: TusDeps, c: Context): Promise<Response>
   await ownUpload(deps, c)
   const uploadId = uploadIdOf(c)
   const driver = driverOf(deps, c)
-  await deps.writes.exclusive(uploadId, () => driver.abortUpload(uploadId))
+  await deps.writes.exclusive(uploadId, () => driver.abortUpload(uploadId, { origin: originOf(c) }))
   return c.body(null, 204, { 'Tus-Resumable': TUS_VERSION })
 }
 

@@ -3,7 +3,7 @@
  * data, appending the data, completing the upload, and the headers that tell the client where it stands.
  */
 import type { Context } from 'hono'
-import { type AppendPartOptions, payloadTooLarge, type Store, StorageError, type UploadStatus } from '../../storage/index.js'
+import { type AppendPartOptions, type ChangeOrigin, payloadTooLarge, type Store, StorageError, type UploadStatus } from '../../storage/index.js'
 import { contentLength } from '../request-options.js'
 import { httpDate, parseByteCount, parseUploadChecksum, TUS_VERSION } from './protocol.js'
 
@@ -58,10 +58,11 @@ export async function appendAndFinish(
   progress: Progress,
   body: ReadableStream<Uint8Array>,
   options: AppendPartOptions,
+  origin?: ChangeOrigin,
 ): Promise<Record<string, string>> {
   const watched = remembersFailure(body)
   const result = await driver.appendPart(progress.uploadId, watched.body, options)
-  const headers = await finishIfComplete(driver, { ...progress, received: result.offset })
+  const headers = await finishIfComplete(driver, { ...progress, received: result.offset }, origin)
   // What arrived is kept; the answer (when the client is still there) says why the rest did not: a
   // stalled body is a 408, a newer request taking over a 400.
   if (result.partial) throw watched.failure() ?? new StorageError('invalid_request', 'the request body ended before it was complete')
@@ -91,10 +92,10 @@ function remembersFailure(body: ReadableStream<Uint8Array>): { body: ReadableStr
   return { body: watched, failure: () => failure }
 }
 
-/** Assembles the file once every byte has arrived; answers the headers for the client either way. */
-export async function finishIfComplete(driver: Store, progress: Progress): Promise<Record<string, string>> {
+/** Assembles the file once every byte has arrived; answers the headers for the client either way. `origin`: who asked, for its events. */
+export async function finishIfComplete(driver: Store, progress: Progress, origin?: ChangeOrigin): Promise<Record<string, string>> {
   if (progress.received !== progress.totalSize) return progressHeaders(progress)
-  const { file } = await driver.completeUpload(progress.uploadId)
+  const { file } = await driver.completeUpload(progress.uploadId, origin ? { origin } : {})
   return {
     'Tus-Resumable': TUS_VERSION,
     'Upload-Offset': String(progress.received),

@@ -40,6 +40,11 @@ import { listLimit } from '../ordering.js'
 import { ancestorsOf, baseName, checkMovePaths, invalidPathIfRoot, ROOT } from '../paths.js'
 import { bodyChunks, gatherUpTo, readOfBytes, resumed } from '../streams.js'
 import type { StorageDriver } from '../driver.js'
+import type { Change } from '../events/changes.js'
+import { EventRecorder, type Intent } from '../events/recorder.js'
+import { type ChangeOrigin, intentsOf, type LogEntry } from '../events/types.js'
+import { uploadWitnessed } from '../events/witnesses.js'
+import { newRevision } from '../revision.js'
 import type {
   ByteRange,
   DeleteOptions,
@@ -66,6 +71,7 @@ import { DiskLister } from './listing.js'
 import { RecordCache } from './record-cache.js'
 import { RecordWalks } from './record-walks.js'
 import { SmallFileCache } from './small-file-cache.js'
+import { DiskEventLog } from './event-log.js'
 import { DiskStaging } from './staging.js'
 import { StoreLocks } from './store-locks.js'
 
@@ -92,6 +98,10 @@ export interface CommitRequest extends WritePreconditions {
   revision?: string
   /** Runs once the file has its record, just before it gets its path (an upload's journal). */
   beforePlace?: (result: PutResult) => Promise<void>
+  /** Who asked, for the event. */
+  origin?: ChangeOrigin
+  /** The upload a completion finishes (its event rides along). */
+  uploadId?: string
   /** The stats of `tmp` as its writer closed it, if it kept them (else it is stat()ed). */
   tmpStats?: Stats
 }
@@ -119,6 +129,8 @@ export class DiskDriver implements StorageDriver {
   readonly #adoptions: Adoptions
   readonly #lister: DiskLister
   readonly staging: DiskStaging
+  readonly events: EventRecorder
+  readonly #eventLog: DiskEventLog
   readonly #locks: StoreLocks
   readonly #walks: RecordWalks
   /** The names `localVersion` gave out, with the inode each holds and the timer that removes it. */
@@ -138,6 +150,8 @@ export class DiskDriver implements StorageDriver {
     this.#locks = new StoreLocks(layout.locksDir, instances, (id) => this.#reap(id).then(() => {}))
     this.#adoptions = new Adoptions(records)
     this.#lister = new DiskLister(layout, (path) => this.#describe(path))
+    this.#eventLog = new DiskEventLog(layout.eventsDir, instances, this.#locks, () => layout.tmpFile(), (entry) => this.#settle(entry))
+    this.events = new EventRecorder(this.#eventLog)
     this.staging = new DiskStaging(layout, this.#locks, instances, {
       commit: (path, request) => this.#commit(path, request),
       lookupRevision: (path, revision) => this.lookupRevision(path, revision),
@@ -171,6 +185,7 @@ export class DiskDriver implements StorageDriver {
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     invalidPathIfRoot(path)
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
+    this.events.checkRoom()
     const small = options.expectedSize !== undefined && options.expectedSize <= SMALL_BODY_BYTES
     // Checked before reading a byte, so that a body refused anyway is not received for nothing, and
     // again at the commit. A body announced small is cheaper to receive than to check twice for.
@@ -374,10 +389,21 @@ export class DiskDriver implements StorageDriver {
         await this.#assertNoFileAbove(to)
         const target = await this.#lookupConfined(to)
         checkMoveTarget(source, target, to, options.overwrite)
-        if (target?.type === 'directory') await this.#discardTree(this.layout.data(to))
+        if (options.revision !== undefined && source.type === 'file') await this.#revise(from, options.revision)
+        // A folder it replaces goes first, as a delete of its own (with its own event).
+        if (target?.type === 'directory') {
+          const deleting = await this.#intendGone(to, options.origin, (files) => ({ kind: 'deleted', entry: target, ...(files !== undefined ? { files } : {}) }))
+          await this.#discardTree(this.layout.data(to), deleting)
+        }
         const replaced = target?.type === 'file' ? await lstat(this.layout.data(to)).catch(() => null) : null
+        const intent = await this.#intendGone(from, options.origin, (files) => ({
+          kind: 'moved',
+          from,
+          to: source.type === 'file' ? { ...source, path: to, name: baseName(to) } : { type: 'directory', path: to, name: baseName(to) },
+          ...(files !== undefined ? { files } : {}),
+        }))
         // Records go by inode: the one rename moves a file, or a whole folder, with its attributes.
-        await this.#renameInto(this.layout.data(from), this.layout.data(to))
+        await this.events.around(intent, () => this.#renameInto(this.layout.data(from), this.layout.data(to)))
         if (replaced) await this.records.release(replaced.ino)
         await this.layout.pruneEmptyParents(from)
         const moved = await this.#lookupConfined(to)
@@ -395,22 +421,25 @@ export class DiskDriver implements StorageDriver {
         const entry = await this.#lookupConfined(path)
         if (!entry) throw notFound(`"${path}"`)
         checkEntryIfMatch(options.ifMatch, entry)
+        const intent = await this.#intendGone(path, options.origin, (files) => ({ kind: 'deleted', entry, ...(files !== undefined ? { files } : {}) }))
         if (entry.type === 'file') {
           const { ino } = await lstat(this.layout.data(path))
-          await unlink(this.layout.data(path))
+          await this.events.around(intent, () => unlink(this.layout.data(path)))
           failpoint('disk.delete.unlinked')
           await this.records.release(ino)
         } else if (options.recursive) {
-          await this.#discardTree(this.layout.data(path))
+          await this.#discardTree(this.layout.data(path), intent)
         } else {
-          try {
-            await rmdir(this.layout.data(path))
-          } catch (e) {
-            if (isErrno(e, 'ENOTEMPTY', 'EEXIST')) {
-              throw new StorageError('directory_not_empty', `the folder "${path}" is not empty; delete it with recursive`)
+          await this.events.around(intent, async () => {
+            try {
+              await rmdir(this.layout.data(path))
+            } catch (e) {
+              if (isErrno(e, 'ENOTEMPTY', 'EEXIST')) {
+                throw new StorageError('directory_not_empty', `the folder "${path}" is not empty; delete it with recursive`)
+              }
+              throw e
             }
-            throw e
-          }
+          })
         }
         await this.layout.pruneEmptyParents(path)
       }),
@@ -469,7 +498,8 @@ export class DiskDriver implements StorageDriver {
 
   async close(): Promise<void> {
     await this.#adoptions.idle()
-    await this.#locks.release(CLOSE_LOCK_WAIT_MS)
+    this.events.disable()
+    await this.#locks.release(CLOSE_LOCK_WAIT_MS, () => this.events.settleOwn())
     await this.instances.close()
     const removed = rm(this.layout.tmpDir, { recursive: true, force: true })
     await Promise.all([...this.#pins.keys()].map((pin) => this.#unpin(pin, removed)))
@@ -529,6 +559,8 @@ export class DiskDriver implements StorageDriver {
       const { current: previous, own } = await this.#precheckLinked(path, request)
       const replaced = previous ? own : null
       const stats = request.tmpStats ?? (await stat(request.tmp))
+      // With events, every version has a revision: its event is settled by it after a crash.
+      const revision = request.revision ?? (this.events.enabled ? newRevision() : undefined)
       const record: FileRecord = {
         v: 2,
         sha256: request.sha256,
@@ -538,21 +570,32 @@ export class DiskDriver implements StorageDriver {
         contentType: contentTypeFor(baseName(path), request.contentType),
         metadata: request.metadata ?? {},
         created: previous?.created ?? stats.mtime.toISOString(),
-        ...(request.revision !== undefined ? { revision: request.revision } : {}),
+        ...(revision !== undefined ? { revision } : {}),
       }
       const bytes = await this.records.attach(request.tmp, stats, record)
       this.#cache.set(stats, record, bytes) // the next write or read of this path needs it
       failpoint('disk.commit.attached')
       const result: PutResult = { file: this.#described(path, record, stats), created: previous === null }
-      await request.beforePlace?.(result)
+      const intent =
+        revision === undefined
+          ? null
+          : await this.events.intend(
+              { kind: 'written', file: result.file, created: result.created, ...(request.uploadId !== undefined ? { uploadId: request.uploadId } : {}) },
+              { holds: { path, revision } },
+              { origin: request.origin },
+            )
       const target = this.layout.data(path)
-      if (request.mustNotExist) {
-        // link() fails when the target exists: create-if-absent in one step.
-        await this.#renameInto(request.tmp, target, link)
-        await unlink(request.tmp)
-      } else {
-        await this.#renameInto(request.tmp, target)
-      }
+      await this.events.around(intent, async () => {
+        await request.beforePlace?.(result)
+        failpoint('disk.commit.intended')
+        if (request.mustNotExist) {
+          // link() fails when the target exists: create-if-absent in one step.
+          await this.#renameInto(request.tmp, target, link)
+          await unlink(request.tmp)
+        } else {
+          await this.#renameInto(request.tmp, target)
+        }
+      })
       failpoint('disk.commit.placed')
       if (replaced && replaced.ino !== stats.ino) await this.records.release(replaced.ino)
       return result
@@ -587,10 +630,10 @@ export class DiskDriver implements StorageDriver {
    * Moves a folder out of sight at once (into this process's trash), then removes it, releasing
    * the records of its files. A crash part way leaves the trash to the sweeper.
    */
-  async #discardTree(abs: string): Promise<void> {
+  async #discardTree(abs: string, intent: Intent | null = null): Promise<void> {
     const trash = this.layout.trashFile()
     try {
-      await rename(abs, trash)
+      await this.events.around(intent, () => rename(abs, trash))
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return
       throw e
@@ -611,6 +654,37 @@ export class DiskDriver implements StorageDriver {
     }
     await empty(trash)
     await rmdir(trash)
+  }
+
+  /**
+   * The intent of a move or delete of what is at `path` (confined, under its lock): settled by
+   * whether `path` still names that file or folder, which nobody else can change until this process's
+   * locks go (after its intents are settled, should it die). A folder's files are counted first.
+   */
+  async #intendGone(path: string, origin: ChangeOrigin | undefined, change: (files?: number) => Change): Promise<Intent | null> {
+    if (!this.events.enabled) return null
+    const own = await lstat(this.layout.data(path))
+    const files = own.isDirectory() ? await countFiles(this.layout.data(path)) : undefined
+    return this.events.intend(change(files), { gone: { path, ino: own.ino } }, { origin })
+  }
+
+  /** Whether the change of an orphan intent is visible (see `#intendGone` and `#commit`). */
+  async #settle(entry: LogEntry): Promise<boolean> {
+    const { witness } = entry
+    if ('holds' in witness) return (await this.lookupRevision(witness.holds.path, witness.holds.revision)) !== null
+    if ('gone' in witness) return (await lstat(this.layout.data(witness.gone.path)).catch(() => null))?.ino !== witness.gone.ino
+    if ('upload' in witness) return uploadWitnessed(this.staging.records, witness.upload)
+    return false
+  }
+
+  /** Gives the record of the file at `path` (confined, under its lock) the revision `revision`. */
+  async #revise(path: string, revision: string): Promise<void> {
+    const stats = await lstat(this.layout.data(path))
+    const record = await this.#recordOf(stats)
+    if (!record) return // a file the store has not recorded (put there by hand): it has no revision to give
+    const revised = { ...record, revision }
+    const bytes = await this.records.attach(this.layout.data(path), stats, revised, true)
+    this.#cache.set(stats, revised, bytes)
   }
 
   /** Describes a file from its record (from its bytes when it has none); null when it vanished. */
@@ -711,6 +785,9 @@ export class DiskDriver implements StorageDriver {
   /** Reclaims what the dead instance `id` left: its locks, temporary files and trash. */
   #reap(id: string): Promise<boolean> {
     return this.instances.reap(id, async (_id, record) => {
+      // Its changes cut short are settled while its locks still keep everyone else off their paths.
+      await this.events.settleOwner(id)
+      await this.#eventLog.forget(intentsOf(id))
       await this.#locks.removeLocksOf(record)
       await rm(join(this.layout.tmpRoot, id), { recursive: true, force: true })
       await rm(join(this.layout.trashRoot, id), { recursive: true, force: true })
@@ -745,4 +822,14 @@ function describe(path: string, record: FileRecord, stats: Stats): StoredFile {
 function cutToSize(range: ByteRange | undefined, size: number): ByteRange {
   const end = Math.min(range?.end ?? size - 1, size - 1)
   return { start: Math.min(range?.start ?? 0, end + 1), end }
+}
+
+/** The files under the folder `abs`, at any depth (a walk of its folders, no stat of its files). */
+async function countFiles(abs: string): Promise<number> {
+  let files = 0
+  for (const entry of await readdir(abs, { withFileTypes: true }).catch(() => [])) {
+    if (entry.isDirectory()) files += await countFiles(join(abs, entry.name))
+    else if (entry.isFile()) files++
+  }
+  return files
 }

@@ -20,12 +20,12 @@
  * A record also holds the file's size and mtime: a file edited in place by hand no longer matches
  * them, and is described from its bytes again (keeping its content type and metadata).
  */
-import { closeSync, fstatSync, type Stats, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, type Stats } from 'node:fs'
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { link, lstat, openDescriptor, rename, unlink } from './fs-calls.js'
 import { fileRange } from './file-stream.js'
-import { isErrno, writeThenRename } from './layout.js'
+import { isErrno, writeNewFile, writeThenRename } from './layout.js'
 
 export interface FileRecord {
   v: 2
@@ -54,20 +54,6 @@ export const isSameFile = (record: FileRecord, stats: Stats): boolean =>
   record.birthtimeMs === undefined || record.birthtimeMs === stats.birthtimeMs
 
 const SHARDS = 4096
-
-/**
- * Writes `text` as the whole content of the file at `path` (created or emptied). Only the open goes
- * through the thread pool: a record's few hundred bytes go to the page cache at once, and closing
- * does not wait for the disk, so a round trip for each would cost more than the calls.
- */
-async function writeNewFile(path: string, text: string): Promise<void> {
-  const fd = await openDescriptor(path, 'w')
-  try {
-    writeFileSync(fd, text)
-  } finally {
-    closeSync(fd)
-  }
-}
 
 export class FileRecords {
   readonly #madeShards = new Set<number>()

@@ -8,12 +8,13 @@
  *   STORAGE_DIR/.filestorage/tmp/<instance>/       uploads in flight, renamed into place when complete
  *   STORAGE_DIR/.filestorage/trash/<instance>/     what is being deleted (renamed here first, so it vanishes at once)
  *   STORAGE_DIR/.filestorage/uploads/<id>/         part uploads and tus uploads (uploads.ts)
+ *   STORAGE_DIR/.filestorage/events/               the events of changes, to deliver (event-log.ts)
  *
  * Temporary files and trash are kept per instance, so what a dead process left is known to be
  * abandoned the moment it is known dead, not after some hours.
  */
 import { randomUUID } from 'node:crypto'
-import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, writeFile as writeFileAt, type WriteStream, writev } from 'node:fs'
+import { closeSync, createWriteStream, fstatSync, open, openSync, readlinkSync, type Stats, write, writeFile as writeFileAt, writeFileSync, type WriteStream, writev } from 'node:fs'
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { promisify } from 'node:util'
@@ -30,6 +31,8 @@ export class DiskLayout {
   readonly tmpRoot: string
   readonly trashRoot: string
   readonly uploadsDir: string
+  /** The events of the store's changes (event-log.ts). */
+  readonly eventsDir: string
   /** Its mtime says when the sweeper last walked every record (record-walks.ts). */
   readonly recordWalksFile: string
   /** Where an earlier version kept sidecars by path; migrated at start-up (legacy-sidecars.ts). */
@@ -47,6 +50,7 @@ export class DiskLayout {
     this.tmpRoot = join(this.internal, 'tmp')
     this.trashRoot = join(this.internal, 'trash')
     this.uploadsDir = join(this.internal, 'uploads')
+    this.eventsDir = join(this.internal, 'events')
     this.recordWalksFile = join(this.internal, 'records-walked')
     this.legacyMetaDir = join(this.internal, 'meta')
     this.#namesDescriptors = namesDescriptors(root)
@@ -234,6 +238,20 @@ export async function writeThenRename(tmp: string, to: string, data: string): Pr
   } catch (e) {
     await unlink(tmp).catch(() => {})
     throw e
+  }
+}
+
+/**
+ * Writes `text` as the whole content of the file at `path` (created or emptied). Only the open goes
+ * through the thread pool: a record's few hundred bytes go to the page cache at once, and closing
+ * does not wait for the disk, so a round trip for each would cost more than the calls.
+ */
+export async function writeNewFile(path: string, text: string): Promise<void> {
+  const fd = await openDescriptor(path, 'w')
+  try {
+    writeFileSync(fd, text)
+  } finally {
+    closeSync(fd)
   }
 }
 

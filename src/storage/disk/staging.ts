@@ -152,6 +152,7 @@ export class DiskStaging implements UploadStaging {
         ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}),
         revision: target.revision,
         beforePlace: (result) => options.beforeVisible(result),
+        ...(options.announce ? { uploadId: options.announce.uploadId, origin: options.announce.origin } : {}),
       })
     } catch (e) {
       await this.discardPrepared(prepared)

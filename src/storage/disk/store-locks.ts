@@ -64,13 +64,36 @@ export class StoreLocks {
    * lock (a tus PATCH cut by the shutdown, which then takes the lock again to keep what it received)
    * left its upload locked for good. From here on no lock is taken: the store is closing.
    */
-  async release(timeoutMs: number): Promise<void> {
+  async release(timeoutMs: number, beforeLettingGo: () => Promise<void> = async () => {}): Promise<void> {
     this.#closing = true
     await this.#holding.settled(timeoutMs)
+    await beforeLettingGo() // what needs the locks still held (settling the events of changes cut short)
     // A record already gone (reaped by another process that thought us dead) took its locks along.
     await this.removeLocksOf(this.instances.record).catch((e: unknown) => {
       if (!isErrno(e, 'ENOENT')) throw e
     })
+  }
+
+  /**
+   * Holds `key` from now until this instance closes or dies, unless another live instance holds it:
+   * a lease (the events relay's), taken without waiting. True while this instance holds it.
+   */
+  async hold(key: string): Promise<boolean> {
+    if (this.#closing) return false
+    const file = this.#file(key)
+    const mine = (await stat(this.instances.record)).ino
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(this.instances.record, file)
+        return true
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e
+      }
+      const held = await lstat(file).catch(() => null)
+      if (held?.ino === mine) return true
+      if (held) await this.#reapHolderIfDead(file)
+    }
+    return false
   }
 
   /** Removes the locks a dead instance held: the links to its record (`record`, renamed by its reaper). */
@@ -84,8 +107,12 @@ export class StoreLocks {
     }
   }
 
+  #file(key: string): string {
+    return join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32))
+  }
+
   async #acquire(key: string): Promise<string> {
-    const file = join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32))
+    const file = this.#file(key)
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new StorageError('store_unavailable', 'the store is closing')
       try {

@@ -60,9 +60,15 @@ export class Catalog {
       { _id: current._id, rev: current.rev },
       {
         $set: { ...fields, ...(data ? { data } : { gridfsId }) },
-        $unset: data ? { gridfsId: '' } : { data: '' },
+        $unset: { ...(data ? { gridfsId: '' } : { data: '' }), ...unsetEvent(next) },
       },
     )
+    return result.matchedCount === 1
+  }
+
+  /** Marks `current` as being deleted under the entry `key` of `owner` (a delete's intent), unless it changed meanwhile. */
+  async markDeleting(current: FileDoc, mark: { key: string; owner: string }): Promise<boolean> {
+    const result = await this.records.updateOne({ _id: current._id, rev: current.rev }, { $set: { deleting: mark } })
     return result.matchedCount === 1
   }
 
@@ -76,10 +82,19 @@ export class Catalog {
    * Gives the record of `current` a new path, unless it changed meanwhile; null then. A
    * duplicate-key error when something is at `to` already.
    */
-  async rename(current: FileDoc, to: string): Promise<FileDoc | null> {
-    const moved = { path: to, parent: parentOf(to), name: baseName(to), rev: new ObjectId() }
-    const result = await this.records.updateOne({ _id: current._id, rev: current.rev }, { $set: moved })
-    return result.matchedCount === 1 ? { ...current, ...moved } : null
+  async rename(current: FileDoc, to: string, version: Pick<FileDoc, 'event' | 'eventOwner'> & { rev?: ObjectId | string } = {}): Promise<FileDoc | null> {
+    const moved: Partial<FileDoc> = { path: to, parent: parentOf(to), name: baseName(to), rev: version.rev ?? new ObjectId() }
+    if (version.event !== undefined) moved.event = version.event
+    if (version.eventOwner !== undefined) moved.eventOwner = version.eventOwner
+    const unset = unsetEvent(moved)
+    const result = await this.records.updateOne(
+      { _id: current._id, rev: current.rev },
+      Object.keys(unset).length > 0 ? { $set: moved, $unset: unset } : { $set: moved },
+    )
+    if (result.matchedCount !== 1) return null
+    const renamed: FileDoc = { ...current, ...moved }
+    for (const field of Object.keys(unset) as (keyof FileDoc)[]) delete renamed[field]
+    return renamed
   }
 
   /** True when anything (file or folder) is directly in `folder`. */
@@ -96,6 +111,11 @@ export class Catalog {
       .sort({ path: 1 })
       .limit(limit)
       .toArray() as Promise<FileDoc[]>
+  }
+
+  /** How many files are under a folder, at any depth. */
+  countFilesUnder(dir: string): Promise<number> {
+    return this.records.countDocuments({ type: 'file', ...under(dir) })
   }
 
   /** The folder records of a subtree (the folder itself included), deepest first. */
@@ -151,4 +171,13 @@ export function toStoredFile(doc: FileDoc): StoredFile {
 
 export function toEntry(doc: CatalogDoc): StoredEntry {
   return doc.type === 'file' ? toStoredFile(doc) : { type: 'directory', path: doc.path, name: doc.name }
+}
+
+/** The event fields a new version of a record does not carry over from the one it replaces. */
+function unsetEvent(next: Partial<FileDoc>): Record<string, ''> {
+  return {
+    deleting: '',
+    ...(next.event === undefined ? { event: '' } : {}),
+    ...(next.eventOwner === undefined ? { eventOwner: '' } : {}),
+  }
 }

@@ -13,7 +13,7 @@
  * catalog update, never a copy of bytes. MongoDB connectivity errors are `store_unavailable`.
  * Uploads in parts and tus uploads are staged in MongoDB too (staging.ts).
  */
-import type { Db } from 'mongodb'
+import { type Db, ObjectId } from 'mongodb'
 import { backoff } from '../backoff.js'
 import { checkAnnouncedSize } from '../digest.js'
 import type { StorageDriver } from '../driver.js'
@@ -66,6 +66,12 @@ import { writeProbe } from './schema.js'
 import { MongoStaging } from './staging.js'
 import { MongoSweeper } from './sweeper.js'
 import { forEachLimited } from '../for-each-limited.js'
+import { failpoint } from '../failpoints.js'
+import { EVENT_STATE, EVENTS, type EventDoc, type EventStateDoc, MongoEventLog } from './event-log.js'
+import { EventRecorder, type Intent } from '../events/recorder.js'
+import type { Change } from '../events/changes.js'
+import { type ChangeOrigin, intentsOf, type LogEntry, READY } from '../events/types.js'
+import { uploadWitnessed } from '../events/witnesses.js'
 
 export type MongoDriverKind = 'mongo' | 'mongo-inline' | 'gridfs'
 
@@ -129,6 +135,8 @@ export class MongoDriver implements StorageDriver {
   readonly #owners: LeaseOwners
   /** Operations running, which a close lets end before it removes this process's registration. */
   readonly #running = new InFlight()
+  readonly events: EventRecorder
+  readonly #eventLog: MongoEventLog
 
   private constructor(connection: MongoConnection, options: MongoDriverOptions) {
     this.kind = options.kind ?? 'mongo'
@@ -138,12 +146,20 @@ export class MongoDriver implements StorageDriver {
     this.#catalog = new Catalog(this.db.collection<CatalogDoc>(CATALOG))
     this.#folders = new Folders(this.#catalog)
     this.#owners = new LeaseOwners(this.db.collection<OwnerDoc>(OWNERS), options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS)
+    this.#eventLog = new MongoEventLog(
+      this.db.collection<EventDoc>(EVENTS),
+      this.db.collection<EventStateDoc>(EVENT_STATE),
+      this.#owners,
+      (entry) => this.#run(() => this.#settle(entry)),
+    )
+    this.events = new EventRecorder(this.#eventLog)
     const leases = new ByteLeases(this.db.collection<LeaseDoc>(LEASES), this.#owners)
     this.#gridfs = new GridFsBytes(this.db, leases)
     const uploads = this.db.collection<UploadDoc>(UPLOADS)
     this.staging = new MongoStaging(uploads, this.db.collection<PartDoc>(PARTS), this.#gridfs, {
       write: (source, request) => this.#write(source, request),
-      commit: (path, bytes, attributes, conditions, rev, beforeVisible) => this.#commit(path, bytes, attributes, conditions, rev, beforeVisible),
+      commit: (path, bytes, attributes, conditions, rev, beforeVisible, announce) =>
+        this.#commit(path, bytes, attributes, conditions, { rev, beforeVisible, ...(announce ? { origin: announce.origin, uploadId: announce.uploadId } : {}) }),
       discard: (bytes) => this.#discard(bytes),
     })
     this.#sweeper = new MongoSweeper({
@@ -175,6 +191,7 @@ export class MongoDriver implements StorageDriver {
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     invalidPathIfRoot(path)
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
+    this.events.checkRoom()
     return this.#run(async () => {
       await this.#precheck(path, options)
       const bytes = await this.#write(bodyChunks(body), {
@@ -183,7 +200,10 @@ export class MongoDriver implements StorageDriver {
         ...(options.expectedSha256 !== undefined ? { expectedSha256: options.expectedSha256 } : {}),
         filename: path,
       })
-      return this.#commit(path, bytes, options, options)
+      return this.#commit(path, bytes, options, options, {
+        ...(options.revision !== undefined ? { rev: options.revision } : {}),
+        ...(options.origin ? { origin: options.origin } : {}),
+      })
     })
   }
 
@@ -239,16 +259,17 @@ export class MongoDriver implements StorageDriver {
         const target = await this.#catalog.entry(to)
         checkMoveTarget(toEntry(source), target && toEntry(target), to, options.overwrite)
         if (source.type === 'directory') {
-          if (target) await this.#deleteTree(to)
-          await this.#moveTree(from, to)
+          if (target) await this.#deleteFolder(target, options.origin)
+          await this.#moveFolder(from, to, options.origin)
           await this.#folders.pruneAbove(from)
           const moved = await this.#catalog.entry(to)
           if (!moved) throw notFound(`"${from}"`) // it held nothing (an empty record a crash left)
           return toEntry(moved)
         }
-        // The file it replaces (overwrite) goes first; when it changed meanwhile, everything is checked again.
-        if (target?.type === 'file' && !(await this.#removeFile(target))) continue
-        const moved = await this.#renameFile(source, to)
+        // The file it replaces (overwrite) goes first, as a delete of its own (with its own event);
+        // when it changed meanwhile, everything is checked again.
+        if (target?.type === 'file' && !(await this.#removeFile(target, { origin: options.origin }))) continue
+        const moved = await this.#renameFile(source, to, options)
         if (moved) return toStoredFile(moved)
       }
       throw keepsChanging(`"${from}" or "${to}"`)
@@ -264,11 +285,16 @@ export class MongoDriver implements StorageDriver {
         if (!doc) throw notFound(`"${path}"`)
         checkEntryIfMatch(options.ifMatch, toEntry(doc))
         if (doc.type === 'file') {
-          if (!(await this.#removeFile(doc))) continue // replaced meanwhile: check If-Match again
+          if (!(await this.#removeFile(doc, { origin: options.origin }))) continue // replaced meanwhile: check If-Match again
         } else if (options.recursive) {
-          await this.#deleteTree(path)
-        } else if (!(await this.#folders.removeIfEmpty(path))) {
-          throw new StorageError('directory_not_empty', `the folder "${path}" is not empty; delete it with recursive`)
+          await this.#deleteFolder(doc, options.origin)
+        } else {
+          const intent = await this.#intendFolder({ kind: 'deleted', entry: toEntry(doc), files: 0 }, { op: 'delete', path }, options.origin)
+          if (!(await this.#folders.removeIfEmpty(path))) {
+            await intent?.cancel()
+            throw new StorageError('directory_not_empty', `the folder "${path}" is not empty; delete it with recursive`)
+          }
+          await intent?.confirm()
         }
         await this.#folders.pruneAbove(path)
         return
@@ -326,6 +352,8 @@ export class MongoDriver implements StorageDriver {
     this.#setup.stop()
     // Its writes end first (bounded): the sweeper decides the leases of a removed registration at once.
     await this.#running.settled(CLOSE_WAIT_MS)
+    this.events.disable()
+    await this.events.settleOwn().catch(() => {}) // else settled by another process, once this one's registration is gone
     await this.#owners.close()
     await this.#connection.close()
   }
@@ -374,8 +402,7 @@ export class MongoDriver implements StorageDriver {
     bytes: WrittenBytes,
     given: Partial<FileAttributes>,
     conditions: WritePreconditions,
-    rev?: string,
-    beforeVisible?: (result: PutResult) => Promise<void>,
+    change: CommitChange = {},
   ): Promise<PutResult> {
     const attributes = { contentType: contentTypeFor(baseName(path), given.contentType), metadata: given.metadata ?? {} }
     let committed: { doc: FileDoc; replaced: FileDoc | null } | undefined
@@ -383,7 +410,7 @@ export class MongoDriver implements StorageDriver {
       committed = await this.#locks.run(path, async () => {
         for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
           if (attempt > 0) await backoff(attempt)
-          const placed = await this.#place(path, bytes, attributes, conditions, rev, beforeVisible)
+          const placed = await this.#place(path, bytes, attributes, conditions, change)
           if (placed) return placed
         }
         return undefined
@@ -402,39 +429,146 @@ export class MongoDriver implements StorageDriver {
     return { file: toStoredFile(committed.doc), created: committed.replaced === null }
   }
 
-  /** One attempt at a commit; undefined when the path changed meanwhile and it must be tried again. */
-  async #place(
-    path: string,
-    bytes: WrittenBytes,
-    attributes: FileAttributes,
-    conditions: WritePreconditions,
-    rev?: string,
-    beforeVisible?: (result: PutResult) => Promise<void>,
-  ) {
+  /**
+   * One attempt at a commit; undefined when the path changed meanwhile and it must be tried again.
+   * With events, its intent is written just before the record, and confirmed or cancelled by the
+   * outcome of the one write that decides (the insert, or the compare-and-swap).
+   */
+  async #place(path: string, bytes: WrittenBytes, attributes: FileAttributes, conditions: WritePreconditions, change: CommitChange) {
     const current = await this.#catalog.entry(path)
     checkWriteConditions(path, current && toEntry(current), conditions)
+    if (current?.type === 'file') await this.#settleBefore(current)
     const now = new Date()
-    if (current?.type === 'file') {
-      const doc = fileDoc(path, bytes, attributes, { created: current.created, modified: now }, current._id, rev)
-      await beforeVisible?.({ file: toStoredFile(doc), created: false })
-      // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
-      if (current.gridfsId) await this.#gridfs.leases.take(current.gridfsId)
-      await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
-      return (await this.#catalog.swap(current, doc)) ? { doc, replaced: current } : undefined
-    }
-    const doc = fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, rev)
-    await beforeVisible?.({ file: toStoredFile(doc), created: true })
-    await this.#folders.ensureAbove(path)
-    await this.#owners.confirm(bytes.owner) // the sweeper has not counted this process dead
+    const replacing = current?.type === 'file' ? current : null
+    const doc = replacing
+      ? fileDoc(path, bytes, attributes, { created: replacing.created, modified: now }, replacing._id, change.rev)
+      : fileDoc(path, bytes, attributes, { created: now, modified: now }, undefined, change.rev)
+    const result: PutResult = { file: toStoredFile(doc), created: replacing === null }
+    const intent = await this.events.intend(
+      { kind: 'written', file: result.file, created: result.created, ...(change.uploadId !== undefined ? { uploadId: change.uploadId } : {}) },
+      { holds: { path, revision: String(doc.rev) } },
+      { origin: change.origin, after: replacing?.event },
+    )
+    if (intent) Object.assign(doc, { event: intent.key, eventOwner: intent.owner })
+    return this.#decided(intent, async () => {
+      await change.beforeVisible?.(result)
+      if (replacing) {
+        // Its bytes are leased before the record lets go of them, so a crash cannot lose track of them.
+        if (replacing.gridfsId) await this.#gridfs.leases.take(replacing.gridfsId)
+        await this.#confirmOwners(bytes.owner, intent) // the sweeper has not counted this process dead
+        if (!(await this.#catalog.swap(replacing, doc))) return undefined
+        await this.#settleAfter(replacing)
+        return { doc, replaced: replacing }
+      }
+      await this.#folders.ensureAbove(path)
+      await this.#confirmOwners(bytes.owner, intent) // the sweeper has not counted this process dead
+      try {
+        await this.#catalog.insert(doc)
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e
+        await this.#folders.pruneAbove(path)
+        return undefined // created meanwhile: the next attempt checks the conditions against it
+      }
+      await this.#confirmFolders(doc)
+      return { doc, replaced: null }
+    })
+  }
+
+  /**
+   * Runs the write of a change announced by `intent`: a result confirms it, undefined (the record
+   * changed meanwhile: nothing was written) or an error cancels it.
+   */
+  async #decided<T>(intent: Intent | null, write: () => Promise<T | undefined>): Promise<T | undefined> {
+    let result: T | undefined
     try {
-      await this.#catalog.insert(doc)
+      result = await write()
     } catch (e) {
-      if (!isDuplicateKey(e)) throw e
-      await this.#folders.pruneAbove(path)
-      return undefined // created meanwhile: the next attempt checks the conditions against it
+      await intent?.cancel()
+      throw e
     }
-    await this.#confirmFolders(doc)
-    return { doc, replaced: null }
+    if (result !== undefined && intent) failpoint('events.change.visible')
+    await (result === undefined ? intent?.cancel() : intent?.confirm())
+    return result
+  }
+
+  /** Renews the registrations a write's bytes and its intent are under, just before its record is written. */
+  async #confirmOwners(bytesOwner: string | undefined, intent: Intent | null): Promise<void> {
+    await this.#owners.confirm(bytesOwner)
+    if (intent && intent.owner !== bytesOwner) await this.#owners.confirm(intent.owner)
+  }
+
+  /**
+   * Before a change of the version `doc` (events on): the entry that announced it stands, should
+   * its writer have died before confirming it (this version is visible), and comes before this
+   * change's.
+   */
+  async #settleBefore(doc: FileDoc): Promise<void> {
+    if (!this.events.enabled || doc.eventOwner === undefined || doc.event === undefined) return
+    if (doc.eventOwner !== (await this.#owners.current())) await this.#eventLog.move(intentsOf(doc.eventOwner), READY, doc.event)
+  }
+
+  /**
+   * After a change replaced, moved or removed the version `doc`: a delete that had marked it (and
+   * whose writer died, or will find it changed) never happened, since this change took that very
+   * version; its entry goes.
+   */
+  async #settleAfter(doc: FileDoc): Promise<void> {
+    if (doc.deleting) await this.#eventLog.remove(intentsOf(doc.deleting.owner), doc.deleting.key).catch(() => false)
+  }
+
+  /** The intent of a folder's move or delete: finished by the settler should this process die part way. */
+  #intendFolder(change: Change, finish: { op: 'move' | 'delete'; path: string; to?: string }, origin: ChangeOrigin | undefined): Promise<Intent | null> {
+    return this.events.intend(change, { finish: { ...finish, at: Date.now() } }, { origin })
+  }
+
+  /** Moves a folder (its files one by one), announced as one change. */
+  async #moveFolder(from: string, to: string, origin: ChangeOrigin | undefined): Promise<void> {
+    const files = this.events.enabled ? await this.#catalog.countFilesUnder(from) : 0
+    const intent = await this.#intendFolder({ kind: 'moved', from, to: { type: 'directory', path: to, name: baseName(to) }, files }, { op: 'move', path: from, to }, origin)
+    await this.#folderChange(intent, () => this.#moveTree(from, to, intent?.key))
+  }
+
+  /** Deletes a folder with everything in it, announced as one change. */
+  async #deleteFolder(folder: CatalogDoc, origin: ChangeOrigin | undefined): Promise<void> {
+    const files = this.events.enabled ? await this.#catalog.countFilesUnder(folder.path) : 0
+    const intent = await this.#intendFolder({ kind: 'deleted', entry: toEntry(folder), files }, { op: 'delete', path: folder.path }, origin)
+    await this.#folderChange(intent, () => this.#deleteTree(folder.path))
+  }
+
+  /**
+   * A folder's change, file by file: confirmed once done, and also when some files could not move
+   * (the rest did); left to the settler, which finishes it, when it failed part way.
+   */
+  async #folderChange(intent: Intent | null, change: () => Promise<void>): Promise<void> {
+    try {
+      await change()
+    } catch (e) {
+      if (isStorageError(e, 'already_exists')) await intent?.confirm()
+      else intent?.abandon()
+      throw e
+    }
+    if (intent) failpoint('events.change.visible')
+    await intent?.confirm()
+  }
+
+  /** Whether the change of an orphan intent is visible; a folder's move or delete cut part way is finished first. */
+  async #settle(entry: LogEntry): Promise<boolean> {
+    const { witness } = entry
+    if ('holds' in witness) return (await this.lookupRevision(witness.holds.path, witness.holds.revision)) !== null
+    if ('lacks' in witness) return (await this.lookupRevision(witness.lacks.path, witness.lacks.revision)) === null
+    if ('upload' in witness) return uploadWitnessed(this.staging.records, witness.upload)
+    if ('finish' in witness) {
+      const { op, path, to, at } = witness.finish as { op: 'move' | 'delete'; path: string; to?: string; at: number }
+      // What was written into the folder after the change began is not part of it (its own events follow).
+      const until = new Date(at)
+      if (op === 'move' && to !== undefined) await this.#moveTree(path, to, entry.key, until).catch((e: unknown) => {
+        if (!isStorageError(e, 'already_exists')) throw e
+      })
+      else await this.#deleteTree(path, until)
+      await this.#folders.pruneAbove(path)
+      return true
+    }
+    return false
   }
 
   /**
@@ -452,32 +586,69 @@ export class MongoDriver implements StorageDriver {
     }
   }
 
-  /** Removes a file record (unless it changed meanwhile), then its bytes. */
-  async #removeFile(doc: FileDoc): Promise<boolean> {
-    if (doc.gridfsId) await this.#gridfs.leases.take(doc.gridfsId)
-    if (!(await this.#catalog.remove(doc))) return false
+  /**
+   * Removes a file record (unless it changed meanwhile), then its bytes. `announce`: a delete of its
+   * own, with its event. Its settling reads an absence, which a later change of the same version
+   * could also cause: so the record is first marked with the intent's key, before the intent is
+   * written, and whichever change takes that version next cancels the intent (`#settleAfter`).
+   */
+  async #removeFile(doc: FileDoc, announce?: { origin: ChangeOrigin | undefined }): Promise<boolean> {
+    let intent: Intent | null = null
+    if (announce && this.events.enabled) {
+      this.events.checkRoom()
+      await this.#settleBefore(doc)
+      const reserved = await this.events.reserve(doc.event)
+      if (!(await this.#catalog.markDeleting(doc, reserved))) return false // changed meanwhile
+      failpoint('mongo.delete.marked')
+      intent = await this.events.intend(
+        { kind: 'deleted', entry: toStoredFile(doc) },
+        { lacks: { path: doc.path, revision: String(doc.rev) } },
+        { origin: announce.origin, reserved },
+      )
+    }
+    const removed = await this.#decided(intent, async () => {
+      if (doc.gridfsId) await this.#gridfs.leases.take(doc.gridfsId)
+      if (intent) await this.#owners.confirm(intent.owner)
+      if (!(await this.#catalog.remove(doc))) return undefined
+      await this.#settleAfter(doc)
+      return true
+    })
+    if (!removed) return false
     if (doc.gridfsId) await this.#gridfs.retire(doc.gridfsId).catch(() => {}) // else its lease brings the sweeper
     return true
   }
 
-  /** Moves one file record to `to`: null when the source changed meanwhile. */
-  async #renameFile(source: FileDoc, to: string): Promise<FileDoc | null> {
+  /** Moves one file record to `to` (as `options.revision`, with its event): null when the source changed meanwhile. */
+  async #renameFile(source: FileDoc, to: string, options: MoveOptions = {}): Promise<FileDoc | null> {
+    await this.#settleBefore(source)
+    const rev = options.revision ?? new ObjectId()
+    const intent = await this.events.intend(
+      { kind: 'moved', from: source.path, to: { ...toStoredFile(source), path: to, name: baseName(to) } },
+      { holds: { path: to, revision: String(rev) } },
+      { origin: options.origin, after: source.event },
+    )
     await this.#folders.ensureAbove(to)
-    let moved: FileDoc | null
-    try {
-      moved = await this.#catalog.rename(source, to)
-    } catch (e) {
-      if (!isDuplicateKey(e)) throw e
-      await this.#folders.pruneAbove(to)
-      throw alreadyExists(`"${to}"`) // created meanwhile
-    }
+    const moved = await this.#decided(intent, async () => {
+      if (intent) await this.#owners.confirm(intent.owner)
+      let renamed: FileDoc | null
+      try {
+        renamed = await this.#catalog.rename(source, to, { rev, ...(intent ? { event: intent.key, eventOwner: intent.owner } : {}) })
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e
+        await this.#folders.pruneAbove(to)
+        throw alreadyExists(`"${to}"`) // created meanwhile
+      }
+      if (!renamed) return undefined
+      await this.#settleAfter(source)
+      await this.#confirmFolders(renamed, async () => {
+        await this.#catalog.rename(renamed, source.path)
+      })
+      return renamed
+    })
     if (!moved) {
       await this.#folders.pruneAbove(to)
       return null
     }
-    await this.#confirmFolders(moved, async () => {
-      await this.#catalog.rename(moved, source.path)
-    })
     await this.#folders.pruneAbove(source.path)
     return moved
   }
@@ -487,24 +658,28 @@ export class MongoDriver implements StorageDriver {
    * emptied folder records. Not atomic as a whole (MongoDB-wire servers without transactions), but
    * every step is: a crash leaves each file in one place or the other, never lost.
    */
-  async #moveTree(from: string, to: string): Promise<void> {
+  async #moveTree(from: string, to: string, event?: string, until?: Date): Promise<void> {
     const conflicts: string[] = []
     for (let after: string | undefined; ; ) {
-      const batch = await this.#catalog.filesUnder(from, after, TREE_BATCH)
-      if (batch.length === 0) break
+      const found = await this.#catalog.filesUnder(from, after, TREE_BATCH)
+      if (found.length === 0) break
+      after = found.at(-1)!.path
+      const batch = until ? found.filter((doc) => doc.modified <= until) : found
       const targets = batch.map((doc) => `${to}${doc.path.slice(from.length)}`)
       const folders = [...new Set(targets.map(parentOf))]
       await this.#folders.ensure(folders)
       await forEachLimited(batch, TREE_CONCURRENCY, async (doc, i) => {
         try {
-          if (!(await this.#catalog.rename(doc, targets[i]!))) conflicts.push(doc.path) // changed meanwhile: stays
+          // Each file's record names the folder's entry, which the next change of the file's key follows.
+          if (!(await this.#catalog.rename(doc, targets[i]!, event !== undefined ? { event } : {}))) conflicts.push(doc.path) // changed meanwhile: stays
+          else await this.#settleAfter(doc)
+          failpoint('mongo.tree.moved')
         } catch (e) {
           if (!isDuplicateKey(e)) throw e
           conflicts.push(doc.path)
         }
       })
       await this.#folders.ensure(folders) // a prune may have raced the renames
-      after = batch.at(-1)!.path
     }
     await this.#removeEmptyFolders(from)
     if (conflicts.length > 0) {
@@ -514,13 +689,14 @@ export class MongoDriver implements StorageDriver {
     }
   }
 
-  /** Deletes every file under `dir`, a batch at a time, then its folder records. */
-  async #deleteTree(dir: string): Promise<void> {
+  /** Deletes every file under `dir` (modified `until`, when given), a batch at a time, then its folder records. */
+  async #deleteTree(dir: string, until?: Date): Promise<void> {
     for (let after: string | undefined; ; ) {
-      const batch = await this.#catalog.filesUnder(dir, after, TREE_BATCH)
-      if (batch.length === 0) break
+      const found = await this.#catalog.filesUnder(dir, after, TREE_BATCH)
+      if (found.length === 0) break
+      after = found.at(-1)!.path
+      const batch = until ? found.filter((doc) => doc.modified <= until) : found
       await forEachLimited(batch, TREE_CONCURRENCY, (doc) => this.#removeFile(doc))
-      after = batch.at(-1)!.path
     }
     await this.#removeEmptyFolders(dir)
   }
@@ -528,6 +704,14 @@ export class MongoDriver implements StorageDriver {
   async #removeEmptyFolders(dir: string): Promise<void> {
     for (const folder of await this.#catalog.foldersOf(dir)) await this.#folders.removeIfEmpty(folder.path)
   }
+}
+
+/** What a commit is besides its bytes: the revision to commit as, the journal's callback, and who asked. */
+interface CommitChange {
+  rev?: string
+  beforeVisible?: (result: PutResult) => Promise<void>
+  origin?: ChangeOrigin | undefined
+  uploadId?: string
 }
 
 function placementOf(kind: MongoDriverKind, inlineMaxBytes = DEFAULT_INLINE_MAX_BYTES): Placement {

@@ -10,11 +10,13 @@
  *   byte_leases    GridFS files that may have lost their last reference (see byte-leases.ts)
  *   lease_owners   the processes writing to the store, with their heartbeats (see lease-owners.ts)
  *   health         one record every health check rewrites: proof that the server takes writes
+ *   events         the events of changes, to deliver (event-log.ts); event_state: shared values
  *
  * Only plain and unique indexes: the subset MongoDB and FerretDB v1 both build. Index creation is
  * idempotent and runs at start-up; while MongoDB is down it is retried until it succeeds.
  */
 import type { Binary, CreateIndexesOptions, Db, IndexSpecification, ObjectId } from 'mongodb'
+import { EVENTS } from './event-log.js'
 
 export const CATALOG = 'catalog'
 export const UPLOADS = 'uploads'
@@ -53,6 +55,12 @@ export interface FileDoc {
   data?: Binary
   /** The GridFS file holding the bytes, for a file stored in GridFS. */
   gridfsId?: ObjectId
+  /** With events: the key of the entry announcing this version, which the next change's key follows. */
+  event?: string
+  /** The registration that wrote that entry: a later change settles it should that process have died. */
+  eventOwner?: string
+  /** A delete under way, with its entry: a later change that finds the record still here cancels it. */
+  deleting?: { key: string; owner: string }
 }
 
 /** A folder's record: it exists while something is in the folder (see folders.ts). */
@@ -149,6 +157,7 @@ const INDEXES: [collection: string, key: IndexSpecification, options: CreateInde
   [PARTS, { gridfsId: 1 }, { name: 'gridfs' }],
   [LEASES, { since: 1 }, { name: 'since' }],
   [LEASES, { owner: 1 }, { name: 'owner', sparse: true }],
+  [EVENTS, { q: 1, k: 1 }, { name: 'queue' }],
   // The ones GridFSBucket creates itself, under the same names and options, so that either may come first.
   [`${BUCKET}.files`, { filename: 1, uploadDate: 1 }, { name: 'filename_1_uploadDate_1' }],
   [`${BUCKET}.chunks`, { files_id: 1, n: 1 }, { name: 'files_id_1_n_1', unique: true }],

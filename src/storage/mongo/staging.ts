@@ -37,6 +37,7 @@ export interface MongoFiles {
     conditions: WritePreconditions,
     rev: string,
     beforeVisible: (result: PutResult) => Promise<void>,
+    announce?: CommitOptions['announce'],
   ): Promise<PutResult>
   discard(bytes: WrittenBytes): Promise<void>
 }
@@ -95,7 +96,7 @@ export class MongoStaging implements UploadStaging {
 
   commit(prepared: PreparedFile, options: CommitOptions): Promise<PutResult> {
     const { bytes, target } = prepared as MongoPrepared
-    const { mustNotExist, ifMatch, beforeVisible } = options
+    const { mustNotExist, ifMatch, beforeVisible, announce } = options
     return this.files.commit(
       target.path,
       bytes,
@@ -103,6 +104,7 @@ export class MongoStaging implements UploadStaging {
       { ...(mustNotExist ? { mustNotExist } : {}), ...(ifMatch ? { ifMatch } : {}) },
       target.revision,
       beforeVisible,
+      announce,
     )
   }
 

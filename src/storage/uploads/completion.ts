@@ -14,17 +14,14 @@
  * upload answers the same file until it expires ("a completion sent again answers the file it
  * stored"): as it is now when the path still holds that revision, else as it was stored.
  */
-import { randomBytes } from 'node:crypto'
 import { verifySha256 } from '../digest.js'
 import type { CompletionJournal, StorageDriver, UploadStaging, UploadState } from '../driver.js'
 import { failpoint } from '../failpoints.js'
+import { newRevision } from '../revision.js'
 import type { CompleteUploadOptions, PutResult } from '../types.js'
 import type { CompletionLease } from './lease.js'
 import { type UploadBook, without } from './records.js'
 import { isExpired, partsToAssemble, uploadConditions, uploadNotFound } from './rules.js'
-
-/** A fresh revision token for a composed file (see `FileToBe.revision`). */
-const newRevision = () => randomBytes(12).toString('hex')
 
 export class Completion {
   readonly #staging: UploadStaging
@@ -94,6 +91,7 @@ export class Completion {
     try {
       result = await this.#staging.commit(prepared, {
         ...conditions,
+        announce: { uploadId, ...(options.origin ? { origin: options.origin } : {}) },
         beforeVisible: async (will) => {
           await this.book.change(uploadId, (s) => {
             if (s.finished) throw uploadNotFound(uploadId) // aborted meanwhile (a driver without `exclusive`)

@@ -17,7 +17,10 @@ import { checkAnnouncedSize, verifySha256 } from '../digest.js'
 import type { CommitChecks, PartWriter, StorageDriver, UploadStaging } from '../driver.js'
 import { offsetMismatch, payloadTooLarge } from '../errors.js'
 import { invalidPathIfRoot } from '../paths.js'
+import type { EventRecorder, Intent } from '../events/recorder.js'
+import type { ChangeOrigin } from '../events/types.js'
 import type {
+  AbortUploadOptions,
   AppendPartOptions,
   AppendResult,
   CompleteUploadOptions,
@@ -70,7 +73,23 @@ export class UploadEngine {
     checkCreateOptions(options)
     await this.driver.checkWrite(path, options)
     const record = newUploadRecord(path, this.policy, options)
-    await this.#staging.records.create(record)
+    const events = this.driver.events
+    const intent =
+      (await events?.intend(
+        {
+          kind: 'upload',
+          type: 'upload.created',
+          uploadId: record.uploadId,
+          path,
+          metadata: record.metadata,
+          expiresAt: record.expiresAt,
+          ...(record.totalSize !== undefined ? { totalSize: record.totalSize } : {}),
+          ...(record.contentType !== undefined ? { contentType: record.contentType } : {}),
+        },
+        { upload: { id: record.uploadId, ended: false } },
+        { origin: options.origin },
+      )) ?? null
+    await withIntent(events, intent, () => this.#staging.records.create(record))
     return publicSession(record)
   }
 
@@ -173,11 +192,11 @@ export class UploadEngine {
     return this.#completion.complete(uploadId, options)
   }
 
-  async abort(uploadId: string): Promise<void> {
+  async abort(uploadId: string, options: AbortUploadOptions = {}): Promise<void> {
     checkUploadId(uploadId)
     await this.#serial(uploadId, async () => {
       await this.#book.live(uploadId)
-      await this.#end(uploadId)
+      await this.#end(uploadId, { type: 'upload.aborted', origin: options.origin })
     })
   }
 
@@ -186,16 +205,37 @@ export class UploadEngine {
     let removed = 0
     for (let batch = 0; batch < SWEEP_BATCHES; batch++) {
       const expired = await this.#staging.records.expired(now, SWEEP_BATCH)
-      for (const uploadId of expired) await this.#serial(uploadId, () => this.#end(uploadId))
+      for (const uploadId of expired) await this.#serial(uploadId, () => this.#end(uploadId, { type: 'upload.expired' }))
       removed += expired.length
       if (expired.length < SWEEP_BATCH) break
     }
     return removed + ((await this.driver.sweep?.(now)) ?? 0)
   }
 
-  /** Ends an upload: marks it finished (so that appends under way take their parts back), removes its parts, then its record. */
-  async #end(uploadId: string): Promise<void> {
-    await this.#book.change(uploadId, (s) => (s.finished ? null : { ...s, finished: { aborted: true } })).catch(() => {})
+  /**
+   * Ends an upload: marks it finished (so that appends under way take their parts back), removes its
+   * parts, then its record. Ending one that had not finished is announced (`ending`); one that was
+   * completed or aborted before (the sweep removing it once expired) is not.
+   */
+  async #end(uploadId: string, ending: { type: 'upload.aborted' | 'upload.expired'; origin?: ChangeOrigin | undefined }): Promise<void> {
+    const events = this.driver.events
+    const found = events?.enabled ? await this.#staging.records.read(uploadId) : null
+    const intent =
+      found && !found.state.finished
+        ? await events!.intend(
+            { kind: 'upload', type: ending.type, uploadId, path: found.state.path },
+            { upload: { id: uploadId, ended: true } },
+            { origin: ending.origin },
+          )
+        : null
+    let ended = false
+    await this.#book
+      .change(uploadId, (s) => {
+        ended = !s.finished
+        return ended ? { ...s, finished: { aborted: true } } : null
+      })
+      .catch(() => {})
+    if (intent) await (ended ? intent.confirm() : intent.cancel())
     await this.#staging.discardParts(uploadId)
     await this.#staging.records.remove(uploadId)
   }
@@ -240,4 +280,9 @@ async function commitOrDiscard(writer: PartWriter, info: PartInfo, hash: Hash, a
     throw e
   }
   return writer.commit(info, hash, checks)
+}
+
+/** Runs `change` with the intent that announces it (recorder.ts `around`), when there is one. */
+function withIntent<T>(events: EventRecorder | undefined, intent: Intent | null, change: () => Promise<T>): Promise<T> {
+  return events ? events.around(intent, change) : change()
 }

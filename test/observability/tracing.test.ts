@@ -2,8 +2,9 @@
  * Traces received by a real OTLP receiver (Jaeger, built by scripts/test-services.sh install-jaeger):
  * the service as a process on Node and on Bun, an upload sent with a client's `traceparent`, and the
  * trace read back from Jaeger's query API: the client's trace id, the SERVER span as its child with
- * route, store and status, the storage operations under it, the MongoDB commands under those; and
- * the `traceparent` the service passes on to the calls it makes (tracedFetch).
+ * route, store and status, the storage operations under it, the MongoDB commands under those, the
+ * blocking hook it asks; and the `traceparent` the service passes on to the calls it makes (hooks,
+ * Consul, tracedFetch).
  */
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
@@ -50,9 +51,18 @@ describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
   for (const runtime of RUNTIMES) {
     it(`joins the client's trace with the request, its storage operations and MongoDB's commands, on ${runtime}`, async () => {
       const storage = await mkdtemp(join(tmpdir(), 'filestorage-traces-'))
+      // A blocking pre-upload hook that allows every upload and keeps the traceparent it was sent.
+      const hookCalls: IncomingHttpHeaders[] = []
+      const hook = createServer((req, res) => {
+        hookCalls.push(req.headers)
+        req.resume().on('end', () => res.writeHead(204).end())
+      })
+      await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
       const svc = await spawnService(
         {
           STORAGE_DIR: storage,
+          PRE_UPLOAD_HOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/pre-upload?token=secret`,
+          HOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`,
           OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
           OTEL_BSP_SCHEDULE_DELAY: '100',
           OTEL_SERVICE_NAME: `filestorage-test-${runtime}`,
@@ -69,7 +79,11 @@ describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
         const res = await fetch(`${svc.api}/${store}/upload/traced/a.txt`, { method: 'PUT', headers: { traceparent }, body: 'traced bytes' })
         expect(res.status).toBe(201)
 
-        const trace = await jaeger.trace(traceId, MONGODB_URI ? 4 : 2)
+        // The hook's span ends (and is exported) first; the server's last, so with it the trace is whole.
+        const trace = await waitFor('the request span in Jaeger', async () => {
+          const found = await jaeger.trace(traceId, MONGODB_URI ? 5 : 3)
+          return found.spans.some((s) => tagOf(s, 'span.kind') === 'server') ? found : undefined
+        })
         const byName = (name: string) => trace.spans.filter((s) => s.operationName === name)
         const server = byName('PUT /filestorage/v1/{store}/upload/{path}')[0]!
         expect(server, JSON.stringify(trace.spans.map((s) => s.operationName))).toBeDefined()
@@ -99,7 +113,16 @@ describe.skipIf(!JAEGER)('traces in a real OTLP receiver (Jaeger)', () => {
         // The request id is on the span, as in the log line, which carries the trace id.
         const requestId = res.headers.get('x-request-id')!
         expect(tagOf(server, 'filestorage.request_id')).toBe(requestId)
+
+        // The hook was asked in a CLIENT span under the request's, whose context it received.
+        const asked = byName('POST').find((s) => tagOf(s, 'filestorage.hook') === 'pre-upload')!
+        expect(asked, JSON.stringify(trace.spans.map((s) => s.operationName))).toBeDefined()
+        expect(tagOf(asked, 'span.kind')).toBe('client')
+        expect(parentOf(asked)).toBe(server.spanID)
+        expect(tagOf(asked, 'url.full')).toMatch(/\/pre-upload$/) // no query: it may carry a secret
+        expect(hookCalls.map((h) => h.traceparent)).toEqual([`00-${traceId}-${asked.spanID}-01`])
       } finally {
+        hook.close()
         await svc.stop()
         await rm(storage, { recursive: true, force: true })
       }

@@ -22,7 +22,7 @@ import { comparedRow, type Row } from '../lib/results.js'
 import { loadSample } from '../lib/samples.js'
 import { type Runtime, startService, type RunningService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
-import { load, type LoadOptions } from '../lib/wrk.js'
+import { load, type LoadOptions, putLoad } from '../lib/wrk.js'
 
 const SECTION = '8. observability'
 const NAMES = 1024
@@ -127,21 +127,11 @@ function rowsOf(all: Setup[], label: string, figures: Measured[]): Row[] {
 
 function contender(ctx: BenchContext, service: RunningService, operation: Operation): Contender {
   const { settings } = ctx
-  const origin = new URL(service.api).origin
-  const options: Omit<LoadOptions, 'seconds'> = {
-    ...(operation === 'GET'
-      ? { method: 'GET', url: `${service.api}/disk/download/small/get.bin`, connections: settings.connections, threads: settings.wrkThreads }
-      : {
-          method: 'PUT',
-          url: `${origin}/`,
-          pathPrefix: '/filestorage/v1/disk/upload/small/put/',
-          names: NAMES,
-          bodyBytes: settings.smallBytes,
-          connections: settings.connections,
-          threads: settings.wrkThreads,
-        }),
-    token: service.token,
-  }
+  const wrk = { connections: settings.connections, threads: settings.wrkThreads }
+  const options: Omit<LoadOptions, 'seconds'> =
+    operation === 'GET'
+      ? { method: 'GET', url: `${service.api}/disk/download/small/get.bin`, ...wrk, token: service.token }
+      : putLoad(service, '/filestorage/v1/disk/upload/small/put/', { names: NAMES, bodyBytes: settings.smallBytes, ...wrk })
   return {
     pids: service.pids,
     warmup: () => load({ ...options, seconds: settings.warmupSeconds }),

@@ -85,8 +85,7 @@ function observed(
     )
   return async (...args) => {
     const started = performance.now()
-    // Spans within a request or a job only: a scrape's health probes make no traces of their own.
-    if (!tracingEnabled() || !trace.getActiveSpan()) {
+    const timed = async () => {
       try {
         const result = await call(...args)
         record(started, undefined)
@@ -96,15 +95,14 @@ function observed(
         throw e
       }
     }
+    // Spans within a request or a job only: a scrape's health probes make no traces of their own.
+    if (!tracingEnabled() || !trace.getActiveSpan()) return timed()
     const attributes: Record<string, string> = { 'filestorage.store': store, 'filestorage.store.driver': kind, 'filestorage.store.operation': operation }
     if (typeof args[0] === 'string') attributes[takesPath ? 'filestorage.path' : 'filestorage.upload_id'] = args[0]
     return tracer().startActiveSpan(`store ${operation}`, { kind: SpanKind.INTERNAL, attributes }, async (span) => {
       try {
-        const result = await call(...args)
-        record(started, undefined)
-        return result
+        return await timed()
       } catch (e) {
-        record(started, e)
         const type = errorType(e)
         span.setAttribute('error.type', type)
         if (STORE_FAULTS.has(type) || type === '_OTHER') span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message })

@@ -8,6 +8,7 @@ import { RUNTIMES } from '../helpers/process-service.js'
 import { type HttpService, type TestService, startServiceOn, startTestService } from '../helpers/test-service.js'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { expectError } from '../helpers/http.js'
+import { type MemoryLog, memoryLog } from '../helpers/log-lines.js'
 import { redisServerBin, startRedis, type TestRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -128,7 +129,7 @@ describe('rate limits behind nginx', () => {
 describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
   let redis: TestRedis
   const services: TestService[] = []
-  const logs = new Map<TestService, string[]>()
+  const logs = new Map<TestService, MemoryLog>()
   beforeAll(async () => {
     redis = await startRedis(redisBin!)
   })
@@ -138,10 +139,10 @@ describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
   })
 
   async function instance(env: Record<string, string>): Promise<TestService> {
-    const lines: string[] = []
-    const svc = await startTestService({ RATE_LIMIT_REDIS_URL: redis.url, RATE_LIMIT_REDIS_TIMEOUT: '500ms', ...env }, { log: (l) => lines.push(l) })
+    const log = memoryLog()
+    const svc = await startTestService({ RATE_LIMIT_REDIS_URL: redis.url, RATE_LIMIT_REDIS_TIMEOUT: '500ms', ...env }, { logger: log.logger })
     services.push(svc)
-    logs.set(svc, lines)
+    logs.set(svc, log)
     return svc
   }
 
@@ -182,7 +183,7 @@ describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
       expect(body.stores.disk.status).toBe('up')
       expect(body.rateLimiter.status).toBe('degraded')
       expect(body.rateLimiter.message).toMatch(/RATE_LIMIT_REDIS_DOWN=(local|refuse|allow)/)
-      expect(logs.get(s)!.some((l) => /rate limits: .*Redis/.test(l))).toBe(true)
+      expect(/rate limits: .*Redis/.test(logs.get(s)!.text())).toBe(true)
     }
 
     await redis.start()
@@ -190,7 +191,7 @@ describe.skipIf(!redisBin)('rate limits shared through Redis', () => {
       for (const s of [local, refuse, allow]) if ((await limiterStatus(s)) !== 'ok') return false
       return true
     }, { timeoutMs: 30_000 })
-    expect(logs.get(local)!.some((l) => /answers again/.test(l))).toBe(true)
+    expect(/answers again/.test(logs.get(local)!.text())).toBe(true)
     // Shared again (Redis came back empty: a fresh budget of 20 for all of them).
     const again = await burst((i) => fetch(`${targets[i % 3]!.api}/disk/list/`), 30, 6)
     expect(count(again, 200)).toBe(20)

@@ -16,7 +16,7 @@ import { inSpan } from '../../observability/tracing.js'
 import { startTracing, type Tracing } from '../../observability/tracing-sdk.js'
 import type { StoreRegistry } from '../../storage/index.js'
 import { VERSION } from '../../version.js'
-import { accessOptions, urlOptions } from './access.js'
+import { accessOptions, trustedProxies, urlOptions } from './access.js'
 import { browserAccess } from './browser-access.js'
 import type { Config } from './config.js'
 import { ConsulRegistration } from './consul-registration.js'
@@ -27,6 +27,10 @@ import { metricsRoute } from './metrics-route.js'
 import { bodyCounter, observe } from './observe.js'
 import { routeNames } from './route-names.js'
 import { serviceDefinition } from './service-definition.js'
+import { clientAddress } from './client-address.js'
+import { rateLimitsOf } from './rate-limit-config.js'
+import type { RateLimits } from './rate-limits.js'
+import { rateLimiting } from './rate-limiting.js'
 import { openStores } from './stores.js'
 
 export { VERSION }
@@ -123,10 +127,11 @@ export async function startService<Http extends HttpServer>(
   if (tracing) logger.info(`tracing: spans go to ${tracing.exporter}`)
   const stores = await openStores(config, log, { traces: tracing !== undefined, metrics: metricsOn })
   const events = eventsConfig ? await EventsService.start(stores.entries(), eventsConfig, log) : undefined
+  const limits = rateLimitsOf(config, log)
   const stopHealthMetrics = metricsOn ? storeHealthMetrics(stores) : undefined
   const stopEventsMetrics = metricsOn && events ? eventsMetrics(events) : undefined
   if (metricsOn) startProcessMetrics()
-  const http = await runtime.serve(composeApp(runtime, config, stores, logger, events, { metrics: metricsOn, traces: tracing }).fetch, {
+  const http = await runtime.serve(composeApp(runtime, config, stores, logger, events, { metrics: metricsOn, traces: tracing }, limits).fetch, {
     host: config.HOST,
     port: config.PORT,
     headersTimeoutMs: config.HEADERS_TIMEOUT_SECONDS * 1000,
@@ -179,6 +184,7 @@ export async function startService<Http extends HttpServer>(
       await events?.stop(EVENTS_STOP_MS) // deliveries in flight end; what is left, another process (or the next start) delivers
       await stores.close()
       await tracing?.flush()
+      await limits?.close()
       unexpectedToStderr()
     },
   }
@@ -186,7 +192,7 @@ export async function startService<Http extends HttpServer>(
 
 /**
  * The handlers composed with the service's own middleware: observe (request id, metrics, traces,
- * the request log), the runtime's, CORS; /metrics on the main port when asked.
+ * the request log), the runtime's, CORS, rate limits; /metrics on the main port when asked.
  */
 function composeApp(
   runtime: Runtime<HttpServer>,
@@ -195,6 +201,7 @@ function composeApp(
   logger: Logger,
   events: EventsService | undefined,
   observed: { metrics: boolean; traces: Tracing | undefined },
+  limits: RateLimits | undefined,
 ): OpenAPIHono {
   const access = accessOptions(config)
   const api = createFileStorageApp({
@@ -204,6 +211,7 @@ function composeApp(
     jsonBodyTimeoutMs: config.REQUEST_TIMEOUT_SECONDS * 1000,
     service: { name: config.SERVICE_NAME, version: VERSION },
     access,
+    ...(limits ? { rateLimits: limits } : {}),
     urls: urlOptions(config, runtime.remoteAddress),
     ...(config.ACCEL_REDIRECT_LOCATION ? { accelRedirect: config.ACCEL_REDIRECT_LOCATION } : {}),
     ...(runtime.localFiles ? { localFiles: runtime.localFiles(config) } : {}),
@@ -226,6 +234,10 @@ function composeApp(
   for (const middleware of runtime.middleware(config, counting ? bodyCounter : undefined)) app.use(middleware)
   if (config.CORS_ORIGINS.length > 0) app.use(browserAccess(config.CORS_ORIGINS))
   if (config.METRICS_ON_MAIN_PORT) mount(app, '/', metricsRoute(access))
+  if (limits) {
+    const clientOf = clientAddress(runtime.remoteAddress, trustedProxies(config))
+    app.use(rateLimiting({ limits, authorizer: access.authorizer, clientAddress: clientOf, checkPath: `${DEFAULT_BASE_PATH}/check` }))
+  }
   mount(app, '/', api)
   return app
 }

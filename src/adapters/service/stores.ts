@@ -13,6 +13,7 @@ import { traceMongoCommands } from '../../observability/mongo-commands.js'
 import { observedStore, type StoreObservation } from '../../observability/store.js'
 import { DiskDriver, MongoConnection, MongoDriver, S3Driver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
+import { withConfiguredQuotas } from './quotas.js'
 
 const UNOBSERVED: StoreObservation = { traces: false, metrics: false }
 
@@ -48,8 +49,10 @@ export async function openStores(
     stores.add('mongo', withUploads(mongo, uploads))
   }
   if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, log), uploads))
-  for (const [name, store] of stores.entries()) stores.add(name, observedStore(name, store, observe))
-  return stores
+  // Quotas inside, observed outside: metrics and traces see the 403s; the quota check sees the driver's store.
+  const limited = withConfiguredQuotas(stores, config, log)
+  for (const [name, store] of limited.entries()) limited.add(name, observedStore(name, store, observe))
+  return limited
 }
 
 /** The s3 store, from the S3_* variables; credentials from the AWS SDK's chain. It calls S3 only when used. */

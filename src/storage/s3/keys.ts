@@ -24,6 +24,7 @@ export const INTERNAL = {
   hashes: 'hashes/',
   moves: 'moves/',
   probes: 'probes/',
+  events: 'events/',
 } as const
 
 /**

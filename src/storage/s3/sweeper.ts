@@ -10,12 +10,16 @@
  * - staged bytes no part record names (a part re-sent while it was being replaced, a part writer
  *   killed before its record), upload folders without a record, expiry entries without a record;
  * - digests of versions no longer at any of their paths, records of hashes of objects since changed;
- * - moves whose process stopped (their journal not rewritten for two minutes): finished.
+ * - moves whose process stopped (their journal not rewritten for two minutes): finished;
+ * - marks of changes whose writer died (change-marks.ts), once their intent is settled.
  *
  * Nothing younger than an hour is touched (beyond open multipart uploads, which wait for the upload
  * expiry), so nothing a live operation is still writing or reading goes.
  */
+import { intentsOf } from '../events/types.js'
 import type { Bucket, ListedObject } from './bucket.js'
+import type { Mark } from './change-marks.js'
+import type { S3EventLog } from './event-log.js'
 import type { Digests, DigestRecord, HashRecord } from './digests.js'
 import { INTERNAL, type S3Keys } from './keys.js'
 import { JOURNAL_STALE_MS, type Moves } from './moves.js'
@@ -40,6 +44,7 @@ export class S3Sweeper {
     private readonly moves: Moves,
     /** Open multipart uploads older than this are aborted (the upload expiry). */
     private readonly orphanAgeMs: number,
+    private readonly events: S3EventLog,
   ) {}
 
   async sweep(now: Date): Promise<number> {
@@ -49,6 +54,24 @@ export class S3Sweeper {
     removed += await this.#expiryLeftovers(now)
     removed += await this.#digests(now)
     removed += await this.#hashes(now)
+    removed += await this.#marks(now)
+    return removed
+  }
+
+  /** Marks of changes (change-marks.ts) whose entry is no longer an intent: left by a writer that died. */
+  async #marks(now: Date): Promise<number> {
+    let removed = 0
+    await this.#scan('marks', this.keys.reserved(`${INTERNAL.events}marks/`), async (objects) => {
+      for (const o of objects) {
+        if (now.getTime() - o.lastModified.getTime() < LEFTOVER_GRACE_MS) continue
+        const found = await this.bucket.read(o.key)
+        if (!found) continue
+        const mark = JSON.parse(found.text) as Mark
+        if ((await this.events.read(intentsOf(mark.owner), [mark.key])).length > 0) continue
+        await this.bucket.delete(o.key, found.s3etag)
+        removed++
+      }
+    })
     return removed
   }
 

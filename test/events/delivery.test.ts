@@ -15,6 +15,7 @@ import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { freePorts } from '../helpers/ports.js'
+import { s3StoreEnv, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import { TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
@@ -71,7 +72,7 @@ function outOfPathOrder(arrived: Delivery[], expected: string[]): string[] {
   return problems
 }
 
-const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : [])]
+const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : []), ...(s3TestTarget() ? ['s3'] : [])]
 
 describe.each(stores)('webhooks on the %s store', (store) => {
   test('every change is announced once, signed with each rotating secret, with the file, who asked and the request id', async () => {
@@ -83,6 +84,7 @@ describe.each(stores)('webhooks on the %s store', (store) => {
       WEBHOOK_SECRET: `${oldSecret},${newSecret_}`,
       AUTH_HMAC_SECRETS: keysEnv(key),
       ...(store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: randomDbName('events') } : {}),
+      ...(store === 's3' ? s3StoreEnv(uniquePrefix('events')) : {}),
     })
     const auth = bearer(await hmacToken(key, 'ana', ['files:*:*:']))
     const api = `${svc.api}/${store}`

@@ -15,7 +15,7 @@ import { DiskDriver, type DriverStore, firstEntries, type LogEntry, MongoDriver,
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { openS3Store, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
-import { runStoreChild } from '../helpers/store-children.js'
+import { runStoreChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
 
 const uri = requireService('MONGODB_URI', 'events recorded on the mongo store')
 const s3 = s3TestTarget()
@@ -228,6 +228,39 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     expect(events[2]!.id).toBe(`${events[1]!.id}_1`) // one change, two events: one entry
     expect(events[4]!.data).toMatchObject({ uploadId: other.uploadId, subject: 'bo' })
   })
+
+  if (name === 's3') {
+    test('the relay\'s lease: one holder among processes, taken over once the holder is killed (-9) or closes', async () => {
+      const child = spawnStoreChild({ ...s.where, op: 'lease' })
+      try {
+        await waitForOutput(child, 'lease true')
+        expect(await log().lease('relay')).toBe(false) // the child lives
+        await child.stop('SIGKILL')
+        await s.settle() // its heartbeat goes stale
+        const other = openS3Store(s3!, { prefix: (s.where.s3 as { prefix: string }).prefix, livenessWindowMs: WINDOW_MS })
+        try {
+          expect(await other.events!.log.lease('relay')).toBe(true)
+          expect(await other.events!.log.lease('relay')).toBe(true) // held, still
+          expect(await log().lease('relay')).toBe(false)
+        } finally {
+          await other.close() // lets go of it
+        }
+        expect(await log().lease('relay')).toBe(true)
+      } finally {
+        if (child.running()) await child.stop('SIGKILL')
+      }
+    })
+
+    test('a server without conditional writes: recording events is refused, saying why', async () => {
+      const store = openS3Store(s3!, { conditionalWrites: false })
+      try {
+        await expect(store.events!.enable({ maxBacklog: 10, name: 's3' })).rejects.toThrow(/cannot record events: this S3 server has no conditional writes/)
+        expect(store.events!.enabled).toBe(false)
+      } finally {
+        await store.close()
+      }
+    })
+  }
 
   test('a store that records nothing until it is enabled keeps no backlog', async () => {
     const other = await setups[name]!()

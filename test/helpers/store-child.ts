@@ -14,7 +14,7 @@ interface Command {
   s3?: { endpoint: string; region: string; bucket: string; prefix: string; accessKeyId: string; secretAccessKey: string }
   /** Upload policy of the store (e.g. a short completion lease, also the mongo store's liveness window). */
   uploads?: { completionLeaseMs?: number }
-  op: 'hold' | 'put' | 'complete' | 'append' | 'delete' | 'move'
+  op: 'hold' | 'lease' | 'put' | 'complete' | 'append' | 'delete' | 'move'
   path?: string
   /** move: where to. */
   to?: string
@@ -76,6 +76,11 @@ let result: unknown = null
 switch (command.op) {
   case 'hold':
     await new Promise(() => setInterval(() => {}, 60_000)) // until killed
+    break
+  case 'lease':
+    // Takes the relay's lease of the store's events, says so, and holds it until killed.
+    process.stdout.write(`lease ${await store.events!.log.lease('relay')}\n`)
+    await new Promise(() => setInterval(() => {}, 60_000))
     break
   case 'put':
     result = await store.put(command.path!, body(), {

@@ -54,6 +54,11 @@ export class S3EventLog implements EventLog {
     this.#root = keys.reserved(INTERNAL.events)
   }
 
+  /** Whether this process has written under its name (an intent, a lease): then it has something to settle and let go of when it closes. */
+  get registered(): boolean {
+    return this.#registered !== undefined
+  }
+
   /** This process's name; its heartbeat object is written before the first intent names it. */
   async owner(): Promise<string> {
     await (this.#registered ??= this.#register())

@@ -406,8 +406,10 @@ export class S3Driver implements StorageDriver {
   async close(): Promise<void> {
     await this.#running.settled(CLOSE_WAIT_MS)
     this.events.disable()
-    await this.events.settleOwn().catch(() => {}) // else settled by another process, once this one's heartbeat is stale
-    await this.#eventLog.close().catch(() => {})
+    if (this.#eventLog.registered) {
+      await this.events.settleOwn().catch(() => {}) // else settled by another process, once this one's heartbeat is stale
+      await this.#eventLog.close().catch(() => {})
+    }
     this.#client.destroy()
     this.#signer?.destroy()
   }

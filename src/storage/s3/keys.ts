@@ -25,6 +25,7 @@ export const INTERNAL = {
   moves: 'moves/',
   probes: 'probes/',
   events: 'events/',
+  multipart: 'multipart/',
 } as const
 
 /**

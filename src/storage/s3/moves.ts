@@ -260,7 +260,7 @@ export class Moves {
     try {
       await completeMultipart(this.bucket, upload, cond)
     } catch (e) {
-      await abortMultipart(this.bucket, toKey, upload.uploadId).catch(() => {})
+      await abortMultipart(this.bucket, upload).catch(() => {})
       throw e
     }
   }

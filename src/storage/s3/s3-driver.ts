@@ -159,8 +159,8 @@ export class S3Driver implements StorageDriver {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     }
     this.#client = createS3Client(connection)
-    this.bucket = new Bucket(this.#client, options.bucket)
     this.keys = new S3Keys(normalizePrefix(options.prefix))
+    this.bucket = new Bucket(this.#client, options.bucket, this.keys.internal)
     this.#recent = new Recent(this.keys.prefix)
     this.#shape = { partSize: options.partSize ?? DEFAULT_PART_SIZE, concurrency: options.concurrency ?? DEFAULT_CONCURRENCY }
     const log = options.log ?? (() => {})

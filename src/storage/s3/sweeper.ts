@@ -5,8 +5,7 @@
  *
  * - multipart uploads left open (a PUT or a completion cut short, a staged part's) older than the
  *   upload expiry: aborted. S3 keeps them, invisible and billed, until then (SeaweedFS forever).
- *   Every multipart upload under the store's prefix counts: in a bucket shared with other tools,
- *   give the store a prefix of its own;
+ *   Only the store's own (multipart-claims.ts): another tool's in the same bucket or prefix stay;
  * - staged bytes no part record names (a part re-sent while it was being replaced, a part writer
  *   killed before its record), upload folders without a record, expiry entries without a record;
  * - digests of versions no longer at any of their paths, records of hashes of objects since changed;
@@ -25,7 +24,6 @@ import { INTERNAL, type S3Keys } from './keys.js'
 import { JOURNAL_STALE_MS, type Moves } from './moves.js'
 import { decodeAttributes } from './object-attributes.js'
 import type { S3Staging } from './staging.js'
-import { abortUnder } from './upload-records.js'
 
 /** Leftovers younger than this are never touched. */
 export const LEFTOVER_GRACE_MS = 60 * 60 * 1000
@@ -49,7 +47,7 @@ export class S3Sweeper {
 
   async sweep(now: Date): Promise<number> {
     let removed = await this.#finishMoves(now)
-    removed += await abortUnder(this.bucket, this.keys.prefix, new Date(now.getTime() - this.orphanAgeMs))
+    removed += await this.bucket.claims.sweep(new Date(now.getTime() - this.orphanAgeMs))
     removed += await this.#uploadLeftovers(now)
     removed += await this.#expiryLeftovers(now)
     removed += await this.#digests(now)

@@ -101,7 +101,7 @@ export class Versions {
   /** Deletes what a version that will not be committed holds (an open multipart upload, its digest). */
   async discard(toBe: Pick<VersionToBe, 'key' | 'revision'>, pending: PendingBytes): Promise<void> {
     if (pending.kind !== 'multipart') return
-    await abortMultipart(this.bucket, pending.upload.key, pending.upload.uploadId).catch(() => {})
+    await abortMultipart(this.bucket, pending.upload).catch(() => {})
     if (!pending.withSha256) await this.digests.remove(toBe.revision).catch(() => {})
   }
 

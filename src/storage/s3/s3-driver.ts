@@ -533,8 +533,8 @@ export class S3Driver implements StorageDriver {
 
   /**
    * A folder's move or delete, announced as one change: its intent is settled by finishing it
-   * (`#settle`), should this process die part way. Confirmed once done, and also when some files
-   * could not move (the rest did).
+   * (`#settle`), should this process die or fail part way. Confirmed once done, and also when some
+   * files could not move (the rest did); cancelled when refused before anything moved.
    */
   async #folderChange(change: Change, finish: { op: 'move' | 'delete'; path: string; to?: string }, origin: ChangeOrigin | undefined, run: () => Promise<void>): Promise<void> {
     let intent: Intent | null = null
@@ -547,6 +547,7 @@ export class S3Driver implements StorageDriver {
       await run()
     } catch (e) {
       if (isStorageError(e, 'already_exists')) await intent?.confirm()
+      else if (isStorageError(e, 'invalid_path')) await intent?.cancel() // refused before anything moved (a new key too long)
       else intent?.abandon()
       throw e
     }

@@ -124,9 +124,13 @@ export class Moves {
     }
   }
 
-  /** Moves what is still under `fromPrefix` to `toPrefix`: a folder move whose process died, whose event is settled by finishing it. */
-  async resumeFolder(fromPrefix: string, toPrefix: string): Promise<void> {
-    await this.#moveTree(fromPrefix, toPrefix)
+  /**
+   * Moves what is still under `fromPrefix` to `toPrefix`, written `until` (S3's times are whole
+   * seconds: that second included): a folder move whose process died, whose event is settled by
+   * finishing it. What was written into the folder after the move began stays (its own events follow).
+   */
+  async resumeFolder(fromPrefix: string, toPrefix: string, until: Date): Promise<void> {
+    await this.#moveTree(fromPrefix, toPrefix, new Date(Math.ceil(until.getTime() / 1000) * 1000))
   }
 
   /** Finishes a move whose process stopped (the sweep): the journal at `key`. */
@@ -155,9 +159,10 @@ export class Moves {
   }
 
   /** Moves every object under `fromPrefix` to the same place under `toPrefix`; the keys that could not be moved. */
-  async #moveTree(fromPrefix: string, toPrefix: string): Promise<string[]> {
+  async #moveTree(fromPrefix: string, toPrefix: string, until?: Date): Promise<string[]> {
     const conflicts: string[] = []
-    for await (const objects of this.bucket.keys(fromPrefix)) {
+    for await (const listed of this.bucket.keys(fromPrefix)) {
+      const objects = until ? listed.filter((o) => o.lastModified <= until) : listed
       await forEachLimited(objects, TREE_CONCURRENCY, async (object) => {
         const toKey = toPrefix + object.key.slice(fromPrefix.length)
         if ((await this.#moveListed(object, toKey)) === 'conflict') conflicts.push(object.key)

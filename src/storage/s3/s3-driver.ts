@@ -574,8 +574,8 @@ export class S3Driver implements StorageDriver {
     if ('finish' in witness) {
       const { op, path, to, at } = witness.finish as { op: 'move' | 'delete'; path: string; to?: string; at: number }
       // What was written into the folder after the change began is not part of it (its own events follow).
-      if (op === 'move' && to !== undefined) await this.#moves.resumeFolder(this.keys.folder(path), this.keys.folder(to))
-      else await this.#deleteTree(this.keys.folder(path), new Date(at))
+      if (op === 'move' && to !== undefined) await this.#moves.resumeFolder(this.keys.folder(path), this.keys.folder(to), new Date(at))
+      else await this.#deleteTree(this.keys.folder(path), new Date(Math.ceil(at / 1000) * 1000))
       return true
     }
     return false

@@ -434,6 +434,15 @@ describe('webhooks with a store that is down', () => {
   })
 })
 
+describe.runIf(s3TestTarget())('webhooks with an s3 store on a server without conditional writes', () => {
+  test('the service does not start with that store\'s events on, and says why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-events-s3-'))
+    started.push({ stop: () => rm(dir, { recursive: true, force: true }) })
+    const starting = spawnService({ STORAGE_DIR: dir, WEBHOOK_URL: 'http://127.0.0.1:9/', WEBHOOK_SECRET: newSecret(), S3_CONDITIONAL_WRITES: 'false', ...s3StoreEnv(uniquePrefix('events')) })
+    await expect(starting).rejects.toThrow(/exited \(1\) before serving[\s\S]*the s3 store "s3" cannot record events: this S3 server has no conditional writes/)
+  })
+})
+
 describe.each(RUNTIMES)('webhooks from the service as a process on %s', (runtime) => {
   test('a PUT, a move and a delete arrive signed, in order', async () => {
     const secret = newSecret()

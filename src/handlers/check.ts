@@ -89,6 +89,9 @@ async function probe(driver: Store, timeoutMs: number): Promise<HealthReport> {
   }
 }
 
+/** A store's health report, or `down` when it does not answer in time: /check's probe, which the metrics share. */
+export const probeHealth = (store: Store, timeoutMs = CHECK_TIMEOUT_MS): Promise<HealthReport> => probe(store, timeoutMs)
+
 const statusOf = (r: HealthReport): 'up' | 'degraded' | 'down' => (!r.ok ? 'down' : r.writable === false ? 'degraded' : 'up')
 
 export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number }) {

@@ -108,12 +108,24 @@ export function toStorageError(e: unknown): StorageError | null {
   return null
 }
 
+/** Where an unexpected error (a bug, answered 500) is told: stderr, unless the app says otherwise. */
+let reportUnexpected = (e: Error, c: Context): void => console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
+
+/** Tells unexpected errors to `report` instead of stderr (the service: its logger), for the whole process, until the returned function puts back the previous one. */
+export function onUnexpectedError(report: (e: Error, c: Context) => void): () => void {
+  const previous = reportUnexpected
+  reportUnexpected = report
+  return () => {
+    if (reportUnexpected === report) reportUnexpected = previous
+  }
+}
+
 /** `onError` for every handler app: known errors become SPEC 3.5 JSON; anything else is a bug (500). */
 export function onError(e: Error, c: Context): Response {
   const known = toStorageError(e)
   // 401 and 403 carry their WWW-Authenticate challenge.
   if (known) return errorResponse(c, known, known instanceof AccessError ? known.headers : undefined)
-  console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
+  reportUnexpected(e, c)
   return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
 }
 

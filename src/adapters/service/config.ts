@@ -118,6 +118,13 @@ const hostName = z
 
 const httpUrl = z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional())
 
+const otlpProtocol = z.preprocess(
+  emptyAsUnset,
+  z
+    .enum(['http/protobuf', 'http/json'], { error: "http/protobuf or http/json (gRPC is not offered: use the collector's OTLP/HTTP port, 4318)" })
+    .optional(),
+)
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   /** Default: 0.0.0.0 with authentication configured, else 127.0.0.1 (see loadConfig). */
@@ -155,6 +162,22 @@ export const configSchema = z.object({
   /** Connections one process serves at once (each worker, with WORKERS); more are refused until some close. */
   MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1024),
   LOG_REQUESTS: flag.default(true),
+  // Operations (docs/operations.md): logs, metrics, traces.
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: readable lines on a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  /** Prometheus metrics at /metrics on this port (every WORKERS process in one scrape); unset: no such listener. */
+  METRICS_PORT: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(65535).optional()),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Also /metrics on the main port, for a caller holding the operator's right (filestorage:admin). */
+  METRICS_ON_MAIN_PORT: flag.default(false),
+  // The OpenTelemetry SDK's own variables that decide whether traces are on and where they go (tracing-sdk.ts).
+  OTEL_SDK_DISABLED: z.preprocess(emptyAsUnset, z.string().optional()).transform((v) => v?.trim().toLowerCase() === 'true'),
+  OTEL_TRACES_EXPORTER: z.preprocess(emptyAsUnset, z.enum(['otlp', 'console', 'none'], { error: 'otlp, console or none' }).optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl,
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
   CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
   CONSUL_HTTP_ADDR: optionalString,
@@ -252,6 +275,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('invalid configuration:\n  AUTH_MODE=anonymous: token keys are configured too (AUTH_ISSUER, AUTH_JWKS_URL, AUTH_HMAC_SECRETS); unset one or the other')
   }
   const host = config.HOST ?? (mode === 'token' ? '0.0.0.0' : '127.0.0.1')
+  if (config.METRICS_PORT !== undefined && config.METRICS_PORT !== 0 && config.METRICS_PORT === config.PORT) {
+    throw new ConfigError('invalid configuration:\n  METRICS_PORT: must differ from PORT (or use METRICS_ON_MAIN_PORT=true)')
+  }
   if (mode === 'anonymous' && config.AUTH_MODE === undefined && !isLoopback(host)) {
     throw new ConfigError(
       `refusing to serve HOST=${host} without authentication: anyone who reaches it could read, overwrite and delete every file.\n` +

@@ -4,12 +4,23 @@
  * never waits for it either). The mongo store connects lazily and with bounded timeouts, so start-up
  * never waits for MongoDB: while it is down the store answers 503 and reports itself down, and it
  * recovers by itself when MongoDB returns.
+ *
+ * Observed (metrics, traces), each store is wrapped once at the `Store` level (observability/store.ts),
+ * and with traces the MongoDB client reports its commands as spans.
  */
 import { resolve } from 'node:path'
-import { DiskDriver, MongoDriver, S3Driver, StoreRegistry, withUploads } from '../../storage/index.js'
+import { traceMongoCommands } from '../../observability/mongo-commands.js'
+import { observedStore, type StoreObservation } from '../../observability/store.js'
+import { DiskDriver, MongoConnection, MongoDriver, S3Driver, StoreRegistry, withUploads } from '../../storage/index.js'
 import { type Config, ConfigError } from './config.js'
 
-export async function openStores(config: Config, log: (line: string) => void = console.log): Promise<StoreRegistry> {
+const UNOBSERVED: StoreObservation = { traces: false, metrics: false }
+
+export async function openStores(
+  config: Config,
+  log: (line: string) => void = console.log,
+  observe: StoreObservation = UNOBSERVED,
+): Promise<StoreRegistry> {
   const uploads = {
     partSizeLimit: config.PART_SIZE_LIMIT,
     ttlMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
@@ -20,8 +31,10 @@ export async function openStores(config: Config, log: (line: string) => void = c
   if (config.MONGODB_URI) {
     let mongo: MongoDriver
     try {
+      const connection = MongoConnection.fromUri(config.MONGODB_URI, observe.traces ? { monitorCommands: true } : {})
+      if (observe.traces) traceMongoCommands(connection.client)
       mongo = MongoDriver.open({
-        uri: config.MONGODB_URI,
+        connection,
         db: config.MONGODB_DB,
         kind: 'mongo',
         inlineMaxBytes: config.INLINE_MAX_BYTES,
@@ -35,6 +48,7 @@ export async function openStores(config: Config, log: (line: string) => void = c
     stores.add('mongo', withUploads(mongo, uploads))
   }
   if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, uploads.completionLeaseMs, log), uploads))
+  for (const [name, store] of stores.entries()) stores.add(name, observedStore(name, store, observe))
   return stores
 }
 

@@ -16,6 +16,7 @@ import { requireService } from '../helpers/external.js'
 import { memoryLog } from '../helpers/log-lines.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { freePorts } from '../helpers/ports.js'
+import { s3StoreEnv, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import type { Logger } from '../../src/observability/logger.js'
@@ -73,7 +74,7 @@ function outOfPathOrder(arrived: Delivery[], expected: string[]): string[] {
   return problems
 }
 
-const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : [])]
+const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : []), ...(s3TestTarget() ? ['s3'] : [])]
 
 describe.each(stores)('webhooks on the %s store', (store) => {
   test('every change is announced once, signed with each rotating secret, with the file, who asked and the request id', async () => {
@@ -85,6 +86,7 @@ describe.each(stores)('webhooks on the %s store', (store) => {
       WEBHOOK_SECRET: `${oldSecret},${newSecret_}`,
       AUTH_HMAC_SECRETS: keysEnv(key),
       ...(store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: randomDbName('events') } : {}),
+      ...(store === 's3' ? s3StoreEnv(uniquePrefix('events')) : {}),
     })
     const auth = bearer(await hmacToken(key, 'ana', ['files:*:*:']))
     const api = `${svc.api}/${store}`
@@ -431,6 +433,16 @@ describe('webhooks with a store that is down', () => {
     expect(refused.status).toBe(503)
     await r.until(() => r.taken.length === 1, 10_000)
     expect(typesAndPaths(r.taken)).toEqual(['file.created up.txt'])
+  })
+})
+
+describe.runIf(s3TestTarget())('webhooks with an s3 store on a server without conditional writes', () => {
+  test('the service does not start with that store\'s events on, and says why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-events-s3-'))
+    started.push({ stop: () => rm(dir, { recursive: true, force: true }) })
+    const starting = spawnService({ STORAGE_DIR: dir, WEBHOOK_URL: 'http://127.0.0.1:9/', WEBHOOK_SECRET: newSecret(), S3_CONDITIONAL_WRITES: 'false', ...s3StoreEnv(uniquePrefix('events')) })
+    // The failure is in the start-up log, a JSON line or a plain one (the store's name quoted, escaped in JSON).
+    await expect(starting).rejects.toThrow(/exited \(1\) before serving[\s\S]*failed to start[\s\S]*the s3 store \\?"s3\\?" cannot record events: this S3 server has no conditional writes/)
   })
 })
 

@@ -48,7 +48,7 @@ export async function openStores(
     }
     stores.add('mongo', withUploads(mongo, uploads))
   }
-  if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, log), uploads))
+  if (config.S3_BUCKET) stores.add('s3', withUploads(openS3(config, uploads.ttlMs, uploads.completionLeaseMs, log), uploads))
   // Quotas inside, observed outside: metrics and traces see the 403s; the quota check sees the driver's store.
   const limited = withConfiguredQuotas(stores, config, log)
   for (const [name, store] of limited.entries()) limited.add(name, observedStore(name, store, observe))
@@ -56,7 +56,7 @@ export async function openStores(
 }
 
 /** The s3 store, from the S3_* variables; credentials from the AWS SDK's chain. It calls S3 only when used. */
-function openS3(config: Config, uploadTtlMs: number, log: (line: string) => void): S3Driver {
+function openS3(config: Config, uploadTtlMs: number, livenessWindowMs: number, log: (line: string) => void): S3Driver {
   try {
     return S3Driver.open({
       bucket: config.S3_BUCKET!,
@@ -65,6 +65,7 @@ function openS3(config: Config, uploadTtlMs: number, log: (line: string) => void
       redirectDownloads: config.S3_REDIRECT_DOWNLOADS,
       conditionalWrites: config.S3_CONDITIONAL_WRITES === 'auto' ? 'auto' : config.S3_CONDITIONAL_WRITES === 'true',
       orphanAgeMs: uploadTtlMs,
+      livenessWindowMs,
       log,
       ...(config.S3_ENDPOINT !== undefined ? { endpoint: config.S3_ENDPOINT } : {}),
       ...(config.S3_FORCE_PATH_STYLE !== undefined ? { forcePathStyle: config.S3_FORCE_PATH_STYLE } : {}),

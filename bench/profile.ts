@@ -9,6 +9,8 @@
  * tus (when our service has the endpoint), gridfs-get, gridfs-put (the `mongo` store, on MONGODB_URI or
  * the FerretDB the benchmark starts). The .cpuprofile and the summary stay in
  * bench/results/profiles/<timestamp>-<workload>/ (open the profile in Chrome DevTools for more).
+ * BENCH_SERVICE_ENV=LOG_REQUESTS=true,METRICS_PORT=9464 starts the service with those variables
+ * (what observing it costs: docs/benchmarks.md, section 6).
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -36,6 +38,12 @@ interface Workload {
 }
 
 const settings = readSettings()
+
+/** BENCH_SERVICE_ENV: `NAME=value` pairs, comma-separated, for the profiled service. */
+function serviceEnv(): Record<string, string> {
+  const pairs = (process.env.BENCH_SERVICE_ENV ?? '').split(',').filter(Boolean)
+  return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))
+}
 const source = (bytes: number) => {
   const dir = join(settings.dir, 'sources')
   mkdirSync(dir, { recursive: true })
@@ -158,6 +166,7 @@ async function main(): Promise<void> {
   const service = await startService({
     ...stores,
     runtime,
+    env: serviceEnv(),
     logFile: join(out, 'service.log'),
     runtimeArgs: byThread ? [] : ['--cpu-prof', `--cpu-prof-dir=${out}`],
   })

@@ -16,6 +16,7 @@ import { markdownTable } from './lib/table.js'
 import { diskThroughput } from './scenarios/disk-throughput.js'
 import { events } from './scenarios/events.js'
 import { mongo } from './scenarios/mongo.js'
+import { observability } from './scenarios/observability.js'
 import { s3 } from './scenarios/s3.js'
 import { smallFiles } from './scenarios/small-files.js'
 import { tus } from './scenarios/tus.js'
@@ -34,6 +35,7 @@ const SCENARIOS: Scenario[] = [
   { key: 'memory', section: '5. memory', run: idleMemory },
   { key: 's3', section: '6. S3 (SeaweedFS)', run: s3 },
   { key: 'events', section: '7. events', run: events },
+  { key: 'obs', section: '8. observability', run: observability },
 ]
 
 async function main(): Promise<void> {

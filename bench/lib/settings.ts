@@ -3,7 +3,7 @@
  *   BENCH_RUNS=3      measured runs per figure (the table shows medians)
  *   BENCH_QUICK=1     a short smoke run: one run, small files, short load
  *   BENCH_DIR=...     working folder for the generated files (default: <tmpdir>/filestorage-bench)
- *   BENCH_ONLY=disk,small,tus,mongo,memory,s3,events   run only these scenarios
+ *   BENCH_ONLY=disk,small,tus,mongo,memory,s3,events,obs   run only these scenarios
  *   BENCH_LOAD_SECONDS=5   seconds of wrk load per run (the small-file rows)
  */
 import { tmpdir } from 'node:os'

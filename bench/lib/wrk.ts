@@ -43,6 +43,24 @@ interface WrkJson {
   errors: Record<string, number>
 }
 
+/**
+ * The small-file PUT load of a service (`api`: its `/filestorage/v1` URL): `names` paths per wrk
+ * thread under `pathPrefix`, cycled, each a `bodyBytes` upload.
+ */
+export function putLoad(
+  service: { api: string; token?: string },
+  pathPrefix: string,
+  shape: { names: number; bodyBytes: number; connections: number; threads: number },
+): Omit<LoadOptions, 'seconds'> {
+  return {
+    method: 'PUT',
+    url: `${new URL(service.api).origin}/`,
+    pathPrefix,
+    ...shape,
+    ...(service.token ? { token: service.token } : {}),
+  }
+}
+
 export async function load(options: LoadOptions): Promise<LoadResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, WRK_METHOD: options.method }
   if (options.pathPrefix) env.WRK_PATH_PREFIX = options.pathPrefix

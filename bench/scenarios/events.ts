@@ -18,7 +18,7 @@ import { comparedRow, unavailable, type Row } from '../lib/results.js'
 import { loadSample } from '../lib/samples.js'
 import { startService, type RunningService } from '../lib/service.js'
 import { sizeLabel } from '../lib/settings.js'
-import { load } from '../lib/wrk.js'
+import { load, putLoad } from '../lib/wrk.js'
 
 const SECTION = '7. events'
 const PEER = 'the same service, no events'
@@ -82,16 +82,12 @@ async function measureStore(ctx: BenchContext, store: 'disk' | 'mongo', label: s
     const plain = await start(false)
     let requested = 0
     const contender = (service: RunningService, counted: boolean): Contender => {
-      const options = {
-        method: 'PUT' as const,
-        url: `${new URL(service.api).origin}/`,
-        pathPrefix: `/filestorage/v1/${store}/upload/bench/`,
+      const options = putLoad(service, `/filestorage/v1/${store}/upload/bench/`, {
         names: NAMES,
         bodyBytes: settings.smallBytes,
         connections: settings.connections,
         threads: settings.wrkThreads,
-        token: service.token,
-      }
+      })
       return {
         pids: service.pids,
         warmup: async () => {

@@ -26,6 +26,7 @@ export type Operation =
   | 'tusCreate'
   | 'tusUpload'
   | 'sign'
+  | 'usage'
   | 'check'
 
 /** Who sends a request. */

@@ -22,9 +22,9 @@ export const EXIT = {
   forbidden: 6,
   /** The service refused the request itself: 400 (`invalid_path`, ...), 413, 416. */
   invalid: 7,
-  /** No answer: connection refused or cut, no instance in Consul, 503 `store_unavailable`, 408. */
+  /** No answer: connection refused or cut, no instance in Consul, 503 `store_unavailable`, 408; 429 `rate_limited` (try again later). */
   unavailable: 8,
-  /** 507 `insufficient_storage`, or the local disk is full. */
+  /** 507 `insufficient_storage`, 403 `quota_exceeded`, or the local disk is full. */
   noSpace: 9,
   /** Bytes that do not match their sha256 (400 `checksum_mismatch`, or a download that arrived wrong). */
   integrity: 10,
@@ -69,10 +69,17 @@ const BY_STATUS: Record<number, ExitCode> = {
   412: EXIT.conflict,
   413: EXIT.invalid,
   416: EXIT.invalid,
+  429: EXIT.unavailable,
   502: EXIT.unavailable,
   503: EXIT.unavailable,
   504: EXIT.unavailable,
   507: EXIT.noSpace,
+}
+
+/** API errors whose code says more than their status. */
+const BY_CODE: Record<string, ExitCode> = {
+  checksum_mismatch: EXIT.integrity,
+  quota_exceeded: EXIT.noSpace,
 }
 
 /** Local errors by errno. */
@@ -90,7 +97,7 @@ const BY_ERRNO: Record<string, { exitCode: ExitCode; code: string }> = {
 export function reportOf(error: unknown): ErrorReport {
   if (error instanceof CliError) return { exitCode: error.exitCode, code: error.code, message: error.message }
   if (error instanceof FileStorageError) {
-    const exitCode = error.code === 'checksum_mismatch' ? EXIT.integrity : (BY_STATUS[error.status] ?? EXIT.failure)
+    const exitCode = BY_CODE[error.code] ?? BY_STATUS[error.status] ?? EXIT.failure
     const report: ErrorReport = { exitCode, code: error.code, message: error.message, status: error.status }
     if (error.details !== undefined) report.details = error.details
     return report

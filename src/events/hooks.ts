@@ -6,7 +6,9 @@
  * else (no answer within the timeout, a 5xx, a redirect) is a hook that is down: `onFailure` decides.
  */
 import { randomUUID } from 'node:crypto'
+import { SpanKind } from '@opentelemetry/api'
 import type { ChangeHooks, HookRequest, HookVerdict } from '../handlers/hooks.js'
+import { inSpan, traceHeaders } from '../observability/tracing.js'
 import { EVENT_SCHEMA_VERSION } from '../storage/index.js'
 import type { HookOptions } from './options.js'
 import { type Answer, Poster, TimeoutError } from './post.js'
@@ -21,7 +23,10 @@ const HOOK_SOCKETS = 64
 export function httpHooks(hooks: { preUpload?: HookOptions; preDelete?: HookOptions }, log: (line: string) => void): ChangeHooks {
   const ask = (hook: HookOptions, type: string) => {
     const poster = new Poster(hook.url, HOOK_SOCKETS)
-    return (request: HookRequest) => askHook(poster, hook, type, request, log)
+    const target = new URL(hook.url)
+    // What a span says of the call: no query, no credentials.
+    const span = { 'http.request.method': 'POST', 'url.full': `${target.origin}${target.pathname}`, 'filestorage.hook': type }
+    return (request: HookRequest) => askHook(poster, hook, type, request, log, span)
   }
   return {
     ...(hooks.preUpload ? { preUpload: ask(hooks.preUpload, 'pre-upload') } : {}),
@@ -29,11 +34,25 @@ export function httpHooks(hooks: { preUpload?: HookOptions; preDelete?: HookOpti
   }
 }
 
-async function askHook(poster: Poster, hook: HookOptions, type: string, request: HookRequest, log: (line: string) => void): Promise<HookVerdict> {
+async function askHook(
+  poster: Poster,
+  hook: HookOptions,
+  type: string,
+  request: HookRequest,
+  log: (line: string) => void,
+  span: Record<string, string>,
+): Promise<HookVerdict> {
   const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data: { schemaVersion: EVENT_SCHEMA_VERSION, ...request } })
   let answer: Answer
   try {
-    answer = await poster.post({ ...webhookHeaders(hook.keys, `hook_${randomUUID()}`, body), 'user-agent': USER_AGENT }, body, hook.timeoutMs, ANSWER_BYTES)
+    // A CLIENT span of the request's trace (tracing on), passed on to the hook as `traceparent`.
+    answer = await inSpan(
+      'POST',
+      span,
+      () =>
+        poster.post(traceHeaders({ ...webhookHeaders(hook.keys, `hook_${randomUUID()}`, body), 'user-agent': USER_AGENT }), body, hook.timeoutMs, ANSWER_BYTES),
+      { kind: SpanKind.CLIENT },
+    )
   } catch (e) {
     return down(hook, type, e instanceof TimeoutError ? e.message : 'it could not be reached', log)
   }

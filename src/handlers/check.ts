@@ -10,8 +10,10 @@
  * whoever calls it directly, and passes again at the next check once it can write again.
  *
  * With events configured it also says whether a store's event backlog is at its bound (its changes
- * refused with 507): `degraded`, but still `200`, since the backlog is the same on every instance and
- * taking them all out of rotation would not drain it (docs/events.md).
+ * refused with 507), and with rate limits shared through Redis whether Redis answers (the policy of
+ * RATE_LIMIT_REDIS_DOWN applies meanwhile): either makes it `degraded`, but still `200`, since both
+ * are the same on every instance and taking them all out of rotation would mend neither
+ * (docs/events.md, docs/operations.md).
  *
  * It is public, so without credentials it says only the status per store: the driver, latency,
  * writability and error text (which can name server paths) go to a caller who may read in that store.
@@ -35,6 +37,15 @@ const StoreHealth = z
   })
   .openapi('StoreHealth')
 
+const RateLimiterHealth = z
+  .object({
+    status: z.enum(['ok', 'degraded']).openapi({
+      description: '`degraded` while the Redis that rate limits are shared through does not answer (RATE_LIMIT_REDIS_DOWN applies meanwhile).',
+    }),
+    message: z.string().optional(),
+  })
+  .openapi('RateLimiterHealth')
+
 const EventsHealth = z
   .object({
     status: z.enum(['ok', 'degraded']).openapi({ description: '`degraded` while a store\'s event backlog is at its bound: its changes are refused with 507 until it drains.' }),
@@ -49,6 +60,7 @@ const CheckSchema = z
   .object({
     status: z.enum(['ok', 'degraded', 'unavailable']),
     stores: z.record(z.string(), StoreHealth),
+    rateLimiter: RateLimiterHealth.optional().openapi({ description: 'Present when rate limits are shared through Redis.' }),
     events: EventsHealth.optional().openapi({ description: 'Present when events are configured.' }),
   })
   .openapi('Check')
@@ -63,8 +75,8 @@ export const checkRoute = createRoute({
     '`200` when every store answers and takes writes. `503` when a store does not answer (`unavailable`) ' +
     'or cannot take writes (`degraded`: a full disk, a read-only file system, a database refusing writes), ' +
     'so that Consul and load balancers stop sending it traffic; it passes again by itself once the store recovers. ' +
-    'A full event backlog makes it `degraded` but still `200`: it is the same on every instance, and taking them all ' +
-    'out of rotation at once would not drain it.',
+    'A rate limiter that cannot reach Redis, or a full event backlog, makes it `degraded` but still `200`: either is the ' +
+    'same for every instance, and taking them all out of rotation at once would bring neither back.',
   responses: {
     200: { description: 'Every store answers and takes writes', content: { 'application/json': { schema: CheckSchema } } },
     503: { description: 'Some store is down or cannot take writes', content: { 'application/json': { schema: CheckSchema } } },
@@ -88,6 +100,9 @@ async function probe(driver: Store, timeoutMs: number): Promise<HealthReport> {
     clearTimeout(timer)
   }
 }
+
+/** A store's health report, or `down` when it does not answer in time: /check's probe, which the metrics share. */
+export const probeHealth = (store: Store, timeoutMs = CHECK_TIMEOUT_MS): Promise<HealthReport> => probe(store, timeoutMs)
 
 const statusOf = (r: HealthReport): 'up' | 'degraded' | 'down' => (!r.ok ? 'down' : r.writable === false ? 'degraded' : 'up')
 
@@ -118,6 +133,7 @@ export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number
     )
     const statuses = reports.map(statusOf)
     const storesStatus = statuses.includes('down') ? 'unavailable' : statuses.includes('degraded') ? 'degraded' : 'ok'
+    const rateLimiter = deps.rateLimits?.health()
     const events = deps.events?.health()
     const eventsHealth = events && {
       status: events.status,
@@ -125,8 +141,13 @@ export function createCheckHandler(deps: HandlerDeps & { checkTimeoutMs?: number
         ? { stores: Object.fromEntries(Object.entries(events.stores).filter(([store]) => detailed[entries.findIndex(([name]) => name === store)])) }
         : {}),
     }
-    const status = storesStatus === 'ok' && events?.status === 'degraded' ? 'degraded' : storesStatus
-    return c.json({ status, stores, ...(eventsHealth ? { events: eventsHealth } : {}) }, storesStatus === 'ok' ? 200 : 503, { 'Cache-Control': 'no-store' })
+    const degradedBeside = rateLimiter?.status === 'degraded' || events?.status === 'degraded'
+    const status = storesStatus === 'ok' && degradedBeside ? 'degraded' : storesStatus
+    return c.json(
+      { status, stores, ...(rateLimiter ? { rateLimiter } : {}), ...(eventsHealth ? { events: eventsHealth } : {}) },
+      storesStatus === 'ok' ? 200 : 503,
+      { 'Cache-Control': 'no-store' },
+    )
   })
   return app
 }

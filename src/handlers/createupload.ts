@@ -20,6 +20,17 @@ const CreateUploadBody = z
       .or(z.literal(''))
       .optional(),
     metadata: MetadataSchema.optional(),
+    size: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .openapi({
+        description:
+          'The size of the assembled file, when known: the parts may not add up to more, completing needs exactly this many bytes ' +
+          '(`409 upload_incomplete` otherwise), and where quotas hold it is reserved at once (`403 quota_exceeded` before any part is sent).',
+        example: 104857600,
+      }),
   })
   .openapi('CreateUploadRequest')
 
@@ -69,6 +80,7 @@ export function createCreateUploadHandler(deps: HandlerDeps) {
       owner: ownerOf(c),
       ...(contentType !== undefined ? { contentType } : {}),
       ...(metadata ? { metadata } : {}),
+      ...(body.size !== undefined ? { totalSize: body.size } : {}),
       ...(deps.maxUploadBytes !== undefined ? { maxBytes: deps.maxUploadBytes } : {}),
       origin: originOf(c),
     }

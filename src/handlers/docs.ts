@@ -26,6 +26,8 @@ export interface DocsOptions {
   consumerNames?: string[]
   /** The authorizer's OpenAPI security schemes (none: anonymous access, nothing to declare). */
   securitySchemes?: Record<string, Record<string, unknown>>
+  /** The service limits request rates: every operation but the health check can answer `429`. */
+  rateLimited?: boolean
 }
 
 type Operation = { parameters?: { name: string; in: string; schema?: Record<string, unknown>; content?: unknown }[] }
@@ -89,6 +91,9 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   for (const item of Object.values(document.paths)) {
     for (const operation of Object.values(item as Record<string, Operation>)) refineParameters(operation, options.storeNames, options.consumerNames)
   }
+  // A move's `toStore` names a store too (another one answers `404 unknown_store`).
+  const toStore = (document.components?.schemas?.MoveRequest as { properties?: Record<string, Record<string, unknown>> } | undefined)?.properties?.toStore
+  if (toStore && options.storeNames?.length) toStore.enum = options.storeNames
   const selection = document.components?.schemas?.DeadLetterSelection as { properties?: { consumer?: Record<string, unknown> } } | undefined
   if (options.consumerNames?.length && selection?.properties?.consumer) selection.properties.consumer.enum = options.consumerNames
   declareSecurity(document, options.securitySchemes ?? {})
@@ -97,7 +102,32 @@ export function buildOpenApiDocument(options: DocsOptions): Document {
   for (const item of Object.values(document.webhooks ?? {})) {
     for (const method of HTTP_METHODS) if (item[method]) item[method].security = []
   }
+  if (options.rateLimited) declareRateLimits(document)
   return document
+}
+
+/** Operations a rate limit never refuses: the health check, and OPTIONS (not counted). */
+const UNLIMITED_OPERATIONS = new Set(['check', 'tusOptions'])
+
+/** `429 rate_limited`, with its `Retry-After` and the RateLimit fields, on every operation that can be refused. */
+function declareRateLimits(document: Document): void {
+  const header = (description: string) => ({ description, schema: { type: 'string' } })
+  const response = {
+    description: '`rate_limited`: too many requests for the principal (or the client address without one); try again after `Retry-After` seconds',
+    headers: {
+      'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer', minimum: 1 } },
+      'RateLimit-Policy': header('The limits that hold (draft-ietf-httpapi-ratelimit-headers), e.g. `"requests";q=50;w=1`.'),
+      RateLimit: header('What remains of the requests budget and when it is renewed, e.g. `"requests";r=0;t=1`.'),
+    },
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  }
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method]
+      if (!operation || UNLIMITED_OPERATIONS.has(operation.operationId ?? '')) continue
+      operation.responses = { ...operation.responses, 429: response }
+    }
+  }
 }
 
 /** The page at `/docs`: its URLs resolve to `/openapi.json` and `/docs/swagger-ui-dist@…/…` beside it. */

@@ -42,6 +42,8 @@ export interface HandlerDeps {
    * Unset: the handler streams them.
    */
   localFiles?: LocalFileSender
+  /** The service's rate limiter, whose health `/check` reports; unset: none. */
+  rateLimits?: { health(): { status: 'ok' | 'degraded'; message?: string } | undefined }
 }
 
 /** A runtime's own way of sending a file of a store's local file system (see `HandlerDeps.localFiles`). */

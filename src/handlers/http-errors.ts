@@ -16,6 +16,7 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   checksum_mismatch: 400,
   unauthorized: 401,
   forbidden: 403,
+  quota_exceeded: 403,
   not_found: 404,
   unknown_store: 404,
   already_exists: 409,
@@ -23,6 +24,7 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   upload_incomplete: 409,
   offset_mismatch: 409,
   precondition_failed: 412,
+  rate_limited: 429,
   request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -108,12 +110,24 @@ export function toStorageError(e: unknown): StorageError | null {
   return null
 }
 
+/** Where an unexpected error (a bug, answered 500) is told: stderr, unless the app says otherwise. */
+let reportUnexpected = (e: Error, c: Context): void => console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
+
+/** Tells unexpected errors to `report` instead of stderr (the service: its logger), for the whole process, until the returned function puts back the previous one. */
+export function onUnexpectedError(report: (e: Error, c: Context) => void): () => void {
+  const previous = reportUnexpected
+  reportUnexpected = report
+  return () => {
+    if (reportUnexpected === report) reportUnexpected = previous
+  }
+}
+
 /** `onError` for every handler app: known errors become SPEC 3.5 JSON; anything else is a bug (500). */
 export function onError(e: Error, c: Context): Response {
   const known = toStorageError(e)
   // 401 and 403 carry their WWW-Authenticate challenge.
   if (known) return errorResponse(c, known, known instanceof AccessError ? known.headers : undefined)
-  console.error(`[filestorage] unexpected error on ${c.req.method} ${c.req.path}:`, e)
+  reportUnexpected(e, c)
   return c.json({ error: { code: 'internal_error', message: 'an unexpected error occurred' } }, 500)
 }
 

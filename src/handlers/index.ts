@@ -27,6 +27,7 @@ import { createUiHandler, UI_ROUTES } from './ui.js'
 import { createUploadHandler, uploadFormRoute, uploadRoute } from './upload.js'
 import { createUploadPartHandler, uploadPartRoute } from './uploadpart.js'
 import { createUploadStatusHandler, uploadStatusRoute } from './uploadstatus.js'
+import { createUsageHandler, usageRootRoute, usageRoute } from './usage.js'
 
 export { DEFAULT_BASE_PATH }
 
@@ -54,6 +55,8 @@ export const fileRoutes: RouteConfig[] = [
   abortUploadRoute,
   ...tusRoutes,
   signRoute,
+  usageRoute,
+  usageRootRoute,
   checkRoute,
   helpRoute,
   ...eventsAdminRoutes,
@@ -84,6 +87,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
     createAbortUploadHandler(options),
     createTusHandler(options),
     createSignHandler(options),
+    createUsageHandler(options),
     createCheckHandler(options),
     createEventsAdminHandler(options),
     createHelpHandler({ basePath, routes: fileRoutes, ...(options.service ? { service: options.service } : {}) }),
@@ -102,6 +106,7 @@ export function createFileStorageApp(options: FileStorageAppOptions): OpenAPIHon
       ...(options.events ? { consumerNames: options.events.consumers() } : {}),
       ...(options.service ? { service: options.service } : {}),
       securitySchemes: options.access?.authorizer.securitySchemes ?? {},
+      rateLimited: options.rateLimits !== undefined,
     }),
   )
   mount(app, basePath, api)
@@ -134,6 +139,7 @@ export {
   createAbortUploadHandler,
   createTusHandler,
   createSignHandler,
+  createUsageHandler,
   createCheckHandler,
   createEventsAdminHandler,
   createHelpHandler,
@@ -154,6 +160,8 @@ export {
   abortUploadRoute,
   tusRoutes,
   signRoute,
+  usageRoute,
+  usageRootRoute,
   checkRoute,
   helpRoute,
 }

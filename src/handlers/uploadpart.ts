@@ -26,7 +26,7 @@ export const uploadPartRoute = createRoute({
   },
   responses: {
     200: { description: 'The part as stored', content: { 'application/json': { schema: PartInfoSchema } } },
-    ...errorResponses(400, 404, 408, 413, 503, 507),
+    ...errorResponses(400, 403, 404, 408, 413, 503, 507),
   },
 })
 

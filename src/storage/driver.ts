@@ -37,6 +37,7 @@
  * Errors are `StorageError`s (errors.ts). Every path has been through `parsePath` (paths.ts).
  */
 import type { Hash } from 'node:crypto'
+import type { SharedRecords } from './shared-records.js'
 import type { EventRecorder } from './events/recorder.js'
 import type { ChangeOrigin } from './events/types.js'
 import type { UploadRecord } from './uploads/rules.js'
@@ -70,6 +71,12 @@ export interface StorageDriver extends FileOperations {
    * engine sweeps expired uploads itself, first. Returns how many things it removed.
    */
   sweep?(now: Date): Promise<number>
+  /**
+   * Small records every process sharing the store changes atomically, kept by the driver beside the
+   * files, one set per `namespace` (shared-records.ts): the quota ledger's (quotas/). Absent: the
+   * store cannot keep quotas.
+   */
+  sharedRecords?(namespace: string): SharedRecords
 }
 
 /** Where large uploads are staged until they are composed into a file. */

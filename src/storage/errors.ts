@@ -8,6 +8,8 @@ export const errorCodes = [
   'checksum_mismatch',
   'unauthorized',
   'forbidden',
+  /** A change would take a store or a path prefix over its quota (quotas/). */
+  'quota_exceeded',
   'not_found',
   'unknown_store',
   'already_exists',
@@ -15,6 +17,8 @@ export const errorCodes = [
   'upload_incomplete',
   'offset_mismatch',
   'precondition_failed',
+  /** Too many requests or bytes for the principal's rate limit (HTTP only). */
+  'rate_limited',
   'request_timeout',
   'payload_too_large',
   'unsupported_media_type',

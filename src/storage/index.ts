@@ -22,6 +22,8 @@ export {
 } from './mongo/mongo-driver.js'
 export { MongoConnection, type MongoConnectionOptions } from './mongo/connection.js'
 export { MAX_INLINE_BYTES } from './mongo/inline-bytes.js'
+export type { SharedRecords } from './shared-records.js'
+export * from './quotas/index.js'
 export * from './events/types.js'
 export { type Change, eventsOf } from './events/changes.js'
 export { EventRecorder, type EventRecorderOptions, type Intent } from './events/recorder.js'

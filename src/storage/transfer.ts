@@ -5,6 +5,7 @@
  */
 import { StorageError } from './errors.js'
 import { checkEntryIfMatch, checkIfMatch, checkMoveTarget } from './file-attributes.js'
+import { filesUnder } from './files-under.js'
 import { joinPath } from './paths.js'
 import type { MoveOptions, FileOperations, StoredEntry, StoredFile } from './types.js'
 
@@ -30,6 +31,8 @@ export async function moveAcrossStores(
   checkEntryIfMatch(options.ifMatch, entry)
   const existing = await target.lookup(to)
   checkMoveTarget(entry, existing, to, options.overwrite)
+  // A target with quotas is asked about the whole folder before its first byte (each file is checked again).
+  if (target.checkRoom) await target.checkRoom(filesBelow(source, from, to))
   if (existing) await target.delete(to, { recursive: true, ...origin(options) })
   // Copy every file, then delete the source folder: a failure part-way leaves both copies, never neither.
   for (let cursor: string | undefined; ; ) {
@@ -49,6 +52,11 @@ export async function moveAcrossStores(
   const moved = await target.lookup(to)
   if (!moved) throw new StorageError('not_found', `"${to}" does not exist`)
   return moved
+}
+
+/** The files under `from` as they will be under `to`, with their sizes. */
+async function* filesBelow(source: FileOperations, from: string, to: string): AsyncGenerator<{ path: string; size: number }> {
+  for await (const file of filesUnder(source, from)) yield { path: joinPath(to, file.path.slice(from.length + 1)), size: file.size }
 }
 
 async function copyFile(

@@ -6,6 +6,7 @@
  *
  * Every path a store receives has been through `parsePath` (see paths.ts).
  */
+import type { QuotaUsage } from './quotas/ledger.js'
 import type { EventRecorder } from './events/recorder.js'
 import type { ChangeOrigin } from './events/types.js'
 
@@ -273,6 +274,12 @@ export interface FileOperations {
 
   health(): Promise<HealthReport>
   close(): Promise<void>
+  /**
+   * Refuses (`quota_exceeded`) files of these sizes at these paths if they would not fit the store's
+   * quotas now: a folder copied in from another store is checked as a whole before its first byte
+   * (each file's write is checked again). Absent: the store has no quotas.
+   */
+  checkRoom?(files: AsyncIterable<{ path: string; size: number }>): Promise<void>
   /** The events of this store's changes (storage/events), where its driver records them. */
   readonly events?: EventRecorder
 }
@@ -313,4 +320,7 @@ export interface UploadOperations {
  * A store as handlers and adapters use it: one instance serves one named store. Made from a driver
  * by `withUploads` (store.ts); the `StoreRegistry` holds them. Errors are `StorageError`s (errors.ts).
  */
-export interface Store extends FileOperations, UploadOperations {}
+export interface Store extends FileOperations, UploadOperations {
+  /** The quotas that hold for a write at `path`, with their usage (quotas/); absent: the store has none. */
+  quotaUsage?(path: string): Promise<QuotaUsage[]>
+}

@@ -12,8 +12,14 @@ const HINTS: Record<number, string> = {
   409: 'It conflicts with what is there: a file or folder of that name exists, or the folder is not empty.',
   412: 'It changed meanwhile: refresh and try again.',
   413: 'It is larger than the service accepts.',
+  429: 'Too many requests for now: wait a moment and try again.',
   503: 'The store is unavailable right now: try again in a moment.',
   507: 'The store is full.',
+}
+
+/** Where the status alone would mislead (a 403 that is not about rights). */
+const CODE_HINTS: Record<string, string> = {
+  quota_exceeded: 'The quota of this folder or store is full: delete files, or cancel uploads under way, to make room.',
 }
 
 export interface Explained {
@@ -27,5 +33,5 @@ export interface Explained {
 export function explain(error: unknown): Explained {
   if (!(error instanceof ApiError)) return { title: 'unexpected error', message: String((error as Error)?.message ?? error), hint: '' }
   const status = error.status === 0 ? 'no answer' : `${error.status} ${error.code}`
-  return { title: `${error.action}: ${status}`, message: error.message, hint: HINTS[error.status] ?? '' }
+  return { title: `${error.action}: ${status}`, message: error.message, hint: CODE_HINTS[error.code] ?? HINTS[error.status] ?? '' }
 }

@@ -33,6 +33,8 @@ describe('exit codes', () => {
     expect(api(400, 'checksum_mismatch').exitCode).toBe(EXIT.integrity)
     expect(api(503, 'store_unavailable').exitCode).toBe(EXIT.unavailable)
     expect(api(507, 'insufficient_storage').exitCode).toBe(EXIT.noSpace)
+    expect(api(403, 'quota_exceeded').exitCode).toBe(EXIT.noSpace)
+    expect(api(429, 'rate_limited').exitCode).toBe(EXIT.unavailable)
     expect(api(500, 'internal')).toMatchObject({ exitCode: EXIT.failure, status: 500, code: 'internal', message: 'message' })
   })
 

@@ -23,10 +23,13 @@ const nginxBin = nginxBinary()
 const NAME = 'fs-fleet'
 const MiB = 1024 * 1024
 
-/** How many requests for `path` with `status` an instance logged (LOG_REQUESTS: `METHOD path status ms`). */
+/** How many requests for `path` with `status` an instance logged (LOG_REQUESTS: a JSON line each, `msg` "METHOD path status"). */
 function served(svc: ProcessService, method: string, path: string, status = 200): number {
-  const line = `${method} /filestorage/v1/disk/download/${path} ${status} `
-  return svc.output().split('\n').filter((l) => l.startsWith(line)).length
+  const msg = `${method} /filestorage/v1/disk/download/${path} ${status}`
+  return svc
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{') && (JSON.parse(l) as { msg?: string }).msg === msg).length
 }
 
 describe.runIf(consulBin && nginxBin)('nginx in front of two instances, upstreams from Consul', () => {

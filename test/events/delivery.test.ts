@@ -13,10 +13,13 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import { bearer, hmacKey, hmacToken, keysEnv } from '../helpers/auth.js'
 import { requireService } from '../helpers/external.js'
+import { memoryLog } from '../helpers/log-lines.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { freePorts } from '../helpers/ports.js'
+import { s3StoreEnv, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
+import type { Logger } from '../../src/observability/logger.js'
 import { TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
 import { type Delivery, newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
 
@@ -31,8 +34,8 @@ async function receiver(secrets: string[], answer?: Parameters<typeof startRecei
   return r
 }
 
-async function service(env: Record<string, string>, log?: (line: string) => void): Promise<TestService> {
-  const svc = await startTestService({ WEBHOOK_RETRY_DELAY_MAX: '400ms', ...env }, log ? { log } : {})
+async function service(env: Record<string, string>, logger?: Logger): Promise<TestService> {
+  const svc = await startTestService({ WEBHOOK_RETRY_DELAY_MAX: '400ms', ...env }, logger ? { logger } : {})
   started.push(svc)
   return svc
 }
@@ -71,7 +74,7 @@ function outOfPathOrder(arrived: Delivery[], expected: string[]): string[] {
   return problems
 }
 
-const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : [])]
+const stores = ['disk', ...(requireService('MONGODB_URI', 'events on the mongo store') ? ['mongo'] : []), ...(s3TestTarget() ? ['s3'] : [])]
 
 describe.each(stores)('webhooks on the %s store', (store) => {
   test('every change is announced once, signed with each rotating secret, with the file, who asked and the request id', async () => {
@@ -83,6 +86,7 @@ describe.each(stores)('webhooks on the %s store', (store) => {
       WEBHOOK_SECRET: `${oldSecret},${newSecret_}`,
       AUTH_HMAC_SECRETS: keysEnv(key),
       ...(store === 'mongo' ? { MONGODB_URI: process.env.MONGODB_URI!, MONGODB_DB: randomDbName('events') } : {}),
+      ...(store === 's3' ? s3StoreEnv(uniquePrefix('events')) : {}),
     })
     const auth = bearer(await hmacToken(key, 'ana', ['files:*:*:']))
     const api = `${svc.api}/${store}`
@@ -289,8 +293,8 @@ describe('webhooks', () => {
     let failing = true
     const r = await receiver([secret], () => (failing ? { status: 503, body: 'maintenance' } : { status: 200 }))
     const key = hmacKey('k1')
-    const lines: string[] = []
-    const svc = await service({ WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret, WEBHOOK_RETRY_FOR: '2s', AUTH_HMAC_SECRETS: keysEnv(key) }, (l) => lines.push(l))
+    const log = memoryLog()
+    const svc = await service({ WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret, WEBHOOK_RETRY_FOR: '2s', AUTH_HMAC_SECRETS: keysEnv(key) }, log.logger)
     const writer = bearer(await hmacToken(key, 'ana', ['files:*:*:']))
     const admin = bearer(await hmacToken(key, 'ops', ['filestorage:admin']))
     const api = `${svc.api}/disk`
@@ -307,7 +311,7 @@ describe('webhooks', () => {
     expect(page.entries[0]).toMatchObject({ consumer: 'default', status: 503 })
     expect(page.entries[0]!.error).toContain('maintenance')
     expect(page.entries[0]!.attempts).toBeGreaterThanOrEqual(2)
-    expect(lines.some((l) => l.includes('given up for "default"'))).toBe(true)
+    expect(log.entries().some((e) => String(e.msg).includes('given up for "default"'))).toBe(true)
     // Paging.
     const first = (await (await call(`${svc.api}/admin/events/disk/deadletters?limit=2`, { headers: admin, expect: 200 })).json()) as typeof page
     expect(first.entries).toHaveLength(2)
@@ -347,8 +351,8 @@ describe('webhooks', () => {
     const secret = newSecret()
     let up = false
     const r = await receiver([secret], () => (up ? { status: 204 } : { status: 500 }))
-    const lines: string[] = []
-    const svc = await service({ WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret, EVENTS_BACKLOG_MAX: '5' }, (l) => lines.push(l))
+    const log = memoryLog()
+    const svc = await service({ WEBHOOK_URL: r.url, WEBHOOK_SECRET: secret, EVENTS_BACKLOG_MAX: '5' }, log.logger)
     const api = `${svc.api}/disk`
     for (let i = 0; i < 5; i++) await call(`${api}/upload/full/${i}.txt`, { method: 'PUT', body: String(i), expect: 201 })
     const check = async () => {
@@ -360,7 +364,7 @@ describe('webhooks', () => {
     const degraded = await check()
     expect(degraded.status).toBe(200)
     expect(degraded.body).toMatchObject({ status: 'degraded', events: { status: 'degraded', stores: { disk: { backlog: 5, max: 5, full: true } } } })
-    expect(lines.some((l) => l.includes('backlog of store "disk" is full'))).toBe(true)
+    expect(log.entries().some((e) => String(e.msg).includes('backlog of store "disk" is full'))).toBe(true)
     for (const [method, path, body] of [
       ['PUT', 'upload/full/more.txt', 'x'],
       ['DELETE', 'delete/full/0.txt', undefined],
@@ -377,7 +381,7 @@ describe('webhooks', () => {
     while ((await check()).body.status !== 'ok' && Date.now() < drained) await new Promise((resolve) => setTimeout(resolve, 100))
     expect((await check()).body.status).toBe('ok')
     await call(`${api}/upload/full/more.txt`, { method: 'PUT', body: 'x', expect: 201 })
-    expect(lines.some((l) => l.includes('has room again'))).toBe(true)
+    expect(log.entries().some((e) => String(e.msg).includes('has room again'))).toBe(true)
   })
 
   test('an upload left to expire is announced (upload.expired); one completed before is not', async () => {
@@ -429,6 +433,16 @@ describe('webhooks with a store that is down', () => {
     expect(refused.status).toBe(503)
     await r.until(() => r.taken.length === 1, 10_000)
     expect(typesAndPaths(r.taken)).toEqual(['file.created up.txt'])
+  })
+})
+
+describe.runIf(s3TestTarget())('webhooks with an s3 store on a server without conditional writes', () => {
+  test('the service does not start with that store\'s events on, and says why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-events-s3-'))
+    started.push({ stop: () => rm(dir, { recursive: true, force: true }) })
+    const starting = spawnService({ STORAGE_DIR: dir, WEBHOOK_URL: 'http://127.0.0.1:9/', WEBHOOK_SECRET: newSecret(), S3_CONDITIONAL_WRITES: 'false', ...s3StoreEnv(uniquePrefix('events')) })
+    // The failure is in the start-up log, a JSON line or a plain one (the store's name quoted, escaped in JSON).
+    await expect(starting).rejects.toThrow(/exited \(1\) before serving[\s\S]*failed to start[\s\S]*the s3 store \\?"s3\\?" cannot record events: this S3 server has no conditional writes/)
   })
 })
 

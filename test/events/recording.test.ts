@@ -11,12 +11,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { DiskDriver, type DriverStore, firstEntries, type LogEntry, MongoDriver, READY, type StorageDriver, withUploads } from '../../src/storage/index.js'
+import { DiskDriver, type DriverStore, firstEntries, type LogEntry, MongoDriver, READY, type S3Driver, type StorageDriver, withUploads } from '../../src/storage/index.js'
 import { requireService } from '../helpers/external.js'
 import { randomDbName } from '../helpers/mongo.js'
-import { runStoreChild } from '../helpers/store-children.js'
+import { openS3Store, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
+import { runStoreChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
 
 const uri = requireService('MONGODB_URI', 'events recorded on the mongo store')
+const s3 = s3TestTarget()
 const WINDOW_MS = 1000
 
 interface Setup {
@@ -65,9 +67,27 @@ const setups: Record<string, () => Promise<Setup>> = {
       },
     }
   },
+  async s3() {
+    const prefix = uniquePrefix('events')
+    const store = openS3Store(s3!, { prefix, livenessWindowMs: WINDOW_MS, uploads: { completionLeaseMs: WINDOW_MS } })
+    const driver = store.driver as S3Driver
+    return {
+      name: 's3',
+      store: store as DriverStore<StorageDriver>,
+      where: { s3: { endpoint: s3!.endpoint, region: s3!.region, bucket: s3!.bucket, prefix, accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey }, uploads: { completionLeaseMs: WINDOW_MS } },
+      async settle() {
+        // A dead child's heartbeat is stale once a liveness window passed after its last one (S3 times are in whole seconds).
+        await new Promise((resolve) => setTimeout(resolve, WINDOW_MS + 2100))
+        await driver.events.settleOrphans()
+      },
+      async close() {
+        await store.close()
+      },
+    }
+  },
 }
 
-const stores = ['disk', ...(uri ? ['mongo'] : [])]
+const stores = ['disk', ...(uri ? ['mongo'] : []), ...(s3 ? ['s3'] : [])]
 
 describe.each(stores)('events recorded with the changes on the %s store', (name) => {
   let s: Setup
@@ -129,9 +149,9 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     expect((await s.store.lookup(doomed)) === null).toBe(visible)
   })
 
-  // On MongoDB a folder's change is file by file: one that was begun is finished by the settler.
+  // On MongoDB and S3 a folder's change is file by file: one that was begun is finished by the settler.
   test.each([
-    ['events.intent.written', name === 'mongo'],
+    ['events.intent.written', name !== 'disk'],
     ['events.change.visible', true],
   ] as const)('a folder delete killed at %s: one event with its count, exactly when the folder went', async (failpoint, visible) => {
     const dir = `tree/${failpoint}`
@@ -157,8 +177,8 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     expect(await intentsLeft()).toBe(0)
   })
 
-  if (name === 'mongo') {
-    test.each(['mongo.delete.marked', 'events.intent.written'])('a delete killed at %s, then a write of that file: the delete never happened, and has no event', async (failpoint) => {
+  if (name !== 'disk') {
+    test.each(name === 'mongo' ? ['mongo.delete.marked', 'events.intent.written'] : ['events.intent.written'])('a delete killed at %s, then a write of that file: the delete never happened, and has no event', async (failpoint) => {
       const path = `marked/${failpoint}.txt`
       await put(path, 'before')
       await crash({ op: 'delete', path }, failpoint)
@@ -168,11 +188,13 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
       expect(await intentsLeft()).toBe(0)
       expect((await s.store.stat(path)).size).toBe(5)
     })
+  }
 
+  if (name !== 'disk') {
     test('a folder move killed part way is finished by the settler: every file moved, one event with the count', async () => {
       const from = 'half/src'
       for (let i = 0; i < 12; i++) await put(`${from}/f${i}.txt`, String(i))
-      await crash({ op: 'move', path: from, to: 'half/dst' }, 'mongo.tree.moved@3')
+      await crash({ op: 'move', path: from, to: 'half/dst' }, `${name}.tree.moved@3`)
       const moved = (await s.store.list('half/dst', { recursive: true })).entries.length
       expect(moved).toBeGreaterThan(0)
       expect(moved).toBeLessThan(12)
@@ -206,6 +228,39 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     expect(events[2]!.id).toBe(`${events[1]!.id}_1`) // one change, two events: one entry
     expect(events[4]!.data).toMatchObject({ uploadId: other.uploadId, subject: 'bo' })
   })
+
+  if (name === 's3') {
+    test('the relay\'s lease: one holder among processes, taken over once the holder is killed (-9) or closes', async () => {
+      const child = spawnStoreChild({ ...s.where, op: 'lease' })
+      try {
+        await waitForOutput(child, 'lease true')
+        expect(await log().lease('relay')).toBe(false) // the child lives
+        await child.stop('SIGKILL')
+        await s.settle() // its heartbeat goes stale
+        const other = openS3Store(s3!, { prefix: (s.where.s3 as { prefix: string }).prefix, livenessWindowMs: WINDOW_MS })
+        try {
+          expect(await other.events!.log.lease('relay')).toBe(true)
+          expect(await other.events!.log.lease('relay')).toBe(true) // held, still
+          expect(await log().lease('relay')).toBe(false)
+        } finally {
+          await other.close() // lets go of it
+        }
+        expect(await log().lease('relay')).toBe(true)
+      } finally {
+        if (child.running()) await child.stop('SIGKILL')
+      }
+    })
+
+    test('a server without conditional writes: recording events is refused, saying why', async () => {
+      const store = openS3Store(s3!, { conditionalWrites: false })
+      try {
+        await expect(store.events!.enable({ maxBacklog: 10, name: 's3' })).rejects.toThrow(/cannot record events: this S3 server has no conditional writes/)
+        expect(store.events!.enabled).toBe(false)
+      } finally {
+        await store.close()
+      }
+    })
+  }
 
   test('a store that records nothing until it is enabled keeps no backlog', async () => {
     const other = await setups[name]!()

@@ -17,8 +17,8 @@ const newClient = (url: string) => createClient({ url, socket: { reconnectStrate
 export interface TestRedis {
   url: string
   client: ReturnType<typeof newClient>
-  /** Stops the server (the data goes with it: no persistence). */
-  stop(): Promise<void>
+  /** Stops the server (the data goes with it: no persistence); `SIGKILL` to kill it as a crash would. */
+  stop(signal?: NodeJS.Signals): Promise<void>
   /** Starts it again on the same port. */
   start(): Promise<void>
   close(): Promise<void>
@@ -47,7 +47,7 @@ export async function startRedis(bin: string, config: Record<string, string> = {
     url,
     client,
     start,
-    stop: async () => void (await server?.stop('SIGTERM')),
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => void (await server?.stop(signal)),
     async close() {
       await client.close().catch(() => client.destroy())
       await server?.stop('SIGTERM')

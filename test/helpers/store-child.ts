@@ -5,15 +5,17 @@
  * run it compiled: ./compiled.ts); it
  * prints `ready` once the store is open and `done <json result>` when the operation finished.
  */
-import { DiskDriver, MongoDriver, type Store, withUploads } from '../../src/storage/index.js'
+import { DiskDriver, MongoDriver, S3Driver, type Store, withUploads } from '../../src/storage/index.js'
 
 interface Command {
   /** The disk store's folder; or `mongo` to open the mongo store at `uri` and `db`. */
   dir?: string
   mongo?: { uri: string; db: string }
+  /** Or the s3 store: the run's S3 server, bucket and the store's prefix. */
+  s3?: { endpoint: string; region: string; bucket: string; prefix: string; accessKeyId: string; secretAccessKey: string }
   /** Upload policy of the store (e.g. a short completion lease, also the mongo store's liveness window). */
   uploads?: { completionLeaseMs?: number }
-  op: 'hold' | 'put' | 'complete' | 'append' | 'delete' | 'move'
+  op: 'hold' | 'lease' | 'put' | 'complete' | 'append' | 'delete' | 'move'
   path?: string
   /** move: where to. */
   to?: string
@@ -56,10 +58,17 @@ function body(): ReadableStream<Uint8Array> {
 }
 
 const window = command.uploads?.completionLeaseMs
+function s3(where: NonNullable<Command['s3']>) {
+  const { accessKeyId, secretAccessKey, ...place } = where
+  return S3Driver.open({ ...place, credentials: { accessKeyId, secretAccessKey }, ...(window !== undefined ? { livenessWindowMs: window } : {}) })
+}
+
 const store: Store = withUploads(
   command.mongo
     ? MongoDriver.open({ uri: command.mongo.uri, db: command.mongo.db, ...(window !== undefined ? { livenessWindowMs: window } : {}) })
-    : await DiskDriver.open({ dir: command.dir! }),
+    : command.s3
+      ? s3(command.s3)
+      : await DiskDriver.open({ dir: command.dir! }),
   command.uploads,
 )
 if (command.events) await store.events!.enable({ maxBacklog: 1_000_000 })
@@ -68,6 +77,11 @@ let result: unknown = null
 switch (command.op) {
   case 'hold':
     await new Promise(() => setInterval(() => {}, 60_000)) // until killed
+    break
+  case 'lease':
+    // Takes the relay's lease of the store's events, says so, and holds it until killed.
+    process.stdout.write(`lease ${await store.events!.log.lease('relay')}\n`)
+    await new Promise(() => setInterval(() => {}, 60_000))
     break
   case 'put':
     result = await store.put(command.path!, body(), {

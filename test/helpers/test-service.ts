@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/adapters/service/config.js'
 import { type Service, startService } from '../../src/adapters/node/service.js'
+import { type Logger, silentLogger } from '../../src/observability/logger.js'
 import { type Runtime, spawnService } from './process-service.js'
 
 /** What the HTTP suites use of a service, wherever it runs. */
@@ -28,11 +29,11 @@ const TEST_ENV = { PORT: '0', HOST: '127.0.0.1', LOG_REQUESTS: 'false', SHUTDOWN
 
 export async function startTestService(
   env: Record<string, string> = {},
-  options: { log?: (line: string) => void } = {},
+  options: { logger?: Logger } = {},
 ): Promise<TestService> {
   const storageDir = await mkdtemp(join(tmpdir(), 'filestorage-http-'))
   const config = loadConfig({ ...TEST_ENV, STORAGE_DIR: storageDir, ...env })
-  const service = await startService(config, options.log ?? (() => {}))
+  const service = await startService(config, options.logger ?? silentLogger())
   return {
     service,
     origin: service.http.url,

@@ -277,8 +277,7 @@ function batch(model: Model, size: number, folders: boolean, n: { i: number }): 
   return ops
 }
 
-// The stores whose drivers record events (the s3 driver has no event log yet: docs/events.md).
-const stores = auditedStores('the events crash loop').filter((store) => store !== 's3')
+const stores = auditedStores('the events crash loop')
 
 describe.each(stores)('events across kill -9 on the %s store', (store) => {
   test(`${EVENTS.crashes} kill -9 in a mixed load: exactly one event per change that happened, none for one that did not, the events' view is the store`, { timeout: 300_000 }, async () => {

@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -24,6 +25,7 @@ import { S3Driver, type StoredFile } from '../../src/storage/index.js'
 import { planPieces } from '../../src/storage/s3/compose.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { openMultipartUploads, openS3Store, outsideClient, type S3Store, s3TestTarget } from '../helpers/s3-store.js'
+import { runStoreChild } from '../helpers/store-children.js'
 import { failingAfter, generated, generatedSha256, readAll, sha256, streamOf } from '../helpers/streams.js'
 import { CONTRACT_POLICY, describeStorageContract } from './contract.js'
 
@@ -63,6 +65,8 @@ describe.runIf(target !== undefined)('s3 store', () => {
       } while (ContinuationToken)
       return keys
     }
+    /** Where a store child opens the s3 store under `prefix`. */
+    const s3Where = (prefix: string) => ({ endpoint: target!.endpoint, region: target!.region, bucket: target!.bucket, prefix, accessKeyId: target!.accessKeyId, secretAccessKey: target!.secretAccessKey })
     const fileKeys = async (store: S3Store) => (await keysUnder(store.driver.keys.prefix)).filter((k) => !k.startsWith('.filestorage/'))
     const headOf = (store: S3Store, path: string) => outside.send(new HeadObjectCommand({ Bucket, Key: store.driver.keys.prefix + path, ChecksumMode: 'ENABLED' }))
     const outsideBytes = async (store: S3Store, path: string) =>
@@ -242,15 +246,44 @@ describe.runIf(target !== undefined)('s3 store', () => {
         await expect(store.put('cut.bin', failingAfter(12 * MiB))).rejects.toThrow()
         expect(await store.lookup('cut.bin')).toBeNull()
         expect(await openMultipartUploads(outside, Bucket!, store.driver.keys.prefix)).toEqual([])
-        // As a process killed mid-upload leaves it.
-        const Key = `${store.driver.keys.prefix}killed.bin`
+        // A process killed mid-upload leaves its multipart upload open; another tool has one open under the same prefix.
+        const prefix = store.driver.keys.prefix
+        const { exit } = await runStoreChild(
+          { s3: { ...s3Where(prefix), partSize: 5 * MiB }, op: 'put', path: 'killed.bin', size: 12 * MiB, fill: 7, dieAfterBytes: 11 * MiB },
+        )
+        expect(exit.signal).toBe('SIGKILL')
+        const Key = `${prefix}foreign.bin`
         const { UploadId } = await outside.send(new CreateMultipartUploadCommand({ Bucket, Key }))
-        await outside.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }))
-        await store.sweep(new Date())
-        expect(await openMultipartUploads(outside, Bucket!, store.driver.keys.prefix)).toEqual(['killed.bin'].map((k) => store.driver.keys.prefix + k))
-        await store.sweep(new Date(Date.now() + CONTRACT_POLICY.ttlMs + HOUR))
-        expect(await openMultipartUploads(outside, Bucket!, store.driver.keys.prefix)).toEqual([])
-        expect(await fileKeys(store)).toEqual([])
+        try {
+          await outside.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }))
+          await store.sweep(new Date())
+          expect((await openMultipartUploads(outside, Bucket!, prefix)).sort()).toEqual([`${prefix}foreign.bin`, `${prefix}killed.bin`])
+          await store.sweep(new Date(Date.now() + CONTRACT_POLICY.ttlMs + HOUR))
+          // Ours is aborted, the other tool's stays; so does no claim.
+          expect(await openMultipartUploads(outside, Bucket!, prefix)).toEqual([`${prefix}foreign.bin`])
+          expect(await keysUnder(`${prefix}.filestorage/multipart/`)).toEqual([])
+          expect(await fileKeys(store)).toEqual([])
+        } finally {
+          await outside.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }))
+        }
+      })
+
+      it('aborts an upload of its own whose process died before it could write the upload id into its claim, and leaves another tool\'s', async () => {
+        const store = open(SMALL_PARTS)
+        const prefix = store.driver.keys.prefix
+        const Key = `${prefix}half-claimed.bin`
+        // As the store claims an upload: its key first, then the upload (a kill between them leaves no upload id).
+        await outside.send(new PutObjectCommand({ Bucket, Key: `${prefix}.filestorage/multipart/cut`, Body: JSON.stringify({ key: Key }) }))
+        const ours = await outside.send(new CreateMultipartUploadCommand({ Bucket, Key }))
+        const foreign = await outside.send(new CreateMultipartUploadCommand({ Bucket, Key: `${prefix}other.bin` }))
+        try {
+          await store.sweep(new Date(Date.now() + CONTRACT_POLICY.ttlMs + HOUR))
+          expect(await openMultipartUploads(outside, Bucket!, prefix)).toEqual([`${prefix}other.bin`])
+          expect(await keysUnder(`${prefix}.filestorage/multipart/`)).toEqual([])
+        } finally {
+          await outside.send(new AbortMultipartUploadCommand({ Bucket, Key: `${prefix}other.bin`, UploadId: foreign.UploadId })).catch(() => {})
+          await outside.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: ours.UploadId })).catch(() => {})
+        }
       })
 
       it('removes digests of versions gone from every path they were at, and keeps those still there', async () => {

@@ -12,10 +12,13 @@
  */
 import type { MiddlewareHandler } from 'hono'
 import { StorageError } from '../../storage/index.js'
+import type { BodyCounter } from '../service/service.js'
 
 export interface BodyOptions {
   /** A reader waiting longer than this for the next chunk fails with `request_timeout`; 0: never. */
   idleTimeoutMs?: number
+  /** Each request's byte counter, told the size of each chunk as it is read (observe.ts). */
+  counter?: BodyCounter
 }
 
 /** How often the reads waiting on their clients are looked at (node:http checks its deadlines every second too). */
@@ -33,6 +36,7 @@ export class IdleReads {
 
   /** A read began to wait; `cut` ends it if it waits too long. */
   waiting(cut: () => void): void {
+    if (this.idleTimeoutMs <= 0) return
     this.#waiting.set(cut, performance.now())
     if (this.#sweeper) return
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS)
@@ -59,7 +63,11 @@ export class IdleReads {
 }
 
 /** A request body behind the idle timeout of `reads`, and whether it stalled (the idle timeout cut it). */
-export function idleBody(body: ReadableStream<Uint8Array>, reads: IdleReads): { stream: ReadableStream<Uint8Array>; stalled(): boolean } {
+export function idleBody(
+  body: ReadableStream<Uint8Array>,
+  reads: IdleReads,
+  count?: (bytes: number) => void,
+): { stream: ReadableStream<Uint8Array>; stalled(): boolean } {
   const reader = body.getReader()
   let stalled = false
   const timedOut = () =>
@@ -85,7 +93,10 @@ export function idleBody(body: ReadableStream<Uint8Array>, reads: IdleReads): { 
         }
         if (stalled) controller.error(timedOut())
         else if (result.done) controller.close()
-        else controller.enqueue(result.value)
+        else {
+          count?.(result.value.byteLength)
+          controller.enqueue(result.value)
+        }
       },
       cancel: (reason) => reader.cancel(reason),
     },
@@ -109,8 +120,8 @@ export function bunRequestBody(options: BodyOptions = {}): MiddlewareHandler {
   const reads = new IdleReads(options.idleTimeoutMs ?? 0)
   return async (c, next) => {
     const raw = c.req.raw
-    if (reads.idleTimeoutMs <= 0 || METHODS_WITHOUT_BODY.has(raw.method) || raw.body === null) return next()
-    const body = idleBody(raw.body, reads)
+    if ((reads.idleTimeoutMs <= 0 && !options.counter) || METHODS_WITHOUT_BODY.has(raw.method) || raw.body === null) return next()
+    const body = idleBody(raw.body, reads, options.counter?.(c))
     c.req.raw = new Request(raw.url, {
       method: raw.method,
       headers: raw.headers,

@@ -4,6 +4,7 @@
  * `main.ts` runs it as a process.
  */
 import type { Context } from 'hono'
+import type { Logger } from '../../observability/logger.js'
 import type { Config } from '../service/config.js'
 import { type Runtime, type Service as AnyService, type ServiceRoles, startService as startOn } from '../service/service.js'
 import { isWorker } from '../service/workers.js'
@@ -18,7 +19,7 @@ export type Service = AnyService<RunningServer>
 export const bunRuntime: Runtime<RunningServer> = {
   // A worker of an instance shares the port with the others (SO_REUSEPORT): see workers.ts.
   serve: (fetch, options) => serve(fetch, { ...options, reusePort: isWorker() }),
-  middleware: (config) => [bunRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000 })],
+  middleware: (config, counter) => [bunRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000, ...(counter ? { counter } : {}) })],
   localFiles: bunLocalFiles,
   remoteAddress: (c: Context) => {
     const env = c.env as BunEnv | undefined
@@ -26,6 +27,6 @@ export const bunRuntime: Runtime<RunningServer> = {
   },
 }
 
-export function startService(config: Config, log: (line: string) => void = console.log, roles?: ServiceRoles): Promise<Service> {
-  return startOn(bunRuntime, config, log, roles)
+export function startService(config: Config, logger?: Logger, roles?: ServiceRoles): Promise<Service> {
+  return startOn(bunRuntime, config, logger, roles)
 }

@@ -20,6 +20,7 @@ import { IncomingMessage } from 'node:http'
 import { finished } from 'node:stream'
 import type { MiddlewareHandler } from 'hono'
 import { StorageError } from '../../storage/index.js'
+import type { BodyCounter } from '../service/service.js'
 
 /**
  * Bytes received and not yet read, per request, before the socket is paused: with the upload
@@ -32,6 +33,8 @@ const BUFFER_BYTES = 256 * 1024
 export interface IncomingBodyOptions {
   /** A reader waiting longer than this for the next chunk fails with `request_timeout`; 0: never. */
   idleTimeoutMs?: number
+  /** Told the size of each chunk as it is read (the request's bytes in). */
+  count?: ((bytes: number) => void) | undefined
 }
 
 /** The IncomingMessage behind a Hono context's request, when @hono/node-server serves it. */
@@ -48,6 +51,7 @@ export function incomingBody(incoming: IncomingMessage, options: IncomingBodyOpt
   let wake: (() => void) | undefined
   let idle: NodeJS.Timeout | undefined
   const idleTimeoutMs = options.idleTimeoutMs ?? 0
+  const count = options.count
 
   const onData = (chunk: Buffer) => {
     queue.push(chunk)
@@ -90,6 +94,7 @@ export function incomingBody(incoming: IncomingMessage, options: IncomingBodyOpt
           queued -= chunk.length
           // Resumed once half has been read: not paused and resumed again with every chunk.
           if (queued <= BUFFER_BYTES / 2 && !ended) incoming.resume()
+          count?.(chunk.length)
           controller.enqueue(chunk)
         } else if (failure) {
           controller.error(failure)
@@ -123,7 +128,7 @@ const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'CONNECT', 'TRACE', 'TRACK'
  * Middleware: a request with a body gets `incomingBody` as its body (`c.req.raw.body`), in place of
  * node-server's own reader, so that every read of it is cheap and bounded by the idle timeout.
  */
-export function nodeRequestBody(options: IncomingBodyOptions = {}): MiddlewareHandler {
+export function nodeRequestBody(options: Omit<IncomingBodyOptions, 'count'> & { counter?: BodyCounter } = {}): MiddlewareHandler {
   return async (c, next) => {
     const incoming = nodeIncoming(c.env)
     if (incoming && hasBody(incoming) && !METHODS_WITHOUT_BODY.has(c.req.method)) {
@@ -131,7 +136,7 @@ export function nodeRequestBody(options: IncomingBodyOptions = {}): MiddlewareHa
       c.req.raw = new Request(raw.url, {
         method: raw.method,
         headers: raw.headers,
-        body: incomingBody(incoming, options),
+        body: incomingBody(incoming, { ...options, count: options.counter?.(c) }),
         duplex: 'half',
       } as RequestInit)
     }

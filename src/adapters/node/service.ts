@@ -4,6 +4,7 @@
  * it in-process.
  */
 import { getConnInfo } from '@hono/node-server/conninfo'
+import type { Logger } from '../../observability/logger.js'
 import type { Config } from '../service/config.js'
 import { type Runtime, type Service as AnyService, type ServiceRoles, startService as startOn } from '../service/service.js'
 import { nodeRequestBody } from './request-body.js'
@@ -15,10 +16,10 @@ export type Service = AnyService<RunningServer>
 
 export const nodeRuntime: Runtime<RunningServer> = {
   serve,
-  middleware: (config) => [nodeRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000 })],
+  middleware: (config, counter) => [nodeRequestBody({ idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000, ...(counter ? { counter } : {}) })],
   remoteAddress: (c) => getConnInfo(c).remote.address,
 }
 
-export function startService(config: Config, log: (line: string) => void = console.log, roles?: ServiceRoles): Promise<Service> {
-  return startOn(nodeRuntime, config, log, roles)
+export function startService(config: Config, logger?: Logger, roles?: ServiceRoles): Promise<Service> {
+  return startOn(nodeRuntime, config, logger, roles)
 }

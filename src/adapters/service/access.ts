@@ -6,7 +6,7 @@
  * headers of TRUSTED_PROXIES only.
  */
 import { randomBytes } from 'node:crypto'
-import { BlockList, isIPv4 } from 'node:net'
+import { BlockList, isIP, isIPv4 } from 'node:net'
 import type { Context } from 'hono'
 import { anonymousAuthorizer, createTokenVerifier, tokenAuthorizer, UrlSigner } from '../../auth/index.js'
 import type { AccessOptions, UrlOptions } from '../../handlers/index.js'
@@ -58,6 +58,18 @@ export function accessOptions(config: Config): AccessOptions {
 export function urlOptions(config: Config, remoteAddress: (c: Context) => string | undefined): UrlOptions {
   const options: UrlOptions = config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}
   if (config.TRUSTED_PROXIES.length === 0) return options
+  const trusted = trustedProxies(config)
+  return {
+    ...options,
+    trustForwarded: (c) => {
+      const address = remoteAddress(c)
+      return address !== undefined && trusted(address)
+    },
+  }
+}
+
+/** Whether an address is one of TRUSTED_PROXIES (an IPv4 address on a dual-stack socket as itself). */
+export function trustedProxies(config: Config): (address: string) => boolean {
   const proxies = new BlockList()
   for (const item of config.TRUSTED_PROXIES) {
     const [address, bits] = item.split('/') as [string, string | undefined]
@@ -65,13 +77,9 @@ export function urlOptions(config: Config, remoteAddress: (c: Context) => string
     if (bits === undefined) proxies.addAddress(address, type)
     else proxies.addSubnet(address, Number(bits), type)
   }
-  return {
-    ...options,
-    trustForwarded: (c) => {
-      const address = remoteAddress(c)
-      if (!address) return false
-      const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] // IPv4 on a dual-stack socket
-      return v4 ? proxies.check(v4, 'ipv4') : proxies.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
-    },
+  return (address) => {
+    if (!isIP(address)) return false
+    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] // IPv4 on a dual-stack socket
+    return v4 ? proxies.check(v4, 'ipv4') : proxies.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
   }
 }

@@ -22,6 +22,7 @@ const REQUEST_HEADERS = [
   'Upload-Metadata',
   'Upload-Checksum',
   'X-HTTP-Method-Override',
+  'X-Request-Id',
 ]
 
 const RESPONSE_HEADERS = [
@@ -45,6 +46,7 @@ const RESPONSE_HEADERS = [
   'Upload-Expires',
   'Upload-Metadata',
   'Upload-Defer-Length',
+  'X-Request-Id',
 ]
 
 export function browserAccess(origins: string[]): MiddlewareHandler {

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { parseSecret } from '../../events/signing.js'
 import { hostAddress } from './host-address.js'
+import { parseQuotaList, readQuotaFile } from './quota-config.js'
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -118,6 +119,59 @@ const hostName = z
 
 const httpUrl = z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional())
 
+/** A byte size for the quota parsers, which throw on a bad one. */
+function sizeOf(text: string): number {
+  const parsed = byteSize.safeParse(text)
+  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? `"${text}" is not a byte size`)
+  return parsed.data
+}
+
+/** A parser's thrown message as the variable's issue. */
+const parsedBy =
+  <T>(parse: (value: string) => T) =>
+  (value: string, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(value)
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message })
+      return z.NEVER
+    }
+  }
+
+/** `<amount>/<window>`: so much per window of whole seconds (`50/1s`, `600/1m`, `10MiB/1s`). */
+const perWindow = (amount: (text: string) => number) =>
+  z.preprocess(
+    emptyAsUnset,
+    z
+      .string()
+      .trim()
+      .transform(
+        parsedBy((value) => {
+          const slash = value.lastIndexOf('/')
+          const window = slash < 0 ? undefined : duration.safeParse(value.slice(slash + 1).trim())
+          if (!window?.success || window.data < 1000 || window.data % 1000 !== 0) {
+            throw new Error(`"${value}" is not <amount>/<window> with a window of whole seconds (e.g. 50/1s, 600/1m)`)
+          }
+          const points = amount(value.slice(0, slash).trim())
+          if (!Number.isSafeInteger(points) || points < 1) throw new Error(`"${value}": the amount must be 1 or more`)
+          return { points, windowSeconds: window.data / 1000 }
+        }),
+      )
+      .optional(),
+  )
+
+const count = (text: string): number => {
+  if (!/^\d+$/.test(text)) throw new Error(`"${text}" is not a whole number`)
+  return Number(text)
+}
+
+const otlpProtocol = z.preprocess(
+  emptyAsUnset,
+  z
+    .enum(['http/protobuf', 'http/json'], { error: "http/protobuf or http/json (gRPC is not offered: use the collector's OTLP/HTTP port, 4318)" })
+    .optional(),
+)
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   /** Default: 0.0.0.0 with authentication configured, else 127.0.0.1 (see loadConfig). */
@@ -155,6 +209,22 @@ export const configSchema = z.object({
   /** Connections one process serves at once (each worker, with WORKERS); more are refused until some close. */
   MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1024),
   LOG_REQUESTS: flag.default(true),
+  // Operations (docs/operations.md): logs, metrics, traces.
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: readable lines on a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  /** Prometheus metrics at /metrics on this port (every WORKERS process in one scrape); unset: no such listener. */
+  METRICS_PORT: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(65535).optional()),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Also /metrics on the main port, for a caller holding the operator's right (filestorage:admin). */
+  METRICS_ON_MAIN_PORT: flag.default(false),
+  // The OpenTelemetry SDK's own variables that decide whether traces are on and where they go (tracing-sdk.ts).
+  OTEL_SDK_DISABLED: z.preprocess(emptyAsUnset, z.string().optional()).transform((v) => v?.trim().toLowerCase() === 'true'),
+  OTEL_TRACES_EXPORTER: z.preprocess(emptyAsUnset, z.enum(['otlp', 'console', 'none'], { error: 'otlp, console or none' }).optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl,
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset: no CORS headers. */
   CORS_ORIGINS: commaList.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ })]))),
   CONSUL_HTTP_ADDR: optionalString,
@@ -212,6 +282,25 @@ export const configSchema = z.object({
     emptyAsUnset,
     z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must be a location path such as /_filestorage/disk/').optional(),
   ),
+  // Quotas and rate limits (docs/operations.md).
+  /** Quota rules, `<store>[:<prefix>]=<limit>[,<limit>]` separated by `;` (quota-config.ts). */
+  QUOTAS: z.string().default('').transform(parsedBy((v) => parseQuotaList(v, sizeOf))),
+  /** A JSON file of quota rules, added to QUOTAS'. */
+  QUOTAS_FILE: z.string().default('').transform(parsedBy((v) => (v.trim() === '' ? [] : readQuotaFile(v, sizeOf)))),
+  /** How often each process settles the reservations of dead processes and ended uploads, and recounts what they may have left wrong. */
+  QUOTA_RECOVERY_INTERVAL: duration.default(15_000).pipe(z.number().min(100, 'must be at least 100ms')),
+  /** How often every quota's usage is counted from the store again (files put on a disk store by hand among it). */
+  QUOTA_RECOUNT_INTERVAL: duration.default(6 * 3_600_000).pipe(z.number().min(1000, 'must be at least 1s')),
+  /** Requests per principal (per client address without one): `<n>/<window>`. */
+  RATE_LIMIT_REQUESTS: perWindow(count),
+  /** Bytes of uploads and downloads per principal (per address): `<size>/<window>`; throttled, never refused. */
+  RATE_LIMIT_BYTES: perWindow(sizeOf),
+  /** Shares the limits across instances and WORKERS; unset: each process limits on its own. */
+  RATE_LIMIT_REDIS_URL: z.preprocess(emptyAsUnset, z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional()),
+  /** While Redis does not answer: `local` (each process limits on its own), `allow` (no limits) or `refuse` (429). */
+  RATE_LIMIT_REDIS_DOWN: z.enum(['local', 'allow', 'refuse']).default('local'),
+  /** Redis counts as not answering after this long. */
+  RATE_LIMIT_REDIS_TIMEOUT: duration.default(250).pipe(z.number().positive()),
   // Events (docs/events.md): endpoints, the Redis stream, blocking hooks; read by events-config.ts.
   WEBHOOK_URL: httpUrl,
   /** `whsec_` secrets, comma-separated: every try is signed with each (rotation). */
@@ -252,6 +341,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('invalid configuration:\n  AUTH_MODE=anonymous: token keys are configured too (AUTH_ISSUER, AUTH_JWKS_URL, AUTH_HMAC_SECRETS); unset one or the other')
   }
   const host = config.HOST ?? (mode === 'token' ? '0.0.0.0' : '127.0.0.1')
+  if (config.METRICS_PORT !== undefined && config.METRICS_PORT !== 0 && config.METRICS_PORT === config.PORT) {
+    throw new ConfigError('invalid configuration:\n  METRICS_PORT: must differ from PORT (or use METRICS_ON_MAIN_PORT=true)')
+  }
   if (mode === 'anonymous' && config.AUTH_MODE === undefined && !isLoopback(host)) {
     throw new ConfigError(
       `refusing to serve HOST=${host} without authentication: anyone who reaches it could read, overwrite and delete every file.\n` +

@@ -5,6 +5,7 @@
  * `stop()` ends that loop first, so no late registration can follow the deregistration.
  */
 import Consul from 'consul'
+import { inSpan, traceHeaders } from '../../observability/tracing.js'
 import { consulBaseUrl } from '../consul/agent-address.js'
 import { backoffDelay } from '../consul/backoff.js'
 import type { ServiceDefinition } from './service-definition.js'
@@ -17,7 +18,7 @@ export interface RegistrationOptions {
   resyncMs: number
   /** Bound on every call to the agent, so a stuck agent cannot hold up start-up or shutdown. */
   requestTimeoutMs?: number
-  log: (line: string) => void
+  log: (line: string, level?: 'info' | 'warn') => void
 }
 
 const FIRST_RETRY_MS = 250
@@ -43,6 +44,11 @@ export class ConsulRegistration {
       ...(options.token ? { defaults: { token: options.token } } : {}),
     })
     this.#options = { requestTimeoutMs: 3000, ...options }
+    // Each call to the agent carries the trace of the sync it belongs to (`traceparent`, when tracing is on).
+    ;(this.#consul as unknown as ConsulClient)._ext('onCreate', (request, next) => {
+      request.opts.headers = traceHeaders({ ...request.opts.headers })
+      next()
+    })
   }
 
   /** True once the agent has accepted the registration (and has not been seen losing it since). */
@@ -64,10 +70,10 @@ export class ConsulRegistration {
     const { id } = this.definition
     try {
       const request = { id, timeout: this.#options.requestTimeoutMs }
-      await this.#consul.agent.service.deregister(request)
+      await inSpan('consul deregister', { 'filestorage.consul.service_id': id }, () => this.#consul.agent.service.deregister(request), { root: true })
       this.#options.log(`[filestorage] consul: deregistered ${id}`)
     } catch (e) {
-      this.#options.log(`[filestorage] consul: could not deregister ${id}: ${describe(e)}`)
+      this.#options.log(`[filestorage] consul: could not deregister ${id}: ${describe(e)}`, 'warn')
     } finally {
       this.#registered = false
       this.#consul.destroy()
@@ -76,7 +82,9 @@ export class ConsulRegistration {
 
   #schedule(ms: number): void {
     this.#timer = setTimeout(() => {
-      this.#running = this.#sync().finally(() => (this.#running = undefined))
+      this.#running = inSpan('consul sync', { 'filestorage.consul.service_id': this.definition.id }, () => this.#sync(), { root: true }).finally(
+        () => (this.#running = undefined),
+      )
     }, ms)
     this.#timer.unref()
   }
@@ -96,6 +104,7 @@ export class ConsulRegistration {
       next = backoffDelay(this.#failures++, FIRST_RETRY_MS, this.#options.resyncMs)
       this.#options.log(
         `[filestorage] consul: ${this.#options.consulAddr} did not answer (${describe(e)}); retrying in ${(next / 1000).toFixed(1)}s`,
+        'warn',
       )
     }
     if (!this.#stopped) this.#schedule(next)
@@ -127,6 +136,11 @@ export class ConsulRegistration {
     }
     await this.#consul.agent.service.register(request)
   }
+}
+
+/** The part of the consul client (papi) that lets a hook see every request before it goes. */
+interface ConsulClient {
+  _ext(event: 'onCreate', hook: (request: { opts: { headers?: Record<string, string> } }, next: () => void) => void): void
 }
 
 function describe(e: unknown): string {

@@ -2,12 +2,13 @@
  * An adapter's `main`: the whole service, configured from the environment: in this process, or with
  * WORKERS > 1 in that many worker processes under this one (workers.ts).
  */
+import { createLogger, lineLog, type Logger } from '../../observability/logger.js'
 import { ConfigError, type Config, loadConfig } from './config.js'
 import type { Service, ServiceRoles } from './service.js'
 import { isWorker, reportListening, startPrimary, workerRoles } from './workers.js'
 
 /** Starts the service in this process on the adapter's runtime. */
-export type StartService = (config: Config, log: (line: string) => void, roles?: ServiceRoles) => Promise<Service>
+export type StartService = (config: Config, logger: Logger, roles?: ServiceRoles) => Promise<Service>
 
 function readConfig(): Config {
   try {
@@ -22,16 +23,16 @@ function readConfig(): Config {
 }
 
 /** Stops on SIGTERM and SIGINT, handled from the first moment so one that arrives while starting is not lost. */
-function stopOnSignals(stop: () => Promise<void>, announce: boolean): void {
+function stopOnSignals(stop: () => Promise<void>, announce: boolean, logger: Logger): void {
   let stopping = false
   const shutdown = (signal: string) => {
     if (stopping) return
     stopping = true
-    if (announce) console.log(`[filestorage] ${signal}: finishing requests in flight, then exiting`)
+    if (announce) logger.info(`${signal}: finishing requests in flight, then exiting`)
     stop().then(
       () => process.exit(0),
       (e: unknown) => {
-        console.error('[filestorage] shutdown failed:', e)
+        logger.error({ err: e }, 'shutdown failed')
         process.exit(1)
       },
     )
@@ -40,43 +41,41 @@ function stopOnSignals(stop: () => Promise<void>, announce: boolean): void {
   process.on('SIGINT', () => shutdown('SIGINT'))
 }
 
-async function main(startService: StartService): Promise<void> {
-  const config = readConfig()
+async function main(startService: StartService, config: Config, logger: Logger): Promise<void> {
   if (!isWorker() && config.WORKERS > 1) {
-    const primary = startPrimary(config)
-    stopOnSignals(() => primary.stop(), true)
+    const primary = startPrimary(config, lineLog(logger))
+    stopOnSignals(() => primary.stop(), true, logger)
     const { url, stores } = await primary.listening
-    console.log(
-      `[filestorage] serving stores ${stores.join(', ')} on ${url}/filestorage/v1 with ${config.WORKERS} workers ` +
-        `(docs: ${url}/filestorage/v1/docs)`,
-    )
+    logger.info(`serving stores ${stores.join(', ')} on ${url}/filestorage/v1 with ${config.WORKERS} workers (docs: ${url}/filestorage/v1/docs)`)
     return
   }
   const worker = isWorker()
-  const starting: Promise<Service> = startService(config, console.log, worker ? workerRoles() : undefined)
-  stopOnSignals(async () => (await starting).stop(), !worker)
+  const starting: Promise<Service> = startService(config, logger, worker ? workerRoles() : undefined)
+  stopOnSignals(async () => (await starting).stop(), !worker, logger)
   const service = await starting
   if (worker) {
     reportListening(service)
     return
   }
-  console.log(
-    `[filestorage] serving stores ${service.stores.names().join(', ')} on ${service.http.url}/filestorage/v1 ` +
-      `(docs: ${service.http.url}/filestorage/v1/docs)`,
+  logger.info(
+    `serving stores ${service.stores.names().join(', ')} on ${service.http.url}/filestorage/v1 (docs: ${service.http.url}/filestorage/v1/docs)`,
   )
 }
 
 /** Runs the service as this process's whole job, exiting on a configuration error or a failed start. */
 export function runService(startService: StartService): void {
-  main(startService).catch(failedToStart)
+  const config = readConfig()
+  // A process's lines, its workers' included, go through one logger: JSON, or readable on a terminal.
+  const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT })
+  main(startService, config, logger).catch((e: unknown) => failedToStart(e, logger))
 }
 
-function failedToStart(e: unknown): void {
+function failedToStart(e: unknown, logger: Logger): void {
   if (e instanceof ConfigError) {
     // Found while opening the stores (a MONGODB_URI the driver cannot parse).
     console.error(`[filestorage] ${e.message}`)
     process.exit(2)
   }
-  console.error('[filestorage] failed to start:', e)
+  logger.fatal({ err: e }, `failed to start: ${(e as Error)?.message ?? String(e)}`)
   process.exit(1)
 }

@@ -14,6 +14,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { sharedSigningKeyEnv } from './access.js'
 import type { Config } from './config.js'
 import type { ConsulRegistration } from './consul-registration.js'
+import { aggregateWorkers, type MetricsServer, serveMetrics, workerReady } from './metrics-endpoint.js'
 import { registerWithConsul, type Service, type ServiceRoles } from './service.js'
 
 /** What a worker tells the primary once it listens. */
@@ -56,7 +57,9 @@ export interface Primary {
   stop(): Promise<void>
 }
 
-export function startPrimary(config: Config, log: (line: string) => void = console.log): Primary {
+type Log = (line: string, level?: 'info' | 'warn') => void
+
+export function startPrimary(config: Config, log: Log = console.log): Primary {
   const roles = new Map<Worker, Role>()
   let registration: ConsulRegistration | undefined
   let stopping = false
@@ -78,9 +81,10 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
     // A message to a worker that has just died (the handing over of a connection, by node:cluster
     // itself) fails with EPIPE or "channel closed" as an 'error' event: unheard, it would end the
     // primary and every worker with it. The death itself is handled on 'exit'.
-    worker.on('error', (e: Error) => log(`[filestorage] worker ${worker.process.pid} (${role}): ${e.message}`))
+    worker.on('error', (e: Error) => log(`[filestorage] worker ${worker.process.pid} (${role}): ${e.message}`, 'warn'))
     worker.on('message', (message: Listening) => {
       if (message?.type !== 'filestorage:listening') return
+      workerReady(worker)
       if (replacing !== undefined) log(`[filestorage] worker ${worker.process.pid} (${role}) serving in place of ${replacing}`)
       announce({ url: message.url, stores: message.stores })
       registration ??= registerWithConsul(config, { port: message.port, stores: message.stores }, log)
@@ -97,11 +101,20 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
     log(
       `[filestorage] worker ${worker.process.pid} (${role}) died (${signal ?? `exit code ${code}`}); ` +
         `starting another${restartDelay > 0 ? ` in ${restartDelay} ms` : ''}`,
+      'warn',
     )
     setTimeout(() => {
       if (!stopping) fork(role, worker.process.pid)
     }, restartDelay)
   })
+
+  // One scrape for the instance: the primary sums its workers' metrics (metrics-endpoint.ts).
+  let metrics: Promise<MetricsServer | undefined> = Promise.resolve(undefined)
+  if (config.METRICS_PORT !== undefined || config.METRICS_ON_MAIN_PORT) aggregateWorkers()
+  if (config.METRICS_PORT !== undefined) {
+    metrics = serveMetrics(config.METRICS_HOST, config.METRICS_PORT, log)
+    metrics.then((m) => log(`metrics on ${m!.url} (every worker's)`), cannotListen)
+  }
 
   const forked = portForWorkers(config).then((settled) => {
     port = settled
@@ -121,6 +134,7 @@ export function startPrimary(config: Config, log: (line: string) => void = conso
       const deadline = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT_SECONDS * 1000 + 5000)
       await Promise.all(exited)
       clearTimeout(deadline)
+      await (await metrics.catch(() => undefined))?.stop()
     },
   }
 }

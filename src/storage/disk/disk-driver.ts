@@ -74,6 +74,8 @@ import { SmallFileCache } from './small-file-cache.js'
 import { DiskEventLog } from './event-log.js'
 import { DiskStaging } from './staging.js'
 import { StoreLocks } from './store-locks.js'
+import type { SharedRecords } from '../shared-records.js'
+import { DiskSharedRecords } from './shared-records.js'
 
 /** How long a closing store waits for operations that hold locks before it lets go of them. */
 const CLOSE_LOCK_WAIT_MS = 5000
@@ -180,6 +182,11 @@ export class DiskDriver implements StorageDriver {
   /** This driver's instance id among the processes sharing the folder (instances.ts). */
   get instanceId(): string {
     return this.instances.id
+  }
+
+  /** Records every process on the folder shares (shared-records.ts), under `.filestorage/records/<namespace>/`. */
+  sharedRecords(namespace: string): SharedRecords {
+    return new DiskSharedRecords(this.layout, namespace, this.#locks, this.instances)
   }
 
   async put(path: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {

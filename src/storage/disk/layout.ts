@@ -8,6 +8,7 @@
  *   STORAGE_DIR/.filestorage/tmp/<instance>/       uploads in flight, renamed into place when complete
  *   STORAGE_DIR/.filestorage/trash/<instance>/     what is being deleted (renamed here first, so it vanishes at once)
  *   STORAGE_DIR/.filestorage/uploads/<id>/         part uploads and tus uploads (uploads.ts)
+ *   STORAGE_DIR/.filestorage/records/<namespace>/  records shared by the processes (shared-records.ts: the quota ledger)
  *   STORAGE_DIR/.filestorage/events/               the events of changes, to deliver (event-log.ts)
  *
  * Temporary files and trash are kept per instance, so what a dead process left is known to be

@@ -81,6 +81,13 @@ export class LeaseOwners {
     return new Set(found.map((o) => o._id))
   }
 
+  /** Which of `ids` are registered and not yet silent for a whole window. */
+  async living(ids: string[], now = new Date()): Promise<Set<string>> {
+    if (ids.length === 0) return new Set()
+    const found = await this.owners.find({ _id: { $in: [...new Set(ids)] }, silentAfter: { $gt: now } }, { projection: { _id: 1 } }).toArray()
+    return new Set(found.map((o) => o._id))
+  }
+
   /** Every registered owner. */
   async all(): Promise<string[]> {
     return (await this.owners.find({}, { projection: { _id: 1 } }).toArray()).map((o) => o._id)

@@ -64,6 +64,8 @@ import {
 } from './schema.js'
 import { writeProbe } from './schema.js'
 import { MongoStaging } from './staging.js'
+import type { SharedRecords } from '../shared-records.js'
+import { MongoSharedRecords, SHARED_RECORDS, type SharedRecordDoc } from './shared-records.js'
 import { MongoSweeper } from './sweeper.js'
 import { forEachLimited } from '../for-each-limited.js'
 import { failpoint } from '../failpoints.js'
@@ -177,6 +179,11 @@ export class MongoDriver implements StorageDriver {
       (e) => log(`[filestorage] mongo store (database "${options.db}"): indexes not created yet, retrying: ${(e as Error).message}`),
     )
     this.#setup.start() // at start-up, without waiting: the service starts even when MongoDB is down
+  }
+
+  /** Records every process using the database shares (shared-records.ts), in `shared_records`. */
+  sharedRecords(namespace: string): SharedRecords {
+    return new MongoSharedRecords(this.db.collection<SharedRecordDoc>(SHARED_RECORDS), namespace, this.#owners, (step) => this.#run(step))
   }
 
   /** Opens a store without waiting for MongoDB: it connects on first use and after every outage. */

@@ -17,6 +17,8 @@ import {
 } from '@aws-sdk/client-s3'
 import { StorageError } from '../errors.js'
 import { isConditionFailed, isMissing, statusOf } from './client.js'
+import { INTERNAL } from './keys.js'
+import { MultipartClaims } from './multipart-claims.js'
 
 /** What S3 says of one version of an object. */
 export interface ObjectHead {
@@ -59,10 +61,17 @@ export const DELETE_BATCH = 1000
 export class RangeBeyondEnd extends Error {}
 
 export class Bucket {
+  /** Which multipart uploads are the store's own (multipart-claims.ts): every one the store starts goes through it. */
+  readonly claims: MultipartClaims
+
   constructor(
     readonly client: S3Client,
     readonly name: string,
-  ) {}
+    /** The store's bookkeeping prefix, `<prefix>.filestorage/` (keys.ts). */
+    internal: string,
+  ) {
+    this.claims = new MultipartClaims(this, `${internal}${INTERNAL.multipart}`, internal)
+  }
 
   /** `x-amz-copy-source` (and RenameObject's source) for `key`: the bucket, then the key URL-encoded segment by segment. */
   copySource(key: string): string {

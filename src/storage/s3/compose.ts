@@ -14,7 +14,7 @@
  * meanwhile, `concurrency` at a time); the merged pieces are made from the same reads.
  */
 import { createHash } from 'node:crypto'
-import { CreateMultipartUploadCommand, UploadPartCommand, UploadPartCopyCommand } from '@aws-sdk/client-s3'
+import { UploadPartCommand, UploadPartCopyCommand } from '@aws-sdk/client-s3'
 import { StorageError } from '../errors.js'
 import type { Bucket } from './bucket.js'
 import { abortMultipart, type CompletedPart, MIN_S3_PART, type ObjectTarget, type OpenMultipart } from './object-upload.js'
@@ -138,15 +138,7 @@ export async function readStaged(bucket: Bucket, staged: StagedBytes[]): Promise
  * or abort), reading every byte once for the sha256 of the whole.
  */
 export async function compose(bucket: Bucket, staged: StagedBytes[], target: ObjectTarget, concurrency: number): Promise<{ upload: OpenMultipart; sha256: string }> {
-  const created = await bucket.client.send(
-    new CreateMultipartUploadCommand({
-      Bucket: bucket.name,
-      Key: target.key,
-      ...(target.contentType !== undefined ? { ContentType: target.contentType } : {}),
-      ...(target.meta ? { Metadata: target.meta } : {}),
-    }),
-  )
-  const uploadId = created.UploadId!
+  const { uploadId, claim } = await bucket.claims.create(target)
   const parts: CompletedPart[] = []
   const pool = new TaskPool(concurrency)
   const hash = createHash('sha256')
@@ -189,9 +181,9 @@ export async function compose(bucket: Bucket, staged: StagedBytes[], target: Obj
     await pool.settled()
   } catch (e) {
     await pool.settled().catch(() => {})
-    await abortMultipart(bucket, target.key, uploadId).catch(() => {})
+    await abortMultipart(bucket, { key: target.key, uploadId, ...(claim !== undefined ? { claim } : {}) }).catch(() => {})
     throw e
   }
   parts.sort((a, b) => a.PartNumber - b.PartNumber)
-  return { upload: { key: target.key, uploadId, parts }, sha256: hash.digest('hex') }
+  return { upload: { key: target.key, uploadId, parts, ...(claim !== undefined ? { claim } : {}) }, sha256: hash.digest('hex') }
 }

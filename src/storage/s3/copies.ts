@@ -3,7 +3,7 @@
  * of the target made of UploadPartCopy ranges of the source, which the caller completes with its
  * conditions. The bytes never pass through the service.
  */
-import { CopyObjectCommand, type CopyObjectCommandInput, CreateMultipartUploadCommand, UploadPartCopyCommand } from '@aws-sdk/client-s3'
+import { CopyObjectCommand, type CopyObjectCommandInput, UploadPartCopyCommand } from '@aws-sdk/client-s3'
 import { forEachLimited } from '../for-each-limited.js'
 import type { Bucket } from './bucket.js'
 import { abortMultipart, MAX_S3_PARTS, type ObjectTarget, type OpenMultipart } from './object-upload.js'
@@ -32,15 +32,8 @@ export async function copyObject(bucket: Bucket, sourceKey: string, sourceEtag: 
  * `target`, range by range; the upload is left open for the caller to complete (or abort).
  */
 export async function copyInParts(bucket: Bucket, sourceKey: string, sourceEtag: string | undefined, size: number, target: ObjectTarget): Promise<OpenMultipart> {
-  const created = await bucket.client.send(
-    new CreateMultipartUploadCommand({
-      Bucket: bucket.name,
-      Key: target.key,
-      ...(target.contentType !== undefined ? { ContentType: target.contentType } : {}),
-      ...(target.meta ? { Metadata: target.meta } : {}),
-    }),
-  )
-  const upload: OpenMultipart = { key: target.key, uploadId: created.UploadId!, parts: [] }
+  const { uploadId, claim } = await bucket.claims.create(target)
+  const upload: OpenMultipart = { key: target.key, uploadId, parts: [], ...(claim !== undefined ? { claim } : {}) }
   const partSize = Math.max(COPY_PART, Math.ceil(size / MAX_S3_PARTS))
   const ranges = Array.from({ length: Math.max(1, Math.ceil(size / partSize)) }, (_, i) => ({
     start: i * partSize,
@@ -62,7 +55,7 @@ export async function copyInParts(bucket: Bucket, sourceKey: string, sourceEtag:
       upload.parts.push({ PartNumber: i + 1, ETag: r.CopyPartResult?.ETag ?? '' })
     })
   } catch (e) {
-    await abortMultipart(bucket, target.key, upload.uploadId).catch(() => {})
+    await abortMultipart(bucket, upload).catch(() => {})
     throw e
   }
   upload.parts.sort((a, b) => a.PartNumber - b.PartNumber)

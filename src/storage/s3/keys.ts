@@ -24,6 +24,8 @@ export const INTERNAL = {
   hashes: 'hashes/',
   moves: 'moves/',
   probes: 'probes/',
+  events: 'events/',
+  multipart: 'multipart/',
 } as const
 
 /**

@@ -25,11 +25,13 @@ import { RenameObjectCommand } from '@aws-sdk/client-s3'
 import { alreadyExists, keepsChanging, notFound, StorageError } from '../errors.js'
 import { backoff } from '../backoff.js'
 import { checkEntryIfMatch } from '../file-attributes.js'
+import { failpoint } from '../failpoints.js'
 import { forEachLimited } from '../for-each-limited.js'
 import { baseName } from '../paths.js'
 import type { StoredFile } from '../types.js'
 import type { Bucket, ListedObject, ObjectHead } from './bucket.js'
 import type { Capabilities } from './capabilities.js'
+import type { Announced } from './change-marks.js'
 import { isConditionFailed, isMissing } from './client.js'
 import { copyInParts, copyObject } from './copies.js'
 import type { Describer } from './descriptions.js'
@@ -49,6 +51,12 @@ const MOVE_ATTEMPTS = 10
 export type MoveJournal =
   | { kind: 'file'; from: string; to: string; fromEtag: string; revision?: string }
   | { kind: 'folder'; from: string; to: string }
+
+/**
+ * Announces a move of the version `source` (described as `file`) over `existing`, just before the
+ * request that moves it (change-marks.ts); null when events are off.
+ */
+export type MoveAnnouncer = (file: StoredFile, source: ObjectHead, existing: ObjectHead | null) => Promise<Announced | null>
 
 export interface MoveTarget {
   /** The file there now, to overwrite; null for none. */
@@ -71,7 +79,7 @@ export class Moves {
    * Moves the file at `from` to `to`, whose target checks the caller made (`source` and `target` as
    * it found them); `ifMatch` is checked again on every attempt. The file as it is now at `to`.
    */
-  async moveFile(from: string, to: string, source: ObjectHead, target: MoveTarget, ifMatch?: string[]): Promise<StoredFile> {
+  async moveFile(from: string, to: string, source: ObjectHead, target: MoveTarget, ifMatch?: string[], announce?: MoveAnnouncer): Promise<StoredFile> {
     const fromKey = this.keys.file(from)
     const toKey = this.keys.file(to)
     let head: ObjectHead | null = source
@@ -86,8 +94,19 @@ export class Moves {
       const file = await this.describer.describe(from, head)
       if (!file) continue
       checkEntryIfMatch(ifMatch, file)
-      const moved = await this.#moveObject(head, toKey, file.sha256, existing ? { ifMatch: existing.s3etag } : { ifNoneMatch: '*' })
-      if (moved === 'moved') return { ...file, path: to, name: baseName(to) }
+      const announced = await announce?.(file, head, existing)
+      let moved: 'moved' | 'changed'
+      try {
+        moved = await this.#moveObject(head, toKey, file.sha256, existing ? { ifMatch: existing.s3etag } : { ifNoneMatch: '*' })
+      } catch (e) {
+        announced?.abandon() // it may have happened: settled from what the bucket shows
+        throw e
+      }
+      if (moved === 'moved') {
+        await announced?.confirm()
+        return { ...file, path: to, name: baseName(to) }
+      }
+      await announced?.cancel()
     }
     throw keepsChanging(`"${from}" or "${to}"`)
   }
@@ -103,6 +122,15 @@ export class Moves {
         details: { paths: conflicts.slice(0, 100).map((k) => k.slice(this.keys.prefix.length)) },
       })
     }
+  }
+
+  /**
+   * Moves what is still under `fromPrefix` to `toPrefix`, written `until` (S3's times are whole
+   * seconds: that second included): a folder move whose process died, whose event is settled by
+   * finishing it. What was written into the folder after the move began stays (its own events follow).
+   */
+  async resumeFolder(fromPrefix: string, toPrefix: string, until: Date): Promise<void> {
+    await this.#moveTree(fromPrefix, toPrefix, new Date(Math.ceil(until.getTime() / 1000) * 1000))
   }
 
   /** Finishes a move whose process stopped (the sweep): the journal at `key`. */
@@ -131,12 +159,14 @@ export class Moves {
   }
 
   /** Moves every object under `fromPrefix` to the same place under `toPrefix`; the keys that could not be moved. */
-  async #moveTree(fromPrefix: string, toPrefix: string): Promise<string[]> {
+  async #moveTree(fromPrefix: string, toPrefix: string, until?: Date): Promise<string[]> {
     const conflicts: string[] = []
-    for await (const objects of this.bucket.keys(fromPrefix)) {
+    for await (const listed of this.bucket.keys(fromPrefix)) {
+      const objects = until ? listed.filter((o) => o.lastModified <= until) : listed
       await forEachLimited(objects, TREE_CONCURRENCY, async (object) => {
         const toKey = toPrefix + object.key.slice(fromPrefix.length)
         if ((await this.#moveListed(object, toKey)) === 'conflict') conflicts.push(object.key)
+        failpoint('s3.tree.moved')
       })
     }
     return conflicts
@@ -235,7 +265,7 @@ export class Moves {
     try {
       await completeMultipart(this.bucket, upload, cond)
     } catch (e) {
-      await abortMultipart(this.bucket, toKey, upload.uploadId).catch(() => {})
+      await abortMultipart(this.bucket, upload).catch(() => {})
       throw e
     }
   }

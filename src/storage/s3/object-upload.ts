@@ -11,7 +11,7 @@
  * unknown length can reach 31 x 2,000 parts' worth (496 GiB with 8 MiB parts) within S3's 10,000
  * parts; only such a body ever holds larger parts.
  */
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, type CompleteMultipartUploadCommandInput, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3'
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, type CompleteMultipartUploadCommandInput, UploadPartCommand } from '@aws-sdk/client-s3'
 import { StorageError } from '../errors.js'
 import type { Bucket } from './bucket.js'
 
@@ -45,6 +45,8 @@ export interface OpenMultipart {
   key: string
   uploadId: string
   parts: CompletedPart[]
+  /** Its claim (multipart-claims.ts), released once it is completed or aborted. */
+  claim?: string
 }
 
 export const partSizeFor = (part: number, base: number): number => base * 2 ** Math.floor((part - 1) / PARTS_PER_SIZE)
@@ -54,6 +56,7 @@ export class ObjectUpload {
   #buffered = 0
   #uploadId: string | undefined
   #creating: Promise<string> | undefined
+  #claim: string | undefined
   readonly #parts: CompletedPart[] = []
   readonly #inFlight = new Set<Promise<void>>()
   #failure: unknown
@@ -86,7 +89,14 @@ export class ObjectUpload {
     await Promise.all(this.#inFlight)
     this.#throwIfFailed()
     const uploadId = await this.#creating!
-    return { multipart: { key: this.target.key, uploadId, parts: [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber) } }
+    return {
+      multipart: {
+        key: this.target.key,
+        uploadId,
+        parts: [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber),
+        ...(this.#claim !== undefined ? { claim: this.#claim } : {}),
+      },
+    }
   }
 
   /** Gives up: the multipart upload, if one was started, is aborted (best effort: else the sweep does). */
@@ -95,7 +105,11 @@ export class ObjectUpload {
     this.#chunks = []
     await Promise.allSettled(this.#inFlight)
     const uploadId = await this.#creating?.catch(() => undefined)
-    if (uploadId !== undefined) await abortMultipart(this.bucket, this.target.key, uploadId).catch(() => {})
+    if (uploadId !== undefined) await abortMultipart(this.bucket, this.#open(uploadId)).catch(() => {})
+  }
+
+  #open(uploadId: string): Omit<OpenMultipart, 'parts'> {
+    return { key: this.target.key, uploadId, ...(this.#claim !== undefined ? { claim: this.#claim } : {}) }
   }
 
   async #sendPart(): Promise<void> {
@@ -124,16 +138,10 @@ export class ObjectUpload {
   }
 
   async #create(): Promise<string> {
-    const r = await this.bucket.client.send(
-      new CreateMultipartUploadCommand({
-        Bucket: this.bucket.name,
-        Key: this.target.key,
-        ...(this.target.contentType !== undefined ? { ContentType: this.target.contentType } : {}),
-        ...(this.target.meta ? { Metadata: this.target.meta } : {}),
-      }),
-    )
-    if (this.#aborted) await abortMultipart(this.bucket, this.target.key, r.UploadId!).catch(() => {})
-    return r.UploadId!
+    const { uploadId, claim } = await this.bucket.claims.create(this.target)
+    this.#claim = claim
+    if (this.#aborted) await abortMultipart(this.bucket, this.#open(uploadId)).catch(() => {})
+    return uploadId
   }
 
   #throwIfFailed(): void {
@@ -141,8 +149,10 @@ export class ObjectUpload {
   }
 }
 
-export async function abortMultipart(bucket: Bucket, key: string, uploadId: string): Promise<void> {
-  await bucket.client.send(new AbortMultipartUploadCommand({ Bucket: bucket.name, Key: key, UploadId: uploadId }))
+/** Aborts a multipart upload, then releases its claim. */
+export async function abortMultipart(bucket: Bucket, upload: Omit<OpenMultipart, 'parts'>): Promise<void> {
+  await bucket.client.send(new AbortMultipartUploadCommand({ Bucket: bucket.name, Key: upload.key, UploadId: upload.uploadId }))
+  await bucket.claims.release(upload.claim)
 }
 
 /** Completes a multipart upload with `extra` (conditions); its S3 ETag. */
@@ -150,5 +160,6 @@ export async function completeMultipart(bucket: Bucket, upload: OpenMultipart, e
   const r = await bucket.client.send(
     new CompleteMultipartUploadCommand({ Bucket: bucket.name, Key: upload.key, UploadId: upload.uploadId, MultipartUpload: { Parts: upload.parts }, ...extra }),
   )
+  await bucket.claims.release(upload.claim)
   return r.ETag ?? ''
 }

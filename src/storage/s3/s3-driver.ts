@@ -36,7 +36,12 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { randomBytes } from 'node:crypto'
 import { checkAnnouncedSize, Digest, verifySha256 } from '../digest.js'
 import type { FileAttributesToBe, StorageDriver } from '../driver.js'
-import { alreadyExists, fileInTheWay, keepsChanging, notFound, notSupported, StorageError } from '../errors.js'
+import { alreadyExists, fileInTheWay, isStorageError, keepsChanging, notFound, notSupported, StorageError } from '../errors.js'
+import type { Change } from '../events/changes.js'
+import type { EventRecorder, Intent } from '../events/recorder.js'
+import type { ChangeOrigin, LogEntry } from '../events/types.js'
+import { uploadWitnessed } from '../events/witnesses.js'
+import { failpoint } from '../failpoints.js'
 import { checkEntryIfMatch, checkMoveTarget, contentTypeFor } from '../file-attributes.js'
 import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
@@ -66,13 +71,15 @@ import { Describer } from './descriptions.js'
 import { Digests } from './digests.js'
 import { INTERNAL, normalizePrefix, S3Keys } from './keys.js'
 import { Listing } from './listing.js'
-import { Moves } from './moves.js'
+import { JOURNAL_STALE_MS, Moves } from './moves.js'
 import { checkMetadataFits, decodeAttributes, encodeAttributes, newRevision } from './object-attributes.js'
 import { ObjectUpload, type UploadShape } from './object-upload.js'
 import { Recent } from './recent.js'
 import { responseBody } from './response-body.js'
 import { S3Staging } from './staging.js'
 import { S3Sweeper } from './sweeper.js'
+import { ChangeMarks, type Announced } from './change-marks.js'
+import { S3EventLog, S3EventRecorder } from './event-log.js'
 import { Versions } from './versions.js'
 
 export interface S3DriverOptions {
@@ -104,6 +111,8 @@ export interface S3DriverOptions {
   orphanAgeMs?: number
   /** The largest object one CopyObject copies (S3's 5 GiB; tests make it small). */
   singleCopyMax?: number
+  /** A process silent this long counts as dead, for events (its intents settled, its relay lease taken over); default 2 min. */
+  livenessWindowMs?: number
   log?: (line: string) => void
 }
 
@@ -114,6 +123,8 @@ const DEFAULT_TIMEOUT_MS = 15_000
 const REDIRECT_EXPIRY_SECONDS = 60
 const HEALTH_TIMEOUT_MS = 1_500
 const CLOSE_WAIT_MS = 5_000
+/** As long as a folder move's journal: a process that stopped rewriting it is dead. */
+const DEFAULT_LIVENESS_WINDOW_MS = JOURNAL_STALE_MS
 /** Attempts of a read, a stat or a delete whose object keeps changing under it. */
 const ATTEMPTS = 5
 
@@ -134,6 +145,9 @@ export class S3Driver implements StorageDriver {
   readonly #running = new InFlight()
   readonly #recent: Recent
   readonly #instance = randomBytes(6).toString('hex')
+  readonly events: EventRecorder
+  readonly #eventLog: S3EventLog
+  readonly #marks: ChangeMarks
   readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
 
   private constructor(options: S3DriverOptions) {
@@ -145,8 +159,8 @@ export class S3Driver implements StorageDriver {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     }
     this.#client = createS3Client(connection)
-    this.bucket = new Bucket(this.#client, options.bucket)
     this.keys = new S3Keys(normalizePrefix(options.prefix))
+    this.bucket = new Bucket(this.#client, options.bucket, this.keys.internal)
     this.#recent = new Recent(this.keys.prefix)
     this.#shape = { partSize: options.partSize ?? DEFAULT_PART_SIZE, concurrency: options.concurrency ?? DEFAULT_CONCURRENCY }
     const log = options.log ?? (() => {})
@@ -154,11 +168,19 @@ export class S3Driver implements StorageDriver {
     this.capabilities = new Capabilities(this.bucket, this.keys, options.conditionalWrites ?? 'auto', options.rename ?? 'auto')
     const digests = new Digests(this.bucket, this.keys)
     this.#describer = new Describer(this.bucket, digests, log)
-    this.#versions = new Versions(this.bucket, digests, this.#describer, this.capabilities, new KeyedLock(), this.#recent)
+    this.#eventLog = new S3EventLog(
+      this.bucket,
+      this.keys,
+      { livenessWindowMs: options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS, conditionalWrites: () => this.capabilities.conditionalWrites() },
+      (entry) => this.#run(() => this.#settle(entry)),
+    )
+    this.events = new S3EventRecorder(this.#eventLog, () => this.capabilities.conditionalWrites())
+    this.#marks = new ChangeMarks(this.bucket, this.keys, this.events, this.#eventLog)
+    this.#versions = new Versions(this.bucket, digests, this.#describer, this.capabilities, new KeyedLock(), this.#recent, this.#marks)
     this.#listing = new Listing(this.bucket, this.keys, this.#describer)
     this.#moves = new Moves(this.bucket, this.keys, this.#describer, digests, this.capabilities, singleCopyMax)
     this.staging = new S3Staging({ bucket: this.bucket, keys: this.keys, versions: this.#versions, capabilities: this.capabilities, shape: this.#shape, singleCopyMax })
-    this.#sweeper = new S3Sweeper(this.bucket, this.keys, this.staging, digests, this.#moves, options.orphanAgeMs ?? 24 * 60 * 60 * 1000)
+    this.#sweeper = new S3Sweeper(this.bucket, this.keys, this.staging, digests, this.#moves, options.orphanAgeMs ?? 24 * 60 * 60 * 1000, this.#eventLog)
     if (options.redirectDownloads) {
       this.#signer = options.publicEndpoint !== undefined ? createS3Client(connection, options.publicEndpoint) : undefined
       this.redirectUrl = (file, response) => this.#presign(file, response)
@@ -176,6 +198,7 @@ export class S3Driver implements StorageDriver {
     const key = this.keys.file(path)
     checkAnnouncedSize(options.expectedSize, options.maxBytes)
     checkMetadataFits(options.metadata)
+    this.events.checkRoom()
     return this.#run(async () => {
       await this.#requireConditionalWrites(options)
       const current = await this.#precheck(path, key, options)
@@ -210,7 +233,7 @@ export class S3Driver implements StorageDriver {
         await this.#versions.discard(version, pending)
         throw e
       }
-      return this.#versions.commit(version, pending, options, { current })
+      return this.#versions.commit(version, pending, options, { current, ...(options.origin ? { announce: { origin: options.origin } } : {}) })
     })
   }
 
@@ -280,16 +303,19 @@ export class S3Driver implements StorageDriver {
       await this.#checkNoFileAbove(to)
       if (sourceHead) {
         try {
-          return await this.#moves.moveFile(from, to, sourceHead, { head: targetHead, overwrite: options.overwrite === true }, options.ifMatch)
+          const announce = this.#marks.enabled ? (file: StoredFile, source: ObjectHead, existing: ObjectHead | null) => this.#intendMove(file, to, source, existing, options.origin) : undefined
+          return await this.#moves.moveFile(from, to, sourceHead, { head: targetHead, overwrite: options.overwrite === true }, options.ifMatch, announce)
         } finally {
           this.#recent.saw(fromKey, null)
           this.#recent.saw(toKey, null)
           this.#recent.wrote(to)
         }
       }
-      if (target) await this.#deleteTree(this.keys.folder(to))
+      if (target) await this.#folderChange({ kind: 'deleted', entry: target }, { op: 'delete', path: to }, options.origin, () => this.#deleteTree(this.keys.folder(to)))
       try {
-        await this.#moves.moveFolder(from, to)
+        await this.#folderChange({ kind: 'moved', from, to: { type: 'directory', path: to, name: baseName(to) } }, { op: 'move', path: from, to }, options.origin, () =>
+          this.#moves.moveFolder(from, to),
+        )
       } finally {
         this.#recent.forgetUnder(this.keys.folder(from))
         this.#recent.movedFolder(to)
@@ -309,10 +335,21 @@ export class S3Driver implements StorageDriver {
             await this.#requireConditionalWrites(options)
             await this.#versions.checkConditions(path, head, { ifMatch: options.ifMatch })
           }
-          // With If-Match, only the version that matched goes (S3's own If-Match on delete).
-          const deleted = await this.bucket.delete(key, options.ifMatch ? head.s3etag : undefined)
+          const announced = this.#marks.enabled ? await this.#intendDelete(path, head, options.origin) : null
+          // With If-Match (or an event naming this version), only that version goes (S3's own If-Match on delete).
+          let deleted: boolean
+          try {
+            deleted = await this.bucket.delete(key, options.ifMatch || announced ? head.s3etag : undefined)
+          } catch (e) {
+            announced?.abandon() // it may have landed: settled from what the bucket shows
+            throw e
+          }
           this.#recent.saw(key, null)
-          if (deleted) return
+          if (deleted) {
+            await announced?.confirm()
+            return
+          }
+          await announced?.cancel()
           continue // replaced meanwhile: check If-Match again
         }
         await this.#deleteFolder(path, options)
@@ -368,6 +405,11 @@ export class S3Driver implements StorageDriver {
 
   async close(): Promise<void> {
     await this.#running.settled(CLOSE_WAIT_MS)
+    this.events.disable()
+    if (this.#eventLog.registered) {
+      await this.events.settleOwn().catch(() => {}) // else settled by another process, once this one's heartbeat is stale
+      await this.#eventLog.close().catch(() => {})
+    }
     this.#client.destroy()
     this.#signer?.destroy()
   }
@@ -454,13 +496,89 @@ export class S3Driver implements StorageDriver {
         }
       }
     }
-    await this.#deleteTree(prefix)
+    await this.#folderChange({ kind: 'deleted', entry: { type: 'directory', path, name: baseName(path) } }, { op: 'delete', path }, options.origin, () => this.#deleteTree(prefix))
   }
 
-  /** Deletes every object under `prefix`, a thousand a request. */
-  async #deleteTree(prefix: string): Promise<void> {
+  /** Deletes every object under `prefix` (last modified `until`, when given), a thousand a request. */
+  async #deleteTree(prefix: string, until?: Date): Promise<void> {
     this.#recent.forgetUnder(prefix)
-    for await (const objects of this.bucket.keys(prefix)) await this.bucket.deleteMany(objects.map((o) => o.key))
+    for await (const objects of this.bucket.keys(prefix)) {
+      await this.bucket.deleteMany(objects.filter((o) => !until || o.lastModified <= until).map((o) => o.key))
+    }
+  }
+
+  /** The intent of a delete of the version `head` (change-marks.ts): settled by whether `path` still holds it. */
+  async #intendDelete(path: string, head: ObjectHead, origin: ChangeOrigin | undefined): Promise<Announced | null> {
+    const found = await this.#marks.before(path, head)
+    const file = await this.#described(path, head)
+    const version = ChangeMarks.versionOf(head)
+    const announced = await this.#marks.intend({ kind: 'deleted', entry: file }, { lacks: { path, revision: version } }, { version, path }, { origin, after: found.after, deleting: true })
+    return announced && { ...announced, confirm: async () => (await this.#marks.took(found), await announced.confirm()) }
+  }
+
+  /** The intent of a move of the version `source` (described as `file`) to `to`, over `existing` if any: settled by whether `to` holds it. */
+  async #intendMove(file: StoredFile, to: string, source: ObjectHead, existing: ObjectHead | null, origin: ChangeOrigin | undefined): Promise<Announced | null> {
+    const found = await this.#marks.before(file.path, source)
+    const replaced = await this.#marks.before(to, existing)
+    const after = [found.after, replaced.after].filter((k) => k !== undefined).sort().at(-1)
+    const version = ChangeMarks.versionOf(source)
+    const announced = await this.#marks.intend(
+      { kind: 'moved', from: file.path, to: { ...file, path: to, name: baseName(to) } },
+      { holds: { path: to, revision: version } },
+      { version, path: to },
+      { origin, after },
+    )
+    return announced && { ...announced, confirm: async () => (await this.#marks.took(found), await this.#marks.took(replaced), await announced.confirm()) }
+  }
+
+  /**
+   * A folder's move or delete, announced as one change: its intent is settled by finishing it
+   * (`#settle`), should this process die or fail part way. Confirmed once done, and also when some
+   * files could not move (the rest did); cancelled when refused before anything moved.
+   */
+  async #folderChange(change: Change, finish: { op: 'move' | 'delete'; path: string; to?: string }, origin: ChangeOrigin | undefined, run: () => Promise<void>): Promise<void> {
+    let intent: Intent | null = null
+    if (this.events.enabled) {
+      const files = await this.#countFiles(this.keys.folder(finish.path))
+      const counted: Change = change.kind === 'upload' || change.kind === 'written' ? change : { ...change, files }
+      intent = await this.events.intend(counted, { finish: { ...finish, at: Date.now() } }, { origin })
+    }
+    try {
+      await run()
+    } catch (e) {
+      if (isStorageError(e, 'already_exists')) await intent?.confirm()
+      else if (isStorageError(e, 'invalid_path')) await intent?.cancel() // refused before anything moved (a new key too long)
+      else intent?.abandon()
+      throw e
+    }
+    if (intent) failpoint('events.change.visible')
+    await intent?.confirm()
+  }
+
+  async #countFiles(prefix: string): Promise<number> {
+    let n = 0
+    for await (const objects of this.bucket.keys(prefix)) n += objects.filter((o) => !o.key.endsWith('/')).length
+    return n
+  }
+
+  /** Whether the change of an orphan intent is visible (change-marks.ts); a folder's change cut part way is finished first. */
+  async #settle(entry: LogEntry): Promise<boolean> {
+    const { witness } = entry
+    const versionAt = async (path: string) => {
+      const head = await this.bucket.head(this.keys.file(path))
+      return head && ChangeMarks.versionOf(head)
+    }
+    if ('holds' in witness) return (await versionAt(witness.holds.path)) === witness.holds.revision
+    if ('lacks' in witness) return (await versionAt(witness.lacks.path)) !== witness.lacks.revision
+    if ('upload' in witness) return uploadWitnessed(this.staging.records, witness.upload)
+    if ('finish' in witness) {
+      const { op, path, to, at } = witness.finish as { op: 'move' | 'delete'; path: string; to?: string; at: number }
+      // What was written into the folder after the change began is not part of it (its own events follow).
+      if (op === 'move' && to !== undefined) await this.#moves.resumeFolder(this.keys.folder(path), this.keys.folder(to), new Date(at))
+      else await this.#deleteTree(this.keys.folder(path), new Date(Math.ceil(at / 1000) * 1000))
+      return true
+    }
+    return false
   }
 
   async #presign(file: StoredFile, response: RedirectResponse): Promise<string | undefined> {

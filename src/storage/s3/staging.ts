@@ -136,7 +136,7 @@ export class S3Staging implements UploadStaging {
   commit(prepared: PreparedFile, options: CommitOptions): Promise<PutResult> {
     const { toBe, pending } = prepared as S3Prepared
     const conditions = { ...(options.mustNotExist ? { mustNotExist: true } : {}), ...(options.ifMatch ? { ifMatch: options.ifMatch } : {}) }
-    return this.context.versions.commit(toBe, pending, conditions, { beforeVisible: options.beforeVisible })
+    return this.context.versions.commit(toBe, pending, conditions, { beforeVisible: options.beforeVisible, ...(options.announce ? { announce: options.announce } : {}) })
   }
 
   async discardPrepared(prepared: PreparedFile): Promise<void> {

@@ -5,23 +5,25 @@
  *
  * - multipart uploads left open (a PUT or a completion cut short, a staged part's) older than the
  *   upload expiry: aborted. S3 keeps them, invisible and billed, until then (SeaweedFS forever).
- *   Every multipart upload under the store's prefix counts: in a bucket shared with other tools,
- *   give the store a prefix of its own;
+ *   Only the store's own (multipart-claims.ts): another tool's in the same bucket or prefix stay;
  * - staged bytes no part record names (a part re-sent while it was being replaced, a part writer
  *   killed before its record), upload folders without a record, expiry entries without a record;
  * - digests of versions no longer at any of their paths, records of hashes of objects since changed;
- * - moves whose process stopped (their journal not rewritten for two minutes): finished.
+ * - moves whose process stopped (their journal not rewritten for two minutes): finished;
+ * - marks of changes whose writer died (change-marks.ts), once their intent is settled.
  *
  * Nothing younger than an hour is touched (beyond open multipart uploads, which wait for the upload
  * expiry), so nothing a live operation is still writing or reading goes.
  */
+import { intentsOf } from '../events/types.js'
 import type { Bucket, ListedObject } from './bucket.js'
+import type { Mark } from './change-marks.js'
+import type { S3EventLog } from './event-log.js'
 import type { Digests, DigestRecord, HashRecord } from './digests.js'
 import { INTERNAL, type S3Keys } from './keys.js'
 import { JOURNAL_STALE_MS, type Moves } from './moves.js'
 import { decodeAttributes } from './object-attributes.js'
 import type { S3Staging } from './staging.js'
-import { abortUnder } from './upload-records.js'
 
 /** Leftovers younger than this are never touched. */
 export const LEFTOVER_GRACE_MS = 60 * 60 * 1000
@@ -40,15 +42,34 @@ export class S3Sweeper {
     private readonly moves: Moves,
     /** Open multipart uploads older than this are aborted (the upload expiry). */
     private readonly orphanAgeMs: number,
+    private readonly events: S3EventLog,
   ) {}
 
   async sweep(now: Date): Promise<number> {
     let removed = await this.#finishMoves(now)
-    removed += await abortUnder(this.bucket, this.keys.prefix, new Date(now.getTime() - this.orphanAgeMs))
+    removed += await this.bucket.claims.sweep(new Date(now.getTime() - this.orphanAgeMs))
     removed += await this.#uploadLeftovers(now)
     removed += await this.#expiryLeftovers(now)
     removed += await this.#digests(now)
     removed += await this.#hashes(now)
+    removed += await this.#marks(now)
+    return removed
+  }
+
+  /** Marks of changes (change-marks.ts) whose entry is no longer an intent: left by a writer that died. */
+  async #marks(now: Date): Promise<number> {
+    let removed = 0
+    await this.#scan('marks', this.keys.reserved(`${INTERNAL.events}marks/`), async (objects) => {
+      for (const o of objects) {
+        if (now.getTime() - o.lastModified.getTime() < LEFTOVER_GRACE_MS) continue
+        const found = await this.bucket.read(o.key)
+        if (!found) continue
+        const mark = JSON.parse(found.text) as Mark
+        if ((await this.events.read(intentsOf(mark.owner), [mark.key])).length > 0) continue
+        await this.bucket.delete(o.key, found.s3etag)
+        removed++
+      }
+    })
     return removed
   }
 

@@ -20,9 +20,11 @@ import { keepsChanging, preconditionFailed } from '../errors.js'
 import { checkIfMatch, etagOf } from '../file-attributes.js'
 import type { KeyedLock } from '../keyed-lock.js'
 import { baseName } from '../paths.js'
+import type { ChangeOrigin } from '../events/types.js'
 import type { PutResult, StoredFile, WritePreconditions } from '../types.js'
 import type { Bucket, ObjectHead, S3Conditions } from './bucket.js'
 import type { Capabilities } from './capabilities.js'
+import type { ChangeMarks } from './change-marks.js'
 import { isConditionFailed } from './client.js'
 import type { Describer } from './descriptions.js'
 import type { Digests } from './digests.js'
@@ -61,6 +63,8 @@ export interface CommitOptions {
   current?: ObjectHead | null
   /** Runs with the result before each attempt to make the version visible (the upload engine's journal). */
   beforeVisible?: (result: PutResult) => Promise<void>
+  /** Who asked, and the upload a completion ends: for the events (change-marks.ts). */
+  announce?: { origin?: ChangeOrigin | undefined; uploadId?: string }
 }
 
 export class Versions {
@@ -71,6 +75,7 @@ export class Versions {
     private readonly capabilities: Capabilities,
     private readonly locks: KeyedLock,
     private readonly recent: Recent,
+    private readonly marks: ChangeMarks,
   ) {}
 
   /** Throws what the client's `conditions` say against the version at the path now (`head`, null for none). */
@@ -96,7 +101,7 @@ export class Versions {
   /** Deletes what a version that will not be committed holds (an open multipart upload, its digest). */
   async discard(toBe: Pick<VersionToBe, 'key' | 'revision'>, pending: PendingBytes): Promise<void> {
     if (pending.kind !== 'multipart') return
-    await abortMultipart(this.bucket, pending.upload.key, pending.upload.uploadId).catch(() => {})
+    await abortMultipart(this.bucket, pending.upload).catch(() => {})
     if (!pending.withSha256) await this.digests.remove(toBe.revision).catch(() => {})
   }
 
@@ -113,8 +118,25 @@ export class Versions {
       await options.beforeVisible?.(result)
       const s3conditions: S3Conditions = !conditional ? {} : current ? { ifMatch: current.s3etag } : { ifNoneMatch: '*' }
       const placed = { ...toBe, created }
-      const s3etag = await this.#place(placed, pending, s3conditions)
-      if (s3etag !== null) {
+      const found = await this.marks.before(toBe.path, current)
+      const uploadId = options.announce?.uploadId
+      const announced = await this.marks.intend(
+        { kind: 'written', file: result.file, created: result.created, ...(uploadId !== undefined ? { uploadId } : {}) },
+        { holds: { path: toBe.path, revision: toBe.revision } },
+        { version: toBe.revision, path: toBe.path },
+        { origin: options.announce?.origin, after: found.after },
+      )
+      let s3etag: string | null
+      try {
+        s3etag = await this.#place(placed, pending, s3conditions)
+      } catch (e) {
+        announced?.abandon() // it may have landed: settled from what the bucket shows
+        throw e
+      }
+      if (s3etag === null) await announced?.cancel()
+      else {
+        await this.marks.took(found)
+        await announced?.confirm()
         const { sha256: _digested, ...inDigest } = placed
         const meta = encodeAttributes(pending.kind === 'multipart' && !pending.withSha256 ? inDigest : placed)
         this.recent.saw(toBe.key, { key: toBe.key, s3etag, size: toBe.size, contentType: toBe.contentType, lastModified: new Date(), meta })

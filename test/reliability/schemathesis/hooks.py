@@ -210,12 +210,16 @@ def _folder(encoded):
 
 
 def _met_preconditions(case, operation, api):
-    """If-Match names a version of the file at the path, If-None-Match: * wants no file there: state a
-    schema cannot describe. Before a positive case, the path holds a file (If-Match: `*`), whose ETag
+    """If-Match names a version of the file at the path, If-None-Match: * wants no file there, a move
+    needs something to move: state a schema cannot describe. Before a positive case, the path holds a
+    file (If-Match: `*`, or a move's source), whose ETag
     is added to the generated list (If-Match: entity tags), or nothing (If-None-Match: *). The path
     is the case's own, a tus creation's from its Upload-Metadata, or a form's file part's in its folder."""
     path = case.path_parameters.get("path")
     name, if_match = _header(case, "if-match")
+    if operation == "move" and if_match is None:
+        # A move moves something: a random source path names nothing (404) nearly every time.
+        api.put_file(path)
     if if_match is not None and operation in ("upload", "createUpload", "move", "delete"):
         etag = api.put_file(path)
         if etag is not None and if_match.strip() != "*":

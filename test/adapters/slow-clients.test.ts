@@ -85,7 +85,10 @@ function readSlowly(socket: Socket, bytesPerMs: number, timeoutMs: number): Prom
   })
 }
 
-describe.each(RUNTIMES)('on %s', (runtime) => {
+// The runtimes side by side (each its own service and folder): almost all of this file is waiting
+// out timeouts (Bun's 10 s for headers among them), so one runtime's waits overlap the other's.
+// Within a runtime the tests run one after another: they count the service's descriptors and files.
+describe.concurrent.each(RUNTIMES)('on %s', (runtime) => {
   let dir: string
   let svc: ProcessService
   beforeAll(async () => {
@@ -97,7 +100,7 @@ describe.each(RUNTIMES)('on %s', (runtime) => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  describe('stalled requests', () => {
+  describe.sequential('stalled requests', () => {
     const headers = STALLED_HEADERS[runtime]
     it.each([
       ['headers that never end', request('GET /filestorage/v1/check', {}).slice(0, -2)],
@@ -158,7 +161,7 @@ describe.each(RUNTIMES)('on %s', (runtime) => {
     })
   })
 
-  describe('answers the client stops taking', () => {
+  describe.sequential('answers the client stops taking', () => {
     /**
      * Node sees a client take bytes when the kernel takes more of a pending write, which it does each
      * time a third of the socket's send buffer has gone (Linux grows that buffer up to tcp_wmem's
@@ -222,7 +225,7 @@ describe.each(RUNTIMES)('on %s', (runtime) => {
     })
   })
 
-  describe('a slowloris', () => {
+  describe.sequential('a slowloris', () => {
     it('of 300 connections and 50 stalled bodies neither stops a normal client nor leaves anything once cut', { timeout: 120_000 }, async () => {
       const file = Buffer.alloc(256 * 1024, 7)
       expect((await rawRequest(svc.origin, 'PUT', '/filestorage/v1/disk/upload/served.bin', { body: file })).status).toBe(201)
@@ -257,7 +260,7 @@ describe.each(RUNTIMES)('on %s', (runtime) => {
 
   // Bun.serve shows no connections: there the bound is on requests in flight (src/adapters/bun/server.ts).
   if (runtime === 'bun') {
-    describe('MAX_CONNECTIONS', () => {
+    describe.sequential('MAX_CONNECTIONS', () => {
       it('answers requests beyond the bound of requests in flight 503 and serves again once some end', async () => {
         const small = await spawnService({ STORAGE_DIR: join(dir, 'small-bun'), MAX_CONNECTIONS: '3' }, { runtime })
         try {
@@ -281,7 +284,7 @@ describe.each(RUNTIMES)('on %s', (runtime) => {
       })
     })
   } else {
-    describe('MAX_CONNECTIONS', () => {
+    describe.sequential('MAX_CONNECTIONS', () => {
       it('refuses connections beyond the bound and serves again once some close', async () => {
         const small = await spawnService({ STORAGE_DIR: join(dir, 'small'), MAX_CONNECTIONS: '3' })
         try {

@@ -3,8 +3,8 @@
  * command run as a script would run it: as a process, with `--json` output parsed, exit codes and the
  * API's error messages checked. Interruptions are real: the CLI process is killed (SIGKILL) part-way
  * through a transfer, and run again. A loopback TCP proxy between the two counts the bytes on the wire.
- * Each CLI run is a process started through tsx (a second or more on a loaded machine): the tests
- * that run many of them have generous time limits.
+ * Each CLI run is a process (of the sources compiled once: test/helpers/cli.ts); the tests that
+ * run many of them have generous time limits.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -93,9 +93,9 @@ async function killedPartWay(run: Promise<CliExit>): Promise<void> {
 
 describe('filestorage put: a large file through tus', () => {
   it(
-    'a 300 MiB put killed half-way completes when run again, sending less than one chunk beyond what the service had, with its sha256',
+    'a 64 MiB put killed half-way completes when run again, sending less than one chunk beyond what the service had, with its sha256',
     async () => {
-      const size = 300 * MiB
+      const size = 4 * CHUNK // four of the CLI's chunks: starting over would re-send two of them, not less than one
       const source = join(dir, 'big.bin')
       const digest = await sourceFile(source, size, 31)
 
@@ -121,7 +121,7 @@ describe('filestorage put: a large file through tus', () => {
       const { files, failed } = jsonOut<{ files: { path: string; via: string; resumedFrom: number; sha256: string; size: number }[]; failed: unknown[] }>(second)
       expect(failed).toEqual([])
       expect(files).toEqual([expect.objectContaining({ path: 'cli/big.bin', via: 'tus', resumedFrom: had, size, sha256: digest })])
-      console.log(`[cli put] 300 MiB killed after ${had} B had arrived; the second run sent ${sent} B, ${sent - (size - had)} B beyond the rest`)
+      console.log(`[cli put] 64 MiB killed after ${had} B had arrived; the second run sent ${sent} B, ${sent - (size - had)} B beyond the rest`)
       expect(sent).toBeGreaterThanOrEqual(size - had)
       expect(sent - (size - had)).toBeLessThan(CHUNK)
       expect(await remoteInfo('cli/big.bin')).toMatchObject({ size, sha256: digest })

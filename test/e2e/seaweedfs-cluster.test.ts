@@ -58,11 +58,13 @@ describe('SeaweedFS cluster: a volume server killed and started again', () => {
     const victim = cluster.volumes[1]!
     await victim.kill()
 
+    // The writes first: the gateway holds each for about 30 s, and the reads go on meanwhile.
+    const writing = Promise.allSettled(Array.from({ length: DURING }, (_, i) => put(`during/${i}`, body(i))))
     let readsIntact = 0
     for (const [key, sum] of written) if ((await read(key)) === sum) readsIntact++
     expect(readsIntact, cluster.output()).toBe(BEFORE)
 
-    const outcomes = await Promise.allSettled(Array.from({ length: DURING }, (_, i) => put(`during/${i}`, body(i))))
+    const outcomes = await writing
     const acknowledged = outcomes.filter((o) => o.status === 'fulfilled').length
     expect(acknowledged, 'writes acknowledged while one of two replicas was down').toBe(0)
     for (const o of outcomes) expect((o as PromiseRejectedResult).reason.$metadata?.httpStatusCode).toBeGreaterThanOrEqual(500)

@@ -1,13 +1,16 @@
 /**
- * Runs the `filestorage` command line as its own process (from the TypeScript source, through tsx),
- * as a script would: arguments, environment, exit code, stdout and stderr apart.
+ * Runs the `filestorage` command line as its own process, as a script would: arguments, environment,
+ * exit code, stdout and stderr apart.
+ *
+ * It runs from the TypeScript sources compiled once per test process (./compiled.ts), not through tsx.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { compiled } from './compiled.js'
 import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const MAIN = 'src/cli/main.ts'
+const main = (): string => compiled('src/cli/main.ts')
 
 export interface CliExit {
   code: number | null
@@ -33,7 +36,7 @@ function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  return spawnProcess(process.execPath, ['--import', 'tsx', MAIN, ...args], cliEnv(env))
+  return spawnProcess(process.execPath, [main(), ...args], cliEnv(env))
 }
 
 /** util-linux `script` (Debian's bsdutils, an essential package): runs a command on a pseudo-terminal. */
@@ -48,7 +51,7 @@ const shellQuote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'
  * arrives on the returned process's stdout, escape sequences and all. The exit code is the CLI's.
  */
 export function spawnCliOnTerminal(script: string, args: string[], env: Record<string, string>): CliProcess {
-  const command = ['stty cols 200 rows 50 &&', 'exec', ...[process.execPath, '--import', 'tsx', MAIN, ...args].map(shellQuote)].join(' ')
+  const command = ['stty cols 200 rows 50 &&', 'exec', ...[process.execPath, main(), ...args].map(shellQuote)].join(' ')
   // -q: no "Script started" lines; -e: the command's exit code; -f: output flushed as it comes.
   return spawnProcess(script, ['-qefc', command, '/dev/null'], { ...cliEnv(env), SHELL: '/bin/sh' })
 }

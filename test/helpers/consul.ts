@@ -1,6 +1,6 @@
 /**
  * A real Consul agent (`consul agent -dev`) that a suite runs itself, on loopback ports of its own,
- * so that it can stop, restart or hold it back.
+ * so that it can stop, restart or hold it back; and the same HTTP API on the run's agent.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
@@ -48,25 +48,65 @@ export interface HealthCheck {
   Timeout?: string
 }
 
-export class ConsulAgent {
+/** What the tests ask of an agent's HTTP API, at `addr` (`127.0.0.1:port`, as CONSUL_HTTP_ADDR takes it). */
+export class ConsulApi {
+  constructor(readonly addr: string) {}
+
+  async get<T>(path: string): Promise<T> {
+    const response = await fetch(`http://${this.addr}${path}`, { signal: AbortSignal.timeout(5000) })
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`)
+    return (await response.json()) as T
+  }
+
+  async put(path: string, body?: unknown): Promise<void> {
+    const response = await fetch(`http://${this.addr}${path}`, {
+      method: 'PUT',
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(5000),
+    })
+    if (!response.ok) throw new Error(`PUT ${path}: ${response.status} ${await response.text()}`)
+  }
+
+  /** Every registered instance of `service`, whatever its health. */
+  all(service: string): Promise<HealthEntry[]> {
+    return this.get(`/v1/health/service/${service}`)
+  }
+
+  /** The instances of `service` whose checks pass. */
+  passing(service: string): Promise<HealthEntry[]> {
+    return this.get(`/v1/health/service/${service}?passing=true`)
+  }
+
+  /** Waits until the passing instances of `service` are exactly `ids`. */
+  async waitForPassing(service: string, ids: string[], timeoutMs = 20_000): Promise<HealthEntry[]> {
+    const want = [...ids].sort().join(',')
+    return waitFor(
+      `passing instances of ${service} to be [${want}]`,
+      async () => {
+        const entries = await this.passing(service)
+        return entries.map((e) => e.Service.ID).sort().join(',') === want && entries
+      },
+      { timeoutMs },
+    )
+  }
+}
+
+export class ConsulAgent extends ConsulApi {
   #process: TestChild | undefined
 
   private constructor(
     readonly bin: string,
     readonly ports: ConsulPorts,
     readonly dataDir: string,
-  ) {}
+  ) {
+    super(`127.0.0.1:${ports.http}`)
+  }
 
   /** Starts an agent; with `ports`, on those (ports handed out earlier, to start Consul late). */
   static async start(bin: string, ports?: ConsulPorts): Promise<ConsulAgent> {
     const agent = new ConsulAgent(bin, ports ?? (await consulPorts()), await mkdtemp(join(tmpdir(), 'filestorage-consul-')))
     await agent.start()
     return agent
-  }
-
-  /** `127.0.0.1:port`, as CONSUL_HTTP_ADDR takes it. */
-  get addr(): string {
-    return `127.0.0.1:${this.ports.http}`
   }
 
   get running(): boolean {
@@ -121,44 +161,6 @@ export class ConsulAgent {
   async dispose(): Promise<void> {
     await this.stop()
     await rm(this.dataDir, { recursive: true, force: true })
-  }
-
-  async get<T>(path: string): Promise<T> {
-    const response = await fetch(`http://${this.addr}${path}`, { signal: AbortSignal.timeout(5000) })
-    if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`)
-    return (await response.json()) as T
-  }
-
-  async put(path: string, body?: unknown): Promise<void> {
-    const response = await fetch(`http://${this.addr}${path}`, {
-      method: 'PUT',
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(5000),
-    })
-    if (!response.ok) throw new Error(`PUT ${path}: ${response.status} ${await response.text()}`)
-  }
-
-  /** Every registered instance of `service`, whatever its health. */
-  all(service: string): Promise<HealthEntry[]> {
-    return this.get(`/v1/health/service/${service}`)
-  }
-
-  /** The instances of `service` whose checks pass. */
-  passing(service: string): Promise<HealthEntry[]> {
-    return this.get(`/v1/health/service/${service}?passing=true`)
-  }
-
-  /** Waits until the passing instances of `service` are exactly `ids`. */
-  async waitForPassing(service: string, ids: string[], timeoutMs = 20_000): Promise<HealthEntry[]> {
-    const want = [...ids].sort().join(',')
-    return waitFor(
-      `passing instances of ${service} to be [${want}]`,
-      async () => {
-        const entries = await this.passing(service)
-        return entries.map((e) => e.Service.ID).sort().join(',') === want && entries
-      },
-      { timeoutMs },
-    )
   }
 }
 

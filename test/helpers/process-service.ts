@@ -8,6 +8,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Exit, spawnChild } from './child-process.js'
+import { compiled } from './compiled.js'
 import { requireBinary } from './external.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -35,7 +36,7 @@ export const RUNTIMES: Runtime[] = BUN ? ['node', 'bun'] : ['node']
 
 /**
  * The command that runs `runtime`'s main, with `runtimeArgs` for the runtime itself: Bun runs the
- * TypeScript sources as they are, Node through tsx.
+ * TypeScript sources as they are, Node the sources compiled once per test file (./compiled.ts).
  */
 function command(runtime: Runtime, built: boolean, runtimeArgs: string[]): [string, string[]] {
   const main = MAINS[runtime]
@@ -43,7 +44,7 @@ function command(runtime: Runtime, built: boolean, runtimeArgs: string[]): [stri
     if (!BUN) throw new Error('Bun is not installed (npm ci installs it; or set BUN_BIN)')
     return [BUN, [...BUN_ARGS, ...runtimeArgs, built ? main.built : main.source]]
   }
-  return [process.execPath, [...runtimeArgs, ...(built ? [main.built] : ['--import', 'tsx', main.source])]]
+  return [process.execPath, [...runtimeArgs, built ? main.built : compiled(main.source)]]
 }
 
 export interface ProcessService {

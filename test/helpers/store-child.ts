@@ -1,7 +1,8 @@
 /**
  * A separate process that opens a store and performs one operation, for tests that need a second
  * process on the same store or a process killed part way (`kill -9`, or a failpoint set in
- * FILESTORAGE_FAILPOINTS). Run with `node --import tsx test/helpers/store-child.ts '<json>'`; it
+ * FILESTORAGE_FAILPOINTS). Run with `node --import tsx test/helpers/store-child.ts '<json>'` (the tests
+ * run it compiled: ./compiled.ts); it
  * prints `ready` once the store is open and `done <json result>` when the operation finished.
  */
 import { DiskDriver, MongoDriver, S3Driver, type Store, withUploads } from '../../src/storage/index.js'

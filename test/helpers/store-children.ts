@@ -3,11 +3,10 @@
  * from src/storage/failpoints.ts, or kill -9 part way through a body).
  */
 import { spawnChild, type TestChild } from './child-process.js'
-
-const CHILD = ['--import', 'tsx', 'test/helpers/store-child.ts']
+import { compiled } from './compiled.js'
 
 export function spawnStoreChild(command: Record<string, unknown>, failpoints: string[] = []): TestChild {
-  return spawnChild(process.execPath, [...CHILD, JSON.stringify(command)], {
+  return spawnChild(process.execPath, [compiled('test/helpers/store-child.ts'), JSON.stringify(command)], {
     env: { ...process.env, FILESTORAGE_FAILPOINTS: failpoints.join(',') },
   })
 }

@@ -24,6 +24,7 @@ const CreateUploadBody = z
       .number()
       .int()
       .min(0)
+      .max(Number.MAX_SAFE_INTEGER) // said in the OpenAPI document, which a bare int() leaves out
       .optional()
       .openapi({
         description:

@@ -124,15 +124,14 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const { file } = read
       const headers = representationHeaders(file, disposition)
       headers['Content-Length'] = String(file.size)
-      if (!read.bytes && sendsLocally(deps.localFiles, store, file.size)) {
-        const local = await driver.localVersion?.(file)
-        if (local !== undefined) {
-          await read.body.cancel()
-          return deps.localFiles.send({ store, name: local, status: 200, headers })
-        }
+      if (read.bytes || !sendsLocally(deps.localFiles, store, file.size)) {
+        // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
+        return respond(read.bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(read.body) : read.body), 200, headers)
       }
-      // A small file goes as bytes: node:http then writes headers and body at once, not as a stream.
-      return respond(read.bytes ?? (file.size <= SMALL_BODY_BYTES ? await readAll(read.body) : read.body), 200, headers)
+      const local = await driver.localVersion?.(file)
+      await read.body.cancel()
+      if (local !== undefined) return deps.localFiles.send({ store, name: local, status: 200, headers })
+      // Replaced meanwhile: the loop below sends the current version, which the runtime sends too.
     }
 
     for (let attempt = 1; ; attempt++) {
@@ -160,6 +159,9 @@ export function createDownloadHandler(deps: HandlerDeps) {
       const runtime = !accel && sendsLocally(deps.localFiles, store, Number(headers['Content-Length'])) ? deps.localFiles : undefined
       const local = nginxSends || runtime ? await driver.localVersion?.(file) : undefined
       if (local !== undefined && runtime) return runtime.send({ store, name: local, ...(range ? { range } : {}), status, headers })
+      // The runtime sends files by name, keeping their Content-Length (Bun drops it from a stream):
+      // a version replaced before it was named is looked up again rather than streamed.
+      if (runtime && local === undefined && attempt < OPEN_ATTEMPTS) continue
       if (local !== undefined) {
         // nginx sends the file, its length and range, and Accept-Ranges with a whole file; the rest is
         // ours. These two go under other names, which deploy/nginx/nginx.conf turns back: nginx would

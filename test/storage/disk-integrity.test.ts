@@ -236,6 +236,18 @@ describe('disk commit protocol: a process killed at every step', () => {
     expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(bytesV2)) // its record stays until it expires
   })
 
+  it('an abort cut once its record says aborted (before its parts and record went): the sweep removes the parts', async () => {
+    const uploadId = await uploadInParts(3)
+    // What the engine's abort writes first; a kill -9 then leaves the rest.
+    const { records } = store.driver.staging
+    const { state, version } = (await records.read(uploadId))!
+    expect(await records.update(uploadId, version, { ...state, finished: { aborted: true } })).toBe(true)
+    await store.sweep()
+    expect(await staged()).toEqual([])
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await expectCode(store.completeUpload(uploadId), 'not_found')
+  })
+
   it('a tus append killed part way keeps the bytes that reached the disk, and the upload goes on from there', async () => {
     const total = 80 << 20
     const { uploadId } = await store.createUpload('appended.bin', { totalSize: total })

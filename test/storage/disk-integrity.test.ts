@@ -13,7 +13,7 @@ import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { StoredFile } from '../../src/storage/index.js'
 import { LOCAL_VERSION_HOLD_MS } from '../../src/storage/disk/disk-driver.js'
 import { runStoreChild as runChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
-import { type DiskStore, leftovers, NOTHING_LEFT, openDiskStore } from '../helpers/disk-store.js'
+import { type DiskStore, leftovers, NOTHING_LEFT, openDiskStore, uploadFiles } from '../helpers/disk-store.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { readAll, sha256, streamOf } from '../helpers/streams.js'
 import { waitFor } from '../helpers/wait.js'
@@ -190,12 +190,22 @@ describe('disk commit protocol: a process killed at every step', () => {
     expect(await leftovers(root)).toEqual(NOTHING_LEFT)
   })
 
-  for (const point of ['upload.complete.journaled', 'disk.commit.placed', 'upload.complete.committed']) {
+  /** Files of upload folders other than their records (parts, claims, assembled files). */
+  const staged = async () => (await uploadFiles(root)).map((f) => f.path).filter((p) => !/\/(session|complete)\.json$/.test(p))
+
+  /** An upload of `doc.bin` as v2 in `parts` parts, every part sent. */
+  const uploadInParts = async (parts: number) => {
+    const { uploadId } = await store.createUpload('doc.bin', v2)
+    const chunk = bytesV2.length / parts
+    for (let p = 1; p <= parts; p++) await store.putPart(uploadId, p, streamOf(bytesV2.subarray((p - 1) * chunk, p * chunk)))
+    return uploadId
+  }
+
+  // `upload.complete.finished`: the record says finished, the parts are not removed yet.
+  for (const point of ['upload.complete.journaled', 'disk.commit.placed', 'upload.complete.committed', 'upload.complete.finished']) {
     for (const parts of [1, 3]) {
       it(`a completion of ${parts} part(s) killed at ${point}: a retry answers the stored file, never 409`, async () => {
-        const { uploadId } = await store.createUpload('doc.bin', v2)
-        const chunk = bytesV2.length / parts
-        for (let p = 1; p <= parts; p++) await store.putPart(uploadId, p, streamOf(bytesV2.subarray((p - 1) * chunk, p * chunk)))
+        const uploadId = await uploadInParts(parts)
         const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, [point])
         expect(exit.signal).toBe('SIGKILL')
         const fresh = await openDiskStore({ dir: root })
@@ -204,6 +214,7 @@ describe('disk commit protocol: a process killed at every step', () => {
         expect(file).toMatchObject({ ...v2, sha256: sha256(bytesV2), size: bytesV2.length })
         expect(await oneVersion()).toBe(2)
         // Finished: completing again answers the same file; the upload takes nothing more.
+        expect(await staged()).toEqual([]) // the finished upload keeps only its record, until it expires
         expect((await fresh.completeUpload(uploadId)).file.sha256).toBe(sha256(bytesV2))
         await expectCode(fresh.uploadStatus(uploadId), 'not_found')
         await expectCode(fresh.putPart(uploadId, 1, streamOf('late')), 'not_found')
@@ -212,6 +223,30 @@ describe('disk commit protocol: a process killed at every step', () => {
       })
     }
   }
+
+  it('a completion of 3 parts killed once its record says finished, never sent again: the sweep removes the parts', async () => {
+    const uploadId = await uploadInParts(3)
+    const { exit } = await runChild({ dir: root, op: 'complete', uploadId }, ['upload.complete.finished'])
+    expect(exit.signal).toBe('SIGKILL')
+    expect(await oneVersion()).toBe(2)
+    expect(await staged()).not.toEqual([]) // what the crash left: the parts of a finished upload
+    await store.sweep()
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    expect(await staged()).toEqual([])
+    expect((await store.completeUpload(uploadId)).file.sha256).toBe(sha256(bytesV2)) // its record stays until it expires
+  })
+
+  it('an abort cut once its record says aborted (before its parts and record went): the sweep removes the parts', async () => {
+    const uploadId = await uploadInParts(3)
+    // What the engine's abort writes first; a kill -9 then leaves the rest.
+    const { records } = store.driver.staging
+    const { state, version } = (await records.read(uploadId))!
+    expect(await records.update(uploadId, version, { ...state, finished: { aborted: true } })).toBe(true)
+    await store.sweep()
+    expect(await staged()).toEqual([])
+    expect(await leftovers(root)).toEqual(NOTHING_LEFT)
+    await expectCode(store.completeUpload(uploadId), 'not_found')
+  })
 
   it('a tus append killed part way keeps the bytes that reached the disk, and the upload goes on from there', async () => {
     const total = 80 << 20

@@ -66,7 +66,7 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
       await database.drop()
     })
 
-    for (const point of ['upload.complete.journaled', 'upload.complete.committed']) {
+    for (const point of ['upload.complete.journaled', 'upload.complete.committed', 'upload.complete.finished']) {
       it(`a completion killed at ${point}: a retry answers the stored file once the dead one's lease runs out`, async () => {
         const content = Buffer.alloc(300_000, 5)
         const { uploadId } = await store.createUpload('crash/done.bin', { metadata: { crash: point } })

@@ -1,7 +1,7 @@
 /**
  * The upload engine (src/storage/uploads/) where the contract suite does not reach it, on the real
  * drivers: a completion's journal settled after its process died (before its file became visible,
- * or after), the lease of a completion on a driver without a lock of its own (taken over once it
+ * or after; or once its record said finished, with its parts still there), the lease of a completion on a driver without a lock of its own (taken over once it
  * runs out, renewed while its holder works, given up on after two lengths), and a part taken back
  * when the upload changed between its placement and the engine's look after it. Each is run on
  * the disk store (also with its lock hidden, so that the engine's lease and looks run there too),
@@ -147,6 +147,23 @@ for (const target of targets) {
       return uploadId
     }
 
+    /**
+     * An upload of two parts at `path` whose file a completion that then died committed, as revision
+     * `the-dead-one`; `journaled`: its journal written just before, as a completion does.
+     */
+    const committedByTheDeadOne = async (driver: StorageDriver, store: Store, path: string, { journaled }: { journaled: boolean }) => {
+      const uploadId = await twoParts(store, path)
+      const { state } = await record(driver, uploadId)
+      const parts = await driver.staging.listParts(uploadId)
+      const prepared = await driver.staging.prepare(uploadId, parts, { path: state.path, metadata: state.metadata, revision: 'the-dead-one' })
+      const committed = await driver.staging.commit(prepared, {
+        beforeVisible: async (result) => {
+          if (journaled) await rewrite(driver, uploadId, (s) => ({ ...s, journal: { revision: 'the-dead-one', result, note: prepared.note } }))
+        },
+      })
+      return { uploadId, state, committed }
+    }
+
     describe('a completion whose process died', () => {
       it('before its file became visible (journal written): completing again assembles and stores it', async () => {
         const driver = await target.driver()
@@ -173,13 +190,7 @@ for (const target of targets) {
       it('after its file became visible: completing again finishes it and answers that file, without storing it again', async () => {
         const driver = await target.driver()
         const store = await open(driver)
-        const uploadId = await twoParts(store, 'journal/after.bin')
-        const { state } = await record(driver, uploadId)
-        const parts = await driver.staging.listParts(uploadId)
-        const prepared = await driver.staging.prepare(uploadId, parts, { path: state.path, metadata: state.metadata, revision: 'the-dead-one' })
-        const committed = await driver.staging.commit(prepared, {
-          beforeVisible: (result) => rewrite(driver, uploadId, (s) => ({ ...s, journal: { revision: 'the-dead-one', result, note: prepared.note } })),
-        })
+        const { uploadId, state, committed } = await committedByTheDeadOne(driver, store, 'journal/after.bin', { journaled: true })
         expect(await driver.lookupRevision(state.path, 'the-dead-one')).toEqual(committed.file)
         await expectCode(store.uploadStatus(uploadId), 'not_found') // its file is visible: it takes nothing more
         await expectCode(store.putPart(uploadId, 3, streamOf('late')), 'not_found')
@@ -190,6 +201,17 @@ for (const target of targets) {
         // Replaced since: what the upload stored, as it was stored.
         await store.put(state.path, streamOf('someone else'))
         expect(await store.completeUpload(uploadId)).toEqual(committed)
+      })
+
+      it('after its record said finished, before its parts were gone: completing again removes them and answers that file', async () => {
+        const driver = await target.driver()
+        const store = await open(driver)
+        const { uploadId, committed } = await committedByTheDeadOne(driver, store, 'journal/finished.bin', { journaled: false })
+        await rewrite(driver, uploadId, (s) => ({ ...s, finished: { revision: 'the-dead-one', result: committed } }))
+        expect(await driver.staging.listParts(uploadId)).toHaveLength(2) // what the dead one left
+
+        expect(await store.completeUpload(uploadId)).toEqual(committed)
+        expect(await driver.staging.listParts(uploadId)).toEqual([])
       })
 
       it('and a sha256 given with the retry is checked against the stored file', async () => {

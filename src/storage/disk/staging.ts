@@ -188,7 +188,9 @@ export class DiskStaging implements UploadStaging {
 
   /**
    * The sweep of upload folders (the engine removed the expired ones first): recovers appends whose
-   * writer died, and removes folders without a record (a creation cut short) once they are old.
+   * writer died, removes what an upload that ended still holds beside its record (a completion or an
+   * abort cut by a crash after its record said so), and removes folders without a record (a creation
+   * cut short) once they are old.
    */
   async sweep(now: Date): Promise<number> {
     let removed = 0
@@ -196,12 +198,23 @@ export class DiskStaging implements UploadStaging {
       const dir = this.#dir(id)
       if (await stat(join(dir, SESSION)).then(() => true, () => false)) {
         await this.recover(id)
+        if (await this.#endedWithParts(id)) {
+          await this.exclusive(id, () => this.discardParts(id))
+          removed++
+        }
       } else if (now.getTime() - ((await stat(dir).catch(() => null))?.mtimeMs ?? now.getTime()) > ORPHAN_GRACE_MS) {
         await this.exclusive(id, () => this.files.discardTree(dir))
         removed++
       }
     }
     return removed
+  }
+
+  /** Whether the upload has ended (completed or aborted) and its folder holds more than its record. */
+  async #endedWithParts(uploadId: string): Promise<boolean> {
+    const names = await readdir(this.#dir(uploadId)).catch(() => [] as string[])
+    if (!names.includes(COMPLETION) || names.every((n) => n === SESSION || n === COMPLETION)) return false
+    return (await this.records.read(uploadId).catch(() => null))?.state.finished !== undefined
   }
 
   /** The claims of writers that died; with `recovering`, also those a recovery took over. */

@@ -6,7 +6,8 @@
  *   3. the driver prepares the whole file, not yet visible (or names the single part as it is);
  *   4. the driver commits it as a new revision; just before it becomes visible, the journal (the
  *      revision, the result it will answer, the driver's note) goes into the upload's record;
- *   5. the record says finished, with what was stored; the parts go.
+ *   5. the record says finished, with what was stored; the parts go (again by every completion
+ *      sent later, should a crash have cut that short).
  *
  * After a crash at any point, a completion sent again settles the journal from what the store
  * shows: committed (the driver sees its revision, or its own sign of the commit), so it finishes
@@ -54,6 +55,8 @@ export class Completion {
       if (!('revision' in state.finished)) throw uploadNotFound(uploadId) // aborted
       const { revision, result } = state.finished
       verifySha256(options.expectedSha256, result.file.sha256)
+      // Of a completion that died after saying finished, before its parts were all gone.
+      await this.#staging.discardParts(uploadId).catch(() => {})
       const now = await this.driver.lookupRevision(state.path, revision)
       return { file: now ?? result.file, created: result.created }
     }
@@ -113,7 +116,8 @@ export class Completion {
   /** Records the upload finished with what it stored, then removes its parts; answers `result`. */
   async #finish(uploadId: string, revision: string, result: PutResult): Promise<PutResult> {
     await this.book.change(uploadId, (s) => ({ ...without(s, 'journal', 'completing'), finished: { revision, result } }))
-    await this.#staging.discardParts(uploadId).catch(() => {}) // else they go with the upload, when it expires
+    failpoint('upload.complete.finished')
+    await this.#staging.discardParts(uploadId).catch(() => {}) // else a completion sent again, the driver's sweep or the expiry removes them
     return result
   }
 }

@@ -186,8 +186,14 @@ describe.runIf(script)('filestorage put on a terminal: progress bars', () => {
       await untilShown('a bar per file and the total', (text) => files.every((f) => fileBar(`terminal/${f.name}`).test(text)) && new RegExp(totalBar).test(text))
       // Held again part-way through the large file: the total shows a throughput and an ETA.
       const from = output.length
-      proxy.when(proxy.received() + 3 * MiB, () => proxy.hold())
+      let heldAgain = false
+      proxy.when(proxy.received() + 3 * MiB, () => {
+        proxy.hold()
+        heldAgain = true
+      })
       proxy.release()
+      // Released only once held again: a release before the hold would leave the upload held for good.
+      await waitFor('the proxy to hold the upload again', () => heldAgain, { timeoutMs: 30_000 })
       await untilShown(
         'a throughput and an ETA',
         (text) => [...text.matchAll(new RegExp(totalBar, 'g'))].some(([, speed, eta]) => !speed!.startsWith('0 B') && /^(\d+h\d+m|(\d+m)?\d+s)$/.test(eta!.trim())),

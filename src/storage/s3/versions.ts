@@ -32,8 +32,12 @@ import { decodeAttributes, encodeAttributes } from './object-attributes.js'
 import { abortMultipart, completeMultipart, type OpenMultipart } from './object-upload.js'
 import type { Recent } from './recent.js'
 
-/** Attempts of a commit that keeps losing its conditional write to other processes. */
-const COMMIT_ATTEMPTS = 10
+/**
+ * Attempts of a commit that keeps losing its conditional write to other processes (then `503`, try
+ * again). Each attempt is several requests (its mark and intent, the write): with many processes
+ * writing one path at once, ten proved too few.
+ */
+const COMMIT_ATTEMPTS = 20
 
 /** A version written and not visible yet. */
 export type PendingBytes =

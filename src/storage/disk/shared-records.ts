@@ -9,12 +9,12 @@
  * Processes are the store's instances (instances.ts): on one machine a dead one is known at once.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { SharedRecords } from '../shared-records.js'
 import type { Instances } from './instances.js'
-import { rename, unlink } from './fs-calls.js'
-import { type DiskLayout, isErrno } from './layout.js'
+import { unlink } from './fs-calls.js'
+import { type DiskLayout, isErrno, writeThenRename } from './layout.js'
 import type { StoreLocks } from './store-locks.js'
 
 interface RecordFile<T> {
@@ -62,9 +62,7 @@ export class DiskSharedRecords implements SharedRecords {
         return null
       }
       await (this.#made ??= mkdir(this.#dir, { recursive: true }))
-      const draft = this.layout.tmpFile()
-      await writeFile(draft, JSON.stringify({ key, value: next } satisfies RecordFile<T>))
-      await rename(draft, file)
+      await writeThenRename(this.layout.tmpFile(), file, JSON.stringify({ key, value: next } satisfies RecordFile<T>))
       return next
     })
   }

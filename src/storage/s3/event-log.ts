@@ -75,22 +75,28 @@ export class S3EventLog implements EventLog {
   }
 
   async put(queue: string, entry: LogEntry): Promise<void> {
-    await this.bucket.put(this.#entryKey(queue, entry.key), JSON.stringify(entry), {}, { ContentType: 'application/json' })
+    await this.#putJson(this.#entryKey(queue, entry.key), JSON.stringify(entry))
   }
 
-  async move(from: string, to: string, key: string): Promise<boolean> {
+  move(from: string, to: string, key: string): Promise<boolean> {
+    return this.#relocate(from, [to], key)
+  }
+
+  async spread(from: string, to: string[], key: string): Promise<void> {
+    await this.#relocate(from, to, key)
+  }
+
+  /** Puts the entry `key` of `from` in every queue of `to`, then deletes it from `from`: after a crash it is in both, never in neither. */
+  async #relocate(from: string, to: string[], key: string): Promise<boolean> {
     const found = await this.bucket.read(this.#entryKey(from, key))
     if (!found) return false
-    await this.bucket.put(this.#entryKey(to, key), found.text, {}, { ContentType: 'application/json' }) // first: never in neither
+    for (const queue of to) await this.#putJson(this.#entryKey(queue, key), found.text)
     await this.bucket.delete(this.#entryKey(from, key))
     return true
   }
 
-  async spread(from: string, to: string[], key: string): Promise<void> {
-    const found = await this.bucket.read(this.#entryKey(from, key))
-    if (!found) return
-    for (const queue of to) await this.bucket.put(this.#entryKey(queue, key), found.text, {}, { ContentType: 'application/json' })
-    await this.bucket.delete(this.#entryKey(from, key))
+  #putJson(key: string, json: string): Promise<string | null> {
+    return this.bucket.put(key, json, {}, { ContentType: 'application/json' })
   }
 
   async remove(queue: string, key: string): Promise<boolean> {
@@ -146,7 +152,7 @@ export class S3EventLog implements EventLog {
   async writeState(name: string, value: Record<string, unknown> | null): Promise<void> {
     const key = `${this.#root}state/${name}${SUFFIX}`
     if (value === null) await this.bucket.delete(key)
-    else await this.bucket.put(key, JSON.stringify(value), {}, { ContentType: 'application/json' })
+    else await this.#putJson(key, JSON.stringify(value))
   }
 
   /** The lease is an object naming its holder, created by one process only, taken over once its holder is dead. */

@@ -244,6 +244,38 @@ describe('quotas', () => {
     }
   })
 
+  it('two processes starting together count a bucket once: the second waits for the first\'s count', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'filestorage-quotas-'))
+    dirs.push(base)
+    const first = await DiskDriver.open({ dir: base })
+    await withUploads(first).put('p/old', bytes(7), {})
+    let walks = 0
+    // A slow walk, so that the two counts would overlap.
+    const counting = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, key, receiver) {
+          if (key !== 'lookup') return Reflect.get(target, key, receiver) as unknown
+          return async (path: string) => {
+            if (path === 'p') {
+              walks++
+              await new Promise((r) => setTimeout(r, 200))
+            }
+            return target.lookup(path)
+          }
+        },
+      })
+    const options = { store: 'test', recoveryIntervalMs: 60_000, recountIntervalMs: 3_600_000 }
+    const second = await DiskDriver.open({ dir: base })
+    const stores = [first, second].map((d) => withQuotas(counting(withUploads(d)), d.sharedRecords('quotas'), [{ prefix: 'p', limits: { bytes: 100 } }], options))
+    try {
+      const usages = await Promise.all(stores.map((s) => usageAt(s, 'p/x', 'p')))
+      for (const u of usages) expect(u.stored).toEqual({ bytes: 7, files: 1 })
+      expect(walks).toBe(1)
+    } finally {
+      for (const s of stores) await s.close()
+    }
+  })
+
   it('a folder moved into another store with quotas is refused as a whole, before a byte', async () => {
     const base = await mkdtemp(join(tmpdir(), 'filestorage-quotas-'))
     dirs.push(base)

@@ -24,6 +24,7 @@
  * run every QUOTA_RECOVERY_INTERVAL in every process.
  */
 import { randomBytes } from 'node:crypto'
+import { backoff } from '../backoff.js'
 import { isStorageError, StorageError } from '../errors.js'
 import { filesUnder } from '../files-under.js'
 import type { SharedRecords } from '../shared-records.js'
@@ -82,6 +83,8 @@ interface UploadIndex {
 const UPLOAD_GRACE_MS = 60_000
 /** A suspect bucket is recounted at most once per this many of its walks' durations (and per round). */
 const RECOUNT_SPACING = 20
+/** How long a process waits for another's first count of a bucket before counting it itself (ms). */
+const FIRST_COUNT_WAIT_MS = 10_000
 
 const randomId = () => randomBytes(9).toString('base64url')
 
@@ -156,10 +159,30 @@ export class QuotaLedger {
       }
       let counting = this.#counting.get(bucket.prefix)
       if (!counting) {
-        counting = this.recount(bucket.prefix).finally(() => this.#counting.delete(bucket.prefix))
+        counting = this.#countFirst(bucket.prefix).finally(() => this.#counting.delete(bucket.prefix))
         this.#counting.set(bucket.prefix, counting)
       }
       await counting
+      this.#counted.add(bucket.prefix)
+    }
+  }
+
+  /**
+   * The first count of a bucket, by one process of all: one that finds another's first count under
+   * way waits for it (a change ending during a count may be counted twice, so processes starting
+   * together and counting side by side would leave the bucket above what it holds until a recount).
+   * A count that does not end within FIRST_COUNT_WAIT_MS (its process died) is not waited for longer.
+   */
+  async #countFirst(prefix: string): Promise<void> {
+    const deadline = Date.now() + FIRST_COUNT_WAIT_MS
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.records.read<BucketState>(`b/${prefix}`)
+      if (state?.counted) return
+      const another = Object.values(state?.entries ?? {}).some((e) => e.kind === 'recount')
+      if (!another || Date.now() >= deadline) {
+        if (await this.recount(prefix, Date.now() < deadline)) return
+      }
+      await backoff(attempt, 10, 200)
     }
   }
 
@@ -189,13 +212,20 @@ export class QuotaLedger {
    * Counts the bucket at `prefix` from the store: registers the count (every change under way there
    * becomes contended), walks the prefix, and sets `stored` to what it found plus what changes
    * ending meanwhile added. A count that a change ending meanwhile disturbed leaves the bucket suspect.
+   * A `first` count is not made when the bucket is counted or being counted: false then.
    */
-  async recount(prefix: string): Promise<void> {
+  async recount(prefix: string, first = false): Promise<boolean> {
     const id = `r:${randomId()}`
     const owner = `p:${await this.records.owner()}`
     await this.listed(owner, prefix)
     try {
-      await this.update(prefix, (s) => addEntry(s, id, { kind: 'recount', owner, scopes: [prefix], added: { ...NOTHING }, since: Date.now() }, {}))
+      let registered = true
+      await this.update(prefix, (s) => {
+        // A first count gives way to a count done or under way (see #countFirst).
+        registered = !(first && (s.counted || Object.values(s.entries).some((e) => e.kind === 'recount')))
+        return registered ? addEntry(s, id, { kind: 'recount', owner, scopes: [prefix], added: { ...NOTHING }, since: Date.now() }, {}) : undefined
+      })
+      if (!registered) return false
       const started = Date.now()
       const walked = await this.#walk(prefix)
       let suspect = false
@@ -205,6 +235,7 @@ export class QuotaLedger {
         return verdict?.state
       })
       if (suspect) await this.suspect(prefix)
+      return true
     } catch (e) {
       await this.update(prefix, (s) => dropChange(s, id)).catch(() => {})
       throw e

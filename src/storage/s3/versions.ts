@@ -33,11 +33,12 @@ import { abortMultipart, completeMultipart, type OpenMultipart } from './object-
 import type { Recent } from './recent.js'
 
 /**
- * Attempts of a commit that keeps losing its conditional write to other processes (then `503`, try
- * again). Each attempt is several requests (its mark and intent, the write): with many processes
- * writing one path at once, ten proved too few.
+ * A commit that keeps losing its conditional write to other processes gives up after this long
+ * (`503`, try again). It waits only a few milliseconds between tries: another process with more
+ * writes of the path queued starts the next one as soon as one lands, so a longer wait would let
+ * it win every time.
  */
-const COMMIT_ATTEMPTS = 20
+const COMMIT_GIVE_UP_MS = 10_000
 
 /** A version written and not visible yet. */
 export type PendingBytes =
@@ -112,8 +113,9 @@ export class Versions {
   async #commitHeld(toBe: VersionToBe, pending: PendingBytes, conditions: WritePreconditions, options: CommitOptions): Promise<PutResult> {
     const conditional = await this.capabilities.conditionalWrites()
     let current = options.current
-    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
-      if (attempt > 0) await backoff(attempt)
+    const deadline = Date.now() + COMMIT_GIVE_UP_MS
+    for (let attempt = 0; attempt === 0 || Date.now() < deadline; attempt++) {
+      if (attempt > 0) await backoff(attempt, 1, 16)
       if (current === undefined || attempt > 0) current = await this.bucket.head(toBe.key)
       await this.checkConditions(toBe.path, current, conditions)
       // A body in memory or a copy gets its metadata now: the creation time of what it replaces now.

@@ -1,6 +1,7 @@
 /**
  * Quotas under concurrency, across processes and through crashes (docs/operations.md, "Quotas"):
- * two service processes on one disk folder, and two instances on one MongoDB database, each taking
+ * two service processes on one disk folder, two instances on one MongoDB database and two on one
+ * S3 bucket (the run's SeaweedFS), each taking
  * many writers racing at a limit (uploads, tus uploads, parts); never more than the limit is stored,
  * and the usage the ledger reports is what the store holds. Then a process is killed (kill -9) while
  * it holds reservations: the usage is right again within the documented time, and a tus upload's
@@ -13,6 +14,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { requireService } from '../helpers/external.js'
 import { dropDatabase, randomDbName } from '../helpers/mongo.js'
+import { s3StoreEnv, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { type ProcessService, spawnService } from '../helpers/process-service.js'
 import { createTusUpload, patchTus, uploadMetadata } from '../helpers/tus.js'
 import { waitFor } from '../helpers/wait.js'
@@ -302,5 +304,25 @@ describe.skipIf(!mongoUri)('quotas across two instances on one MongoDB database'
       return spawnService({ ...env, STORAGE_DIR: dir, MONGODB_URI: mongoUri!, MONGODB_DB: db, COMPLETION_LEASE_SECONDS: '2' })
     },
     2_000,
+  )
+})
+
+describe.skipIf(!s3TestTarget())('quotas across two instances on one S3 bucket', () => {
+  const prefix = uniquePrefix('quota-race')
+  const dirs: string[] = []
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true })
+  })
+  // The same liveness window of 2 s: an instance whose registration in the bucket is older than that
+  // (beyond the second S3 truncates LastModified to) counts as dead.
+  raceSuite(
+    's3',
+    16,
+    async (env) => {
+      const dir = await mkdtemp(join(tmpdir(), 'filestorage-quota-race-'))
+      dirs.push(dir)
+      return spawnService({ ...env, ...s3StoreEnv(prefix), STORAGE_DIR: dir, COMPLETION_LEASE_SECONDS: '2' })
+    },
+    3_000,
   )
 })

@@ -156,20 +156,26 @@ describe('quota configuration', () => {
     await expect(openStores(config, () => {})).rejects.toThrow(/QUOTAS: there is no store "mongo"/)
   })
 
-  // The s3 driver keeps no shared records for the ledger: quotas there are refused, never ignored.
-  it.skipIf(!s3TestTarget())('refuses quotas on the s3 store at start-up, a rule for every store (*) too', async () => {
+  // Without conditional writes the s3 driver keeps no shared records for the ledger: quotas there are refused, never ignored.
+  it.skipIf(!s3TestTarget())('keeps quotas on the s3 store, and refuses them at start-up when told the server has no conditional writes', async () => {
+    const stores = await openStores(loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), QUOTAS: 's3=1GiB' }), () => {})
+    try {
+      expect(await stores.get('s3').quotaUsage?.('')).toMatchObject([{ prefix: '', limits: { bytes: 1024 ** 3 }, stored: { bytes: 0, files: 0 } }])
+    } finally {
+      await stores.close()
+    }
     for (const QUOTAS of ['s3=1GiB', '*:users/{sub}=10 files']) {
-      const config = loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), QUOTAS })
+      const config = loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), S3_CONDITIONAL_WRITES: 'false', QUOTAS })
       await expect(openStores(config, () => {})).rejects.toThrow(/QUOTAS: the store "s3" \(s3\) cannot keep quotas: .*docs\/operations\.md#quotas/)
     }
     // Its neighbours keep theirs.
-    const stores = await openStores(loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), QUOTAS: 'disk=1GiB' }), () => {})
+    const neighbours = await openStores(loadConfig({ STORAGE_DIR: dir, ...s3StoreEnv(), S3_CONDITIONAL_WRITES: 'false', QUOTAS: 'disk=1GiB' }), () => {})
     try {
-      expect(stores.names()).toEqual(['disk', 's3'])
-      expect(await stores.get('disk').quotaUsage?.('')).toMatchObject([{ prefix: '', limits: { bytes: 1024 ** 3 } }])
-      expect(stores.get('s3').quotaUsage).toBeUndefined()
+      expect(neighbours.names()).toEqual(['disk', 's3'])
+      expect(await neighbours.get('disk').quotaUsage?.('')).toMatchObject([{ prefix: '', limits: { bytes: 1024 ** 3 } }])
+      expect(neighbours.get('s3').quotaUsage).toBeUndefined()
     } finally {
-      await stores.close()
+      await neighbours.close()
     }
   })
 })

@@ -1,6 +1,6 @@
 /**
  * Quotas in the storage core (src/storage/quotas): what each change reserves, credits and ends with,
- * on the disk store and on MongoDB (MONGODB_URI), in one process. Several processes and crashes:
+ * on the disk store, on MongoDB (MONGODB_URI) and on the s3 store (the run's SeaweedFS), in one process. Several processes and crashes:
  * test/adapters/quota-race.test.ts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -14,7 +14,6 @@ import {
   moveAcrossStores,
   type QuotaRule,
   type QuotaStore,
-  type SharedRecords,
   type Store,
   type StorageDriver,
   withQuotas,
@@ -22,6 +21,7 @@ import {
 } from '../../src/storage/index.js'
 import { expectCode } from '../helpers/expect-error.js'
 import { requireService } from '../helpers/external.js'
+import { openS3Store, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { testDatabase } from '../helpers/mongo.js'
 import { failingAfter, generated, streamOf } from '../helpers/streams.js'
 import { waitFor } from '../helpers/wait.js'
@@ -37,8 +37,8 @@ interface Opened {
 /** A store under `rules`: a fresh one, or with `reuse` the one opened last, opened again. */
 type Opener = (rules: QuotaRule[], reuse?: boolean) => Promise<Opened>
 
-function quotaStore(driver: StorageDriver & { sharedRecords(ns: string): SharedRecords }, rules: QuotaRule[]): QuotaStore {
-  return withQuotas(withUploads(driver), driver.sharedRecords('quotas'), rules, {
+function quotaStore(driver: StorageDriver, rules: QuotaRule[]): QuotaStore {
+  return withQuotas(withUploads(driver), driver.sharedRecords!('quotas'), rules, {
     store: 'test',
     recoveryIntervalMs: 60_000,
     recountIntervalMs: 3_600_000,
@@ -218,6 +218,16 @@ describe('quotas', () => {
       if (!reuse) await database.clear()
       const driver = MongoDriver.open({ uri: uri!, db: database.name })
       const store = quotaStore(driver, rules)
+      return { store, inner: store.inner, close: () => store.close() }
+    })
+  })
+
+  const s3 = s3TestTarget()
+  describe.skipIf(!s3)('s3', () => {
+    let prefix: string
+    quotaSuite('s3', async (rules, reuse) => {
+      if (!reuse) prefix = uniquePrefix('quotas')
+      const store = quotaStore(openS3Store(s3!, { prefix }).driver, rules)
       return { store, inner: store.inner, close: () => store.close() }
     })
   })

@@ -1,7 +1,7 @@
 /**
  * The stores of the configuration under their quotas (QUOTAS, QUOTAS_FILE): each store a rule names
  * gets a ledger in its driver's shared records (storage/quotas). A rule for a store that is not
- * served, or for one whose driver cannot keep a ledger (the s3 store's), stops start-up: a `*` rule
+ * served, or for one whose driver cannot keep a ledger (the s3 store's with S3_CONDITIONAL_WRITES=false), stops start-up: a `*` rule
  * too, rather than leave a store the operator meant to limit without limits.
  */
 import { DriverStore, type Store, StoreRegistry, withQuotas } from '../../storage/index.js'
@@ -24,7 +24,7 @@ export function withConfiguredQuotas(stores: StoreRegistry, config: Config, log:
     if (quotasOf(name, rules).length > 0 && !recordsOf(store)) {
       problems.push(
         `the store "${name}" (${store.kind}) cannot keep quotas: its driver keeps no records shared by every instance, where the ledger lives ` +
-          '(the disk and MongoDB stores do; docs/operations.md#quotas); name the stores that can instead of "*", or remove its rules',
+          '(the disk and MongoDB stores do, and the s3 store on a server with conditional writes; docs/operations.md#quotas); name the stores that can instead of "*", or remove its rules',
       )
     }
   }

@@ -26,6 +26,8 @@ export const INTERNAL = {
   probes: 'probes/',
   events: 'events/',
   multipart: 'multipart/',
+  /** Records every instance shares (the quota ledger's, shared-records.ts). */
+  records: 'records/',
 } as const
 
 /**

@@ -42,6 +42,7 @@ import type { EventRecorder, Intent } from '../events/recorder.js'
 import type { ChangeOrigin, LogEntry } from '../events/types.js'
 import { uploadWitnessed } from '../events/witnesses.js'
 import { failpoint } from '../failpoints.js'
+import type { SharedRecords } from '../shared-records.js'
 import { checkEntryIfMatch, checkMoveTarget, contentTypeFor } from '../file-attributes.js'
 import { InFlight } from '../in-flight.js'
 import { KeyedLock } from '../keyed-lock.js'
@@ -76,6 +77,7 @@ import { checkMetadataFits, decodeAttributes, encodeAttributes, newRevision } fr
 import { ObjectUpload, type UploadShape } from './object-upload.js'
 import { Recent } from './recent.js'
 import { responseBody } from './response-body.js'
+import { S3SharedRecords } from './shared-records.js'
 import { S3Staging } from './staging.js'
 import { S3Sweeper } from './sweeper.js'
 import { ChangeMarks, type Announced } from './change-marks.js'
@@ -111,7 +113,7 @@ export interface S3DriverOptions {
   orphanAgeMs?: number
   /** The largest object one CopyObject copies (S3's 5 GiB; tests make it small). */
   singleCopyMax?: number
-  /** A process silent this long counts as dead, for events (its intents settled, its relay lease taken over); default 2 min. */
+  /** A process silent this long counts as dead, for events (its intents settled, its relay lease taken over) and quotas (its reservations settled); default 2 min. */
   livenessWindowMs?: number
   log?: (line: string) => void
 }
@@ -149,6 +151,12 @@ export class S3Driver implements StorageDriver {
   readonly #eventLog: S3EventLog
   readonly #marks: ChangeMarks
   readonly redirectUrl?: (file: StoredFile, response: RedirectResponse) => Promise<string | undefined>
+  /**
+   * Records every instance sharing the store changes atomically (shared-records.ts), under
+   * `<prefix>.filestorage/records/<namespace>/`: the quota ledger's. Absent when the operator says the
+   * server has no conditional writes, without which they cannot be kept.
+   */
+  readonly sharedRecords?: (namespace: string) => SharedRecords
 
   private constructor(options: S3DriverOptions) {
     const connection: S3Connection = {
@@ -181,6 +189,9 @@ export class S3Driver implements StorageDriver {
     this.#moves = new Moves(this.bucket, this.keys, this.#describer, digests, this.capabilities, singleCopyMax)
     this.staging = new S3Staging({ bucket: this.bucket, keys: this.keys, versions: this.#versions, capabilities: this.capabilities, shape: this.#shape, singleCopyMax })
     this.#sweeper = new S3Sweeper(this.bucket, this.keys, this.staging, digests, this.#moves, options.orphanAgeMs ?? 24 * 60 * 60 * 1000, this.#eventLog)
+    if (options.conditionalWrites !== false) {
+      this.sharedRecords = (namespace) => new S3SharedRecords(this.bucket, this.keys, this.capabilities, this.#eventLog, namespace, (step) => this.#run(step))
+    }
     if (options.redirectDownloads) {
       this.#signer = options.publicEndpoint !== undefined ? createS3Client(connection, options.publicEndpoint) : undefined
       this.redirectUrl = (file, response) => this.#presign(file, response)

@@ -190,6 +190,23 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
     })
   }
 
+  if (name === 'mongo') {
+    test('a delete killed half way, then another delete of that version killed once it removed it: one event, the second\'s', async () => {
+      const path = 'marked/twice.txt'
+      await put(path, 'before')
+      await crash({ op: 'delete', path }, 'events.intent.written') // marked, its intent written, the file still there
+      // The first child is counted dead (its registration silent, then swept), its intent not settled yet.
+      await new Promise((resolve) => setTimeout(resolve, WINDOW_MS + 300))
+      await (s.store.driver as MongoDriver).sweep()
+      // The second takes the very version the first had marked, and dies before it could clean up after it.
+      await crash({ op: 'delete', path }, 'mongo.delete.removed')
+      await s.settle()
+      expect((await ready()).filter((e) => e.path === path).map((e) => e.type)).toEqual(['file.created', 'file.deleted'])
+      expect(await intentsLeft()).toBe(0)
+      expect(await s.store.lookup(path)).toBeNull()
+    })
+  }
+
   if (name !== 'disk') {
     test('a folder move killed part way is finished by the settler: every file moved, one event with the count', async () => {
       const from = 'half/src'

@@ -444,7 +444,10 @@ export class MongoDriver implements StorageDriver {
   async #place(path: string, bytes: WrittenBytes, attributes: FileAttributes, conditions: WritePreconditions, change: CommitChange) {
     const current = await this.#catalog.entry(path)
     checkWriteConditions(path, current && toEntry(current), conditions)
-    if (current?.type === 'file') await this.#settleBefore(current)
+    if (current?.type === 'file') {
+      await this.#forgetDeadDelete(current)
+      await this.#settleBefore(current)
+    }
     const now = new Date()
     const replacing = current?.type === 'file' ? current : null
     const doc = replacing
@@ -512,6 +515,18 @@ export class MongoDriver implements StorageDriver {
   async #settleBefore(doc: FileDoc): Promise<void> {
     if (!this.events.enabled || doc.eventOwner === undefined || doc.event === undefined) return
     if (doc.eventOwner !== (await this.#owners.current())) await this.#eventLog.move(intentsOf(doc.eventOwner), READY, doc.event)
+  }
+
+  /**
+   * Before a change takes the version `doc`: a delete that marked it and whose writer is counted dead
+   * never happened (the version is still here), and its entry goes now rather than after
+   * (`#settleAfter`), or a settler could read the absence this change makes as that delete's and
+   * announce it. A writer still counted alive may yet remove the version itself: its entry waits.
+   */
+  async #forgetDeadDelete(doc: FileDoc): Promise<void> {
+    const mark = doc.deleting
+    if (!mark || (await this.#owners.living([mark.owner])).has(mark.owner)) return
+    await this.#eventLog.remove(intentsOf(mark.owner), mark.key).catch(() => false)
   }
 
   /**
@@ -600,6 +615,7 @@ export class MongoDriver implements StorageDriver {
    * written, and whichever change takes that version next cancels the intent (`#settleAfter`).
    */
   async #removeFile(doc: FileDoc, announce?: { origin: ChangeOrigin | undefined }): Promise<boolean> {
+    await this.#forgetDeadDelete(doc)
     let intent: Intent | null = null
     if (announce && this.events.enabled) {
       this.events.checkRoom()
@@ -617,6 +633,7 @@ export class MongoDriver implements StorageDriver {
       if (doc.gridfsId) await this.#gridfs.leases.take(doc.gridfsId)
       if (intent) await this.#owners.confirm(intent.owner)
       if (!(await this.#catalog.remove(doc))) return undefined
+      failpoint('mongo.delete.removed')
       await this.#settleAfter(doc)
       return true
     })
@@ -627,6 +644,7 @@ export class MongoDriver implements StorageDriver {
 
   /** Moves one file record to `to` (as `options.revision`, with its event): null when the source changed meanwhile. */
   async #renameFile(source: FileDoc, to: string, options: MoveOptions = {}): Promise<FileDoc | null> {
+    await this.#forgetDeadDelete(source)
     await this.#settleBefore(source)
     const rev = options.revision ?? new ObjectId()
     const intent = await this.events.intend(
@@ -677,6 +695,7 @@ export class MongoDriver implements StorageDriver {
       await this.#folders.ensure(folders)
       await forEachLimited(batch, TREE_CONCURRENCY, async (doc, i) => {
         try {
+          await this.#forgetDeadDelete(doc)
           // Each file's record names the folder's entry, which the next change of the file's key follows.
           if (!(await this.#catalog.rename(doc, targets[i]!, event !== undefined ? { event } : {}))) conflicts.push(doc.path) // changed meanwhile: stays
           else await this.#settleAfter(doc)

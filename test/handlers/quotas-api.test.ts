@@ -100,14 +100,17 @@ describe('quotas over HTTP', () => {
 })
 
 describe('quotas with events', () => {
-  it('a store under quotas announces its changes (an abort with who asked); a refused write announces nothing', async () => {
+  it('a store under quotas announces its changes (an abort with who asked); a refused write or upload announces nothing', async () => {
     const secret = newSecret()
     const receiver = await startReceiver([secret])
     const svc = await startTestService({ QUOTAS: 'disk=10KiB', WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: secret })
     try {
       expect((await fetch(`${svc.api}/disk/upload/a`, { method: 'PUT', body: new Uint8Array(6 * 1024) })).status).toBe(201)
       await expectError(await fetch(`${svc.api}/disk/upload/b`, { method: 'PUT', body: new Uint8Array(6 * 1024) }), 403, 'quota_exceeded')
-      const created = await fetch(`${svc.api}/disk/createupload/c`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      // An upload in parts declaring more than fits is refused before it exists: no upload to announce.
+      const json = { 'content-type': 'application/json' }
+      await expectError(await fetch(`${svc.api}/disk/createupload/b`, { method: 'POST', headers: json, body: '{"size":8192}' }), 403, 'quota_exceeded')
+      const created = await fetch(`${svc.api}/disk/createupload/c`, { method: 'POST', headers: json, body: '{}' })
       const { uploadId } = (await created.json()) as { uploadId: string }
       expect((await fetch(`${svc.api}/disk/abortupload/${uploadId}`, { method: 'DELETE', headers: { 'X-Request-Id': 'abort-1' } })).status).toBe(204)
       expect((await fetch(`${svc.api}/disk/delete/a`, { method: 'DELETE' })).status).toBe(204)

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { addEntry, endChange, endRecount, newBucket, reap, usageOf } from '../../src/storage/quotas/bucket.js'
+import { addEntry, endChange, endRecount, handOver, newBucket, reap, usageOf } from '../../src/storage/quotas/bucket.js'
 import {
   DiskDriver,
   MongoDriver,
@@ -326,6 +326,15 @@ describe('a bucket\'s entries (bucket.ts)', () => {
     const ended = endChange(s, 'a', { bytes: 95, files: 1 })
     expect(ended.suspect).toBe(true)
     expect(ended.state.stored).toEqual({ bytes: 185, files: 2 }) // more than held, never less
+  })
+
+  it('hands a request\'s entry over to an upload as it stands, once: the usage does not move', () => {
+    const s = addEntry(counted(), 'p', change(['f'], 10), { bytes: 100 })
+    const given = handOver(s, 'p', 'u:1', 'u:1')!
+    expect(given.entries['u:1']).toEqual({ ...s.entries['p'], owner: 'u:1' })
+    expect(given.entries['p']).toBeUndefined()
+    expect(usageOf(given)).toEqual(usageOf(s))
+    expect(handOver(given, 'p', 'u:1', 'u:1')).toBeUndefined() // gone: reaped, or given already
   })
 
   it('a count keeps the credits of changes under way but makes them end conservatively; a change ending during it adds to it', () => {

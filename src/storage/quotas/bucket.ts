@@ -209,6 +209,19 @@ export function endChange(state: BucketState, id: string, added: Amount, exact: 
   return { state: next, suspect: true }
 }
 
+/**
+ * Gives the change `from`'s entry to the change `to` (of `owner`), as it stands: an upload created
+ * under a request's reservation takes it over. Undefined when `from` is gone (reaped) or `to` exists.
+ */
+export function handOver(state: BucketState, from: string, to: string, owner: string): BucketState | undefined {
+  const entry = state.entries[from]
+  if (entry?.kind !== 'change' || state.entries[to]) return undefined
+  const next = copy(state)
+  delete next.entries[from]
+  next.entries[to] = { ...entry, owner }
+  return next
+}
+
 /** Gives a change up: nothing it reserved was used. Suspect when it may have changed something part-way. */
 export function dropChange(state: BucketState, id: string): BucketState | undefined {
   if (!state.entries[id]) return undefined

@@ -38,6 +38,7 @@ import {
   endRecount,
   growEntry,
   type Limits,
+  handOver,
   newBucket,
   NOTHING,
   QuotaRefusal,
@@ -510,6 +511,21 @@ export class Change {
     // A bucket that granted more than a later one could: back to what all of them granted.
     for (const [bucket, bytes] of grown) if (bytes > granted) await this.#shrinkIn(bucket, bytes - granted)
     return granted
+  }
+
+  /** Gives every entry of this change to `to` (an upload taking over the reservation a request made for it). */
+  async handOver(to: Change): Promise<void> {
+    for (const bucket of this.buckets) {
+      let moved = false
+      await this.#update(bucket, (s) => {
+        const next = handOver(s, this.id, to.id, to.owner)
+        moved = next !== undefined
+        return next
+      })
+      if (!moved) throw new StorageError('store_unavailable', 'this instance was counted dead and its reservations were settled; try again')
+      to.adopt([bucket])
+      this.#release(bucket.prefix)
+    }
   }
 
   /** Gives back `bytes` of the reservation in every bucket (what a refused part had reserved). */

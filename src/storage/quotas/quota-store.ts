@@ -217,20 +217,22 @@ export class QuotaStore implements Store {
   async createUpload(path: string, options: CreateUploadOptions = {}): Promise<UploadSession> {
     const buckets = this.ledger.covering(path)
     if (buckets.length === 0) return this.inner.createUpload(path, options)
-    const session = await this.inner.createUpload(path, options)
-    const change = this.ledger.uploadChange(session.uploadId)
+    // Reserved by the request before the upload exists, so that a refused one is never created (nor
+    // announced); the upload then takes the reservation over. A crash in between leaves the request's
+    // entries to be reaped, and the upload's are registered again by its first part (#upload).
+    const request = await this.ledger.processChange()
+    let session: UploadSession | undefined
     try {
+      await this.#registerWrite(request, buckets, path, { bytes: options.totalSize ?? 0, files: 1 }, options.totalSize !== undefined)
+      session = await this.inner.createUpload(path, options)
       await this.ledger.indexUpload(session.uploadId, buckets.map((b) => b.prefix), session.expiresAt)
-      const declared = options.totalSize !== undefined
-      await this.#registerWrite(change, buckets, path, { bytes: options.totalSize ?? 0, files: 1 }, declared)
+      await request.handOver(this.ledger.uploadChange(session.uploadId))
+      return session
     } catch (e) {
-      // Refused: the upload goes at once, before a byte of it was sent.
-      await this.inner.abortUpload(session.uploadId).catch(() => {})
-      await change.drop().catch(() => {})
-      await this.ledger.unindexUpload(session.uploadId).catch(() => {})
+      if (session) await this.abortUpload(session.uploadId).catch(() => {})
+      await request.drop().catch(() => {})
       throw e
     }
-    return session
   }
 
   async putPart(uploadId: string, part: number, body: ReadableStream<Uint8Array>, options: PutPartOptions = {}): Promise<PartInfo> {

@@ -1,5 +1,5 @@
 /**
- * Quotas under concurrency, across processes and through crashes (docs/operations.md, "Quotas"):
+ * Quotas under concurrency, across processes and through crashes (docs/quotas.md):
  * two service processes on one disk folder, two instances on one MongoDB database and two on one
  * S3 bucket (the run's SeaweedFS), each taking
  * many writers racing at a limit (uploads, tus uploads, parts); never more than the limit is stored,
@@ -104,7 +104,7 @@ function raceSuite(store: string, fit: number, start: (env: Record<string, strin
   beforeAll(async () => {
     ;[a, b] = await Promise.all([start(env), start(env)])
     // Each process counts the buckets in the background as it starts; a change ending during a count
-    // may be counted twice until the next round (docs/operations.md, "Tolerance"). The usage route
+    // may be counted twice until the next round (docs/quotas.md, "Tolerance"). The usage route
     // waits for the process's own count, so once both answer, the racing starts from exact buckets.
     for (const prefix of ['put', 'chunked', 'tus', 'deferred', 'parts', 'crash']) for (const p of [a, b]) await usageOf(p.api, store, prefix)
   })
@@ -287,42 +287,29 @@ describe('quotas across two processes on one disk folder', () => {
   })
 })
 
-describe.skipIf(!mongoUri)('quotas across two instances on one MongoDB database', () => {
-  const db = randomDbName('quota_race')
+/**
+ * Instances of a remote store, each with a local folder of its own (removed after the suite) and a
+ * liveness window of 2 s (COMPLETION_LEASE_SECONDS): a killed instance counts as dead 2 s after its
+ * last heartbeat (on S3, beyond the second its LastModified is truncated to).
+ */
+function remoteInstances(storeEnv: Record<string, string>): (env: Record<string, string>) => Promise<ProcessService> {
   const dirs: string[] = []
   afterAll(async () => {
-    await dropDatabase(mongoUri!, db)
     for (const d of dirs) await rm(d, { recursive: true, force: true })
   })
-  // A liveness window of 2 s (COMPLETION_LEASE_SECONDS): a killed instance counts as dead 2 s after its last heartbeat.
-  raceSuite(
-    'mongo',
-    16,
-    async (env) => {
-      const dir = await mkdtemp(join(tmpdir(), 'filestorage-quota-race-'))
-      dirs.push(dir)
-      return spawnService({ ...env, STORAGE_DIR: dir, MONGODB_URI: mongoUri!, MONGODB_DB: db, COMPLETION_LEASE_SECONDS: '2' })
-    },
-    2_000,
-  )
+  return async (env) => {
+    const dir = await mkdtemp(join(tmpdir(), 'filestorage-quota-race-'))
+    dirs.push(dir)
+    return spawnService({ ...env, ...storeEnv, STORAGE_DIR: dir, COMPLETION_LEASE_SECONDS: '2' })
+  }
+}
+
+describe.skipIf(!mongoUri)('quotas across two instances on one MongoDB database', () => {
+  const db = randomDbName('quota_race')
+  afterAll(async () => dropDatabase(mongoUri!, db))
+  raceSuite('mongo', 16, remoteInstances({ MONGODB_URI: mongoUri!, MONGODB_DB: db }), 2_000)
 })
 
 describe.skipIf(!s3TestTarget())('quotas across two instances on one S3 bucket', () => {
-  const prefix = uniquePrefix('quota-race')
-  const dirs: string[] = []
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true })
-  })
-  // The same liveness window of 2 s: an instance whose registration in the bucket is older than that
-  // (beyond the second S3 truncates LastModified to) counts as dead.
-  raceSuite(
-    's3',
-    16,
-    async (env) => {
-      const dir = await mkdtemp(join(tmpdir(), 'filestorage-quota-race-'))
-      dirs.push(dir)
-      return spawnService({ ...env, ...s3StoreEnv(prefix), STORAGE_DIR: dir, COMPLETION_LEASE_SECONDS: '2' })
-    },
-    3_000,
-  )
+  raceSuite('s3', 16, remoteInstances(s3StoreEnv(uniquePrefix('quota-race'))), 3_000)
 })

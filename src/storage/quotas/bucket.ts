@@ -209,6 +209,9 @@ export function endChange(state: BucketState, id: string, added: Amount, exact: 
   return { state: next, suspect: true }
 }
 
+/** Whether a count of the bucket is under way. */
+export const countUnderWay = (state: BucketState): boolean => Object.values(state.entries).some((e) => e.kind === 'recount')
+
 /**
  * Gives the change `from`'s entry to the change `to` (of `owner`), as it stands: an upload created
  * under a request's reservation takes it over. Undefined when `from` is gone (reaped) or `to` exists.

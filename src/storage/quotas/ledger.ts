@@ -32,6 +32,7 @@ import type { Store } from '../types.js'
 import {
   addEntry,
   type Amount,
+  countUnderWay,
   type BucketState,
   dropChange,
   endChange,
@@ -98,6 +99,9 @@ export function quotaExceeded(store: string, bucket: Bucket, refusal: QuotaRefus
     details: { store, prefix: bucket.prefix, rule: bucket.rule, limit: refusal.limit, usage: refusal.usage, requested: refusal.requested },
   })
 }
+
+/** A change whose entries were reaped: this process stalled longer than the store's liveness window. */
+const countedDead = () => new StorageError('store_unavailable', 'this instance was counted dead and its reservations were settled; try again')
 
 export class QuotaLedger {
   readonly #counting = new Map<string, Promise<void>>()
@@ -179,8 +183,7 @@ export class QuotaLedger {
     for (let attempt = 1; ; attempt++) {
       const state = await this.records.read<BucketState>(`b/${prefix}`)
       if (state?.counted) return
-      const another = Object.values(state?.entries ?? {}).some((e) => e.kind === 'recount')
-      if (!another || Date.now() >= deadline) {
+      if (!state || !countUnderWay(state) || Date.now() >= deadline) {
         if (await this.recount(prefix, Date.now() < deadline)) return
       }
       await backoff(attempt, 10, 200)
@@ -223,7 +226,7 @@ export class QuotaLedger {
       let registered = true
       await this.update(prefix, (s) => {
         // A first count gives way to a count done or under way (see #countFirst).
-        registered = !(first && (s.counted || Object.values(s.entries).some((e) => e.kind === 'recount')))
+        registered = !(first && (s.counted || countUnderWay(s)))
         return registered ? addEntry(s, id, { kind: 'recount', owner, scopes: [prefix], added: { ...NOTHING }, since: Date.now() }, {}) : undefined
       })
       if (!registered) return false
@@ -496,8 +499,7 @@ export class Change {
         let mine = 0
         await this.#update(bucket, (s) => {
           const result = growEntry(s, this.id, need, granted, bucket.limits)
-          // Reaped: this process was counted dead (a stall longer than the store's liveness window).
-          if (!result) throw new StorageError('store_unavailable', 'this instance was counted dead and its reservations were settled; try again')
+          if (!result) throw countedDead()
           mine = result.granted
           return result.state
         })
@@ -522,7 +524,7 @@ export class Change {
         moved = next !== undefined
         return next
       })
-      if (!moved) throw new StorageError('store_unavailable', 'this instance was counted dead and its reservations were settled; try again')
+      if (!moved) throw countedDead()
       to.adopt([bucket])
       this.#release(bucket.prefix)
     }

@@ -7,7 +7,7 @@
  * to FerretDB's 40 MB when uncapped), whatever the file's size, and the bound below is a quarter of
  * the file, so a store that held the file, or a quarter of it, or an uncapped batch, fails. The
  * gigabyte runs are the disk and s3 stores' (disk-large-file, s3-large-file). On FerretDB every
- * query not by `_id` scans the whole chunks collection (docs/storage.md), so that a gigabyte here
+ * query not by `_id` scans the whole chunks collection (docs/mongo.md), so that a gigabyte here
  * costs minutes of scanning and proves nothing more.
  */
 import { createHash } from 'node:crypto'

@@ -108,7 +108,7 @@ for (const [store, runtime] of RUNS) {
         // chunk and the client must resume from HEAD's offset, not from a chunk's start), and a file
         // longer than a chunk (starting over would re-send more than one). More chunks before the cut
         // add only bytes, which on FerretDB cost a scan of the whole bucket per part at completion
-        // (docs/storage.md).
+        // (docs/mongo.md).
         const chunkSize = 16 * MiB
         const source = await sourceFile(`cut-${store}.bin`, 40 * MiB, 11)
         const svc = await spawnService({ STORAGE_DIR: join(dir, `cut-${store}-${runtime}`), ...storeEnv(store) }, { runtime })

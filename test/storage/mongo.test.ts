@@ -248,7 +248,7 @@ describe.runIf(uri !== undefined)('MongoDB drivers', () => {
         { filter: { type: 'file', path: { $gt: 'ix/', $lt: 'ix0' } }, sort: { path: 1 }, limit: 3 },
       ])
       // A MongoDB server shows its plan: index scans only. (FerretDB v1 on SQLite uses its indexes
-      // for uniqueness only and scans for every query; see docs/storage.md.)
+      // for uniqueness only and scans for every query; see docs/mongo.md.)
       const info = await database.db.admin().command({ buildInfo: 1 })
       if (info.ferretdbVersion === undefined) {
         for (const find of finds) {

@@ -1,5 +1,5 @@
 /**
- * The quotas an operator configures (docs/operations.md, "Quotas"): QUOTAS, a compact list, and
+ * The quotas an operator configures (docs/quotas.md): QUOTAS, a compact list, and
  * QUOTAS_FILE, a JSON file, read and checked at start-up like every variable.
  *
  *   QUOTAS="disk=100GiB; disk:users/{sub}=1GiB,10000 files; *:tmp=5000 files"

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { DiskDriver, type DriverStore, firstEntries, type LogEntry, MongoDriver, READY, type S3Driver, type StorageDriver, withUploads } from '../../src/storage/index.js'
 import { requireService } from '../helpers/external.js'
+import { CATALOG, type FileDoc, OWNERS, type OwnerDoc } from '../../src/storage/mongo/schema.js'
 import { randomDbName } from '../helpers/mongo.js'
 import { openS3Store, s3TestTarget, uniquePrefix } from '../helpers/s3-store.js'
 import { runStoreChild, spawnStoreChild, waitForOutput } from '../helpers/store-children.js'
@@ -204,6 +205,28 @@ describe.each(stores)('events recorded with the changes on the %s store', (name)
       expect((await ready()).filter((e) => e.path === path).map((e) => e.type)).toEqual(['file.created', 'file.deleted'])
       expect(await intentsLeft()).toBe(0)
       expect(await s.store.lookup(path)).toBeNull()
+    })
+  }
+
+  if (name === 'mongo') {
+    test('a put takes a version marked by a delete whose writer went silent, and is killed before it could clean up after it: no delete event', async () => {
+      const path = 'marked/silent.txt'
+      await put(path, 'before')
+      await crash({ op: 'delete', path }, 'events.intent.written') // marked, its intent written, the file still there
+      const driver = s.store.driver as MongoDriver
+      const marked = await driver.db.collection<FileDoc>(CATALOG).findOne({ path })
+      const writer = marked!.deleting!.owner
+      // The writer's registration in the last third of its window (a long one, so that it is still
+      // there when the next child looks): silent as a dead process's, not reaped yet.
+      const now = Date.now()
+      await driver.db.collection<OwnerDoc>(OWNERS).updateOne({ _id: writer }, { $set: { heartbeat: new Date(now - 8000), silentAfter: new Date(now + 3000) } })
+      await crash({ op: 'put', path, size: 5, fill: 66 }, 'mongo.put.swapped')
+      // Past the end of the writer's window, registration or not: the settler may take its intents.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, now + 3000 - Date.now())))
+      await s.settle()
+      expect((await ready()).filter((e) => e.path === path).map((e) => e.type)).toEqual(['file.created', 'file.replaced'])
+      expect(await intentsLeft()).toBe(0)
+      expect(await s.store.lookup(path)).toMatchObject({ type: 'file', size: 5 })
     })
   }
 

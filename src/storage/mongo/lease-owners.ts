@@ -88,6 +88,23 @@ export class LeaseOwners {
     return new Set(found.map((o) => o._id))
   }
 
+  /**
+   * Whether a change may take `id` for dead without waiting for it, fencing it first: true when it
+   * is not registered, or when it has been silent for two thirds of its window (a living process
+   * renews every third) and its registration is removed now, conditionally on that very heartbeat
+   * (a renewal meanwhile means it lives), so that it can commit nothing more (`confirm` fails).
+   * False leaves it at least a third of its window before the sweeper reaps it: the time a caller
+   * has to finish what must come before that.
+   */
+  async fenceSilent(id: string, now = new Date()): Promise<boolean> {
+    const doc = await this.owners.findOne({ _id: id }, { projection: { heartbeat: 1, silentAfter: 1 } })
+    if (!doc) return true
+    const window = doc.silentAfter.getTime() - doc.heartbeat.getTime()
+    if (doc.silentAfter.getTime() - window / 3 > now.getTime()) return false
+    if ((await this.owners.deleteOne({ _id: id, heartbeat: doc.heartbeat })).deletedCount === 1) return true
+    return (await this.owners.countDocuments({ _id: id })) === 0 // reaped meanwhile, or renewed
+  }
+
   /** Every registered owner. */
   async all(): Promise<string[]> {
     return (await this.owners.find({}, { projection: { _id: 1 } }).toArray()).map((o) => o._id)

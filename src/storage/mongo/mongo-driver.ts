@@ -467,6 +467,7 @@ export class MongoDriver implements StorageDriver {
         if (replacing.gridfsId) await this.#gridfs.leases.take(replacing.gridfsId)
         await this.#confirmOwners(bytes.owner, intent) // the sweeper has not counted this process dead
         if (!(await this.#catalog.swap(replacing, doc))) return undefined
+        failpoint('mongo.put.swapped')
         await this.#settleAfter(replacing)
         return { doc, replaced: replacing }
       }
@@ -518,15 +519,17 @@ export class MongoDriver implements StorageDriver {
   }
 
   /**
-   * Before a change takes the version `doc`: a delete that marked it and whose writer is counted dead
-   * never happened (the version is still here), and its entry goes now rather than after
-   * (`#settleAfter`), or a settler could read the absence this change makes as that delete's and
-   * announce it. A writer still counted alive may yet remove the version itself: its entry waits.
+   * Before a change takes the version `doc`: a delete that marked it and whose writer is dead (or
+   * silent long enough to be fenced off, so that it can no longer remove the version) never
+   * happened, and its entry goes now rather than after (`#settleAfter`), or a settler could read
+   * the absence this change makes as that delete's and announce it. A writer that lives may yet
+   * remove the version itself: its entry waits, and the sweeper leaves it alone for at least a
+   * third of a liveness window, time for this change to take the version and remove it after.
    */
   async #forgetDeadDelete(doc: FileDoc): Promise<void> {
     const mark = doc.deleting
-    if (!mark || (await this.#owners.living([mark.owner])).has(mark.owner)) return
-    await this.#eventLog.remove(intentsOf(mark.owner), mark.key).catch(() => false)
+    if (!mark || !(await this.#owners.fenceSilent(mark.owner))) return
+    await this.#eventLog.remove(intentsOf(mark.owner), mark.key)
   }
 
   /**

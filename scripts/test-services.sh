@@ -10,6 +10,9 @@
 #                               empty Go caches the three Go servers take about 15
 #                               minutes on 2 cores, SeaweedFS 8 to 11 of them; Jaeger
 #                               about 8 CPU minutes more)
+#   install-go                  only the Go-built servers (FerretDB, Consul, SeaweedFS, Jaeger)
+#   install-packages            only the Debian packages and the Python tools (schemathesis,
+#                               prometheus-client), which CI fetches while the Go servers build
 #   install-seaweedfs           build only the SeaweedFS `weed` binary
 #   install-jaeger              build only Jaeger (`cmd/jaeger`: the OTLP receiver the tracing
 #                               tests send to and read their traces back from)
@@ -324,10 +327,18 @@ install_bun() {
 }
 
 cmd_install() {
+  install_go_servers
+  install_packages_and_tools
+}
+
+install_go_servers() {
   install_ferretdb
   install_consul
   install_seaweedfs
   install_jaeger
+}
+
+install_packages_and_tools() {
   install_packages
   install_schemathesis
   install_prometheus_parser
@@ -791,6 +802,8 @@ main() {
   shift || true
   case $command in
     install) cmd_install ;;
+    install-go) install_go_servers ;;
+    install-packages) install_packages_and_tools ;;
     install-seaweedfs) install_seaweedfs ;;
     install-jaeger) install_jaeger ;;
     install-node) install_node_lts ;;

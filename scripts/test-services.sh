@@ -262,7 +262,7 @@ install_schemathesis() {
 # format, for the metrics tests (the npm parsers drop a histogram's labels, sum and count).
 install_prometheus_parser() {
   local py=$VENV_DIR/bin/python
-  if [[ -x $py ]] && [[ $("$py" -c 'import prometheus_client as p; print(p.__version__)' 2>/dev/null) == "$PROMETHEUS_CLIENT_VERSION" ]]; then
+  if [[ -x $py ]] && [[ $("$py" -c 'from importlib.metadata import version; print(version("prometheus-client"))' 2>/dev/null) == "$PROMETHEUS_CLIENT_VERSION" ]]; then
     log "prometheus-client $PROMETHEUS_CLIENT_VERSION: already installed in $VENV_DIR"
     return
   fi

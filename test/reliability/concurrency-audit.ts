@@ -96,10 +96,16 @@ export async function runConcurrencyAudit(options: AuditOptions): Promise<AuditR
     if (problem) result.writeProblems.push(problem)
   }
 
-  const deadline = performance.now() + (options.durationMs ?? CONCURRENCY.durationMs)
+  const started = performance.now()
+  const duration = options.durationMs ?? CONCURRENCY.durationMs
+  const going = () => {
+    const elapsed = performance.now() - started
+    if (elapsed < duration) return true
+    return elapsed < 3 * duration && (result.writes < CONCURRENCY.minWrites || result.readsAudited < CONCURRENCY.minReads)
+  }
   const worker = async (index: number, job: (api: string) => Promise<void>) => {
     const api = apis[index % apis.length]!
-    for (let n = 0; n < CONCURRENCY.maxOpsPerWorker && performance.now() < deadline; n++) await job(api)
+    for (let n = 0; n < CONCURRENCY.maxOpsPerWorker && going(); n++) await job(api)
   }
   await Promise.all([
     ...Array.from({ length: writers }, (_, w) =>

@@ -30,6 +30,9 @@ import { type Collection, ObjectId } from 'mongodb'
 import { StorageError } from '../errors.js'
 import type { OwnerDoc } from './schema.js'
 
+/** A living process renews its registration this many times per liveness window. */
+const RENEWALS_PER_WINDOW = 3
+
 export class LeaseOwners {
   /** This process's registration, once made; null again when the sweeper removed it. */
   #id: string | null = null
@@ -100,7 +103,7 @@ export class LeaseOwners {
     const doc = await this.owners.findOne({ _id: id }, { projection: { heartbeat: 1, silentAfter: 1 } })
     if (!doc) return true
     const window = doc.silentAfter.getTime() - doc.heartbeat.getTime()
-    if (doc.silentAfter.getTime() - window / 3 > now.getTime()) return false
+    if (doc.silentAfter.getTime() - window / RENEWALS_PER_WINDOW > now.getTime()) return false
     if ((await this.owners.deleteOne({ _id: id, heartbeat: doc.heartbeat })).deletedCount === 1) return true
     return (await this.owners.countDocuments({ _id: id })) === 0 // reaped meanwhile, or renewed
   }
@@ -129,7 +132,7 @@ export class LeaseOwners {
     }
     this.#id = id
     if (!this.#timer) {
-      this.#timer = setInterval(() => void this.#beat(), this.windowMs / 3)
+      this.#timer = setInterval(() => void this.#beat(), this.windowMs / RENEWALS_PER_WINDOW)
       this.#timer.unref()
     }
     return id

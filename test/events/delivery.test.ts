@@ -21,6 +21,7 @@ import { RUNTIMES, spawnService } from '../helpers/process-service.js'
 import { startTestService, type TestService } from '../helpers/test-service.js'
 import type { Logger } from '../../src/observability/logger.js'
 import { TUS_HEADERS, uploadMetadata } from '../helpers/tus.js'
+import { waitFor } from '../helpers/wait.js'
 import { type Delivery, newSecret, type Receiver, startReceiver } from '../helpers/webhook-receiver.js'
 
 const started: { stop(): Promise<void> }[] = []
@@ -271,10 +272,19 @@ describe('webhooks', () => {
     expect(gone.attempts.length).toBeGreaterThanOrEqual(1)
     expect(gone.attempts.length).toBeLessThanOrEqual(8)
     expect(gone.attempts.every((a) => a.status === 410)).toBe(true)
-    const overview = (await (await call(`${svc.api}/admin/events`, { expect: 200 })).json()) as {
-      stores: { disk: { consumers: { name: string; disabled: boolean; deadLetters: number; pending: number }[] } }
+    type Consumer = { name: string; disabled: boolean; deadLetters: number; pending: number }
+    const readConsumers = async () => {
+      const overview = (await (await call(`${svc.api}/admin/events`, { expect: 200 })).json()) as { stores: { disk: { consumers: Consumer[] } } }
+      return Object.fromEntries(overview.stores.disk.consumers.map((c) => [c.name, c]))
     }
-    const consumers = Object.fromEntries(overview.stores.disk.consumers.map((c) => [c.name, c]))
+    // The receiver holds the last event before the service has recorded its answer: wait for that
+    // (if it never comes, the expectations below show what is left).
+    let consumers = await readConsumers()
+    const settled = async () => {
+      consumers = await readConsumers()
+      return consumers.main!.pending === 0 && consumers.gone!.pending === 0
+    }
+    await waitFor('both consumers settled', settled, { timeoutMs: 5_000 }).catch(() => {})
     expect(consumers.gone).toMatchObject({ disabled: true, pending: 0 })
     expect(consumers.gone!.deadLetters).toBeGreaterThanOrEqual(1)
     expect(consumers.main).toMatchObject({ disabled: false, deadLetters: 0, pending: 0 })

@@ -5,7 +5,7 @@ import { configDefaults, defineConfig } from 'vitest/config'
  * after file): the files that keep the 2 cores less than half busy, measured, since most of their
  * time is waiting (timeouts waited out, Consul's reaper, retry backoffs, rate budgets refilling, a
  * SeaweedFS cluster joining its lock ring or holding writes through an outage, liveness windows,
- * FerretDB), chosen so that this lane takes about half as long as the other.
+ * FerretDB), then the lightest of the others until both lanes take about as long.
  */
 const SECOND_LANE = [
   'test/adapters/slow-clients.test.ts',
@@ -14,6 +14,7 @@ const SECOND_LANE = [
   'test/e2e/seaweedfs-cluster.test.ts',
   'test/e2e/s3-fleet.test.ts',
   'test/e2e/consul-registration.test.ts',
+  'test/e2e/cli.test.ts',
   'test/e2e/nginx-accel.test.ts',
   'test/events/recording.test.ts',
   'test/events/delivery.test.ts',

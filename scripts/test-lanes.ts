@@ -1,5 +1,5 @@
 /**
- * `npm test` and `npm run test:reliability`: the projects of a vitest config ("lanes") side by side,
+ * `npm test`: the projects of a vitest config ("lanes", vitest.config.ts's by default) side by side,
  * one vitest process each, every lane running its own files one at a time. One lane holds the files
  * that mostly wait (timeouts, Consul's reaper, retry backoffs, a cluster's lock ring), so their waits
  * pass while the other lane uses the cores; two vitest processes, since a vitest run's `maxWorkers`

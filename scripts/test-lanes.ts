@@ -1,23 +1,24 @@
 /**
- * `npm test`: the projects of a vitest config ("lanes", vitest.config.ts's by default) side by side,
+ * `npm test`: the projects of vitest.config.ts ("lanes") side by side,
  * one vitest process each, every lane running its own files one at a time. One lane holds the files
  * that mostly wait (timeouts, Consul's reaper, retry backoffs, a cluster's lock ring), so their waits
  * pass while the other lane uses the cores; two vitest processes, since a vitest run's `maxWorkers`
  * counts across its projects. The real services (test/setup/services.ts) are started once here and
  * shared: each lane's own global setup sees their variables set and leaves them be.
  *
- *   node --import tsx scripts/test-lanes.ts [--config <file>]            every lane, side by side
- *   node --import tsx scripts/test-lanes.ts [--config <file>] <args...>  one plain `vitest run <args...>`
+ *   node --import tsx scripts/test-lanes.ts              every lane, side by side
+ *   node --import tsx scripts/test-lanes.ts <args...>    one plain `vitest run <args...>`
  *
  * The first lane's output is shown as it comes; the others' lines are shown as they come too, each
  * prefixed with its lane's name. The exit status fails if any lane failed.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { resolve } from 'node:path'
-import type { UserWorkspaceConfig, ViteUserConfig } from 'vitest/config'
+import type { UserWorkspaceConfig } from 'vitest/config'
 import startServices from '../test/setup/services.js'
+import config from '../vitest.config.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const VITEST = resolve(ROOT, 'node_modules/vitest/vitest.mjs')
@@ -29,9 +30,8 @@ interface Lane {
 }
 
 /** The names of the config's inline projects, in order. */
-async function laneNames(config: string): Promise<string[]> {
-  const mod = (await import(pathToFileURL(resolve(ROOT, config)).href)) as { default: ViteUserConfig }
-  const projects = (mod.default.test?.projects ?? []) as UserWorkspaceConfig[]
+function laneNames(): string[] {
+  const projects = (config.test?.projects ?? []) as UserWorkspaceConfig[]
   return projects.map((p) => p.test?.name).filter((n): n is string => typeof n === 'string')
 }
 
@@ -61,12 +61,8 @@ function runVitest(args: string[], prefix?: string): Promise<number> {
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2)
-  let config = 'vitest.config.ts'
-  if (argv[0] === '--config' && argv[1]) config = argv.splice(0, 2)[1]!
-  if (argv.length > 0) return runVitest(['--config', config, ...argv])
-
-  const names = await laneNames(config)
-  if (names.length < 2) return runVitest(['--config', config])
+  const names = laneNames()
+  if (argv.length > 0 || names.length < 2) return runVitest(argv)
 
   const stopServices = startServices()
   // A terminal's Ctrl-C reaches the vitest processes too (one process group), a SIGTERM is passed
@@ -78,7 +74,7 @@ async function main(): Promise<number> {
     const lanes = await Promise.all(
       names.map(async (name, i): Promise<Lane> => {
         const started = Date.now()
-        const status = await runVitest(['--config', config, '--project', name], i === 0 ? undefined : `${name.padEnd(width)} │ `)
+        const status = await runVitest(['--project', name], i === 0 ? undefined : `${name.padEnd(width)} │ `)
         return { name, status, seconds: Math.round((Date.now() - started) / 1000) }
       }),
     )

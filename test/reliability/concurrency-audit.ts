@@ -101,7 +101,7 @@ export async function runConcurrencyAudit(options: AuditOptions): Promise<AuditR
   const going = () => {
     const elapsed = performance.now() - started
     if (elapsed < duration) return true
-    return elapsed < 3 * duration && (result.writes < CONCURRENCY.minWrites || result.readsAudited < CONCURRENCY.minReads)
+    return elapsed < CONCURRENCY.maxStretch * duration && (result.writes < CONCURRENCY.minWrites || result.readsAudited < CONCURRENCY.minReads)
   }
   const worker = async (index: number, job: (api: string) => Promise<void>) => {
     const api = apis[index % apis.length]!

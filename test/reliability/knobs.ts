@@ -108,11 +108,12 @@ export const CONCURRENCY = {
   durationMs: 8_000,
   maxOpsPerWorker: 400,
   /**
-   * A run shorter than this proves little: past its duration it goes on (up to three times as long)
-   * until it made at least these many writes and audited reads (a slow store on a slow machine).
+   * A run shorter than this proves little: past its duration it goes on (up to `maxStretch` times
+   * as long) until it made at least these many writes and audited reads (a slow store on a slow machine).
    */
   minWrites: 48,
   minReads: 240,
+  maxStretch: 3,
   /** Share of writes large enough to be streamed in many chunks. */
   largeShare: 0.1,
   smallMaxBytes: 64 * 1024,
